@@ -1,0 +1,24 @@
+//! The Raven wire contract: everything that crosses a process boundary.
+//!
+//! This crate holds the ids, the status enums, the op catalogue (all 145 operators of the
+//! original RDF registry with short names, wire names, arity and typed params), the tensor
+//! encoding and the message bodies. It does no I/O: servers and clients meet here and nowhere
+//! else, so a type that travels lives in this crate.
+
+pub mod ids;
+pub mod index;
+pub mod messages;
+pub mod ops;
+pub mod status;
+pub mod tensor;
+
+pub use ids::{GraphId, OpId, ProviderId, SubgraphId};
+pub use index::{IndexExpr, IndexItem, IndexParseError};
+pub use ops::{Arity, Group, OpKind, Operation, OperationError};
+pub use tensor::{DType, Scalar, TensorData, TensorError, Value};
+
+/// Version of the wire protocol; peers with a different major version refuse each other.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+#[cfg(test)]
+mod tests;

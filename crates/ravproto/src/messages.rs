@@ -1,0 +1,203 @@
+//! HTTP bodies shared by the requester SDK and the scheduler server.
+//!
+//! Port of the original's requester endpoints (§3.3) with its weaknesses removed: the server
+//! allocates graph ids, ops reference each other by a tagged local or server id instead of the
+//! `{"global_flag": "True"}` strings, and params are typed instead of JSON strings inside JSON.
+
+use crate::ids::{GraphId, OpId};
+use crate::ops::Operation;
+use crate::status::{GraphStatus, OpStatus};
+use crate::tensor::Value;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// How a graph is computed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Approach {
+    /// Subgraphs computed by providers.
+    #[default]
+    Distributed,
+    /// Statistics over providers' private data.
+    Federated,
+}
+
+/// Bounds on one column of a federated graph (inclusive; `None` is unbounded).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnRule {
+    /// Smallest kept value.
+    #[serde(default)]
+    pub min: Option<f64>,
+    /// Largest kept value.
+    #[serde(default)]
+    pub max: Option<f64>,
+}
+
+/// Rules of a federated graph: which columns, their bounds, and how many providers.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FederatedRules {
+    /// Columns and their bounds.
+    pub columns: BTreeMap<String, ColumnRule>,
+    /// Providers needed before the aggregate can be read.
+    pub min_clients: u32,
+    /// Providers accepted at most.
+    #[serde(default)]
+    pub max_clients: Option<u32>,
+}
+
+/// What a provider must offer to take part in a graph.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Requirements {
+    /// Least total RAM, in bytes.
+    #[serde(default)]
+    pub min_ram_bytes: Option<u64>,
+    /// A GPU must be present.
+    #[serde(default)]
+    pub gpu_required: bool,
+    /// Least benchmark score.
+    #[serde(default)]
+    pub min_speed_score: Option<f64>,
+}
+
+/// Requester-chosen description of a graph.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GraphMeta {
+    /// Free-text name.
+    pub name: String,
+    /// Free-text algorithm label.
+    #[serde(default)]
+    pub algorithm: Option<String>,
+    /// Distributed or federated.
+    #[serde(default)]
+    pub approach: Approach,
+    /// Federated rules.
+    #[serde(default)]
+    pub rules: Option<FederatedRules>,
+    /// Provider requirements.
+    #[serde(default)]
+    pub requirements: Requirements,
+}
+
+/// `POST /graphs` body.
+pub type CreateGraphRequest = GraphMeta;
+
+/// `POST /graphs` reply.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CreateGraphResponse {
+    /// The id the server allocated.
+    pub graph_id: GraphId,
+}
+
+/// A reference to an op from another op of the same upload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpRef {
+    /// An op of this or an earlier chunk, by the client's own number.
+    Local(u64),
+    /// An op the server already knows.
+    Server(OpId),
+}
+
+/// One op in an upload chunk.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpRecord {
+    /// The client's number for this op (unique within the graph's uploads).
+    pub local_id: u64,
+    /// Operator and typed params.
+    pub operation: Operation,
+    /// Positional inputs.
+    #[serde(default)]
+    pub inputs: Vec<OpRef>,
+    /// Name under which the result is kept for fetching.
+    #[serde(default)]
+    pub persist: Option<String>,
+    /// Inline value of a `lin` op (small tensors; big ones are uploaded separately).
+    #[serde(default)]
+    pub value: Option<Value>,
+}
+
+/// `POST /graphs/{id}/ops` body: one chunk of ops.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpChunkRequest {
+    /// Ops in dependency order.
+    pub ops: Vec<OpRecord>,
+}
+
+/// `POST /graphs/{id}/ops` reply: the client's numbers mapped to server ids.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OpChunkResponse {
+    /// Local id → server id.
+    pub id_map: BTreeMap<u64, OpId>,
+}
+
+/// Op counts and overall status of a graph.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GraphProgress {
+    /// The graph.
+    pub graph_id: GraphId,
+    /// Overall status.
+    pub status: GraphStatus,
+    /// Ops per status.
+    pub ops: BTreeMap<OpStatus, u64>,
+    /// Computed share of all ops, 0 to 100.
+    pub percent: f64,
+    /// Why the graph failed, naming the op.
+    #[serde(default)]
+    pub failure: Option<OpFailure>,
+}
+
+/// An op that failed, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpFailure {
+    /// The op.
+    pub op_id: OpId,
+    /// Its operator's short name.
+    pub operator: String,
+    /// The reason, as the kernel reported it.
+    pub reason: String,
+}
+
+/// Kind of an error reply; maps to an HTTP status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// 400: the body is malformed or an op is invalid.
+    BadRequest,
+    /// 401: missing or wrong token.
+    Unauthorized,
+    /// 403: the resource belongs to someone else.
+    Forbidden,
+    /// 404: no such resource.
+    NotFound,
+    /// 409: the request conflicts with the current state.
+    Conflict,
+    /// 426: protocol versions differ.
+    VersionMismatch,
+    /// 500: a server fault (details are in the server log only).
+    Internal,
+}
+
+/// Body of every error reply.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// Kind.
+    pub code: ErrorCode,
+    /// Human-readable reason.
+    pub message: String,
+    /// The op concerned, for validation errors.
+    #[serde(default)]
+    pub op: Option<OpRef>,
+}
+
+/// First message of every connection: both sides state their protocol version.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// [`crate::PROTOCOL_VERSION`] of the sender.
+    pub protocol_version: u32,
+}

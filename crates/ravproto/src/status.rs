@@ -1,0 +1,66 @@
+//! Status enums of graphs, ops, subgraphs and providers (the original's §2.8 lifecycles).
+//!
+//! The original stored these as free strings and booleans as `"True"`/`"False"`; here each is
+//! a closed enum serialized in `snake_case`.
+
+use serde::{Deserialize, Serialize};
+
+/// Lifecycle of one op.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpStatus {
+    /// Waiting for its inputs or for a provider.
+    Pending,
+    /// Sent to a provider as part of a subgraph.
+    Computing,
+    /// Result stored.
+    Computed,
+    /// Failed for good (after retries).
+    Failed,
+}
+
+/// Lifecycle of one graph.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GraphStatus {
+    /// Created; ops may still be uploaded.
+    Pending,
+    /// Executing on providers.
+    Computing,
+    /// Every op computed.
+    Computed,
+    /// A subgraph failed after its retries; the reason is recorded.
+    Failed,
+    /// Cancelled by its requester.
+    Cancelled,
+}
+
+/// Lifecycle of one subgraph inside the scheduler.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubgraphStatus {
+    /// Some external input is not computed yet.
+    NotReady,
+    /// Every input is available; waiting for a provider.
+    Ready,
+    /// Sent to a provider, result not back yet.
+    Assigned,
+    /// Results ingested.
+    Computed,
+    /// Failed for good after its retries.
+    Failed,
+}
+
+/// Connection and work state of a provider.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderStatus {
+    /// Connected, not benchmarked yet.
+    Connected,
+    /// Benchmarked and waiting for work.
+    Idle,
+    /// Computing a subgraph.
+    Busy,
+    /// Gone; its in-flight work went back to ready.
+    Disconnected,
+}

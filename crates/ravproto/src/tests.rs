@@ -1,0 +1,192 @@
+//! Snapshot tests freezing the JSON of every message type, and tensor encoding round trips.
+
+use crate::index::{IndexExpr, IndexItem};
+use crate::messages::*;
+use crate::ops::{Operation, ReduceParams};
+use crate::status::*;
+use crate::tensor::{DType, Scalar, TensorData, TensorError, Value};
+use crate::{GraphId, OpId};
+use expect_test::{Expect, expect};
+use std::collections::BTreeMap;
+
+fn check<T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(value: &T, expect: Expect) {
+    let json = serde_json::to_string(value).expect("serializes");
+    expect.assert_eq(&json);
+    let back: T = serde_json::from_str(&json).expect("parses back");
+    assert_eq!(&back, value);
+}
+
+#[test]
+fn tensor_json() {
+    check(&TensorData::from_f32(vec![3], &[1.0, 2.5, -3.0]).unwrap(), expect![[r#"{"dtype":"f32","shape":[3],"data":[1.0,2.5,-3.0]}"#]]);
+    check(&TensorData::from_i64(vec![2, 1], &[7, -1]).unwrap(), expect![[r#"{"dtype":"i64","shape":[2,1],"data":[7,-1]}"#]]);
+    check(&TensorData::from_bool(vec![2], &[true, false]).unwrap(), expect![[r#"{"dtype":"bool","shape":[2],"data":[true,false]}"#]]);
+    check(&TensorData::from_u8(vec![0], &[]).unwrap(), expect![[r#"{"dtype":"u8","shape":[0],"data":[]}"#]]);
+    check(&TensorData::scalar(Scalar::Float(0.5)), expect![[r#"{"dtype":"f64","shape":[],"data":[0.5]}"#]]);
+    // Non-finite floats are strings, since JSON has no NaN or infinity.
+    let special = TensorData::from_f64(vec![3], &[f64::NAN, f64::INFINITY, f64::NEG_INFINITY]).unwrap();
+    let json = serde_json::to_string(&special).unwrap();
+    expect![[r#"{"dtype":"f64","shape":[3],"data":["nan","inf","-inf"]}"#]].assert_eq(&json);
+    let back: TensorData = serde_json::from_str(&json).unwrap();
+    let values = back.to_f64().unwrap();
+    assert!(values[0].is_nan() && values[1] == f64::INFINITY && values[2] == f64::NEG_INFINITY);
+}
+
+#[test]
+fn tensor_json_rejects_bad_data() {
+    let err = |json: &str| serde_json::from_str::<TensorData>(json).unwrap_err().to_string();
+    expect!["tensor data has 8 bytes but shape [3] of f32 needs 12"]
+        .assert_eq(&err(r#"{"dtype":"f32","shape":[3],"data":[1.0,2.0]}"#));
+    expect!["element 1 (1.5) is not a valid i64"].assert_eq(&err(r#"{"dtype":"i64","shape":[2],"data":[1,1.5]}"#));
+    expect!["element 0 (300) is not a valid u8"].assert_eq(&err(r#"{"dtype":"u8","shape":[1],"data":[300]}"#));
+    expect![[r#"element 0 ("hello") is not a valid f64"#]].assert_eq(&err(r#"{"dtype":"f64","shape":[1],"data":["hello"]}"#));
+}
+
+#[test]
+fn binary_frame_round_trips_and_rejects_garbage() {
+    let tensor = TensorData::from_f64(vec![2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, f64::NAN]).unwrap();
+    let frame = tensor.encode_binary();
+    assert_eq!(frame.len(), 4 + 1 + 1 + 4 + 2 * 8 + 6 * 8, "header plus raw data, nothing else");
+    let back = TensorData::decode_binary(&frame).unwrap();
+    assert_eq!(back.shape(), &[2, 3]);
+    assert_eq!(back.bytes(), tensor.bytes());
+    assert_eq!(TensorData::decode_binary(b"nope"), Err(TensorError::BadFrame("missing RAVT magic")));
+    assert!(matches!(TensorData::decode_binary(&frame[..frame.len() - 1]), Err(TensorError::LengthMismatch { .. })));
+    let mut bad_bool = TensorData::from_bool(vec![1], &[true]).unwrap().encode_binary();
+    *bad_bool.last_mut().unwrap() = 7;
+    assert_eq!(TensorData::decode_binary(&bad_bool), Err(TensorError::BadBool(7)));
+}
+
+#[test]
+fn binary_serde_formats_carry_raw_bytes() {
+    let tensor = TensorData::from_f32(vec![256, 256], &vec![0.5; 65536]).unwrap();
+    let packed = postcard::to_allocvec(&tensor).unwrap();
+    assert!(packed.len() < 262_144 + 32, "postcard form is raw bytes plus a small header: {}", packed.len());
+    let back: TensorData = postcard::from_bytes(&packed).unwrap();
+    assert_eq!(back, tensor);
+}
+
+#[test]
+fn values_and_scalars() {
+    let list = Value::List(vec![
+        Value::Tensor(TensorData::from_i64(vec![1], &[3]).unwrap()),
+        Value::List(vec![]),
+    ]);
+    check(&list, expect![[r#"{"list":[{"tensor":{"dtype":"i64","shape":[1],"data":[3]}},{"list":[]}]}"#]]);
+    check(&vec![Scalar::Bool(true), Scalar::Int(3), Scalar::Float(2.5)], expect!["[true,3,2.5]"]);
+    assert_eq!(DType::ALL.map(|d| d.size()), [4, 8, 8, 1, 1]);
+}
+
+#[test]
+fn statuses() {
+    check(&[OpStatus::Pending, OpStatus::Computing, OpStatus::Computed, OpStatus::Failed], expect![[r#"["pending","computing","computed","failed"]"#]]);
+    check(
+        &[GraphStatus::Pending, GraphStatus::Computing, GraphStatus::Computed, GraphStatus::Failed, GraphStatus::Cancelled],
+        expect![[r#"["pending","computing","computed","failed","cancelled"]"#]],
+    );
+    check(
+        &[SubgraphStatus::NotReady, SubgraphStatus::Ready, SubgraphStatus::Assigned, SubgraphStatus::Computed, SubgraphStatus::Failed],
+        expect![[r#"["not_ready","ready","assigned","computed","failed"]"#]],
+    );
+    check(
+        &[ProviderStatus::Connected, ProviderStatus::Idle, ProviderStatus::Busy, ProviderStatus::Disconnected],
+        expect![[r#"["connected","idle","busy","disconnected"]"#]],
+    );
+}
+
+#[test]
+fn graph_messages() {
+    let meta = GraphMeta {
+        name: "ages".into(),
+        algorithm: Some("stats".into()),
+        approach: Approach::Federated,
+        rules: Some(FederatedRules {
+            columns: BTreeMap::from([
+                ("age".into(), ColumnRule { min: Some(18.0), max: Some(80.0) }),
+                ("fund".into(), ColumnRule::default()),
+            ]),
+            min_clients: 2,
+            max_clients: Some(5),
+        }),
+        requirements: Requirements { min_ram_bytes: Some(1 << 30), gpu_required: false, min_speed_score: None },
+    };
+    check(
+        &meta,
+        expect![[r#"{"name":"ages","algorithm":"stats","approach":"federated","rules":{"columns":{"age":{"min":18.0,"max":80.0},"fund":{"min":null,"max":null}},"min_clients":2,"max_clients":5},"requirements":{"min_ram_bytes":1073741824,"gpu_required":false,"min_speed_score":null}}"#]],
+    );
+    check(&CreateGraphResponse { graph_id: GraphId(42) }, expect![[r#"{"graph_id":42}"#]]);
+    check(&Hello { protocol_version: crate::PROTOCOL_VERSION }, expect![[r#"{"protocol_version":1}"#]]);
+}
+
+#[test]
+fn op_chunk_messages() {
+    let chunk = OpChunkRequest {
+        ops: vec![
+            OpRecord {
+                local_id: 0,
+                operation: serde_json::from_str(r#"{"operator":"lin","params":{"dtype":"f64","shape":[2]}}"#).unwrap(),
+                inputs: vec![],
+                persist: None,
+                value: Some(Value::Tensor(TensorData::from_f64(vec![2], &[1.0, 2.0]).unwrap())),
+            },
+            OpRecord {
+                local_id: 1,
+                operation: Operation::Sum(ReduceParams::axis(0)),
+                inputs: vec![OpRef::Local(0), OpRef::Server(OpId(9031))],
+                persist: Some("total".into()),
+                value: None,
+            },
+        ],
+    };
+    check(
+        &chunk,
+        expect![[r#"{"ops":[{"local_id":0,"operation":{"operator":"lin","params":{"dtype":"f64","shape":[2]}},"inputs":[],"persist":null,"value":{"tensor":{"dtype":"f64","shape":[2],"data":[1.0,2.0]}}},{"local_id":1,"operation":{"operator":"sum","params":{"axis":0,"keepdims":false}},"inputs":[{"local":0},{"server":9031}],"persist":"total","value":null}]}"#]],
+    );
+    check(&OpChunkResponse { id_map: BTreeMap::from([(0, OpId(100)), (1, OpId(101))]) }, expect![[r#"{"id_map":{"0":100,"1":101}}"#]]);
+}
+
+#[test]
+fn progress_and_error_messages() {
+    let progress = GraphProgress {
+        graph_id: GraphId(3),
+        status: GraphStatus::Failed,
+        ops: BTreeMap::from([(OpStatus::Computed, 8), (OpStatus::Failed, 1)]),
+        percent: 88.9,
+        failure: Some(OpFailure { op_id: OpId(17), operator: "inv".into(), reason: "singular matrix".into() }),
+    };
+    check(
+        &progress,
+        expect![[r#"{"graph_id":3,"status":"failed","ops":{"computed":8,"failed":1},"percent":88.9,"failure":{"op_id":17,"operator":"inv","reason":"singular matrix"}}"#]],
+    );
+    check(
+        &ErrorBody { code: ErrorCode::BadRequest, message: "op `sum`: axis 3 is out of bounds".into(), op: Some(OpRef::Local(4)) },
+        expect![[r#"{"code":"bad_request","message":"op `sum`: axis 3 is out of bounds","op":{"local":4}}"#]],
+    );
+}
+
+fn parse(input: &str) -> String {
+    match input.parse::<IndexExpr>() {
+        Ok(expr) => expr.to_string(),
+        Err(e) => format!("error: {e}"),
+    }
+}
+
+#[test]
+fn index_grammar() {
+    expect!["[1:, :, -1]"].assert_eq(&parse("[1:, :, -1]"));
+    expect!["[1:, ::2, -1]"].assert_eq(&parse("[1:, ::2, -1]"));
+    expect!["[..., None, 0]"].assert_eq(&parse("..., np.newaxis, 0"));
+    expect!["[<int array [2]: [0, 2]>]"].assert_eq(&parse("[[0, 2]]"));
+    expect!["[0, 2]"].assert_eq(&parse("[0, 2]"));
+    expect!["[<mask [3]: [true, false, true]>, 1:3]"].assert_eq(&parse("[[True, False, True], 1:3]"));
+    expect!["[<int array [2, 2]: [0, 1, 1, 0]>]"].assert_eq(&parse("[[[0, 1], [1, 0]]]"));
+    expect!["[::-1]"].assert_eq(&parse("[::-1]"));
+    expect!["[]"].assert_eq(&parse("[]"));
+    expect![[r#"error: cannot parse index "[::0]" at byte 4: slice step cannot be zero"#]].assert_eq(&parse("[::0]"));
+    expect![[r#"error: cannot parse index "[1, 2" at byte 5: expected `,` or `]` in an index list"#]].assert_eq(&parse("[1, 2"));
+    expect![[r#"error: cannot parse index "[os.system('x')]" at byte 1: unknown name (only None, newaxis, True, False, Ellipsis)"#]]
+        .assert_eq(&parse("[os.system('x')]"));
+    expect![[r#"error: cannot parse index "[[1, [2]]]" at byte 8: index list mixes lists and numbers"#]].assert_eq(&parse("[[1, [2]]]"));
+    expect![[r#"error: cannot parse index "[[1, True]]" at byte 10: index list mixes integers and bools"#]].assert_eq(&parse("[[1, True]]"));
+    assert_eq!("[2:5]".parse::<IndexExpr>().unwrap().0, vec![IndexItem::range(2, 5)]);
+}

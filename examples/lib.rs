@@ -1,0 +1,1 @@
+//! Placeholder library so the examples package has a target; the tutorials are the `[[example]]` targets.
