@@ -1,1 +1,218 @@
-//! ravexec
+//! Raven kernels: execute catalogue ops on ndarray + rayon with NumPy semantics.
+//!
+//! [`execute`] runs one [`Operation`] on its input values and returns the result or an
+//! [`ExecError`] naming the op and the reason; it never panics on bad input. Groups B to E
+//! (arithmetic, linear algebra and shape, logic, statistics) are implemented here, including
+//! the ops the original registered but never implemented (`cube`, `slice`, `median`, `sign`,
+//! `random`). Groups F to I (classic ML, deep learning, whole models, losses) and the
+//! federated placeholders exist in the catalogue and return [`ErrorKind::Unsupported`].
+//!
+//! Semantics follow NumPy 2 (broadcasting, `axis`/`keepdims`, NEP 50 promotion, `ddof`,
+//! percentile methods). Where NumPy returns a dtype we do not carry, see [`tensor`] for the
+//! mapping.
+
+mod elementwise;
+mod error;
+mod index;
+mod linalg;
+mod random;
+mod reduce;
+mod shape;
+pub mod tensor;
+
+pub use error::{ErrorKind, ExecError};
+pub use tensor::{Elem, Tensor, TensorValue};
+
+use error::KResult;
+use ravproto::ops::{Distribution, Order};
+use ravproto::{Group, IndexExpr, IndexItem, OpKind, Operation};
+
+fn tensor_at(inputs: &[TensorValue], i: usize) -> KResult<&Tensor> {
+    inputs[i].as_tensor().ok_or(ErrorKind::NotTensor(i))
+}
+
+/// Inputs of variadic ops: the tensors given, or the items of a single list input.
+fn tensor_list(inputs: &[TensorValue]) -> KResult<Vec<&Tensor>> {
+    let items: Vec<&TensorValue> = match inputs {
+        [TensorValue::List(items)] => items.iter().collect(),
+        _ => inputs.iter().collect(),
+    };
+    if items.is_empty() {
+        return Err(ErrorKind::Value("need at least one array".into()));
+    }
+    items.into_iter().enumerate().map(|(i, v)| v.as_tensor().ok_or(ErrorKind::NotTensor(i))).collect()
+}
+
+/// Runs one op on its inputs.
+pub fn execute(operation: &Operation, inputs: &[TensorValue]) -> Result<TensorValue, ExecError> {
+    let kind = operation.kind();
+    let arity = kind.arity();
+    let list_input = matches!(inputs, [TensorValue::List(_)]) && matches!(kind, OpKind::Concat | OpKind::Stack);
+    if !arity.accepts(inputs.len()) && !list_input {
+        return Err(ExecError { op: kind, kind: ErrorKind::Arity { expected: arity, got: inputs.len() } });
+    }
+    run(operation, inputs).map_err(|kind_error| ExecError { op: kind, kind: kind_error })
+}
+
+fn run(operation: &Operation, inputs: &[TensorValue]) -> KResult<TensorValue> {
+    use Operation as O;
+    let t = |i: usize| tensor_at(inputs, i);
+    let out: Tensor = match operation {
+        O::Add(params) => {
+            if params.key.is_some() {
+                return Err(ErrorKind::Unsupported("`key` selects from layer outputs, which arrive with the deep-learning ops".into()));
+            }
+            elementwise::arithmetic(OpKind::Add, t(0)?, t(1)?)?
+        }
+        O::Sub(_) | O::Mul(_) | O::Multiply(_) | O::Div(_) | O::Pow(_) => {
+            elementwise::arithmetic(operation.kind(), t(0)?, t(1)?)?
+        }
+        O::Pos(_) | O::Neg(_) | O::Exp(_) | O::Natlog(_) | O::Square(_) | O::Cube(_) | O::SquareRoot(_)
+        | O::CubeRoot(_) | O::Abs(_) | O::Sign(_) => elementwise::unary(operation.kind(), t(0)?)?,
+        O::Greater(_) | O::GreaterEqual(_) | O::Less(_) | O::LessEqual(_) | O::Equal(_) | O::NotEqual(_) => {
+            elementwise::compare(operation.kind(), t(0)?, t(1)?)?
+        }
+        O::LogicalAnd(_) | O::LogicalOr(_) | O::LogicalXor(_) => {
+            elementwise::logical(operation.kind(), t(0)?, Some(t(1)?))?
+        }
+        O::LogicalNot(_) => elementwise::logical(OpKind::LogicalNot, t(0)?, None)?,
+        O::Matmul(_) => linalg::matmul(t(0)?, t(1)?)?,
+        O::Dot(_) => linalg::dot(t(0)?, t(1)?)?,
+        O::Inv(_) => linalg::inv(t(0)?)?,
+        O::Transpose(p) => shape::transpose(t(0)?, p.axes.as_deref())?,
+        O::Sum(p) => reduce::sum_prod(OpKind::Sum, t(0)?, p.axis.as_ref(), p.keepdims)?,
+        O::Prod(p) => reduce::sum_prod(OpKind::Prod, t(0)?, p.axis.as_ref(), p.keepdims)?,
+        O::Min(p) => reduce::min_max(OpKind::Min, t(0)?, p.axis.as_ref(), p.keepdims)?,
+        O::Max(p) => reduce::min_max(OpKind::Max, t(0)?, p.axis.as_ref(), p.keepdims)?,
+        O::Argmax(p) => reduce::arg_extreme(OpKind::Argmax, t(0)?, p.axis, p.keepdims)?,
+        O::Argmin(p) => reduce::arg_extreme(OpKind::Argmin, t(0)?, p.axis, p.keepdims)?,
+        O::Reshape(p) => shape::reshape(t(0)?, &p.shape)?,
+        O::Flatten(_) => shape::ravel(t(0)?, Order::C),
+        O::Ravel(p) => shape::ravel(t(0)?, p.order),
+        O::Squeeze(p) => shape::squeeze(t(0)?, p.axis.as_ref())?,
+        O::ExpandDims(p) => shape::expand_dims(t(0)?, &p.axis)?,
+        O::Concat(p) => shape::concat(&tensor_list(inputs)?, p.axis)?,
+        O::Stack(p) => shape::stack(&tensor_list(inputs)?, p.axis)?,
+        O::Split(p) => return shape::split(t(0)?, &p.num_or_size_splits, p.axis),
+        O::Tile(_) => shape::tile(t(0)?, t(1)?)?,
+        O::Reverse(p) => shape::reverse(t(0)?, p.axis.as_ref())?,
+        O::Sort(p) => shape::sort(t(0)?, p.axis)?,
+        O::Unique(p) => return shape::unique(t(0)?, p.axis, p.return_inverse, p.return_counts),
+        O::Gather(_) => {
+            let source = t(0)?;
+            if source.ndim() == 0 {
+                return Err(ErrorKind::Index("cannot gather from a 0-d array".into()));
+            }
+            index::index(source, &IndexExpr(vec![index::array_item(t(1)?)?]))?
+        }
+        O::Slice(p) => {
+            if p.begin.len() != p.size.len() {
+                return Err(ErrorKind::Value("begin and size must have the same length".into()));
+            }
+            let items = p
+                .begin
+                .iter()
+                .zip(&p.size)
+                .map(|(&begin, &size)| match size {
+                    -1 => Ok(IndexItem::Slice { start: Some(begin), stop: None, step: None }),
+                    s if s < 0 => Err(ErrorKind::Value(format!("slice size {s} must be -1 or non-negative"))),
+                    s => Ok(IndexItem::range(begin, begin + s)),
+                })
+                .collect::<KResult<_>>()?;
+            index::index(t(0)?, &IndexExpr(items))?
+        }
+        O::FindIndices(_) => return shape::find_indices(t(0)?, t(1)?),
+        O::Shape(p) => shape::shape_of(t(0)?, p.index)?,
+        O::Size(_) => Tensor::scalar_i64(t(0)?.len() as i64),
+        O::Pad(p) => shape::pad(t(0)?, p)?,
+        O::Repeat(p) => shape::repeat(t(0)?, &p.repeats, p.axis)?,
+        O::Arange(p) => shape::arange(t(0)?, t(1)?, p.step)?,
+        O::Zeros(p) => shape::zeros(t(0)?, p.dtype)?,
+        O::Index(p) => index::index(t(0)?, &p.indices)?,
+        O::SetValue(p) => index::set_value(t(0)?, t(1)?, &p.indices)?,
+        O::JoinToList(_) => shape::join_to_list(t(0)?, t(1)?)?,
+        O::CombineToList(_) => shape::stack(&[t(0)?, t(1)?], 0)?,
+        O::Ravint(_) => shape::ravint(t(0)?)?,
+        O::CnnIndex(p) => index::index(t(0)?, &cnn_expr(p))?,
+        O::CnnIndex2(p) => {
+            let expr = IndexExpr(vec![
+                IndexItem::full(),
+                IndexItem::full(),
+                IndexItem::range(p.pad_h as i64, (p.pad_h + p.height) as i64),
+                IndexItem::range(p.pad_w as i64, (p.pad_w + p.width) as i64),
+            ]);
+            index::index(t(0)?, &expr)?
+        }
+        O::CnnAddAt(p) => index::add_at(t(0)?, t(1)?, &cnn_expr(p))?,
+        O::OneHotEncoding(_) => shape::one_hot(t(0)?, t(1)?)?,
+        O::Clip(p) => shape::clip(t(0)?, p)?,
+        O::Where(_) => shape::where_(t(0)?, t(1)?, t(2)?)?,
+        O::Foreach(p) => return foreach(t(0)?, &p.operation),
+        O::RandomUniform(p) => {
+            let (low, high) = (t(0)?, t(1)?);
+            if low.len() != 1 || high.len() != 1 {
+                return Err(ErrorKind::Shape("random_uniform needs scalar low and high".into()));
+            }
+            let (low, high) = (low.to_f64_array().iter().sum(), high.to_f64_array().iter().sum());
+            Tensor::F64(random::sample(&p.size, p.seed, &Distribution::Uniform { low, high }))
+        }
+        O::Random(p) => Tensor::F64(random::sample(&p.shape, p.seed, &p.distribution)),
+        O::Mean(p) => reduce::mean(t(0)?, p.axis.as_ref(), p.keepdims)?,
+        O::Average(p) => {
+            let weights = if inputs.len() > 1 { Some(t(1)?) } else { None };
+            reduce::average(t(0)?, weights, p.axis.as_ref(), p.keepdims)?
+        }
+        O::Variance(p) => reduce::var_std(OpKind::Variance, t(0)?, p.axis.as_ref(), p.keepdims, p.ddof)?,
+        O::Std(p) => reduce::var_std(OpKind::Std, t(0)?, p.axis.as_ref(), p.keepdims, p.ddof)?,
+        O::Mode(p) => reduce::mode(t(0)?, p.axis, p.keepdims)?,
+        O::Median(p) => reduce::median(t(0)?, p.axis.as_ref(), p.keepdims)?,
+        O::Percentile(p) => reduce::percentile(t(0)?, t(1)?, p.axis.as_ref(), p.keepdims, p.method)?,
+        O::Bincount(p) => {
+            let weights = if inputs.len() > 1 { Some(t(1)?) } else { None };
+            reduce::bincount(t(0)?, weights, p.minlength)?
+        }
+        other => return Err(unsupported(other.kind())),
+    };
+    Ok(TensorValue::Tensor(out))
+}
+
+fn cnn_expr(p: &ravproto::ops::CnnIndexParams) -> IndexExpr {
+    IndexExpr(vec![IndexItem::full(), p.index1.clone(), p.index2.clone(), p.index3.clone()])
+}
+
+fn unsupported(kind: OpKind) -> ErrorKind {
+    let why = match kind.group() {
+        Group::Input => "input nodes carry values and are never executed",
+        Group::Federated => "federated statistics are computed by the federated path, not by a kernel",
+        _ => "the machine-learning groups (F to I) are not implemented yet",
+    };
+    ErrorKind::Unsupported(format!("`{kind}`: {why}"))
+}
+
+/// `foreach`: applies a one-input op to each `a[i]` and stacks the results (the original
+/// built and evaluated `[op(x) for x in a]` as source text).
+fn foreach(a: &Tensor, operation: &Operation) -> KResult<TensorValue> {
+    if !operation.kind().arity().accepts(1) {
+        return Err(ErrorKind::Value(format!("foreach needs a one-input op, `{}` takes {}", operation.kind(), operation.kind().arity())));
+    }
+    if a.ndim() == 0 {
+        return Err(ErrorKind::Shape("foreach iterates over the first axis of a 0-d array".into()));
+    }
+    let mut results = Vec::with_capacity(a.shape()[0]);
+    for i in 0..a.shape()[0] {
+        let item = index::index(a, &IndexExpr(vec![IndexItem::Int(i as i64)]))?;
+        let value = execute(operation, &[TensorValue::Tensor(item)]).map_err(|e| ErrorKind::Value(e.to_string()))?;
+        match value {
+            TensorValue::Tensor(t) => results.push(t),
+            TensorValue::List(_) => return Err(ErrorKind::Value("foreach needs an op that returns a tensor".into())),
+        }
+    }
+    if results.is_empty() {
+        return Ok(TensorValue::Tensor(Tensor::F64(ndarray::ArrayD::zeros(ndarray::IxDyn(&[0])))));
+    }
+    let refs: Vec<&Tensor> = results.iter().collect();
+    Ok(TensorValue::Tensor(shape::stack(&refs, 0).map_err(|_| {
+        ErrorKind::Shape("foreach results have different shapes".into())
+    })?))
+}
+
