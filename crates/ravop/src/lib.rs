@@ -1,1 +1,39 @@
-//! ravop
+//! Raven requester SDK: build graphs of tensor ops and run them.
+//!
+//! ```
+//! use ravop::{Graph, LocalExecutor};
+//!
+//! let graph = Graph::new("hello");
+//! let a = graph.t(vec![1.0, 2.0, 3.0]);
+//! let b = graph.t(vec![5.0, 22.0, 7.0]);
+//! (&a + &b).persist("c");
+//! let results = LocalExecutor::default().run(&graph)?;
+//! assert_eq!(results.array::<f64>("c")?.into_raw_vec_and_offset().0, vec![6.0, 24.0, 10.0]);
+//! # Ok::<(), ravop::Error>(())
+//! ```
+//!
+//! A [`Graph`] records ops lazily; nothing is computed while building. Every catalogue op is a
+//! method on [`Op`] (or on [`Graph`] for ops without inputs), and `+ - * /` and unary `-` are
+//! overloaded. Mistakes that operator overloading cannot return as a `Result` (mixing ops of
+//! two graphs, a malformed index string, a duplicate persist name) are recorded and reported by
+//! [`Graph::validate`] and by every executor before anything runs. [`LocalExecutor`] runs a
+//! graph in-process on the `ravexec` kernels; the distributed client runs the same graph on
+//! providers and must return the same persisted values.
+
+mod error;
+mod executor;
+mod graph;
+mod methods;
+mod values;
+
+pub use error::{Error, Result};
+pub use executor::{LocalExecutor, Results};
+pub use graph::{Graph, Node, Op};
+pub use ravexec::{Elem, Tensor, TensorValue};
+pub use ravproto::messages::{Approach, ColumnRule, FederatedRules, GraphMeta, Requirements};
+pub use ravproto::ops;
+pub use ravproto::{DType, IndexExpr, IndexItem, OpId, OpKind, Operation, Scalar};
+pub use values::IntoTensor;
+
+#[cfg(test)]
+mod tests;

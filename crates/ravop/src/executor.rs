@@ -1,0 +1,96 @@
+//! In-process execution of a whole graph on the `ravexec` kernels.
+//!
+//! This is the reference the distributed path is compared against: the same ops, the same
+//! kernels, no network. Intermediate values are dropped as soon as their last consumer has run,
+//! so memory stays near the live frontier of the graph.
+
+use crate::error::{Error, Result};
+use crate::graph::Graph;
+use ndarray::ArrayD;
+use ravexec::{Elem, Tensor, TensorValue, execute};
+use ravproto::OpId;
+use std::collections::BTreeMap;
+
+/// Runs graphs in this process.
+#[derive(Clone, Debug, Default)]
+pub struct LocalExecutor {}
+
+/// Persisted results of a run, by name.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Results {
+    values: BTreeMap<String, TensorValue>,
+}
+
+impl Results {
+    /// The value persisted as `name`.
+    pub fn get(&self, name: &str) -> Result<&TensorValue> {
+        self.values.get(name).ok_or_else(|| Error::UnknownResult(name.to_string()))
+    }
+
+    /// The tensor persisted as `name`.
+    pub fn tensor(&self, name: &str) -> Result<&Tensor> {
+        self.get(name)?.as_tensor().ok_or_else(|| Error::NotATensor(name.to_string()))
+    }
+
+    /// The tensor persisted as `name`, cast to `T` (like NumPy's `astype`).
+    pub fn array<T: Elem>(&self, name: &str) -> Result<ArrayD<T>> {
+        let tensor = self.tensor(name)?.cast(T::DTYPE);
+        Ok(T::unwrap(&tensor).expect("cast to T").clone())
+    }
+
+    /// Names of every persisted result.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.values.keys().map(String::as_str)
+    }
+}
+
+impl LocalExecutor {
+    /// Validates and runs `graph`, returning its persisted results.
+    pub fn run(&self, graph: &Graph) -> Result<Results> {
+        graph.validate()?;
+        let nodes = graph.nodes();
+        let persisted = graph.persisted();
+        let keep: BTreeMap<OpId, Vec<String>> = persisted.iter().fold(BTreeMap::new(), |mut map, (name, id)| {
+            map.entry(*id).or_insert_with(Vec::new).push(name.clone());
+            map
+        });
+        // How many consumers each value still has; a value is freed after its last one.
+        let mut remaining: Vec<usize> = vec![0; nodes.len()];
+        for node in &nodes {
+            for input in &node.inputs {
+                remaining[input.0 as usize] += 1;
+            }
+        }
+        let mut values: Vec<Option<TensorValue>> = vec![None; nodes.len()];
+        let mut results = Results::default();
+        for node in &nodes {
+            let value = match &node.value {
+                Some(constant) => TensorValue::Tensor(constant.clone()),
+                None => {
+                    let inputs: Vec<TensorValue> = node
+                        .inputs
+                        .iter()
+                        .map(|id| values[id.0 as usize].clone().expect("inputs precede their consumers"))
+                        .collect();
+                    for id in &node.inputs {
+                        let slot = id.0 as usize;
+                        remaining[slot] -= 1;
+                        if remaining[slot] == 0 {
+                            values[slot] = None;
+                        }
+                    }
+                    execute(&node.operation, &inputs).map_err(|source| Error::Exec { op_id: node.id, source })?
+                }
+            };
+            if let Some(names) = keep.get(&node.id) {
+                for name in names {
+                    results.values.insert(name.clone(), value.clone());
+                }
+            }
+            if remaining[node.id.0 as usize] > 0 {
+                values[node.id.0 as usize] = Some(value);
+            }
+        }
+        Ok(results)
+    }
+}
