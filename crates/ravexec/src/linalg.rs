@@ -54,6 +54,12 @@ int_matmul!(i64);
 int_matmul!(u8);
 
 fn batched<T: MatElem>(a: &ArrayD<T>, b: &ArrayD<T>) -> KResult<ArrayD<T>> {
+    if a.ndim() == 2 && b.ndim() == 2 && a.shape()[1] == b.shape()[0] {
+        // The common case goes straight to the GEMM, without batch bookkeeping or copies.
+        let x = a.view().into_dimensionality::<Ix2>().expect("2-D");
+        let y = b.view().into_dimensionality::<Ix2>().expect("2-D");
+        return Ok(T::matmul(x, y).into_dyn());
+    }
     let (a_vec, b_vec) = (a.ndim() == 1, b.ndim() == 1);
     let a3 = if a_vec { a.view().insert_axis(Axis(0)) } else { a.view() };
     let b3 = if b_vec { b.view().insert_axis(Axis(1)) } else { b.view() };
