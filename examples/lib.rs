@@ -1,1 +1,2 @@
-//! Placeholder library so the examples package has a target; the tutorials are the `[[example]]` targets.
+//! The tutorials are this package's `[[example]]` targets (see `Cargo.toml`); this empty
+//! library only gives the package a target of its own.

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Generate NumPy golden values for the ravexec conformance tests.
 
-Run: python3 scripts/gen_golden.py  (needs numpy; `pip install numpy`)
+Run: python3 scripts/gen_golden.py          (needs numpy; `pip install numpy`)
+     python3 scripts/gen_golden.py --check  (compare with the committed fixture; used by CI)
 Writes crates/ravexec/tests/it/fixtures/golden.json: a list of cases, each with the
 operation in Raven's wire JSON, the input tensors, and NumPy's result or the fact that NumPy
 raised. The Rust test replays every case through ravexec::execute.
@@ -476,7 +477,28 @@ case("foreach sum", "foreach", {"operation": {"operator": "sum"}}, [t3], lambda 
 case("foreach square", "foreach", {"operation": {"operator": "square"}}, [f64_m], lambda a: np.array([np.square(x) for x in a]))
 case("foreach max axis", "foreach", {"operation": {"operator": "max", "params": {"axis": 0}}}, [t3], lambda a: np.array([np.max(x, axis=0) for x in a]))
 
-json.dump(CASES, open(OUT, "w"), indent=None, separators=(",", ":"))
-errors = sum(1 for c in CASES if "error" in c)
-ops = sorted({c["operation"]["operator"] for c in CASES})
-print(f"wrote {len(CASES)} cases ({errors} expect an error) over {len(ops)} ops to {os.path.relpath(OUT)}", file=sys.stderr)
+def same_value(a, b, rtol):
+    """Structural equality; float data within rtol (NumPy's SIMD paths differ across CPUs)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_value(a[k], b[k], rtol) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same_value(x, y, rtol) for x, y in zip(a, b))
+    if isinstance(a, float) and isinstance(b, float):
+        return abs(a - b) <= 1e-12 + rtol * abs(b)
+    return a == b
+
+
+if "--check" in sys.argv:
+    committed = json.load(open(OUT))
+    if len(committed) != len(CASES):
+        sys.exit(f"golden.json has {len(committed)} cases, the script makes {len(CASES)}: regenerate it")
+    bad = [c["name"] for c, n in zip(committed, CASES)
+           if not same_value(c, n, 1e-3 if "rtol" in n else 1e-6)]
+    if bad:
+        sys.exit(f"golden.json differs from the script in {len(bad)} cases, e.g. {bad[:5]}: regenerate it")
+    print(f"golden.json matches the script ({len(CASES)} cases)", file=sys.stderr)
+else:
+    json.dump(CASES, open(OUT, "w"), indent=None, separators=(",", ":"))
+    errors = sum(1 for c in CASES if "error" in c)
+    ops = sorted({c["operation"]["operator"] for c in CASES})
+    print(f"wrote {len(CASES)} cases ({errors} expect an error) over {len(ops)} ops to {os.path.relpath(OUT)}", file=sys.stderr)

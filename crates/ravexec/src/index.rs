@@ -38,7 +38,12 @@ fn fix_position(value: i64, len: usize, axis: usize) -> KResult<usize> {
 }
 
 /// Positions selected by `start:stop:step` on an axis of length `len` (Python's rules).
-pub(crate) fn slice_positions(start: Option<i64>, stop: Option<i64>, step: Option<i64>, len: usize) -> KResult<Vec<usize>> {
+pub(crate) fn slice_positions(
+    start: Option<i64>,
+    stop: Option<i64>,
+    step: Option<i64>,
+    len: usize,
+) -> KResult<Vec<usize>> {
     let step = step.unwrap_or(1);
     if step == 0 {
         return Err(ErrorKind::Index("slice step cannot be zero".into()));
@@ -150,7 +155,8 @@ pub(crate) fn select(shape: &[usize], expr: &IndexExpr) -> KResult<Selection> {
 
     let strides: Vec<usize> = (0..shape.len()).map(|i| shape[i + 1..].iter().product()).collect();
     // Broadcast the advanced indices together and precompute their combined offset.
-    let advanced: Vec<usize> = parts.iter().enumerate().filter(|(_, p)| matches!(p, Part::Advanced { .. })).map(|(i, _)| i).collect();
+    let advanced: Vec<usize> =
+        parts.iter().enumerate().filter(|(_, p)| matches!(p, Part::Advanced { .. })).map(|(i, _)| i).collect();
     let mut block_shape = Vec::new();
     let mut block_offsets = vec![0usize];
     if !advanced.is_empty() {
@@ -174,10 +180,8 @@ pub(crate) fn select(shape: &[usize], expr: &IndexExpr) -> KResult<Selection> {
         }
     }
     let adjacent = advanced.windows(2).all(|w| w[1] == w[0] + 1);
-    let fixed: usize = parts
-        .iter()
-        .map(|p| if let Part::Fixed { axis, position } = p { position * strides[*axis] } else { 0 })
-        .sum();
+    let fixed: usize =
+        parts.iter().map(|p| if let Part::Fixed { axis, position } = p { position * strides[*axis] } else { 0 }).sum();
 
     // Result axes: (stride, positions) for basic/new axes, and one slot for the advanced block.
     enum Out<'a> {
@@ -265,9 +269,18 @@ pub(crate) fn index(a: &Tensor, expr: &IndexExpr) -> KResult<Tensor> {
     Ok(with_array!(a, x => Elem::wrap(gather_typed(x, &selection))))
 }
 
-fn scatter_typed<T: Elem>(a: &ArrayD<T>, b: &ArrayD<T>, selection: &Selection, combine: impl Fn(T, T) -> T) -> KResult<ArrayD<T>> {
+fn scatter_typed<T: Elem>(
+    a: &ArrayD<T>,
+    b: &ArrayD<T>,
+    selection: &Selection,
+    combine: impl Fn(T, T) -> T,
+) -> KResult<ArrayD<T>> {
     let values = broadcast_to(b, &selection.shape).map_err(|_| {
-        ErrorKind::Shape(format!("could not broadcast input array from shape {:?} into shape {:?}", b.shape(), selection.shape))
+        ErrorKind::Shape(format!(
+            "could not broadcast input array from shape {:?} into shape {:?}",
+            b.shape(),
+            selection.shape
+        ))
     })?;
     let mut target: Vec<T> = crate::tensor::standard_vec(a);
     for (&offset, &value) in selection.offsets.iter().zip(values.iter()) {
@@ -310,7 +323,12 @@ pub(crate) fn array_item(t: &Tensor) -> KResult<IndexItem> {
             let values = values.as_array::<i64>().expect("cast to i64");
             Ok(IndexItem::Array { shape: values.shape().to_vec(), values: values.iter().copied().collect() })
         }
-        Tensor::Bool(mask) => Ok(IndexItem::Mask { shape: mask.shape().to_vec(), values: mask.iter().copied().collect() }),
-        _ => Err(ErrorKind::Index(format!("arrays used as indices must be of integer or boolean type, got {}", t.dtype()))),
+        Tensor::Bool(mask) => {
+            Ok(IndexItem::Mask { shape: mask.shape().to_vec(), values: mask.iter().copied().collect() })
+        }
+        _ => Err(ErrorKind::Index(format!(
+            "arrays used as indices must be of integer or boolean type, got {}",
+            t.dtype()
+        ))),
     }
 }

@@ -60,15 +60,25 @@ fn run(operation: &Operation, inputs: &[TensorValue]) -> KResult<TensorValue> {
     let out: Tensor = match operation {
         O::Add(params) => {
             if params.key.is_some() {
-                return Err(ErrorKind::Unsupported("`key` selects from layer outputs, which arrive with the deep-learning ops".into()));
+                return Err(ErrorKind::Unsupported(
+                    "`key` selects from layer outputs, which arrive with the deep-learning ops".into(),
+                ));
             }
             elementwise::arithmetic(OpKind::Add, t(0)?, t(1)?)?
         }
         O::Sub(_) | O::Mul(_) | O::Multiply(_) | O::Div(_) | O::Pow(_) => {
             elementwise::arithmetic(operation.kind(), t(0)?, t(1)?)?
         }
-        O::Pos(_) | O::Neg(_) | O::Exp(_) | O::Natlog(_) | O::Square(_) | O::Cube(_) | O::SquareRoot(_)
-        | O::CubeRoot(_) | O::Abs(_) | O::Sign(_) => elementwise::unary(operation.kind(), t(0)?)?,
+        O::Pos(_)
+        | O::Neg(_)
+        | O::Exp(_)
+        | O::Natlog(_)
+        | O::Square(_)
+        | O::Cube(_)
+        | O::SquareRoot(_)
+        | O::CubeRoot(_)
+        | O::Abs(_)
+        | O::Sign(_) => elementwise::unary(operation.kind(), t(0)?)?,
         O::Greater(_) | O::GreaterEqual(_) | O::Less(_) | O::LessEqual(_) | O::Equal(_) | O::NotEqual(_) => {
             elementwise::compare(operation.kind(), t(0)?, t(1)?)?
         }
@@ -193,7 +203,11 @@ fn unsupported(kind: OpKind) -> ErrorKind {
 /// built and evaluated `[op(x) for x in a]` as source text).
 fn foreach(a: &Tensor, operation: &Operation) -> KResult<TensorValue> {
     if !operation.kind().arity().accepts(1) {
-        return Err(ErrorKind::Value(format!("foreach needs a one-input op, `{}` takes {}", operation.kind(), operation.kind().arity())));
+        return Err(ErrorKind::Value(format!(
+            "foreach needs a one-input op, `{}` takes {}",
+            operation.kind(),
+            operation.kind().arity()
+        )));
     }
     if a.ndim() == 0 {
         return Err(ErrorKind::Shape("foreach iterates over the first axis of a 0-d array".into()));
@@ -211,8 +225,7 @@ fn foreach(a: &Tensor, operation: &Operation) -> KResult<TensorValue> {
         return Ok(TensorValue::Tensor(Tensor::F64(ndarray::ArrayD::zeros(ndarray::IxDyn(&[0])))));
     }
     let refs: Vec<&Tensor> = results.iter().collect();
-    Ok(TensorValue::Tensor(shape::stack(&refs, 0).map_err(|_| {
-        ErrorKind::Shape("foreach results have different shapes".into())
-    })?))
+    Ok(TensorValue::Tensor(
+        shape::stack(&refs, 0).map_err(|_| ErrorKind::Shape("foreach results have different shapes".into()))?,
+    ))
 }
-

@@ -206,7 +206,10 @@ fn invert(matrix: &mut [f64], n: usize) -> KResult<Vec<f64>> {
 /// Matrix inverse of the last two axes (batched); integers invert in `f64`.
 pub(crate) fn inv(a: &Tensor) -> KResult<Tensor> {
     if a.ndim() < 2 {
-        return Err(ErrorKind::Shape(format!("{}-dimensional array given; array must be at least two-dimensional", a.ndim())));
+        return Err(ErrorKind::Shape(format!(
+            "{}-dimensional array given; array must be at least two-dimensional",
+            a.ndim()
+        )));
     }
     let (n, m) = (a.shape()[a.ndim() - 2], a.shape()[a.ndim() - 1]);
     if n != m {

@@ -78,11 +78,7 @@ fn sum_f64<T: Elem>(lane: &[T]) -> f64 {
         }
         total
     }
-    if lane.len() >= 1 << 20 {
-        lane.par_chunks(1 << 16).map(serial).sum()
-    } else {
-        serial(lane)
-    }
+    if lane.len() >= 1 << 20 { lane.par_chunks(1 << 16).map(serial).sum() } else { serial(lane) }
 }
 
 fn sum_i64<T: Elem>(lane: &[T]) -> i64 {
@@ -105,9 +101,16 @@ pub(crate) fn sum_prod(kind: OpKind, a: &Tensor, axis: Option<&Axes>, keepdims: 
         Tensor::F32(x) => Tensor::F32(reduce_lanes(x, &axes, keepdims, |lane| {
             if is_sum { sum_f64(lane) as f32 } else { lane.iter().map(|&v| f64::from(v)).product::<f64>() as f32 }
         })),
-        Tensor::F64(x) => Tensor::F64(reduce_lanes(x, &axes, keepdims, |lane| {
-            if is_sum { sum_f64(lane) } else { lane.iter().product() }
-        })),
+        Tensor::F64(x) => {
+            Tensor::F64(reduce_lanes(
+                x,
+                &axes,
+                keepdims,
+                |lane| {
+                    if is_sum { sum_f64(lane) } else { lane.iter().product() }
+                },
+            ))
+        }
         other => with_array!(other, x => Tensor::I64(reduce_lanes(x, &axes, keepdims, |lane| {
             if is_sum { sum_i64(lane) } else { lane.iter().fold(1i64, |acc, &v| acc.wrapping_mul(v.to_i64())) }
         }))),
@@ -225,7 +228,11 @@ fn quantile_sorted(sorted: &[f64], q: f64, method: PercentileMethod) -> f64 {
         PercentileMethod::Lower => sorted[lo],
         PercentileMethod::Higher => sorted[if frac > 0.0 { hi } else { lo }],
         PercentileMethod::Midpoint => {
-            if frac > 0.0 { (sorted[lo] + sorted[hi]) / 2.0 } else { sorted[lo] }
+            if frac > 0.0 {
+                (sorted[lo] + sorted[hi]) / 2.0
+            } else {
+                sorted[lo]
+            }
         }
         PercentileMethod::Nearest => {
             let rounded = virtual_index.round_ties_even() as usize;
@@ -299,11 +306,7 @@ pub(crate) fn average(a: &Tensor, weights: Option<&Tensor>, axis: Option<&Axes>,
     let Some(weights) = weights else {
         return mean(a, axis, keepdims);
     };
-    let out_dtype = if a.dtype().is_float() {
-        float_of(promote(a.dtype(), weights.dtype()))
-    } else {
-        DType::F64
-    };
+    let out_dtype = if a.dtype().is_float() { float_of(promote(a.dtype(), weights.dtype())) } else { DType::F64 };
     let axes = resolve_axes(axis, a.ndim())?;
     let values = a.to_f64_array();
     let w = weights.to_f64_array();
@@ -325,8 +328,8 @@ pub(crate) fn average(a: &Tensor, weights: Option<&Tensor>, axis: Option<&Axes>,
         reshaped.broadcast(values.raw_dim()).expect("broadcasts along the axis").to_owned()
     };
     let products = &values * &w_full;
-    let numerator = reduce_lanes(&products, &axes, keepdims, |lane| sum_f64(lane));
-    let denominator = reduce_lanes(&w_full, &axes, keepdims, |lane| sum_f64(lane));
+    let numerator = reduce_lanes(&products, &axes, keepdims, sum_f64);
+    let denominator = reduce_lanes(&w_full, &axes, keepdims, sum_f64);
     if denominator.iter().any(|&d| d == 0.0) {
         return Err(ErrorKind::Value("weights sum to zero, can't be normalized".into()));
     }
@@ -373,7 +376,10 @@ pub(crate) fn bincount(a: &Tensor, weights: Option<&Tensor>, minlength: usize) -
         return Err(ErrorKind::Shape(format!("bincount needs a 1-D array, got {} dimensions", a.ndim())));
     }
     if a.dtype().is_float() {
-        return Err(ErrorKind::DType(format!("cannot cast array data from {} to i64 according to the rule 'safe'", a.dtype())));
+        return Err(ErrorKind::DType(format!(
+            "cannot cast array data from {} to i64 according to the rule 'safe'",
+            a.dtype()
+        )));
     }
     let values: Vec<i64> = with_array!(a, x => x.iter().map(|v| v.to_i64()).collect());
     if values.iter().any(|&v| v < 0) {
@@ -401,4 +407,3 @@ pub(crate) fn bincount(a: &Tensor, weights: Option<&Tensor>, minlength: usize) -
         }
     })
 }
-

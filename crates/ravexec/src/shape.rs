@@ -4,7 +4,9 @@
 use crate::error::{ErrorKind, KResult};
 use crate::index::slice_positions;
 use crate::reduce::sort_key;
-use crate::tensor::{Elem, Tensor, TensorValue, broadcast_shapes, broadcast_to, norm_axes, norm_axis, promote, weak_result_dtype};
+use crate::tensor::{
+    Elem, Tensor, TensorValue, broadcast_shapes, broadcast_to, norm_axes, norm_axis, promote, weak_result_dtype,
+};
 use crate::with_array;
 use ndarray::{Array1, ArrayD, Axis, IxDyn};
 use ravproto::ops::{Axes, ClipParams, Order, PadMode, PadParams, Repeats, SplitSpec};
@@ -50,7 +52,7 @@ pub(crate) fn reshape(a: &Tensor, shape: &[i64]) -> KResult<Tensor> {
         .iter()
         .map(|&d| {
             if d == -1 {
-                if known == 0 || a.len() % known != 0 {
+                if known == 0 || !a.len().is_multiple_of(known) {
                     Err(ErrorKind::Value(format!("cannot reshape array of size {} into shape {shape:?}", a.len())))
                 } else {
                     Ok(a.len() / known)
@@ -79,7 +81,9 @@ pub(crate) fn squeeze(a: &Tensor, axis: Option<&Axes>) -> KResult<Tensor> {
         Some(axes) => {
             let axes = norm_axes(&axes.to_vec(), a.ndim())?;
             if let Some(&bad) = axes.iter().find(|&&i| a.shape()[i] != 1) {
-                return Err(ErrorKind::Value(format!("cannot select an axis to squeeze out which has size not equal to one (axis {bad})")));
+                return Err(ErrorKind::Value(format!(
+                    "cannot select an axis to squeeze out which has size not equal to one (axis {bad})"
+                )));
             }
             axes
         }
@@ -93,9 +97,8 @@ pub(crate) fn expand_dims(a: &Tensor, axis: &Axes) -> KResult<Tensor> {
     let out_ndim = a.ndim() + axis.to_vec().len();
     let positions = norm_axes(&axis.to_vec(), out_ndim)?;
     let mut source = a.shape().iter();
-    let shape: Vec<usize> = (0..out_ndim)
-        .map(|i| if positions.contains(&i) { 1 } else { *source.next().expect("counted") })
-        .collect();
+    let shape: Vec<usize> =
+        (0..out_ndim).map(|i| if positions.contains(&i) { 1 } else { *source.next().expect("counted") }).collect();
     Ok(reshape_to(a, &shape))
 }
 
@@ -111,8 +114,7 @@ pub(crate) fn concat(tensors: &[&Tensor], axis: i64) -> KResult<Tensor> {
     }
     let axis = norm_axis(axis, first.ndim())?;
     for t in tensors {
-        let same = t.ndim() == first.ndim()
-            && (0..first.ndim()).all(|i| i == axis || t.shape()[i] == first.shape()[i]);
+        let same = t.ndim() == first.ndim() && (0..first.ndim()).all(|i| i == axis || t.shape()[i] == first.shape()[i]);
         if !same {
             return Err(ErrorKind::Shape(format!(
                 "all the input array dimensions except for the concatenation axis must match: {:?} vs {:?}",
@@ -143,7 +145,8 @@ pub(crate) fn stack(tensors: &[&Tensor], axis: i64) -> KResult<Tensor> {
         return Err(ErrorKind::Shape("all input arrays must have the same shape".into()));
     }
     let axis = norm_axis(axis, first.ndim() + 1)?;
-    let expanded: Vec<Tensor> = tensors.iter().map(|t| expand_dims(t, &Axes::One(axis as i64))).collect::<KResult<_>>()?;
+    let expanded: Vec<Tensor> =
+        tensors.iter().map(|t| expand_dims(t, &Axes::One(axis as i64))).collect::<KResult<_>>()?;
     let refs: Vec<&Tensor> = expanded.iter().collect();
     concat(&refs, axis as i64)
 }
@@ -158,7 +161,7 @@ pub(crate) fn split(a: &Tensor, spec: &SplitSpec, axis: i64) -> KResult<TensorVa
     let bounds: Vec<(usize, usize)> = match spec {
         SplitSpec::Sections(0) => return Err(ErrorKind::Value("number of sections must be larger than 0".into())),
         SplitSpec::Sections(n) => {
-            if len % n != 0 {
+            if !len.is_multiple_of(*n) {
                 return Err(ErrorKind::Value("array split does not result in an equal division".into()));
             }
             let size = len / n;
@@ -243,7 +246,8 @@ pub(crate) fn tile(a: &Tensor, reps: &Tensor) -> KResult<Tensor> {
     full_reps.extend(reps.iter().map(|&r| r as usize));
     let source = reshape_to(a, &shape);
     let out_shape: Vec<usize> = shape.iter().zip(&full_reps).map(|(d, r)| d * r).collect();
-    let maps: Vec<Vec<Option<usize>>> = (0..ndim).map(|i| (0..out_shape[i]).map(|o| Some(o % shape[i])).collect()).collect();
+    let maps: Vec<Vec<Option<usize>>> =
+        (0..ndim).map(|i| (0..out_shape[i]).map(|o| Some(o % shape[i])).collect()).collect();
     Ok(with_array!(&source, x => Elem::wrap(remap(x, &out_shape, &maps, Default::default()))))
 }
 
@@ -316,10 +320,14 @@ pub(crate) fn repeat(a: &Tensor, repeats: &Repeats, axis: Option<i64>) -> KResul
         Repeats::Many(list) if list.len() == len => list.clone(),
         Repeats::Many(list) if list.len() == 1 => vec![list[0]; len],
         Repeats::Many(list) => {
-            return Err(ErrorKind::Shape(format!("operands could not be broadcast together with shape ({len},) ({},)", list.len())));
+            return Err(ErrorKind::Shape(format!(
+                "operands could not be broadcast together with shape ({len},) ({},)",
+                list.len()
+            )));
         }
     };
-    let axis_map: Vec<Option<usize>> = counts.iter().enumerate().flat_map(|(i, &c)| std::iter::repeat_n(Some(i), c)).collect();
+    let axis_map: Vec<Option<usize>> =
+        counts.iter().enumerate().flat_map(|(i, &c)| std::iter::repeat_n(Some(i), c)).collect();
     let mut out_shape = source.shape().to_vec();
     out_shape[axis] = axis_map.len();
     let maps: Vec<Vec<Option<usize>>> = (0..source.ndim())
@@ -434,7 +442,8 @@ pub(crate) fn find_indices(a: &Tensor, b: &Tensor) -> KResult<TensorValue> {
     let lists = needles
         .iter()
         .map(|&needle| {
-            let found: Vec<i64> = hay.iter().enumerate().filter(|(_, v)| **v == needle).map(|(i, _)| i as i64).collect();
+            let found: Vec<i64> =
+                hay.iter().enumerate().filter(|(_, v)| **v == needle).map(|(i, _)| i as i64).collect();
             TensorValue::Tensor(Tensor::I64(Array1::from(found).into_dyn()))
         })
         .collect();
@@ -459,7 +468,11 @@ pub(crate) fn arange(start: &Tensor, stop: &Tensor, step: Scalar) -> KResult<Ten
         return Err(ErrorKind::Shape("arange needs scalar start and stop".into()));
     }
     let dtype = weak_result_dtype(promote(start.dtype(), stop.dtype()), step);
-    let (begin, end, delta) = (start.to_f64_array().iter().copied().next().unwrap_or(0.0), stop.to_f64_array().iter().copied().next().unwrap_or(0.0), step.as_f64());
+    let (begin, end, delta) = (
+        start.to_f64_array().iter().copied().next().unwrap_or(0.0),
+        stop.to_f64_array().iter().copied().next().unwrap_or(0.0),
+        step.as_f64(),
+    );
     if delta == 0.0 {
         return Err(ErrorKind::Value("maximum allowed size exceeded (step is zero)".into()));
     }
@@ -470,7 +483,8 @@ pub(crate) fn arange(start: &Tensor, stop: &Tensor, step: Scalar) -> KResult<Ten
     Ok(match dtype {
         DType::I64 | DType::U8 | DType::Bool => {
             let (b, d) = (begin as i64, step_i64(step));
-            Tensor::I64(Array1::from_iter((0..count as i64).map(|i| b + i * d)).into_dyn()).cast(if dtype == DType::Bool { DType::I64 } else { dtype })
+            Tensor::I64(Array1::from_iter((0..count as i64).map(|i| b + i * d)).into_dyn())
+                .cast(if dtype == DType::Bool { DType::I64 } else { dtype })
         }
         _ => Tensor::F64(Array1::from_iter((0..count).map(|i| begin + i as f64 * delta)).into_dyn()).cast(dtype),
     })

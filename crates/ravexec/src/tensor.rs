@@ -408,10 +408,7 @@ pub fn broadcast_shapes(a: &[usize], b: &[usize]) -> KResult<Vec<usize>> {
 
 /// A view of `a` broadcast to `shape`.
 pub(crate) fn broadcast_to<'a, T>(a: &'a ArrayD<T>, shape: &[usize]) -> KResult<ArrayViewD<'a, T>> {
-    a.broadcast(IxDyn(shape)).ok_or_else(|| ErrorKind::Broadcast {
-        a: a.shape().to_vec(),
-        b: shape.to_vec(),
-    })
+    a.broadcast(IxDyn(shape)).ok_or_else(|| ErrorKind::Broadcast { a: a.shape().to_vec(), b: shape.to_vec() })
 }
 
 /// Element-wise map of two broadcast arrays, in parallel for big ones.
@@ -425,31 +422,19 @@ pub(crate) fn zip_map<A: Elem, B: Elem, R: Send>(
     let bv = broadcast_to(b, &shape)?;
     let zip = Zip::from(&av).and(&bv);
     let count: usize = shape.iter().product();
-    Ok(if count >= PAR_THRESHOLD {
-        zip.par_map_collect(|&x, &y| f(x, y))
-    } else {
-        zip.map_collect(|&x, &y| f(x, y))
-    })
+    Ok(if count >= PAR_THRESHOLD { zip.par_map_collect(|&x, &y| f(x, y)) } else { zip.map_collect(|&x, &y| f(x, y)) })
 }
 
 /// Element-wise map of one array, in parallel for big ones.
 pub(crate) fn map<A: Elem, R: Send>(a: &ArrayD<A>, f: impl Fn(A) -> R + Sync + Send) -> ArrayD<R> {
-    if a.len() >= PAR_THRESHOLD {
-        Zip::from(a).par_map_collect(|&x| f(x))
-    } else {
-        a.map(|&x| f(x))
-    }
+    if a.len() >= PAR_THRESHOLD { Zip::from(a).par_map_collect(|&x| f(x)) } else { a.map(|&x| f(x)) }
 }
 
 /// Normalises a possibly negative axis.
 pub(crate) fn norm_axis(axis: i64, ndim: usize) -> KResult<usize> {
     let n = ndim as i64;
     let fixed = if axis < 0 { axis + n } else { axis };
-    if (0..n).contains(&fixed) {
-        Ok(fixed as usize)
-    } else {
-        Err(ErrorKind::Axis { axis, ndim })
-    }
+    if (0..n).contains(&fixed) { Ok(fixed as usize) } else { Err(ErrorKind::Axis { axis, ndim }) }
 }
 
 /// Normalises a list of axes, refusing duplicates.

@@ -104,7 +104,10 @@ fn kernel_errors_name_the_op() {
 #[test]
 fn missing_results_are_errors() {
     let graph = Graph::new("split");
-    graph.t(vec![1, 2, 3, 4]).split(crate::ops::SplitParams { num_or_size_splits: crate::ops::SplitSpec::Sections(2), axis: 0 }).persist("parts");
+    graph
+        .t(vec![1, 2, 3, 4])
+        .split(crate::ops::SplitParams { num_or_size_splits: crate::ops::SplitSpec::Sections(2), axis: 0 })
+        .persist("parts");
     let results = LocalExecutor::default().run(&graph).unwrap();
     assert_eq!(results.tensor("parts").unwrap_err(), Error::NotATensor("parts".into()));
     assert_eq!(results.get("nope").unwrap_err(), Error::UnknownResult("nope".into()));

@@ -60,20 +60,12 @@ pub enum IndexItem {
 impl IndexItem {
     /// The full slice `:`.
     pub fn full() -> IndexItem {
-        IndexItem::Slice {
-            start: None,
-            stop: None,
-            step: None,
-        }
+        IndexItem::Slice { start: None, stop: None, step: None }
     }
 
     /// The slice `start:stop`.
     pub fn range(start: i64, stop: i64) -> IndexItem {
-        IndexItem::Slice {
-            start: Some(start),
-            stop: Some(stop),
-            step: None,
-        }
+        IndexItem::Slice { start: Some(start), stop: Some(stop), step: None }
     }
 }
 
@@ -173,9 +165,7 @@ fn tokenize(input: &str) -> Result<Vec<(usize, Token)>, IndexParseError> {
                     i += 1;
                 }
                 let text: String = input[start..i].chars().filter(|&c| c != '_').collect();
-                let value = text
-                    .parse::<i64>()
-                    .map_err(|_| err(start, "expected an integer that fits in 64 bits"))?;
+                let value = text.parse::<i64>().map_err(|_| err(start, "expected an integer that fits in 64 bits"))?;
                 tokens.push((start, Token::Int(value)));
             }
             c if c.is_ascii_alphabetic() || c == b'_' => {
@@ -207,11 +197,7 @@ impl Parser<'_> {
     }
 
     fn error(&self, reason: &str) -> IndexParseError {
-        IndexParseError {
-            input: self.input.to_string(),
-            position: self.offset(),
-            reason: reason.to_string(),
-        }
+        IndexParseError { input: self.input.to_string(), position: self.offset(), reason: reason.to_string() }
     }
 
     fn items(&mut self, closing: bool) -> Result<Vec<IndexItem>, IndexParseError> {

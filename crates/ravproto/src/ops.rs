@@ -13,9 +13,9 @@
 //! - Index strings are [`IndexExpr`] values, parsed and never evaluated.
 //! - `optimizer_dict` strings are [`OptimizerSpec`] values; `act_data` is [`Activation`].
 
+use crate::OpId;
 use crate::index::{IndexExpr, IndexItem};
 use crate::tensor::{DType, Scalar, TensorData};
-use crate::OpId;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -178,18 +178,12 @@ impl ReduceParams {
 
     /// Reduce over the given axes.
     pub fn axis(axis: impl Into<Axes>) -> ReduceParams {
-        ReduceParams {
-            axis: Some(axis.into()),
-            keepdims: false,
-        }
+        ReduceParams { axis: Some(axis.into()), keepdims: false }
     }
 
     /// The same reduction, keeping the reduced axes.
     pub fn keepdims(self) -> ReduceParams {
-        ReduceParams {
-            keepdims: true,
-            ..self
-        }
+        ReduceParams { keepdims: true, ..self }
     }
 }
 
@@ -631,10 +625,7 @@ pub struct ModeParams {
 
 impl Default for ModeParams {
     fn default() -> ModeParams {
-        ModeParams {
-            axis: Some(0),
-            keepdims: false,
-        }
+        ModeParams { axis: Some(0), keepdims: false }
     }
 }
 
@@ -742,13 +733,7 @@ pub struct TreeParams {
 
 impl Default for TreeParams {
     fn default() -> TreeParams {
-        TreeParams {
-            n_estimators: 100,
-            criterion: None,
-            max_depth: None,
-            min_samples_split: 2,
-            random_state: 0,
-        }
+        TreeParams { n_estimators: 100, criterion: None, max_depth: None, min_samples_split: 2, random_state: 0 }
     }
 }
 

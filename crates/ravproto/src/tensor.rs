@@ -176,22 +176,11 @@ macro_rules! typed_access {
 
 impl TensorData {
     /// Builds a tensor from raw little-endian bytes, checking length and bool bytes.
-    pub fn from_bytes(
-        dtype: DType,
-        shape: Vec<usize>,
-        data: Vec<u8>,
-    ) -> Result<TensorData, TensorError> {
+    pub fn from_bytes(dtype: DType, shape: Vec<usize>, data: Vec<u8>) -> Result<TensorData, TensorError> {
         let count = element_count(&shape)?;
-        let expected = count
-            .checked_mul(dtype.size())
-            .ok_or_else(|| TensorError::ShapeOverflow(shape.clone()))?;
+        let expected = count.checked_mul(dtype.size()).ok_or_else(|| TensorError::ShapeOverflow(shape.clone()))?;
         if data.len() != expected {
-            return Err(TensorError::LengthMismatch {
-                dtype,
-                shape,
-                expected,
-                got: data.len(),
-            });
+            return Err(TensorError::LengthMismatch { dtype, shape, expected, got: data.len() });
         }
         if dtype == DType::Bool
             && let Some(&bad) = data.iter().find(|&&b| b > 1)
@@ -208,11 +197,7 @@ impl TensorData {
 
     /// Builds a bool tensor.
     pub fn from_bool(shape: Vec<usize>, values: &[bool]) -> Result<TensorData, TensorError> {
-        TensorData::from_bytes(
-            DType::Bool,
-            shape,
-            values.iter().map(|&b| u8::from(b)).collect(),
-        )
+        TensorData::from_bytes(DType::Bool, shape, values.iter().map(|&b| u8::from(b)).collect())
     }
 
     /// Returns the bool values, or `None` if the dtype differs.
@@ -277,27 +262,21 @@ impl TensorData {
 
     /// Decodes a frame written by [`TensorData::encode_binary`].
     pub fn decode_binary(frame: &[u8]) -> Result<TensorData, TensorError> {
-        let rest = frame
-            .strip_prefix(BINARY_MAGIC.as_slice())
-            .ok_or(TensorError::BadFrame("missing RAVT magic"))?;
+        let rest = frame.strip_prefix(BINARY_MAGIC.as_slice()).ok_or(TensorError::BadFrame("missing RAVT magic"))?;
         let (&version, rest) = rest.split_first().ok_or(TensorError::BadFrame("truncated"))?;
         if version != BINARY_VERSION {
             return Err(TensorError::BadFrame("unsupported frame version"));
         }
         let (&code, rest) = rest.split_first().ok_or(TensorError::BadFrame("truncated"))?;
         let dtype = DType::from_code(code).ok_or(TensorError::BadFrame("unknown dtype code"))?;
-        let (ndim_bytes, mut rest) = rest
-            .split_at_checked(4)
-            .ok_or(TensorError::BadFrame("truncated"))?;
+        let (ndim_bytes, mut rest) = rest.split_at_checked(4).ok_or(TensorError::BadFrame("truncated"))?;
         let ndim = u32::from_le_bytes(ndim_bytes.try_into().expect("split_at_checked(4)")) as usize;
         if ndim > 64 {
             return Err(TensorError::BadFrame("more than 64 dimensions"));
         }
         let mut shape = Vec::with_capacity(ndim);
         for _ in 0..ndim {
-            let (dim, tail) = rest
-                .split_at_checked(8)
-                .ok_or(TensorError::BadFrame("truncated shape"))?;
+            let (dim, tail) = rest.split_at_checked(8).ok_or(TensorError::BadFrame("truncated shape"))?;
             let dim = u64::from_le_bytes(dim.try_into().expect("split_at_checked(8)"));
             shape.push(usize::try_from(dim).map_err(|_| TensorError::BadFrame("dimension overflow"))?);
             rest = tail;
@@ -426,7 +405,7 @@ mod serde_bytes_compat {
     use serde::{Deserializer, Serializer, de};
     use std::borrow::Cow;
 
-    pub(super) fn serialize<S: Serializer>(bytes: &Cow<'_, [u8]>, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
         s.serialize_bytes(bytes)
     }
 
@@ -471,11 +450,7 @@ impl TensorData {
 
     fn from_json(json: JsonTensor) -> Result<TensorData, TensorError> {
         let JsonTensor { dtype, shape, data } = json;
-        let bad = |index: usize, value: &JsonNumber| TensorError::BadElement {
-            index,
-            value: value.describe(),
-            dtype,
-        };
+        let bad = |index: usize, value: &JsonNumber| TensorError::BadElement { index, value: value.describe(), dtype };
         let mut bytes = Vec::with_capacity(data.len() * dtype.size());
         for (index, value) in data.iter().enumerate() {
             match dtype {
@@ -512,19 +487,10 @@ impl TensorData {
 impl Serialize for TensorData {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         if serializer.is_human_readable() {
-            JsonTensor {
-                dtype: self.dtype,
-                shape: self.shape.clone(),
-                data: self.json_data(),
-            }
-            .serialize(serializer)
+            JsonTensor { dtype: self.dtype, shape: self.shape.clone(), data: self.json_data() }.serialize(serializer)
         } else {
-            BinaryTensor {
-                dtype: self.dtype,
-                shape: self.shape.clone(),
-                data: std::borrow::Cow::Borrowed(&self.data),
-            }
-            .serialize(serializer)
+            BinaryTensor { dtype: self.dtype, shape: self.shape.clone(), data: std::borrow::Cow::Borrowed(&self.data) }
+                .serialize(serializer)
         }
     }
 }
@@ -536,8 +502,7 @@ impl<'de> Deserialize<'de> for TensorData {
             TensorData::from_json(json).map_err(de::Error::custom)
         } else {
             let binary = BinaryTensor::deserialize(deserializer)?;
-            TensorData::from_bytes(binary.dtype, binary.shape, binary.data.into_owned())
-                .map_err(de::Error::custom)
+            TensorData::from_bytes(binary.dtype, binary.shape, binary.data.into_owned()).map_err(de::Error::custom)
         }
     }
 }

@@ -18,9 +18,18 @@ fn check<T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fm
 
 #[test]
 fn tensor_json() {
-    check(&TensorData::from_f32(vec![3], &[1.0, 2.5, -3.0]).unwrap(), expect![[r#"{"dtype":"f32","shape":[3],"data":[1.0,2.5,-3.0]}"#]]);
-    check(&TensorData::from_i64(vec![2, 1], &[7, -1]).unwrap(), expect![[r#"{"dtype":"i64","shape":[2,1],"data":[7,-1]}"#]]);
-    check(&TensorData::from_bool(vec![2], &[true, false]).unwrap(), expect![[r#"{"dtype":"bool","shape":[2],"data":[true,false]}"#]]);
+    check(
+        &TensorData::from_f32(vec![3], &[1.0, 2.5, -3.0]).unwrap(),
+        expect![[r#"{"dtype":"f32","shape":[3],"data":[1.0,2.5,-3.0]}"#]],
+    );
+    check(
+        &TensorData::from_i64(vec![2, 1], &[7, -1]).unwrap(),
+        expect![[r#"{"dtype":"i64","shape":[2,1],"data":[7,-1]}"#]],
+    );
+    check(
+        &TensorData::from_bool(vec![2], &[true, false]).unwrap(),
+        expect![[r#"{"dtype":"bool","shape":[2],"data":[true,false]}"#]],
+    );
     check(&TensorData::from_u8(vec![0], &[]).unwrap(), expect![[r#"{"dtype":"u8","shape":[0],"data":[]}"#]]);
     check(&TensorData::scalar(Scalar::Float(0.5)), expect![[r#"{"dtype":"f64","shape":[],"data":[0.5]}"#]]);
     // Non-finite floats are strings, since JSON has no NaN or infinity.
@@ -39,7 +48,8 @@ fn tensor_json_rejects_bad_data() {
         .assert_eq(&err(r#"{"dtype":"f32","shape":[3],"data":[1.0,2.0]}"#));
     expect!["element 1 (1.5) is not a valid i64"].assert_eq(&err(r#"{"dtype":"i64","shape":[2],"data":[1,1.5]}"#));
     expect!["element 0 (300) is not a valid u8"].assert_eq(&err(r#"{"dtype":"u8","shape":[1],"data":[300]}"#));
-    expect![[r#"element 0 ("hello") is not a valid f64"#]].assert_eq(&err(r#"{"dtype":"f64","shape":[1],"data":["hello"]}"#));
+    expect![[r#"element 0 ("hello") is not a valid f64"#]]
+        .assert_eq(&err(r#"{"dtype":"f64","shape":[1],"data":["hello"]}"#));
 }
 
 #[test]
@@ -68,10 +78,7 @@ fn binary_serde_formats_carry_raw_bytes() {
 
 #[test]
 fn values_and_scalars() {
-    let list = Value::List(vec![
-        Value::Tensor(TensorData::from_i64(vec![1], &[3]).unwrap()),
-        Value::List(vec![]),
-    ]);
+    let list = Value::List(vec![Value::Tensor(TensorData::from_i64(vec![1], &[3]).unwrap()), Value::List(vec![])]);
     check(&list, expect![[r#"{"list":[{"tensor":{"dtype":"i64","shape":[1],"data":[3]}},{"list":[]}]}"#]]);
     check(&vec![Scalar::Bool(true), Scalar::Int(3), Scalar::Float(2.5)], expect!["[true,3,2.5]"]);
     assert_eq!(DType::ALL.map(|d| d.size()), [4, 8, 8, 1, 1]);
@@ -79,13 +86,28 @@ fn values_and_scalars() {
 
 #[test]
 fn statuses() {
-    check(&[OpStatus::Pending, OpStatus::Computing, OpStatus::Computed, OpStatus::Failed], expect![[r#"["pending","computing","computed","failed"]"#]]);
     check(
-        &[GraphStatus::Pending, GraphStatus::Computing, GraphStatus::Computed, GraphStatus::Failed, GraphStatus::Cancelled],
+        &[OpStatus::Pending, OpStatus::Computing, OpStatus::Computed, OpStatus::Failed],
+        expect![[r#"["pending","computing","computed","failed"]"#]],
+    );
+    check(
+        &[
+            GraphStatus::Pending,
+            GraphStatus::Computing,
+            GraphStatus::Computed,
+            GraphStatus::Failed,
+            GraphStatus::Cancelled,
+        ],
         expect![[r#"["pending","computing","computed","failed","cancelled"]"#]],
     );
     check(
-        &[SubgraphStatus::NotReady, SubgraphStatus::Ready, SubgraphStatus::Assigned, SubgraphStatus::Computed, SubgraphStatus::Failed],
+        &[
+            SubgraphStatus::NotReady,
+            SubgraphStatus::Ready,
+            SubgraphStatus::Assigned,
+            SubgraphStatus::Computed,
+            SubgraphStatus::Failed,
+        ],
         expect![[r#"["not_ready","ready","assigned","computed","failed"]"#]],
     );
     check(
@@ -112,7 +134,9 @@ fn graph_messages() {
     };
     check(
         &meta,
-        expect![[r#"{"name":"ages","algorithm":"stats","approach":"federated","rules":{"columns":{"age":{"min":18.0,"max":80.0},"fund":{"min":null,"max":null}},"min_clients":2,"max_clients":5},"requirements":{"min_ram_bytes":1073741824,"gpu_required":false,"min_speed_score":null}}"#]],
+        expect![[
+            r#"{"name":"ages","algorithm":"stats","approach":"federated","rules":{"columns":{"age":{"min":18.0,"max":80.0},"fund":{"min":null,"max":null}},"min_clients":2,"max_clients":5},"requirements":{"min_ram_bytes":1073741824,"gpu_required":false,"min_speed_score":null}}"#
+        ]],
     );
     check(&CreateGraphResponse { graph_id: GraphId(42) }, expect![[r#"{"graph_id":42}"#]]);
     check(&Hello { protocol_version: crate::PROTOCOL_VERSION }, expect![[r#"{"protocol_version":1}"#]]);
@@ -140,9 +164,14 @@ fn op_chunk_messages() {
     };
     check(
         &chunk,
-        expect![[r#"{"ops":[{"local_id":0,"operation":{"operator":"lin","params":{"dtype":"f64","shape":[2]}},"inputs":[],"persist":null,"value":{"tensor":{"dtype":"f64","shape":[2],"data":[1.0,2.0]}}},{"local_id":1,"operation":{"operator":"sum","params":{"axis":0,"keepdims":false}},"inputs":[{"local":0},{"server":9031}],"persist":"total","value":null}]}"#]],
+        expect![[
+            r#"{"ops":[{"local_id":0,"operation":{"operator":"lin","params":{"dtype":"f64","shape":[2]}},"inputs":[],"persist":null,"value":{"tensor":{"dtype":"f64","shape":[2],"data":[1.0,2.0]}}},{"local_id":1,"operation":{"operator":"sum","params":{"axis":0,"keepdims":false}},"inputs":[{"local":0},{"server":9031}],"persist":"total","value":null}]}"#
+        ]],
     );
-    check(&OpChunkResponse { id_map: BTreeMap::from([(0, OpId(100)), (1, OpId(101))]) }, expect![[r#"{"id_map":{"0":100,"1":101}}"#]]);
+    check(
+        &OpChunkResponse { id_map: BTreeMap::from([(0, OpId(100)), (1, OpId(101))]) },
+        expect![[r#"{"id_map":{"0":100,"1":101}}"#]],
+    );
 }
 
 #[test]
@@ -156,10 +185,16 @@ fn progress_and_error_messages() {
     };
     check(
         &progress,
-        expect![[r#"{"graph_id":3,"status":"failed","ops":{"computed":8,"failed":1},"percent":88.9,"failure":{"op_id":17,"operator":"inv","reason":"singular matrix"}}"#]],
+        expect![[
+            r#"{"graph_id":3,"status":"failed","ops":{"computed":8,"failed":1},"percent":88.9,"failure":{"op_id":17,"operator":"inv","reason":"singular matrix"}}"#
+        ]],
     );
     check(
-        &ErrorBody { code: ErrorCode::BadRequest, message: "op `sum`: axis 3 is out of bounds".into(), op: Some(OpRef::Local(4)) },
+        &ErrorBody {
+            code: ErrorCode::BadRequest,
+            message: "op `sum`: axis 3 is out of bounds".into(),
+            op: Some(OpRef::Local(4)),
+        },
         expect![[r#"{"code":"bad_request","message":"op `sum`: axis 3 is out of bounds","op":{"local":4}}"#]],
     );
 }
@@ -183,10 +218,13 @@ fn index_grammar() {
     expect!["[::-1]"].assert_eq(&parse("[::-1]"));
     expect!["[]"].assert_eq(&parse("[]"));
     expect![[r#"error: cannot parse index "[::0]" at byte 4: slice step cannot be zero"#]].assert_eq(&parse("[::0]"));
-    expect![[r#"error: cannot parse index "[1, 2" at byte 5: expected `,` or `]` in an index list"#]].assert_eq(&parse("[1, 2"));
+    expect![[r#"error: cannot parse index "[1, 2" at byte 5: expected `,` or `]` in an index list"#]]
+        .assert_eq(&parse("[1, 2"));
     expect![[r#"error: cannot parse index "[os.system('x')]" at byte 1: unknown name (only None, newaxis, True, False, Ellipsis)"#]]
         .assert_eq(&parse("[os.system('x')]"));
-    expect![[r#"error: cannot parse index "[[1, [2]]]" at byte 8: index list mixes lists and numbers"#]].assert_eq(&parse("[[1, [2]]]"));
-    expect![[r#"error: cannot parse index "[[1, True]]" at byte 10: index list mixes integers and bools"#]].assert_eq(&parse("[[1, True]]"));
+    expect![[r#"error: cannot parse index "[[1, [2]]]" at byte 8: index list mixes lists and numbers"#]]
+        .assert_eq(&parse("[[1, [2]]]"));
+    expect![[r#"error: cannot parse index "[[1, True]]" at byte 10: index list mixes integers and bools"#]]
+        .assert_eq(&parse("[[1, True]]"));
     assert_eq!("[2:5]".parse::<IndexExpr>().unwrap().0, vec![IndexItem::range(2, 5)]);
 }

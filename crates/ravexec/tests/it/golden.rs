@@ -71,8 +71,8 @@ fn compare(got: &Value, want: &Value, path: &str, rtol: Option<f64>) -> Result<(
 }
 
 fn run_case(case: &Case) -> Result<(), String> {
-    let operation: Operation = serde_json::from_value(case.operation.clone())
-        .map_err(|e| format!("operation does not parse: {e}"))?;
+    let operation: Operation =
+        serde_json::from_value(case.operation.clone()).map_err(|e| format!("operation does not parse: {e}"))?;
     let inputs: Vec<TensorValue> = case.inputs.iter().map(TensorValue::from_wire).collect();
     let result = execute(&operation, &inputs);
     match (&case.error, result, &case.expected) {
@@ -89,9 +89,13 @@ fn kernels_agree_with_numpy() {
     let text = include_str!("fixtures/golden.json");
     let cases: Vec<Case> = serde_json::from_str(text).expect("fixture parses");
     assert!(cases.len() > 900, "fixture has all cases");
-    let failures: Vec<String> = cases
-        .iter()
-        .filter_map(|case| run_case(case).err().map(|e| format!("{}: {e}", case.name)))
-        .collect();
-    assert!(failures.is_empty(), "{} of {} cases differ from numpy:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    let failures: Vec<String> =
+        cases.iter().filter_map(|case| run_case(case).err().map(|e| format!("{}: {e}", case.name))).collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases differ from numpy:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }

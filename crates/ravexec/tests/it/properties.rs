@@ -18,7 +18,8 @@ fn f64s(t: &Tensor) -> Vec<f64> {
 
 #[test]
 fn seeded_random_is_reproducible_and_in_range() {
-    let params = RandomParams { shape: vec![1000], seed: Some(7), distribution: Distribution::Uniform { low: -2.0, high: 3.0 } };
+    let params =
+        RandomParams { shape: vec![1000], seed: Some(7), distribution: Distribution::Uniform { low: -2.0, high: 3.0 } };
     let a = run(Operation::Random(params.clone()), vec![]).unwrap();
     let b = run(Operation::Random(params), vec![]).unwrap();
     assert_eq!(a, b, "same seed, same values");
@@ -26,10 +27,12 @@ fn seeded_random_is_reproducible_and_in_range() {
     assert!(values.iter().all(|&v| (-2.0..3.0).contains(&v)));
     let mean = values.iter().sum::<f64>() / 1000.0;
     assert!((mean - 0.5).abs() < 0.2, "uniform mean near the middle: {mean}");
-    let other = run(Operation::Random(RandomParams { shape: vec![1000], seed: Some(8), ..Default::default() }), vec![]).unwrap();
+    let other = run(Operation::Random(RandomParams { shape: vec![1000], seed: Some(8), ..Default::default() }), vec![])
+        .unwrap();
     assert_ne!(f64s(&other)[..10], values[..10]);
 
-    let normal = RandomParams { shape: vec![20_000], seed: Some(1), distribution: Distribution::Normal { mean: 5.0, std: 2.0 } };
+    let normal =
+        RandomParams { shape: vec![20_000], seed: Some(1), distribution: Distribution::Normal { mean: 5.0, std: 2.0 } };
     let values = f64s(&run(Operation::Random(normal), vec![]).unwrap());
     let mean = values.iter().sum::<f64>() / values.len() as f64;
     let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / values.len() as f64;

@@ -108,11 +108,15 @@ fn operation_json_forms() {
     );
     check_json(
         r#"{"operator":"index","params":{"indices":"[1:, ::2, -1]"}}"#,
-        expect![[r#"{"operator":"index","params":{"indices":[{"slice":{"start":1,"stop":null,"step":null}},{"slice":{"start":null,"stop":null,"step":2}},{"int":-1}]}}"#]],
+        expect![[
+            r#"{"operator":"index","params":{"indices":[{"slice":{"start":1,"stop":null,"step":null}},{"slice":{"start":null,"stop":null,"step":2}},{"int":-1}]}}"#
+        ]],
     );
     check_json(
         r#"{"operator":"foreach","params":{"operation":{"operator":"sum","params":{"axis":0}}}}"#,
-        expect![[r#"{"operator":"foreach","params":{"operation":{"operator":"sum","params":{"axis":0,"keepdims":false}}}}"#]],
+        expect![[
+            r#"{"operator":"foreach","params":{"operation":{"operator":"sum","params":{"axis":0,"keepdims":false}}}}"#
+        ]],
     );
     check_json(
         r#"{"operator":"clip","params":{"lower_limit":0,"upper_limit":2.5}}"#,
@@ -120,7 +124,9 @@ fn operation_json_forms() {
     );
     check_json(
         r#"{"operator":"forward_pass_dense","params":{"n_units":4,"optimizer":{"name":"adam","lr":0.001,"eps":1e-8},"previous_forward_pass":7}}"#,
-        expect![[r#"{"operator":"forward_pass_dense","params":{"n_units":4,"initial_w":null,"initial_w0":null,"optimizer":{"name":"adam","lr":0.001,"betas":[0.9,0.999],"eps":1e-8,"weight_decay":0.0,"amsgrad":false},"previous_forward_pass":7,"training":true}}"#]],
+        expect![[
+            r#"{"operator":"forward_pass_dense","params":{"n_units":4,"initial_w":null,"initial_w0":null,"optimizer":{"name":"adam","lr":0.001,"betas":[0.9,0.999],"eps":1e-8,"weight_decay":0.0,"amsgrad":false},"previous_forward_pass":7,"training":true}}"#
+        ]],
     );
 }
 
@@ -131,10 +137,15 @@ fn bad_operations_name_the_problem() {
         r#"{"operator":"sum","params":{"axes":1}}"#,
         expect!["error: bad params for `sum`: unknown field `axes`, expected `axis` or `keepdims`"],
     );
-    check_json(r#"{"operator":"reshape","params":{}}"#, expect!["error: bad params for `reshape`: missing field `shape`"]);
+    check_json(
+        r#"{"operator":"reshape","params":{}}"#,
+        expect!["error: bad params for `reshape`: missing field `shape`"],
+    );
     check_json(
         r#"{"operator":"index","params":{"indices":"[__import__('os')]"}}"#,
-        expect![[r#"error: bad params for `index`: cannot parse index "[__import__('os')]" at byte 1: unknown name (only None, newaxis, True, False, Ellipsis)"#]],
+        expect![[
+            r#"error: bad params for `index`: cannot parse index "[__import__('os')]" at byte 1: unknown name (only None, newaxis, True, False, Ellipsis)"#
+        ]],
     );
 }
 
