@@ -285,12 +285,17 @@ case("mode 1-d", "mode", {}, [i64_v], np_mode)
 case("mode empty", "mode", {}, [empty], np_mode)
 
 qs = [np.array(50.0), arr([0.0, 25.0, 50.0, 75.0, 100.0], np.float64), arr([[10.0, 90.0], [33.3, 66.6]], np.float64)]
-for method in ("linear", "lower", "higher", "midpoint", "nearest"):
+for method in ("inverted_cdf", "averaged_inverted_cdf", "closest_observation", "interpolated_inverted_cdf",
+               "hazen", "weibull", "linear", "median_unbiased", "normal_unbiased", "lower", "higher", "midpoint",
+               "nearest"):
     for qi, q in enumerate(qs):
         case(f"percentile {method} q{qi}", "percentile", {"method": method}, [t3, q], lambda a, q, m=method: np.percentile(a, q, method=m))
     case(f"percentile {method} axis", "percentile", {"method": method, "axis": 1}, [t3, qs[1]], lambda a, q, m=method: np.percentile(a, q, axis=1, method=m))
     case(f"percentile {method} int", "percentile", {"method": method}, [i64_v, qs[1]], lambda a, q, m=method: np.percentile(a, q, method=m))
     case(f"percentile {method} halves", "percentile", {"method": method}, [np.arange(4), arr([12.5, 37.5, 50.0, 62.5], np.float64)], lambda a, q, m=method: np.percentile(a, q, method=m))
+    for n in (1, 2, 5, 10):
+        grid = arr([0.0, 1.0, 10.0, 12.5, 20.0, 25.0, 33.3, 50.0, 60.0, 75.0, 90.0, 99.0, 100.0], np.float64)
+        case(f"percentile {method} n={n} grid", "percentile", {"method": method}, [np.arange(n, dtype=np.float64) * 1.5 + 1.0, grid], lambda a, q, m=method: np.percentile(a, q, method=m))
 case("percentile keepdims", "percentile", {"axis": [0, 2], "keepdims": True}, [t3, qs[1]], lambda a, q: np.percentile(a, q, axis=(0, 2), keepdims=True))
 case("percentile f32", "percentile", {}, [f32_m, qs[1]], np.percentile)
 case("percentile out of range", "percentile", {}, [f64_v, np.array(101.0)], np.percentile)

@@ -209,34 +209,85 @@ pub(crate) fn sort_key(a: &f64, b: &f64) -> std::cmp::Ordering {
     }
 }
 
+/// NumPy's `_lerp`: interpolate from the nearer end for accuracy.
+fn lerp(below: f64, above: f64, t: f64) -> f64 {
+    let diff = above - below;
+    if t >= 0.5 { above - diff * (1.0 - t) } else { below + diff * t }
+}
+
+/// Position of quantile `q` in a sorted lane of `n` values, as NumPy 2 computes it
+/// (`numpy/lib/_function_base_impl.py`, `_QuantileMethods`).
+enum Position {
+    /// An exact element.
+    Discrete(i64),
+    /// Interpolate at a virtual index, with an optional fixed interpolation weight.
+    Continuous { index: f64, gamma: Option<f64> },
+}
+
+fn position(n: usize, q: f64, method: PercentileMethod) -> Position {
+    use PercentileMethod as M;
+    let nf = n as f64;
+    // Hyndman and Fan's continuous family: alpha and beta define the plotting positions.
+    let virtual_index = |alpha: f64, beta: f64| nf * q + (alpha + q * (1.0 - alpha - beta)) - 1.0;
+    // Discrete methods pick `floor(index)` where `take_previous` holds, else the next element.
+    let discrete = |index: f64, take_previous: &dyn Fn(f64, f64) -> bool| {
+        let previous = index.floor();
+        let gamma = index - previous;
+        let chosen = if take_previous(gamma, index) { previous } else { previous + 1.0 };
+        Position::Discrete((chosen as i64).max(0))
+    };
+    match method {
+        M::InvertedCdf => discrete(nf * q - 1.0, &|gamma, _| gamma == 0.0),
+        M::ClosestObservation => {
+            discrete(nf * q - 1.0 - 0.5, &|gamma, index| gamma == 0.0 && index.floor().rem_euclid(2.0) == 1.0)
+        }
+        M::AveragedInvertedCdf => {
+            let index = nf * q - 1.0;
+            let gamma = if index - index.floor() == 0.0 { 0.5 } else { 1.0 };
+            Position::Continuous { index, gamma: Some(gamma) }
+        }
+        M::InterpolatedInvertedCdf => Position::Continuous { index: virtual_index(0.0, 1.0), gamma: None },
+        M::Hazen => Position::Continuous { index: virtual_index(0.5, 0.5), gamma: None },
+        M::Weibull => Position::Continuous { index: virtual_index(0.0, 0.0), gamma: None },
+        M::Linear => Position::Continuous { index: (nf - 1.0) * q, gamma: None },
+        M::MedianUnbiased => Position::Continuous { index: virtual_index(1.0 / 3.0, 1.0 / 3.0), gamma: None },
+        M::NormalUnbiased => Position::Continuous { index: virtual_index(3.0 / 8.0, 3.0 / 8.0), gamma: None },
+        M::Lower => Position::Discrete(((nf - 1.0) * q).floor() as i64),
+        M::Higher => Position::Discrete(((nf - 1.0) * q).ceil() as i64),
+        M::Nearest => Position::Discrete(((nf - 1.0) * q).round_ties_even() as i64),
+        M::Midpoint => {
+            let index = (nf - 1.0) * q;
+            let gamma = if index.rem_euclid(1.0) == 0.0 { 0.0 } else { 0.5 };
+            Position::Continuous { index: 0.5 * (index.floor() + index.ceil()), gamma: Some(gamma) }
+        }
+    }
+}
+
+/// Whether a method returns elements of the input (and so keeps its dtype).
+fn is_discrete(method: PercentileMethod) -> bool {
+    use PercentileMethod as M;
+    matches!(method, M::InvertedCdf | M::ClosestObservation | M::Lower | M::Higher | M::Nearest)
+}
+
 fn quantile_sorted(sorted: &[f64], q: f64, method: PercentileMethod) -> f64 {
     let n = sorted.len();
     if sorted.last().is_some_and(|x| x.is_nan()) {
         return f64::NAN;
     }
-    let virtual_index = q * (n - 1) as f64;
-    let lo = virtual_index.floor() as usize;
-    let hi = (lo + 1).min(n - 1);
-    let frac = virtual_index - lo as f64;
-    match method {
-        PercentileMethod::Linear => {
-            let (below, above) = (sorted[lo], sorted[hi]);
-            let diff = above - below;
-            // NumPy's lerp: interpolate from the nearer end for accuracy.
-            if frac >= 0.5 { above - diff * (1.0 - frac) } else { below + diff * frac }
-        }
-        PercentileMethod::Lower => sorted[lo],
-        PercentileMethod::Higher => sorted[if frac > 0.0 { hi } else { lo }],
-        PercentileMethod::Midpoint => {
-            if frac > 0.0 {
-                (sorted[lo] + sorted[hi]) / 2.0
+    let last = n as i64 - 1;
+    match position(n, q, method) {
+        Position::Discrete(i) => sorted[i.clamp(0, last) as usize],
+        Position::Continuous { index, gamma } => {
+            // NumPy clamps both neighbours to the ends outside [0, n - 1].
+            let (previous, next) = if index >= last as f64 {
+                (last, last)
+            } else if index < 0.0 {
+                (0, 0)
             } else {
-                sorted[lo]
-            }
-        }
-        PercentileMethod::Nearest => {
-            let rounded = virtual_index.round_ties_even() as usize;
-            sorted[rounded.min(n - 1)]
+                (index.floor() as i64, index.floor() as i64 + 1)
+            };
+            let gamma = gamma.unwrap_or(index - index.floor());
+            lerp(sorted[previous as usize], sorted[next as usize], gamma)
         }
     }
 }
@@ -293,11 +344,10 @@ pub(crate) fn percentile(
         }
     }
     let out = ArrayD::from_shape_vec(IxDyn(&shape), flat).expect("q count times lanes");
-    Ok(match method {
-        PercentileMethod::Lower | PercentileMethod::Higher | PercentileMethod::Nearest => {
-            Tensor::F64(out).cast(a.dtype())
-        }
-        _ => from_f64_array(float_of(promote(a.dtype(), q.dtype())), out),
+    Ok(if is_discrete(method) {
+        Tensor::F64(out).cast(a.dtype())
+    } else {
+        from_f64_array(float_of(promote(a.dtype(), q.dtype())), out)
     })
 }
 

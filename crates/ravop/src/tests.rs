@@ -122,3 +122,15 @@ fn records_carry_local_ids_values_and_persist_names() {
     expect![[r#"[{"local_id":0,"operation":{"operator":"lin","params":{"dtype":"i64","shape":[]}},"inputs":[],"persist":null,"value":{"tensor":{"dtype":"i64","shape":[],"data":[2]}}},{"local_id":1,"operation":{"operator":"square","params":{}},"inputs":[{"local":0}],"persist":"sq","value":null}]"#]]
         .assert_eq(&json);
 }
+
+#[test]
+fn integer_literals_work_as_scalars_and_tensors() {
+    let graph = Graph::new("ints");
+    let a = graph.t(vec![1, 2, 3]);
+    (&a + 2).persist("plus");
+    (a * graph.scalar(3)).persist("times");
+    let results = LocalExecutor::default().run(&graph).unwrap();
+    assert_eq!(results.tensor("plus").unwrap().dtype(), crate::DType::I64);
+    assert_eq!(results.array::<i64>("plus").unwrap(), array![3, 4, 5].into_dyn());
+    assert_eq!(results.array::<i64>("times").unwrap(), array![3, 6, 9].into_dyn());
+}

@@ -575,13 +575,29 @@ pub struct RandomParams {
     pub distribution: Distribution,
 }
 
-/// Interpolation methods of `percentile` (NumPy's names).
+/// Interpolation methods of `percentile`: all thirteen of NumPy 2, with its names.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PercentileMethod {
-    /// Linear interpolation.
+    /// H&F 1: the inverse of the empirical CDF.
+    InvertedCdf,
+    /// H&F 2: like `inverted_cdf`, averaging at discontinuities.
+    AveragedInvertedCdf,
+    /// H&F 3: the nearest observation, even order statistic at ties.
+    ClosestObservation,
+    /// H&F 4: linear interpolation of the empirical CDF.
+    InterpolatedInvertedCdf,
+    /// H&F 5: piecewise linear with nodes at `(k - 0.5) / n`.
+    Hazen,
+    /// H&F 6: nodes at `k / (n + 1)`.
+    Weibull,
+    /// H&F 7: linear interpolation (the default).
     #[default]
     Linear,
+    /// H&F 8: approximately median-unbiased.
+    MedianUnbiased,
+    /// H&F 9: approximately unbiased for normal data.
+    NormalUnbiased,
     /// The lower neighbour.
     Lower,
     /// The higher neighbour.

@@ -323,6 +323,18 @@ impl From<i64> for Scalar {
     }
 }
 
+impl From<i32> for Scalar {
+    fn from(value: i32) -> Scalar {
+        Scalar::Int(i64::from(value))
+    }
+}
+
+impl From<f32> for Scalar {
+    fn from(value: f32) -> Scalar {
+        Scalar::Float(f64::from(value))
+    }
+}
+
 impl From<bool> for Scalar {
     fn from(value: bool) -> Scalar {
         Scalar::Bool(value)
