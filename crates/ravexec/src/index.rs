@@ -58,7 +58,7 @@ pub(crate) fn slice_positions(
         let mut i = begin;
         while i < end {
             positions.push(i as usize);
-            i += step;
+            i = i.saturating_add(step);
         }
     } else {
         let begin = start.map_or(n - 1, |s| clamp(resolve(s), -1, n - 1));
@@ -66,7 +66,7 @@ pub(crate) fn slice_positions(
         let mut i = begin;
         while i > end {
             positions.push(i as usize);
-            i += step;
+            i = i.saturating_add(step);
         }
     }
     Ok(positions)

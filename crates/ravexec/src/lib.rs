@@ -126,7 +126,7 @@ fn run(operation: &Operation, inputs: &[TensorValue]) -> KResult<TensorValue> {
                 .map(|(&begin, &size)| match size {
                     -1 => Ok(IndexItem::Slice { start: Some(begin), stop: None, step: None }),
                     s if s < 0 => Err(ErrorKind::Value(format!("slice size {s} must be -1 or non-negative"))),
-                    s => Ok(IndexItem::range(begin, begin + s)),
+                    s => Ok(IndexItem::range(begin, begin.saturating_add(s))),
                 })
                 .collect::<KResult<_>>()?;
             index::index(t(0)?, &IndexExpr(items))?
@@ -164,9 +164,13 @@ fn run(operation: &Operation, inputs: &[TensorValue]) -> KResult<TensorValue> {
                 return Err(ErrorKind::Shape("random_uniform needs scalar low and high".into()));
             }
             let (low, high) = (low.to_f64_array().iter().sum(), high.to_f64_array().iter().sum());
+            tensor::checked_len(&p.size)?;
             Tensor::F64(random::sample(&p.size, p.seed, &Distribution::Uniform { low, high }))
         }
-        O::Random(p) => Tensor::F64(random::sample(&p.shape, p.seed, &p.distribution)),
+        O::Random(p) => {
+            tensor::checked_len(&p.shape)?;
+            Tensor::F64(random::sample(&p.shape, p.seed, &p.distribution))
+        }
         O::Mean(p) => reduce::mean(t(0)?, p.axis.as_ref(), p.keepdims)?,
         O::Average(p) => {
             let weights = if inputs.len() > 1 { Some(t(1)?) } else { None };

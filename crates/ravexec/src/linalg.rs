@@ -56,6 +56,7 @@ int_matmul!(u8);
 fn batched<T: MatElem>(a: &ArrayD<T>, b: &ArrayD<T>) -> KResult<ArrayD<T>> {
     if a.ndim() == 2 && b.ndim() == 2 && a.shape()[1] == b.shape()[0] {
         // The common case goes straight to the GEMM, without batch bookkeeping or copies.
+        crate::tensor::checked_len(&[a.shape()[0], b.shape()[1]])?;
         let x = a.view().into_dimensionality::<Ix2>().expect("2-D");
         let y = b.view().into_dimensionality::<Ix2>().expect("2-D");
         return Ok(T::matmul(x, y).into_dyn());
@@ -72,6 +73,7 @@ fn batched<T: MatElem>(a: &ArrayD<T>, b: &ArrayD<T>) -> KResult<ArrayD<T>> {
     }
     let batch = broadcast_shapes(&a3.shape()[..a3.ndim() - 2], &b3.shape()[..b3.ndim() - 2])?;
     let count: usize = batch.iter().product();
+    crate::tensor::checked_len(&[count, an, bm])?;
     let mut a_shape = batch.clone();
     a_shape.extend([an, ak]);
     let mut b_shape = batch.clone();
@@ -157,7 +159,7 @@ pub(crate) fn dot(a: &Tensor, b: &Tensor) -> KResult<Tensor> {
     let mut order: Vec<usize> = vec![b.ndim() - 2];
     order.extend((0..b.ndim()).filter(|&i| i != b.ndim() - 2));
     let b_moved = crate::shape::permute(b, &order);
-    let cols = b.len() / k.max(1);
+    let cols: usize = b.shape().iter().enumerate().filter(|&(i, _)| i != b.ndim() - 2).map(|(_, &d)| d).product();
     let b2 = crate::shape::reshape_to(&b_moved, &[k, cols]);
     let product = matmul(&a2, &b2)?;
     Ok(crate::shape::reshape_to(&product, &out_shape))

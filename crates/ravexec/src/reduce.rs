@@ -436,6 +436,7 @@ pub(crate) fn bincount(a: &Tensor, weights: Option<&Tensor>, minlength: usize) -
         return Err(ErrorKind::Value("bincount input must have no negative elements".into()));
     }
     let len = values.iter().map(|&v| v as usize + 1).max().unwrap_or(0).max(minlength);
+    crate::tensor::checked_len(&[len])?;
     Ok(match weights {
         None => {
             let mut counts = vec![0i64; len];

@@ -5,7 +5,8 @@ use crate::error::{ErrorKind, KResult};
 use crate::index::slice_positions;
 use crate::reduce::sort_key;
 use crate::tensor::{
-    Elem, Tensor, TensorValue, broadcast_shapes, broadcast_to, norm_axes, norm_axis, promote, weak_result_dtype,
+    Elem, Tensor, TensorValue, broadcast_shapes, broadcast_to, checked_len, norm_axes, norm_axis, promote,
+    weak_result_dtype,
 };
 use crate::with_array;
 use ndarray::{Array1, ArrayD, Axis, IxDyn};
@@ -47,7 +48,8 @@ pub(crate) fn reshape(a: &Tensor, shape: &[i64]) -> KResult<Tensor> {
     if shape.iter().any(|&d| d < -1) {
         return Err(ErrorKind::Value(format!("negative dimensions not allowed: {shape:?}")));
     }
-    let known: usize = shape.iter().filter(|&&d| d >= 0).map(|&d| d as usize).product();
+    let known_dims: Vec<usize> = shape.iter().filter(|&&d| d >= 0).map(|&d| d as usize).collect();
+    let known = checked_len(&known_dims)?;
     let resolved: Vec<usize> = shape
         .iter()
         .map(|&d| {
@@ -62,7 +64,7 @@ pub(crate) fn reshape(a: &Tensor, shape: &[i64]) -> KResult<Tensor> {
             }
         })
         .collect::<KResult<_>>()?;
-    if resolved.iter().product::<usize>() != a.len() {
+    if checked_len(&resolved)? != a.len() {
         return Err(ErrorKind::Value(format!("cannot reshape array of size {} into shape {shape:?}", a.len())));
     }
     Ok(reshape_to(a, &resolved))
@@ -245,7 +247,8 @@ pub(crate) fn tile(a: &Tensor, reps: &Tensor) -> KResult<Tensor> {
     let mut full_reps = vec![1usize; ndim - reps.len()];
     full_reps.extend(reps.iter().map(|&r| r as usize));
     let source = reshape_to(a, &shape);
-    let out_shape: Vec<usize> = shape.iter().zip(&full_reps).map(|(d, r)| d * r).collect();
+    let out_shape: Vec<usize> = shape.iter().zip(&full_reps).map(|(d, r)| d.saturating_mul(*r)).collect();
+    checked_len(&out_shape)?;
     let maps: Vec<Vec<Option<usize>>> =
         (0..ndim).map(|i| (0..out_shape[i]).map(|o| Some(o % shape[i])).collect()).collect();
     Ok(with_array!(&source, x => Elem::wrap(remap(x, &out_shape, &maps, Default::default()))))
@@ -262,8 +265,9 @@ pub(crate) fn pad(a: &Tensor, params: &PadParams) -> KResult<Tensor> {
     let mut out_shape = Vec::with_capacity(a.ndim());
     for (axis, &[before, after]) in widths.iter().enumerate() {
         let n = a.shape()[axis];
-        let out_len = before + n + after;
-        if n == 0 && (before + after) > 0 && params.mode != PadMode::Constant {
+        let out_len = before.saturating_add(n).saturating_add(after);
+        checked_len(&[out_len])?;
+        if n == 0 && before.saturating_add(after) > 0 && params.mode != PadMode::Constant {
             return Err(ErrorKind::Value(format!("can't extend empty axis {axis} using modes other than 'constant'")));
         }
         let map = (0..out_len)
@@ -296,6 +300,7 @@ pub(crate) fn pad(a: &Tensor, params: &PadParams) -> KResult<Tensor> {
         maps.push(map);
         out_shape.push(out_len);
     }
+    checked_len(&out_shape)?;
     let fill = params.constant_values;
     Ok(with_array!(a, x => Elem::wrap(remap(x, &out_shape, &maps, scalar_as(fill)))))
 }
@@ -326,10 +331,12 @@ pub(crate) fn repeat(a: &Tensor, repeats: &Repeats, axis: Option<i64>) -> KResul
             )));
         }
     };
+    let total = counts.iter().try_fold(0usize, |acc, &c| acc.checked_add(c)).unwrap_or(usize::MAX);
+    let mut out_shape = source.shape().to_vec();
+    out_shape[axis] = total;
+    checked_len(&out_shape)?;
     let axis_map: Vec<Option<usize>> =
         counts.iter().enumerate().flat_map(|(i, &c)| std::iter::repeat_n(Some(i), c)).collect();
-    let mut out_shape = source.shape().to_vec();
-    out_shape[axis] = axis_map.len();
     let maps: Vec<Vec<Option<usize>>> = (0..source.ndim())
         .map(|i| if i == axis { axis_map.clone() } else { (0..out_shape[i]).map(Some).collect() })
         .collect();
@@ -476,10 +483,11 @@ pub(crate) fn arange(start: &Tensor, stop: &Tensor, step: Scalar) -> KResult<Ten
     if delta == 0.0 {
         return Err(ErrorKind::Value("maximum allowed size exceeded (step is zero)".into()));
     }
-    let count = ((end - begin) / delta).ceil().max(0.0) as usize;
-    if count > 1 << 32 {
+    let count = ((end - begin) / delta).ceil().max(0.0);
+    if !count.is_finite() || count > crate::tensor::MAX_ELEMENTS as f64 {
         return Err(ErrorKind::Value(format!("arange of {count} elements is too large")));
     }
+    let count = count as usize;
     Ok(match dtype {
         DType::I64 | DType::U8 | DType::Bool => {
             let (b, d) = (begin as i64, step_i64(step));
@@ -505,6 +513,7 @@ pub(crate) fn zeros(shape: &Tensor, dtype: DType) -> KResult<Tensor> {
         return Err(ErrorKind::Value("negative dimensions are not allowed".into()));
     }
     let dims: Vec<usize> = dims.into_iter().map(|d| d as usize).collect();
+    checked_len(&dims)?;
     Ok(Tensor::F64(ArrayD::zeros(IxDyn(&dims))).cast(dtype))
 }
 
@@ -529,6 +538,7 @@ pub(crate) fn one_hot(a: &Tensor, depth: &Tensor) -> KResult<Tensor> {
     if *depth < 0 {
         return Err(ErrorKind::Value("negative depth".into()));
     }
+    checked_len(&[*depth as usize, *depth as usize])?;
     let eye = Tensor::F64(ndarray::Array2::eye(*depth as usize).into_dyn());
     let item = crate::index::array_item(a)?;
     crate::index::index(&eye, &ravproto::IndexExpr(vec![item]))

@@ -389,6 +389,17 @@ pub(crate) fn float_result(dtype: DType) -> DType {
     }
 }
 
+/// Most elements one result may have (2^31: 16 GiB of f64). Above this a kernel refuses with
+/// an error instead of letting an allocation abort the provider; NumPy raises `MemoryError`.
+pub const MAX_ELEMENTS: usize = 1 << 31;
+
+/// Element count of `shape`, refusing overflow and results above [`MAX_ELEMENTS`].
+pub(crate) fn checked_len(shape: &[usize]) -> KResult<usize> {
+    shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).filter(|&n| n <= MAX_ELEMENTS).ok_or_else(|| {
+        ErrorKind::Value(format!("a result of shape {shape:?} is too large (limit {MAX_ELEMENTS} elements)"))
+    })
+}
+
 /// NumPy broadcasting of two shapes.
 pub fn broadcast_shapes(a: &[usize], b: &[usize]) -> KResult<Vec<usize>> {
     let ndim = a.len().max(b.len());
@@ -403,6 +414,7 @@ pub fn broadcast_shapes(a: &[usize], b: &[usize]) -> KResult<Vec<usize>> {
             _ => return Err(ErrorKind::Broadcast { a: a.to_vec(), b: b.to_vec() }),
         };
     }
+    checked_len(&out)?;
     Ok(out)
 }
 

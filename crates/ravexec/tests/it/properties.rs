@@ -101,3 +101,56 @@ proptest! {
         prop_assert_eq!(run(Operation::Matmul(NoParams {}), vec![a.clone(), eye]).unwrap(), a);
     }
 }
+
+/// Hostile sizes and positions get typed errors, never a panic or an aborting allocation.
+#[test]
+fn hostile_inputs_are_refused_not_crashing() {
+    let op = |json: &str| -> Operation { serde_json::from_str(json).expect("valid operation") };
+    let small = Tensor::F64(ArrayD::zeros(IxDyn(&[2, 3])));
+    let column = Tensor::F64(ArrayD::zeros(IxDyn(&[1 << 20, 1])));
+    let row = Tensor::F64(ArrayD::zeros(IxDyn(&[1, 1 << 20])));
+    let huge = i64::MAX;
+    let cases: Vec<(Operation, Vec<Tensor>)> = vec![
+        (op(r#"{"operator":"add"}"#), vec![column.clone(), row.clone()]),
+        (op(&format!(r#"{{"operator":"reshape","params":{{"shape":[{huge},{huge},-1]}}}}"#)), vec![small.clone()]),
+        (op(r#"{"operator":"zeros"}"#), vec![Tensor::I64(ndarray::arr1(&[1 << 40, 1 << 40]).into_dyn())]),
+        (op(r#"{"operator":"tile"}"#), vec![small.clone(), Tensor::I64(ndarray::arr1(&[1 << 40, 1 << 40]).into_dyn())]),
+        (op(r#"{"operator":"one_hot_encoding"}"#), vec![Tensor::scalar_i64(1), Tensor::scalar_i64(1 << 40)]),
+        (op(r#"{"operator":"bincount"}"#), vec![Tensor::I64(ndarray::arr1(&[1 << 50]).into_dyn())]),
+        (
+            op(
+                r#"{"operator":"pad","params":{"sequence":[[4611686018427387904,4611686018427387904]],"mode":"constant"}}"#,
+            ),
+            vec![small.clone()],
+        ),
+        (op(r#"{"operator":"repeat","params":{"repeats":4611686018427387904}}"#), vec![small.clone()]),
+        (op(r#"{"operator":"random","params":{"shape":[4294967296, 4294967296]}}"#), vec![]),
+        (
+            op(r#"{"operator":"arange","params":{"step":1e-300}}"#),
+            vec![Tensor::scalar_f64(0.0), Tensor::scalar_f64(1.0)],
+        ),
+        (op(r#"{"operator":"matmul"}"#), vec![row.clone(), Tensor::F64(ArrayD::zeros(IxDyn(&[1 << 20, 1])))]),
+    ];
+    for (operation, inputs) in cases {
+        let kind = operation.kind();
+        let inputs: Vec<TensorValue> = inputs.into_iter().map(TensorValue::Tensor).collect();
+        // Matmul of (1, 2^20) by (2^20, 1) is small and fine; every other case must be refused.
+        let result = execute(&operation, &inputs);
+        if kind != OpKind::Matmul {
+            assert!(result.is_err(), "{kind} accepted a hostile input");
+        }
+    }
+    // Positions near i64::MAX saturate instead of overflowing.
+    let sliced = run(
+        op(&format!(r#"{{"operator":"slice","params":{{"begin":[{huge}],"size":[{huge}]}}}}"#)),
+        vec![small.clone()],
+    );
+    assert_eq!(sliced.unwrap().shape(), &[0, 3]);
+    let stepped =
+        run(op(&format!(r#"{{"operator":"index","params":{{"indices":"[::{huge}]"}}}}"#)), vec![small.clone()]);
+    assert_eq!(stepped.unwrap().shape(), &[1, 3]);
+    // dot with an empty contracted axis gives zeros of the right shape.
+    let a = Tensor::F64(ArrayD::zeros(IxDyn(&[2, 3, 0])));
+    let b = Tensor::F64(ArrayD::zeros(IxDyn(&[5, 0, 2])));
+    assert_eq!(run(op(r#"{"operator":"dot"}"#), vec![a, b]).unwrap().shape(), &[2, 3, 5, 2]);
+}
