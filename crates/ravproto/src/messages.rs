@@ -201,3 +201,26 @@ pub struct Hello {
     /// [`crate::PROTOCOL_VERSION`] of the sender.
     pub protocol_version: u32,
 }
+
+/// What a provider reports about itself after connecting (its own timed kernel suite).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Benchmark {
+    /// Total RAM, in bytes.
+    pub ram_bytes: u64,
+    /// CPU cores available to the provider.
+    pub cores: u32,
+    /// Whether a GPU is present.
+    pub gpu: bool,
+    /// Speed score: higher is faster (GFLOP/s of the benchmark's matmul).
+    pub speed_score: f64,
+}
+
+impl Requirements {
+    /// Whether a provider with this benchmark may take part.
+    pub fn accepts(&self, benchmark: &Benchmark) -> bool {
+        self.min_ram_bytes.is_none_or(|min| benchmark.ram_bytes >= min)
+            && (!self.gpu_required || benchmark.gpu)
+            && self.min_speed_score.is_none_or(|min| benchmark.speed_score >= min)
+    }
+}

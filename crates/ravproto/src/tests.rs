@@ -140,6 +140,11 @@ fn graph_messages() {
     );
     check(&CreateGraphResponse { graph_id: GraphId(42) }, expect![[r#"{"graph_id":42}"#]]);
     check(&Hello { protocol_version: crate::PROTOCOL_VERSION }, expect![[r#"{"protocol_version":1}"#]]);
+    let benchmark = Benchmark { ram_bytes: 8 << 30, cores: 2, gpu: false, speed_score: 120.5 };
+    check(&benchmark, expect![[r#"{"ram_bytes":8589934592,"cores":2,"gpu":false,"speed_score":120.5}"#]]);
+    let needs_gpu = Requirements { gpu_required: true, ..Requirements::default() };
+    assert!(!needs_gpu.accepts(&benchmark));
+    assert!(Requirements { min_ram_bytes: Some(4 << 30), ..Requirements::default() }.accepts(&benchmark));
 }
 
 #[test]

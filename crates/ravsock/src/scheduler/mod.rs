@@ -1,0 +1,462 @@
+//! The scheduler: one event-driven state machine for every graph and provider.
+//!
+//! Port of the original's scheduler-service (§3.6) without its weaknesses: no 10 Hz polling
+//! (the server calls [`Scheduler::handle`] on each event and wakes up at
+//! [`Scheduler::next_deadline`]), no lock-step (every ready subgraph goes to any idle eligible
+//! provider, several at once), and retries that count up to a limit. Time is an explicit
+//! millisecond value so tests control it. The scheduler keeps no values and does no I/O: the
+//! server stores results (in batches) before reporting completion, and performs the returned
+//! [`Action`]s.
+
+mod partition;
+#[cfg(test)]
+mod tests;
+
+pub use partition::{OpInfo, Subgraph, partition};
+
+use ravproto::messages::{Benchmark, OpFailure, Requirements};
+use ravproto::status::{GraphStatus, SubgraphStatus};
+use ravproto::{GraphId, OpId, ProviderId};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Milliseconds on the server's monotonic clock.
+pub type Millis = u64;
+
+/// Identifies one hand-out of a subgraph to a provider; a retry gets a new one, so a late
+/// answer to a withdrawn assignment can be recognised and ignored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AssignmentId(pub u64);
+
+/// Scheduling policy.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SchedulerConfig {
+    /// Most ops per subgraph (the original's `2 × min_split_size`).
+    pub window: usize,
+    /// Hand-outs of one subgraph before its graph fails.
+    pub max_attempts: u32,
+    /// Fixed part of a subgraph's deadline.
+    pub deadline_base_ms: Millis,
+    /// Deadline added per op of the subgraph.
+    pub deadline_per_op_ms: Millis,
+    /// Subgraphs a provider may hold at once (more than one hides network latency).
+    pub slots_per_provider: usize,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> SchedulerConfig {
+        SchedulerConfig {
+            window: 100,
+            max_attempts: 3,
+            deadline_base_ms: 30_000,
+            deadline_per_op_ms: 100,
+            slots_per_provider: 2,
+        }
+    }
+}
+
+/// Something that happened.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// A graph was executed (or restored after a restart: computed ops are not redone).
+    GraphSubmitted {
+        /// The graph.
+        graph: GraphId,
+        /// Every op, in dependency order.
+        ops: Vec<OpInfo>,
+        /// What providers must offer.
+        requirements: Requirements,
+    },
+    /// The requester cancelled a graph.
+    GraphCancelled {
+        /// The graph.
+        graph: GraphId,
+    },
+    /// A provider connected and benchmarked; `graph` limits it to one graph.
+    ProviderJoined {
+        /// The provider.
+        provider: ProviderId,
+        /// Its report.
+        benchmark: Benchmark,
+        /// The graph it chose, or any.
+        graph: Option<GraphId>,
+    },
+    /// A provider disconnected.
+    ProviderLeft {
+        /// The provider.
+        provider: ProviderId,
+    },
+    /// A provider returned every output of an assignment (already stored by the server).
+    SubgraphCompleted {
+        /// The provider.
+        provider: ProviderId,
+        /// The assignment.
+        assignment: AssignmentId,
+    },
+    /// A provider could not compute an assignment.
+    SubgraphFailed {
+        /// The provider.
+        provider: ProviderId,
+        /// The assignment.
+        assignment: AssignmentId,
+        /// The op and the reason.
+        failure: OpFailure,
+        /// Whether another attempt may succeed (a kernel's refusal of its inputs will not).
+        retryable: bool,
+    },
+    /// Time passed (the server calls this at [`Scheduler::next_deadline`]).
+    Tick,
+}
+
+/// A subgraph handed to a provider.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Assignment {
+    /// This hand-out.
+    pub id: AssignmentId,
+    /// Who computes it.
+    pub provider: ProviderId,
+    /// Its graph.
+    pub graph: GraphId,
+    /// Index of the subgraph within the graph.
+    pub subgraph: usize,
+    /// Ops to compute, in order.
+    pub ops: Vec<OpId>,
+    /// Values to send along (computed earlier).
+    pub external_inputs: Vec<OpId>,
+    /// Results to send back.
+    pub outputs: Vec<OpId>,
+    /// When the scheduler gives up on this hand-out.
+    pub deadline: Millis,
+}
+
+/// What the server must do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Send a subgraph to a provider.
+    Assign(Assignment),
+    /// Tell a provider to drop an assignment (deadline passed, graph failed or cancelled).
+    Withdraw {
+        /// The provider.
+        provider: ProviderId,
+        /// The assignment.
+        assignment: AssignmentId,
+    },
+    /// A provider may not join the graph it chose.
+    Rejected {
+        /// The provider.
+        provider: ProviderId,
+        /// Why.
+        reason: String,
+    },
+    /// Ops of a graph were computed.
+    Progress {
+        /// The graph.
+        graph: GraphId,
+        /// Computed ops.
+        computed: u64,
+        /// All ops.
+        total: u64,
+    },
+    /// Every op of the graph is computed.
+    GraphComputed {
+        /// The graph.
+        graph: GraphId,
+    },
+    /// The graph failed for good.
+    GraphFailed {
+        /// The graph.
+        graph: GraphId,
+        /// The op and the reason.
+        failure: OpFailure,
+    },
+}
+
+struct SubgraphState {
+    subgraph: Subgraph,
+    status: SubgraphStatus,
+    attempts: u32,
+    missing_inputs: usize,
+}
+
+struct GraphState {
+    requirements: Requirements,
+    status: GraphStatus,
+    subgraphs: Vec<SubgraphState>,
+    /// Subgraphs waiting for each op produced by another subgraph.
+    consumers: BTreeMap<OpId, Vec<usize>>,
+    total_ops: u64,
+    computed_ops: u64,
+    /// The operator name of each pending op, for failure reports.
+    operators: BTreeMap<OpId, &'static str>,
+}
+
+struct ProviderState {
+    benchmark: Benchmark,
+    graph: Option<GraphId>,
+    in_flight: BTreeSet<AssignmentId>,
+}
+
+struct InFlight {
+    provider: ProviderId,
+    graph: GraphId,
+    subgraph: usize,
+    deadline: Millis,
+}
+
+/// The scheduler state machine.
+#[derive(Default)]
+pub struct Scheduler {
+    config: SchedulerConfig,
+    graphs: BTreeMap<GraphId, GraphState>,
+    providers: BTreeMap<ProviderId, ProviderState>,
+    in_flight: BTreeMap<AssignmentId, InFlight>,
+    next_assignment: u64,
+}
+
+impl Scheduler {
+    /// A scheduler with this policy.
+    pub fn new(config: SchedulerConfig) -> Scheduler {
+        Scheduler { config, ..Scheduler::default() }
+    }
+
+    /// Applies one event at time `now` and returns what the server must do.
+    pub fn handle(&mut self, now: Millis, event: Event) -> Vec<Action> {
+        let mut actions = Vec::new();
+        match event {
+            Event::GraphSubmitted { graph, ops, requirements } => self.submit(graph, ops, requirements, &mut actions),
+            Event::GraphCancelled { graph } => self.finish(graph, GraphStatus::Cancelled, &mut actions),
+            Event::ProviderJoined { provider, benchmark, graph } => {
+                if let Some(chosen) = graph {
+                    let reason = match self.graphs.get(&chosen) {
+                        None => Some(format!("{chosen} does not exist or is finished")),
+                        Some(state) if !state.requirements.accepts(&benchmark) => {
+                            Some(format!("this provider does not meet the requirements of {chosen}"))
+                        }
+                        Some(_) => None,
+                    };
+                    if let Some(reason) = reason {
+                        actions.push(Action::Rejected { provider, reason });
+                        return actions;
+                    }
+                }
+                let in_flight = self.providers.remove(&provider).map(|p| p.in_flight).unwrap_or_default();
+                self.providers.insert(provider, ProviderState { benchmark, graph, in_flight });
+            }
+            Event::ProviderLeft { provider } => {
+                if let Some(state) = self.providers.remove(&provider) {
+                    for assignment in state.in_flight {
+                        self.attempt_failed(assignment, None, "provider disconnected", &mut actions);
+                    }
+                }
+            }
+            Event::SubgraphCompleted { provider, assignment } => {
+                if self.in_flight.get(&assignment).is_some_and(|f| f.provider == provider) {
+                    self.completed(assignment, &mut actions);
+                }
+            }
+            Event::SubgraphFailed { provider, assignment, failure, retryable } => {
+                if self.in_flight.get(&assignment).is_some_and(|f| f.provider == provider) {
+                    if retryable {
+                        self.attempt_failed(assignment, Some(failure.op_id), &failure.reason, &mut actions);
+                    } else if let Some(flight) = self.release(assignment) {
+                        self.fail_graph(flight.graph, failure, &mut actions);
+                    }
+                }
+            }
+            Event::Tick => {
+                let expired: Vec<AssignmentId> =
+                    self.in_flight.iter().filter(|(_, f)| f.deadline <= now).map(|(id, _)| *id).collect();
+                for assignment in expired {
+                    if let Some(flight) = self.in_flight.get(&assignment) {
+                        actions.push(Action::Withdraw { provider: flight.provider, assignment });
+                    }
+                    self.attempt_failed(assignment, None, "deadline exceeded", &mut actions);
+                }
+            }
+        }
+        self.dispatch(now, &mut actions);
+        actions
+    }
+
+    /// The earliest deadline of any assignment: when the server should send [`Event::Tick`].
+    pub fn next_deadline(&self) -> Option<Millis> {
+        self.in_flight.values().map(|f| f.deadline).min()
+    }
+
+    /// Status of a graph the scheduler knows.
+    pub fn graph_status(&self, graph: GraphId) -> Option<GraphStatus> {
+        self.graphs.get(&graph).map(|g| g.status)
+    }
+
+    /// Assignments currently out, by provider.
+    pub fn in_flight(&self, provider: ProviderId) -> Vec<AssignmentId> {
+        self.providers.get(&provider).map(|p| p.in_flight.iter().copied().collect()).unwrap_or_default()
+    }
+
+    fn submit(&mut self, graph: GraphId, ops: Vec<OpInfo>, requirements: Requirements, actions: &mut Vec<Action>) {
+        if self.graphs.get(&graph).is_some_and(|g| g.status == GraphStatus::Computing) {
+            return;
+        }
+        let subgraphs = partition(&ops, self.config.window);
+        let computed: BTreeSet<OpId> = ops.iter().filter(|op| op.computed).map(|op| op.id).collect();
+        let mut consumers: BTreeMap<OpId, Vec<usize>> = BTreeMap::new();
+        let states: Vec<SubgraphState> = subgraphs
+            .into_iter()
+            .enumerate()
+            .map(|(index, subgraph)| {
+                let missing: Vec<OpId> =
+                    subgraph.external_inputs.iter().filter(|id| !computed.contains(id)).copied().collect();
+                for id in &missing {
+                    consumers.entry(*id).or_default().push(index);
+                }
+                let status = if missing.is_empty() { SubgraphStatus::Ready } else { SubgraphStatus::NotReady };
+                SubgraphState { subgraph, status, attempts: 0, missing_inputs: missing.len() }
+            })
+            .collect();
+        let state = GraphState {
+            requirements,
+            status: GraphStatus::Computing,
+            consumers,
+            total_ops: ops.len() as u64,
+            computed_ops: computed.len() as u64,
+            operators: ops.iter().filter(|op| !op.computed).map(|op| (op.id, op.kind.short_name())).collect(),
+            subgraphs: states,
+        };
+        let done = state.subgraphs.is_empty();
+        self.graphs.insert(graph, state);
+        if done {
+            self.finish(graph, GraphStatus::Computed, actions);
+        }
+    }
+
+    fn completed(&mut self, assignment: AssignmentId, actions: &mut Vec<Action>) {
+        let Some(flight) = self.release(assignment) else { return };
+        let Some(graph) = self.graphs.get_mut(&flight.graph) else { return };
+        let sub = &mut graph.subgraphs[flight.subgraph];
+        sub.status = SubgraphStatus::Computed;
+        graph.computed_ops += sub.subgraph.ops.len() as u64;
+        let produced = sub.subgraph.ops.clone();
+        for op in produced {
+            for waiting in graph.consumers.remove(&op).unwrap_or_default() {
+                let dependant = &mut graph.subgraphs[waiting];
+                dependant.missing_inputs -= 1;
+                if dependant.missing_inputs == 0 && dependant.status == SubgraphStatus::NotReady {
+                    dependant.status = SubgraphStatus::Ready;
+                }
+            }
+        }
+        actions.push(Action::Progress { graph: flight.graph, computed: graph.computed_ops, total: graph.total_ops });
+        if graph.subgraphs.iter().all(|s| s.status == SubgraphStatus::Computed) {
+            self.finish(flight.graph, GraphStatus::Computed, actions);
+        }
+    }
+
+    /// One hand-out failed: retry, or fail the graph after the last attempt.
+    fn attempt_failed(&mut self, assignment: AssignmentId, op: Option<OpId>, reason: &str, actions: &mut Vec<Action>) {
+        let Some(flight) = self.release(assignment) else { return };
+        let Some(graph) = self.graphs.get_mut(&flight.graph) else { return };
+        let sub = &mut graph.subgraphs[flight.subgraph];
+        if sub.attempts >= self.config.max_attempts {
+            let op_id = op.unwrap_or(sub.subgraph.ops[0]);
+            let operator = graph.operators.get(&op_id).copied().unwrap_or("unknown").to_string();
+            let reason = format!("{reason} (after {} attempts)", sub.attempts);
+            self.fail_graph(flight.graph, OpFailure { op_id, operator, reason }, actions);
+        } else {
+            sub.status = SubgraphStatus::Ready;
+        }
+    }
+
+    fn fail_graph(&mut self, graph: GraphId, failure: OpFailure, actions: &mut Vec<Action>) {
+        if self.graphs.get(&graph).is_some_and(|g| g.status == GraphStatus::Computing) {
+            self.finish(graph, GraphStatus::Failed, actions);
+            actions.push(Action::GraphFailed { graph, failure });
+        }
+    }
+
+    /// Ends a graph: withdraws whatever is still out and reports completion.
+    fn finish(&mut self, graph: GraphId, status: GraphStatus, actions: &mut Vec<Action>) {
+        let Some(state) = self.graphs.get_mut(&graph) else { return };
+        if state.status != GraphStatus::Computing {
+            return;
+        }
+        state.status = status;
+        // A finished graph keeps only its status; its subgraphs are no longer needed.
+        state.subgraphs.clear();
+        state.consumers.clear();
+        state.operators.clear();
+        let out: Vec<AssignmentId> =
+            self.in_flight.iter().filter(|(_, f)| f.graph == graph).map(|(id, _)| *id).collect();
+        for assignment in out {
+            if let Some(flight) = self.release(assignment) {
+                actions.push(Action::Withdraw { provider: flight.provider, assignment });
+            }
+        }
+        if status == GraphStatus::Computed {
+            actions.push(Action::GraphComputed { graph });
+        }
+    }
+
+    fn release(&mut self, assignment: AssignmentId) -> Option<InFlight> {
+        let flight = self.in_flight.remove(&assignment)?;
+        if let Some(provider) = self.providers.get_mut(&flight.provider) {
+            provider.in_flight.remove(&assignment);
+        }
+        Some(flight)
+    }
+
+    /// Hands ready subgraphs to providers with free slots: the fastest provider first, each
+    /// taking the biggest ready subgraph it is eligible for.
+    fn dispatch(&mut self, now: Millis, actions: &mut Vec<Action>) {
+        let mut providers: Vec<(ProviderId, f64)> =
+            self.providers.iter().map(|(id, p)| (*id, p.benchmark.speed_score)).collect();
+        providers.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        loop {
+            let mut assigned_any = false;
+            for &(provider_id, _) in &providers {
+                let provider = &self.providers[&provider_id];
+                if provider.in_flight.len() >= self.config.slots_per_provider {
+                    continue;
+                }
+                let best = self
+                    .graphs
+                    .iter()
+                    .filter(|(id, g)| {
+                        g.status == GraphStatus::Computing
+                            && provider.graph.is_none_or(|chosen| chosen == **id)
+                            && g.requirements.accepts(&provider.benchmark)
+                    })
+                    .flat_map(|(id, g)| {
+                        g.subgraphs
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, s)| s.status == SubgraphStatus::Ready)
+                            .map(move |(index, s)| (s.subgraph.ops.len(), *id, index))
+                    })
+                    .max_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)).then(b.2.cmp(&a.2)));
+                let Some((size, graph_id, index)) = best else { continue };
+                let id = AssignmentId(self.next_assignment);
+                self.next_assignment += 1;
+                let deadline = now + self.config.deadline_base_ms + self.config.deadline_per_op_ms * size as u64;
+                let sub = &mut self.graphs.get_mut(&graph_id).expect("picked from graphs").subgraphs[index];
+                sub.status = SubgraphStatus::Assigned;
+                sub.attempts += 1;
+                self.in_flight
+                    .insert(id, InFlight { provider: provider_id, graph: graph_id, subgraph: index, deadline });
+                self.providers.get_mut(&provider_id).expect("listed").in_flight.insert(id);
+                actions.push(Action::Assign(Assignment {
+                    id,
+                    provider: provider_id,
+                    graph: graph_id,
+                    subgraph: index,
+                    ops: sub.subgraph.ops.clone(),
+                    external_inputs: sub.subgraph.external_inputs.iter().copied().collect(),
+                    outputs: sub.subgraph.outputs.clone(),
+                    deadline,
+                }));
+                assigned_any = true;
+            }
+            if !assigned_any {
+                return;
+            }
+        }
+    }
+}
