@@ -518,3 +518,64 @@ impl<'de> Deserialize<'de> for TensorData {
         }
     }
 }
+
+impl Value {
+    /// Encodes a value as bytes: `T` + a tensor frame ([`TensorData::encode_binary`]), or `L`
+    /// + the item count (`u32` little-endian) + each item as `u64` length + its encoding.
+    pub fn encode_binary(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.encode_into(&mut out);
+        out
+    }
+
+    fn encode_into(&self, out: &mut Vec<u8>) {
+        match self {
+            Value::Tensor(t) => {
+                out.push(b'T');
+                out.extend_from_slice(&t.encode_binary());
+            }
+            Value::List(items) => {
+                out.push(b'L');
+                out.extend_from_slice(&(items.len() as u32).to_le_bytes());
+                for item in items {
+                    let encoded = item.encode_binary();
+                    out.extend_from_slice(&(encoded.len() as u64).to_le_bytes());
+                    out.extend_from_slice(&encoded);
+                }
+            }
+        }
+    }
+
+    /// Decodes bytes written by [`Value::encode_binary`].
+    pub fn decode_binary(bytes: &[u8]) -> Result<Value, TensorError> {
+        Value::decode_depth(bytes, 0)
+    }
+
+    fn decode_depth(bytes: &[u8], depth: usize) -> Result<Value, TensorError> {
+        if depth > 32 {
+            return Err(TensorError::BadFrame("value lists nested too deeply"));
+        }
+        match bytes.split_first() {
+            Some((b'T', rest)) => Ok(Value::Tensor(TensorData::decode_binary(rest)?)),
+            Some((b'L', rest)) => {
+                let (count, mut rest) = rest.split_at_checked(4).ok_or(TensorError::BadFrame("truncated list"))?;
+                let count = u32::from_le_bytes(count.try_into().expect("split_at_checked(4)")) as usize;
+                let mut items = Vec::with_capacity(count.min(1024));
+                for _ in 0..count {
+                    let (len, tail) = rest.split_at_checked(8).ok_or(TensorError::BadFrame("truncated list"))?;
+                    let len = u64::from_le_bytes(len.try_into().expect("split_at_checked(8)"));
+                    let len = usize::try_from(len).map_err(|_| TensorError::BadFrame("item too long"))?;
+                    let (item, tail) =
+                        tail.split_at_checked(len).ok_or(TensorError::BadFrame("truncated list item"))?;
+                    items.push(Value::decode_depth(item, depth + 1)?);
+                    rest = tail;
+                }
+                if !rest.is_empty() {
+                    return Err(TensorError::BadFrame("trailing bytes after list"));
+                }
+                Ok(Value::List(items))
+            }
+            _ => Err(TensorError::BadFrame("a value starts with T or L")),
+        }
+    }
+}

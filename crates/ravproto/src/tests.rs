@@ -233,3 +233,23 @@ fn index_grammar() {
         .assert_eq(&parse("[[1, True]]"));
     assert_eq!("[2:5]".parse::<IndexExpr>().unwrap().0, vec![IndexItem::range(2, 5)]);
 }
+
+#[test]
+fn value_binary_round_trips() {
+    let value = Value::List(vec![
+        Value::Tensor(TensorData::from_f32(vec![2], &[1.0, -2.0]).unwrap()),
+        Value::List(vec![Value::Tensor(TensorData::from_bool(vec![], &[true]).unwrap())]),
+    ]);
+    let bytes = value.encode_binary();
+    assert_eq!(Value::decode_binary(&bytes).unwrap(), value);
+    assert!(Value::decode_binary(&bytes[..bytes.len() - 1]).is_err());
+    assert!(Value::decode_binary(b"X").is_err());
+    let mut nested = Value::Tensor(TensorData::scalar(Scalar::Int(1)));
+    for _ in 0..40 {
+        nested = Value::List(vec![nested]);
+    }
+    assert_eq!(
+        Value::decode_binary(&nested.encode_binary()),
+        Err(TensorError::BadFrame("value lists nested too deeply"))
+    );
+}

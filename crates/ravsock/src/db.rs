@@ -1,0 +1,375 @@
+//! The ravsock database (SQLite by default): accounts, graphs, ops and their values.
+//!
+//! Port of the original's tables (§3.2) reduced to what the scheduler needs, with statuses as
+//! checked enums and server-allocated ids. Results of a subgraph are written in one transaction
+//! ([`Db::store_results`]), never one fsync per op.
+
+use crate::auth::{self, Role};
+use crate::error::{Error, Result};
+use ravproto::messages::{GraphMeta, OpRecord, OpRef};
+use ravproto::status::{GraphStatus, OpStatus};
+use ravproto::{GraphId, OpId, Operation, Value};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// The embedded SQLite migrations.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
+
+/// An authenticated account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Account {
+    /// Row id.
+    pub id: i64,
+    /// Name given at creation.
+    pub name: String,
+    /// What it may do.
+    pub role: Role,
+}
+
+/// One stored op.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredOp {
+    /// Server id.
+    pub id: OpId,
+    /// The client's number.
+    pub local_id: u64,
+    /// Operator and params.
+    pub operation: Operation,
+    /// Inputs, as server ids.
+    pub inputs: Vec<OpId>,
+    /// Persist name.
+    pub persist: Option<String>,
+    /// Status.
+    pub status: OpStatus,
+}
+
+/// A graph row.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredGraph {
+    /// Id.
+    pub id: GraphId,
+    /// Owning account.
+    pub owner: i64,
+    /// Requester's description.
+    pub meta: GraphMeta,
+    /// Status.
+    pub status: GraphStatus,
+    /// Why it failed (JSON of an `OpFailure`).
+    pub failure: Option<String>,
+}
+
+/// Handle to the database.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pool: SqlitePool,
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+fn graph_status_name(status: GraphStatus) -> &'static str {
+    match status {
+        GraphStatus::Pending => "pending",
+        GraphStatus::Computing => "computing",
+        GraphStatus::Computed => "computed",
+        GraphStatus::Failed => "failed",
+        GraphStatus::Cancelled => "cancelled",
+    }
+}
+
+fn parse_graph_status(text: &str) -> Result<GraphStatus> {
+    serde_json::from_value(serde_json::Value::String(text.into()))
+        .map_err(|_| Error::Internal(format!("unknown graph status {text:?} in the database")))
+}
+
+fn op_status_name(status: OpStatus) -> &'static str {
+    match status {
+        OpStatus::Pending => "pending",
+        OpStatus::Computing => "computing",
+        OpStatus::Computed => "computed",
+        OpStatus::Failed => "failed",
+    }
+}
+
+fn parse_op_status(text: &str) -> Result<OpStatus> {
+    serde_json::from_value(serde_json::Value::String(text.into()))
+        .map_err(|_| Error::Internal(format!("unknown op status {text:?} in the database")))
+}
+
+impl Db {
+    /// Opens (creating if missing) the database at `url` and applies the migrations.
+    pub async fn connect(url: &str) -> Result<Db> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // With WAL, NORMAL keeps the database consistent across a crash; a committed batch
+            // may be lost on power failure, and its subgraph is then simply recomputed.
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        // An in-memory database exists once per connection, so it must use exactly one.
+        let max = if url.contains(":memory:") { 1 } else { 4 };
+        let pool = SqlitePoolOptions::new().max_connections(max).connect_with(options).await?;
+        MIGRATOR.run(&pool).await.map_err(|e| Error::Internal(format!("migrations failed: {e}")))?;
+        Ok(Db { pool })
+    }
+
+    /// Wraps an existing pool (tests use `#[sqlx::test]` pools).
+    pub fn from_pool(pool: SqlitePool) -> Db {
+        Db { pool }
+    }
+
+    /// Creates an account and returns its token; only the token's hash is stored.
+    pub async fn create_account(&self, name: &str, role: Role) -> Result<String> {
+        let token = auth::new_token()?;
+        let inserted = sqlx::query("INSERT INTO accounts (name, role, token_sha256, created_at) VALUES (?, ?, ?, ?)")
+            .bind(name)
+            .bind(role.name())
+            .bind(auth::token_hash(&token))
+            .bind(now_secs())
+            .execute(&self.pool)
+            .await;
+        match inserted {
+            Ok(_) => Ok(token),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(Error::Conflict(format!("an account named `{name}` already exists")))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The account holding `token`, if any.
+    pub async fn account_by_token(&self, token: &str) -> Result<Option<Account>> {
+        let row: Option<(i64, String, String)> =
+            sqlx::query_as("SELECT id, name, role FROM accounts WHERE token_sha256 = ?")
+                .bind(auth::token_hash(token))
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|(id, name, role)| Ok(Account { id, name, role: Role::from_name(&role)? })).transpose()
+    }
+
+    /// Creates a graph owned by `owner`.
+    pub async fn create_graph(&self, owner: i64, meta: &GraphMeta) -> Result<GraphId> {
+        let meta = serde_json::to_string(meta).map_err(|e| Error::Internal(e.to_string()))?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO graphs (owner, meta, status, created_at) VALUES (?, ?, 'pending', ?) RETURNING id",
+        )
+        .bind(owner)
+        .bind(meta)
+        .bind(now_secs())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(GraphId(id as u64))
+    }
+
+    /// A graph, if it exists.
+    pub async fn graph(&self, graph: GraphId) -> Result<Option<StoredGraph>> {
+        let row: Option<(i64, i64, String, String, Option<String>)> =
+            sqlx::query_as("SELECT id, owner, meta, status, failure FROM graphs WHERE id = ?")
+                .bind(graph.0 as i64)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|(id, owner, meta, status, failure)| {
+            Ok(StoredGraph {
+                id: GraphId(id as u64),
+                owner,
+                meta: serde_json::from_str(&meta).map_err(|e| Error::Internal(e.to_string()))?,
+                status: parse_graph_status(&status)?,
+                failure,
+            })
+        })
+        .transpose()
+    }
+
+    /// Every graph of an owner, newest first.
+    pub async fn graphs_of(&self, owner: i64) -> Result<Vec<StoredGraph>> {
+        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM graphs WHERE owner = ? ORDER BY id DESC")
+            .bind(owner)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut graphs = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(graph) = self.graph(GraphId(id as u64)).await? {
+                graphs.push(graph);
+            }
+        }
+        Ok(graphs)
+    }
+
+    /// Sets a graph's status (and failure reason).
+    pub async fn set_graph_status(&self, graph: GraphId, status: GraphStatus, failure: Option<&str>) -> Result<()> {
+        sqlx::query("UPDATE graphs SET status = ?, failure = ? WHERE id = ?")
+            .bind(graph_status_name(status))
+            .bind(failure)
+            .bind(graph.0 as i64)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Stores one upload chunk in a transaction, mapping the client's ids to server ids.
+    /// `known` maps local ids already stored for this graph; it is extended with the chunk's.
+    pub async fn insert_ops(
+        &self,
+        graph: GraphId,
+        records: &[OpRecord],
+        known: &mut BTreeMap<u64, OpId>,
+    ) -> Result<BTreeMap<u64, OpId>> {
+        let mut tx = self.pool.begin().await?;
+        let mut mapped = BTreeMap::new();
+        for record in records {
+            let inputs: Vec<u64> = record
+                .inputs
+                .iter()
+                .map(|input| match input {
+                    OpRef::Local(local) => known.get(local).map(|id| id.0),
+                    OpRef::Server(id) => Some(id.0),
+                })
+                .collect::<Option<_>>()
+                .ok_or_else(|| Error::Internal("inputs were validated before storing".into()))?;
+            let status = if record.value.is_some() { "computed" } else { "pending" };
+            let inserted: std::result::Result<i64, sqlx::Error> = sqlx::query_scalar(
+                "INSERT INTO ops (graph_id, local_id, operation, inputs, persist, status) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+            )
+            .bind(graph.0 as i64)
+            .bind(record.local_id as i64)
+            .bind(serde_json::to_string(&record.operation).map_err(|e| Error::Internal(e.to_string()))?)
+            .bind(serde_json::to_string(&inputs).map_err(|e| Error::Internal(e.to_string()))?)
+            .bind(record.persist.as_deref())
+            .bind(status)
+            .fetch_one(&mut *tx)
+            .await;
+            let id = match inserted {
+                Ok(id) => OpId(id as u64),
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                    return Err(Error::InvalidOp {
+                        op: OpRef::Local(record.local_id),
+                        reason: "local id or persist name used twice in this graph".into(),
+                    });
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if let Some(value) = &record.value {
+                sqlx::query("INSERT INTO op_values (op_id, value) VALUES (?, ?)")
+                    .bind(id.0 as i64)
+                    .bind(value.encode_binary())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            known.insert(record.local_id, id);
+            mapped.insert(record.local_id, id);
+        }
+        tx.commit().await?;
+        Ok(mapped)
+    }
+
+    /// Every op of a graph, in id (dependency) order.
+    pub async fn ops(&self, graph: GraphId) -> Result<Vec<StoredOp>> {
+        let rows: Vec<(i64, i64, String, String, Option<String>, String)> = sqlx::query_as(
+            "SELECT id, local_id, operation, inputs, persist, status FROM ops WHERE graph_id = ? ORDER BY id",
+        )
+        .bind(graph.0 as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(id, local_id, operation, inputs, persist, status)| {
+                let inputs: Vec<u64> = serde_json::from_str(&inputs).map_err(|e| Error::Internal(e.to_string()))?;
+                Ok(StoredOp {
+                    id: OpId(id as u64),
+                    local_id: local_id as u64,
+                    operation: serde_json::from_str(&operation).map_err(|e| Error::Internal(e.to_string()))?,
+                    inputs: inputs.into_iter().map(OpId).collect(),
+                    persist,
+                    status: parse_op_status(&status)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Local id → server id of every op of a graph.
+    pub async fn id_map(&self, graph: GraphId) -> Result<BTreeMap<u64, OpId>> {
+        let rows: Vec<(i64, i64)> = sqlx::query_as("SELECT local_id, id FROM ops WHERE graph_id = ?")
+            .bind(graph.0 as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(|(local, id)| (local as u64, OpId(id as u64))).collect())
+    }
+
+    /// Stores the results of a subgraph and marks its ops computed, in one transaction.
+    pub async fn store_results(&self, values: &[(OpId, Value)], computed: &[OpId]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for (op, value) in values {
+            sqlx::query("INSERT OR REPLACE INTO op_values (op_id, value) VALUES (?, ?)")
+                .bind(op.0 as i64)
+                .bind(value.encode_binary())
+                .execute(&mut *tx)
+                .await?;
+        }
+        for op in computed {
+            sqlx::query("UPDATE ops SET status = 'computed' WHERE id = ?").bind(op.0 as i64).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Values of these ops (those that have one).
+    pub async fn values(&self, ops: &[OpId]) -> Result<Vec<(OpId, Value)>> {
+        let mut out = Vec::with_capacity(ops.len());
+        for op in ops {
+            let row: Option<Vec<u8>> = sqlx::query_scalar("SELECT value FROM op_values WHERE op_id = ?")
+                .bind(op.0 as i64)
+                .fetch_optional(&self.pool)
+                .await?;
+            if let Some(bytes) = row {
+                let value =
+                    Value::decode_binary(&bytes).map_err(|e| Error::Internal(format!("stored value of {op}: {e}")))?;
+                out.push((*op, value));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The persisted value named `name` in a graph: `Ok(None)` while it is not computed.
+    pub async fn persisted_value(&self, graph: GraphId, name: &str) -> Result<Option<Value>> {
+        let op: Option<i64> = sqlx::query_scalar("SELECT id FROM ops WHERE graph_id = ? AND persist = ?")
+            .bind(graph.0 as i64)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(op) = op else {
+            return Err(Error::NotFound(format!("no op persisted as `{name}` in {graph}")));
+        };
+        Ok(self.values(&[OpId(op as u64)]).await?.pop().map(|(_, value)| value))
+    }
+
+    /// Number of ops per status in a graph.
+    pub async fn op_counts(&self, graph: GraphId) -> Result<BTreeMap<OpStatus, u64>> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT status, COUNT(*) FROM ops WHERE graph_id = ? GROUP BY status")
+                .bind(graph.0 as i64)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter().map(|(status, count)| Ok((parse_op_status(&status)?, count as u64))).collect()
+    }
+
+    /// Marks every not-computed op of a graph with `status` (failed graphs fail their ops).
+    pub async fn set_pending_ops(&self, graph: GraphId, status: OpStatus) -> Result<()> {
+        sqlx::query("UPDATE ops SET status = ? WHERE graph_id = ? AND status != 'computed'")
+            .bind(op_status_name(status))
+            .bind(graph.0 as i64)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Graphs that were executing: a restarted server resumes them.
+    pub async fn unfinished_graphs(&self) -> Result<Vec<GraphId>> {
+        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM graphs WHERE status = 'computing' ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(ids.into_iter().map(|id| GraphId(id as u64)).collect())
+    }
+}

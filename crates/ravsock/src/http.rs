@@ -1,0 +1,208 @@
+//! The requester HTTP API (JSON bodies from `ravproto::messages`).
+//!
+//! Port of the original's requester endpoints (§3.3), reshaped: the server allocates graph ids,
+//! ops go up in chunks with client-side ids mapped to server ids, a requester sees only its own
+//! graphs (others' answer 404, so ids leak nothing), and every error is an `ErrorBody`.
+
+use crate::auth::Role;
+use crate::db::{Account, Db, StoredGraph};
+use crate::error::{Error, Result};
+use crate::server::{Command, SchedulerHandle};
+use crate::validate;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::routing::{get, post};
+use ravproto::messages::{CreateGraphResponse, GraphMeta, GraphProgress, OpChunkRequest, OpChunkResponse, OpFailure};
+use ravproto::status::{GraphStatus, OpStatus};
+use ravproto::{GraphId, Value};
+
+/// Largest request body (an op chunk with inline values); bulk tensors use the file server.
+pub const MAX_BODY_BYTES: usize = 64 << 20;
+
+/// Shared state of the HTTP handlers.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database.
+    pub db: Db,
+    /// The scheduler task.
+    pub scheduler: SchedulerHandle,
+}
+
+/// `axum::Json`, but a malformed body becomes a JSON [`Error`] instead of plain text.
+pub struct Json<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for Json<T> {
+    type Rejection = Error;
+
+    async fn from_request(request: Request, state: &S) -> Result<Json<T>> {
+        match axum::Json::<T>::from_request(request, state).await {
+            Ok(axum::Json(value)) => Ok(Json(value)),
+            Err(rejection) => Err(Error::BadRequest(rejection.body_text())),
+        }
+    }
+}
+
+impl<T: serde::Serialize> axum::response::IntoResponse for Json<T> {
+    fn into_response(self) -> axum::response::Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+/// `axum::extract::Path`, but a malformed id becomes a JSON [`Error`].
+pub struct Path<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Path<T>> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Path(value)),
+            Err(rejection) => Err(Error::BadRequest(rejection.body_text())),
+        }
+    }
+}
+
+/// The authenticated caller.
+pub struct Caller(pub Account);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller> {
+        let header = parts.headers.get(axum::http::header::AUTHORIZATION).ok_or(Error::Unauthorized)?;
+        let token = header.to_str().ok().and_then(|h| h.strip_prefix("Bearer ")).ok_or(Error::Unauthorized)?;
+        let account = state.db.account_by_token(token.trim()).await?.ok_or(Error::Unauthorized)?;
+        Ok(Caller(account))
+    }
+}
+
+/// The HTTP routes.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/graphs", post(create_graph).get(list_graphs))
+        .route("/v1/graphs/{id}", get(progress))
+        .route("/v1/graphs/{id}/ops", post(upload_ops))
+        .route("/v1/graphs/{id}/execute", post(execute))
+        .route("/v1/graphs/{id}/cancel", post(cancel))
+        .route("/v1/graphs/{id}/results/{name}", get(result))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+fn requester(caller: &Account) -> Result<()> {
+    match caller.role {
+        Role::Requester | Role::Admin => Ok(()),
+        Role::Provider => Err(Error::Forbidden("provider tokens cannot submit or read graphs".into())),
+    }
+}
+
+/// The caller's graph, or 404 for a missing graph and for anyone else's.
+async fn owned_graph(db: &Db, caller: &Account, id: u64) -> Result<StoredGraph> {
+    requester(caller)?;
+    match db.graph(GraphId(id)).await? {
+        Some(graph) if graph.owner == caller.id || caller.role == Role::Admin => Ok(graph),
+        _ => Err(Error::NotFound(format!("no graph {id}"))),
+    }
+}
+
+async fn create_graph(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Json(meta): Json<GraphMeta>,
+) -> Result<Json<CreateGraphResponse>> {
+    requester(&caller)?;
+    let graph_id = state.db.create_graph(caller.id, &meta).await?;
+    tracing::info!(%graph_id, owner = %caller.name, "graph created");
+    Ok(Json(CreateGraphResponse { graph_id }))
+}
+
+async fn list_graphs(State(state): State<AppState>, Caller(caller): Caller) -> Result<Json<Vec<GraphProgress>>> {
+    requester(&caller)?;
+    let mut out = Vec::new();
+    for graph in state.db.graphs_of(caller.id).await? {
+        out.push(graph_progress(&state.db, &graph).await?);
+    }
+    Ok(Json(out))
+}
+
+async fn upload_ops(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<u64>,
+    Json(chunk): Json<OpChunkRequest>,
+) -> Result<Json<OpChunkResponse>> {
+    let graph = owned_graph(&state.db, &caller, id).await?;
+    if graph.status != GraphStatus::Pending {
+        return Err(Error::Conflict(format!(
+            "{} is already executing; ops can only be added before execute",
+            graph.id
+        )));
+    }
+    let mut known = state.db.id_map(graph.id).await?;
+    validate::chunk(&chunk.ops, &known)?;
+    let id_map = state.db.insert_ops(graph.id, &chunk.ops, &mut known).await?;
+    Ok(Json(OpChunkResponse { id_map }))
+}
+
+async fn execute(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<u64>,
+) -> Result<Json<GraphProgress>> {
+    let graph = owned_graph(&state.db, &caller, id).await?;
+    if graph.status != GraphStatus::Pending {
+        return Err(Error::Conflict(format!("{} was already executed", graph.id)));
+    }
+    state.db.set_graph_status(graph.id, GraphStatus::Computing, None).await?;
+    state.scheduler.send(Command::Execute(graph.id)).await?;
+    let graph = owned_graph(&state.db, &caller, id).await?;
+    Ok(Json(graph_progress(&state.db, &graph).await?))
+}
+
+async fn cancel(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<u64>,
+) -> Result<Json<GraphProgress>> {
+    let graph = owned_graph(&state.db, &caller, id).await?;
+    if matches!(graph.status, GraphStatus::Pending | GraphStatus::Computing) {
+        state.db.set_graph_status(graph.id, GraphStatus::Cancelled, None).await?;
+        state.scheduler.send(Command::Cancel(graph.id)).await?;
+    }
+    let graph = owned_graph(&state.db, &caller, id).await?;
+    Ok(Json(graph_progress(&state.db, &graph).await?))
+}
+
+async fn progress(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<u64>,
+) -> Result<Json<GraphProgress>> {
+    let graph = owned_graph(&state.db, &caller, id).await?;
+    Ok(Json(graph_progress(&state.db, &graph).await?))
+}
+
+async fn result(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path((id, name)): Path<(u64, String)>,
+) -> Result<Json<Value>> {
+    let graph = owned_graph(&state.db, &caller, id).await?;
+    match state.db.persisted_value(graph.id, &name).await? {
+        Some(value) => Ok(Json(value)),
+        None => {
+            Err(Error::Conflict(format!("`{name}` of {} is not computed yet (graph is {:?})", graph.id, graph.status)))
+        }
+    }
+}
+
+/// Status and op counts of a graph.
+pub async fn graph_progress(db: &Db, graph: &StoredGraph) -> Result<GraphProgress> {
+    let ops = db.op_counts(graph.id).await?;
+    let total: u64 = ops.values().sum();
+    let computed = ops.get(&OpStatus::Computed).copied().unwrap_or(0);
+    let percent = if total == 0 { 100.0 } else { 100.0 * computed as f64 / total as f64 };
+    let failure: Option<OpFailure> = graph.failure.as_deref().and_then(|f| serde_json::from_str(f).ok());
+    Ok(GraphProgress { graph_id: graph.id, status: graph.status, ops, percent, failure })
+}

@@ -1,0 +1,76 @@
+//! Checks on uploaded ops before anything is stored: arity, references, values, names.
+//!
+//! The original accepted any record and failed later on a provider; here every mistake is
+//! refused at upload with the client's op id and the reason.
+
+use crate::error::{Error, Result};
+use ravproto::messages::{OpRecord, OpRef};
+use ravproto::{OpId, OpKind, Operation, Value};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Most ops in one upload chunk.
+pub const MAX_CHUNK_OPS: usize = 10_000;
+
+/// Validates one chunk against the ops already stored for the graph (`known`: local → server
+/// ids) and returns nothing or the first problem.
+pub fn chunk(records: &[OpRecord], known: &BTreeMap<u64, OpId>) -> Result<()> {
+    if records.len() > MAX_CHUNK_OPS {
+        return Err(Error::BadRequest(format!("a chunk holds at most {MAX_CHUNK_OPS} ops, got {}", records.len())));
+    }
+    let server_ids: BTreeSet<OpId> = known.values().copied().collect();
+    let mut seen: BTreeSet<u64> = known.keys().copied().collect();
+    for record in records {
+        let invalid = |reason: String| Error::InvalidOp { op: OpRef::Local(record.local_id), reason };
+        let kind = record.operation.kind();
+        if seen.contains(&record.local_id) {
+            return Err(invalid("this local id was already uploaded".into()));
+        }
+        if !kind.arity().accepts(record.inputs.len()) {
+            return Err(invalid(format!("`{kind}` takes {} inputs, got {}", kind.arity(), record.inputs.len())));
+        }
+        for input in &record.inputs {
+            let exists = match input {
+                OpRef::Local(local) => seen.contains(local),
+                OpRef::Server(id) => server_ids.contains(id),
+            };
+            if !exists {
+                return Err(invalid(format!("input {input:?} is not an earlier op of this graph")));
+            }
+        }
+        for referenced in record.operation.param_refs() {
+            if !seen.contains(&referenced.0) {
+                return Err(invalid(format!("params refer to local op {}, which is not an earlier op", referenced.0)));
+            }
+        }
+        match (&record.operation, &record.value) {
+            (Operation::Lin(params), Some(Value::Tensor(tensor))) => {
+                if tensor.dtype() != params.dtype || tensor.shape() != params.shape.as_slice() {
+                    return Err(invalid(format!(
+                        "value is {}{:?} but the op declares {}{:?}",
+                        tensor.dtype(),
+                        tensor.shape(),
+                        params.dtype,
+                        params.shape
+                    )));
+                }
+            }
+            (Operation::Lin(_), _) => return Err(invalid("a `lin` op needs a tensor value".into())),
+            (Operation::PytorchModel(_), Some(Value::Tensor(_))) => {}
+            (Operation::PytorchModel(_), _) => {
+                return Err(invalid("a `pytorch_model` op needs the model bytes".into()));
+            }
+            (_, Some(_)) => return Err(invalid(format!("`{kind}` is computed, it cannot carry a value"))),
+            (_, None) => {}
+        }
+        if kind == OpKind::Lin && record.inputs.is_empty() && record.value.is_none() {
+            return Err(invalid("a `lin` op needs a value".into()));
+        }
+        if let Some(name) = &record.persist
+            && name.trim().is_empty()
+        {
+            return Err(invalid("a persist name cannot be empty".into()));
+        }
+        seen.insert(record.local_id);
+    }
+    Ok(())
+}

@@ -1,0 +1,200 @@
+//! The requester API through `tower::ServiceExt::oneshot`: authentication, ownership, op
+//! upload with id mapping and validation, execution and results.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use ravproto::messages::{CreateGraphResponse, ErrorBody, ErrorCode, GraphMeta, GraphProgress, OpChunkResponse, OpRef};
+use ravproto::status::GraphStatus;
+use ravsock::auth::Role;
+use ravsock::db::Db;
+use ravsock::http::{AppState, router};
+use ravsock::scheduler::SchedulerConfig;
+use ravsock::server::spawn_scheduler;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+struct Server {
+    state: AppState,
+}
+
+impl Server {
+    async fn start() -> Server {
+        let db = Db::connect("sqlite::memory:").await.expect("database");
+        let scheduler = spawn_scheduler(db.clone(), SchedulerConfig::default()).await.expect("scheduler");
+        Server { state: AppState { db, scheduler } }
+    }
+
+    async fn token(&self, name: &str, role: Role) -> String {
+        self.state.db.create_account(name, role).await.expect("account")
+    }
+
+    async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+        let mut request = Request::builder().method(method).uri(path).header("content-type", "application/json");
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
+        let response = router(self.state.clone()).oneshot(request.body(body).unwrap()).await.unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let json = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).expect("JSON body") };
+        (status, json)
+    }
+}
+
+fn hello_chunk() -> Value {
+    json!({"ops": [
+        {"local_id": 0, "operation": {"operator": "lin", "params": {"dtype": "f64", "shape": [3]}},
+         "value": {"tensor": {"dtype": "f64", "shape": [3], "data": [1.0, 2.0, 3.0]}}, "persist": "a"},
+        {"local_id": 1, "operation": {"operator": "lin", "params": {"dtype": "f64", "shape": [3]}},
+         "value": {"tensor": {"dtype": "f64", "shape": [3], "data": [5.0, 22.0, 7.0]}}},
+        {"local_id": 2, "operation": {"operator": "add"}, "inputs": [{"local": 0}, {"local": 1}], "persist": "c"}
+    ]})
+}
+
+#[tokio::test]
+async fn every_call_needs_a_valid_token() {
+    let server = Server::start().await;
+    let (status, body) = server.call("GET", "/v1/graphs", None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let body: ErrorBody = serde_json::from_value(body).unwrap();
+    assert_eq!(body.code, ErrorCode::Unauthorized);
+    let (status, body) = server.call("GET", "/v1/graphs/not-a-number", Some("rav_not_a_token"), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let (status, _) = server.call("GET", "/v1/graphs", Some("rav_not_a_token"), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let provider = server.token("worker", Role::Provider).await;
+    let (status, _) = server.call("POST", "/v1/graphs", Some(&provider), Some(json!({"name": "x"}))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "providers cannot submit graphs");
+}
+
+#[tokio::test]
+async fn upload_maps_ids_and_refuses_bad_ops_with_their_id() {
+    let server = Server::start().await;
+    let alice = server.token("alice", Role::Requester).await;
+    let (status, created) = server.call("POST", "/v1/graphs", Some(&alice), Some(json!({"name": "hello"}))).await;
+    assert_eq!(status, StatusCode::OK);
+    let graph = serde_json::from_value::<CreateGraphResponse>(created).unwrap().graph_id;
+    let path = format!("/v1/graphs/{}/ops", graph.0);
+
+    let (status, mapped) = server.call("POST", &path, Some(&alice), Some(hello_chunk())).await;
+    assert_eq!(status, StatusCode::OK, "{mapped}");
+    let mapped: OpChunkResponse = serde_json::from_value(mapped).unwrap();
+    assert_eq!(mapped.id_map.len(), 3);
+
+    // A later chunk may refer to earlier ops by local id; a wrong arity names the op.
+    let bad =
+        json!({"ops": [{"local_id": 3, "operation": {"operator": "neg"}, "inputs": [{"local": 2}, {"local": 1}]}]});
+    let (status, body) = server.call("POST", &path, Some(&alice), Some(bad)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let body: ErrorBody = serde_json::from_value(body).unwrap();
+    assert_eq!(body.op, Some(OpRef::Local(3)));
+    assert!(body.message.contains("takes 1 inputs, got 2"), "{}", body.message);
+
+    for (bad, why) in [
+        (
+            json!({"ops": [{"local_id": 4, "operation": {"operator": "neg"}, "inputs": [{"local": 99}]}]}),
+            "not an earlier op",
+        ),
+        (
+            json!({"ops": [{"local_id": 0, "operation": {"operator": "neg"}, "inputs": [{"local": 1}]}]}),
+            "already uploaded",
+        ),
+        (
+            json!({"ops": [{"local_id": 5, "operation": {"operator": "lin", "params": {"dtype": "i64", "shape": [2]}},
+                "value": {"tensor": {"dtype": "f64", "shape": [2], "data": [1.0, 2.0]}}}]}),
+            "declares i64[2]",
+        ),
+        (json!({"ops": [{"local_id": 6, "operation": {"operator": "frobnicate"}}]}), "unknown operator"),
+        (
+            json!({"ops": [{"local_id": 7, "operation": {"operator": "sum", "params": {"axes": 1}}, "inputs": [{"local": 0}]}]}),
+            "unknown field `axes`",
+        ),
+    ] {
+        let (status, body) = server.call("POST", &path, Some(&alice), Some(bad)).await;
+        assert!(status.is_client_error(), "{body}");
+        assert!(body.to_string().contains(why), "expected `{why}` in {body}");
+    }
+}
+
+#[tokio::test]
+async fn requesters_see_only_their_own_graphs() {
+    let server = Server::start().await;
+    let alice = server.token("alice", Role::Requester).await;
+    let bob = server.token("bob", Role::Requester).await;
+    let (_, created) = server.call("POST", "/v1/graphs", Some(&alice), Some(json!({"name": "secret"}))).await;
+    let graph = serde_json::from_value::<CreateGraphResponse>(created).unwrap().graph_id.0;
+    server.call("POST", &format!("/v1/graphs/{graph}/ops"), Some(&alice), Some(hello_chunk())).await;
+    for (method, path) in [
+        ("GET", format!("/v1/graphs/{graph}")),
+        ("POST", format!("/v1/graphs/{graph}/execute")),
+        ("POST", format!("/v1/graphs/{graph}/cancel")),
+        ("GET", format!("/v1/graphs/{graph}/results/a")),
+        ("POST", format!("/v1/graphs/{graph}/ops")),
+    ] {
+        let (status, _) = server.call(method, &path, Some(&bob), Some(json!({"ops": []}))).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}");
+    }
+    let (_, listed) = server.call("GET", "/v1/graphs", Some(&bob), None).await;
+    assert_eq!(listed, json!([]));
+    let (_, listed) = server.call("GET", "/v1/graphs", Some(&alice), None).await;
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn execute_freezes_the_graph_and_results_wait_for_computation() {
+    let server = Server::start().await;
+    let alice = server.token("alice", Role::Requester).await;
+    let (_, created) = server.call("POST", "/v1/graphs", Some(&alice), Some(json!({"name": "hello"}))).await;
+    let graph = serde_json::from_value::<CreateGraphResponse>(created).unwrap().graph_id.0;
+    server.call("POST", &format!("/v1/graphs/{graph}/ops"), Some(&alice), Some(hello_chunk())).await;
+
+    let (status, progress) = server.call("POST", &format!("/v1/graphs/{graph}/execute"), Some(&alice), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let progress: GraphProgress = serde_json::from_value(progress).unwrap();
+    assert_eq!(progress.status, GraphStatus::Computing);
+    assert!((progress.percent - 200.0 / 3.0).abs() < 1e-9, "the two inputs count as computed");
+
+    // Input values are readable at once; the sum waits for a provider.
+    let (status, value) = server.call("GET", &format!("/v1/graphs/{graph}/results/a"), Some(&alice), None).await;
+    assert_eq!((status, value["tensor"]["data"].clone()), (StatusCode::OK, json!([1.0, 2.0, 3.0])));
+    let (status, _) = server.call("GET", &format!("/v1/graphs/{graph}/results/c"), Some(&alice), None).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, _) = server.call("GET", &format!("/v1/graphs/{graph}/results/nope"), Some(&alice), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let (status, _) = server.call("POST", &format!("/v1/graphs/{graph}/ops"), Some(&alice), Some(hello_chunk())).await;
+    assert_eq!(status, StatusCode::CONFLICT, "no ops after execute");
+    let (status, _) = server.call("POST", &format!("/v1/graphs/{graph}/execute"), Some(&alice), None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "execute once");
+
+    let (_, progress) = server.call("POST", &format!("/v1/graphs/{graph}/cancel"), Some(&alice), None).await;
+    assert_eq!(progress["status"], json!("cancelled"));
+}
+
+#[tokio::test]
+async fn a_graph_of_only_inputs_completes_without_providers() {
+    let server = Server::start().await;
+    let alice = server.token("alice", Role::Requester).await;
+    let (_, created) = server.call("POST", "/v1/graphs", Some(&alice), Some(json!(GraphMeta::default()))).await;
+    let graph = serde_json::from_value::<CreateGraphResponse>(created).unwrap().graph_id.0;
+    let chunk = json!({"ops": [{"local_id": 0, "operation": {"operator": "lin", "params": {"dtype": "i64", "shape": []}},
+        "value": {"tensor": {"dtype": "i64", "shape": [], "data": [7]}}, "persist": "seven"}]});
+    server.call("POST", &format!("/v1/graphs/{graph}/ops"), Some(&alice), Some(chunk)).await;
+    server.call("POST", &format!("/v1/graphs/{graph}/execute"), Some(&alice), None).await;
+    server.state.scheduler.flush().await.unwrap();
+    let (_, progress) = server.call("GET", &format!("/v1/graphs/{graph}"), Some(&alice), None).await;
+    assert_eq!(progress["status"], json!("computed"));
+    assert_eq!(progress["percent"], json!(100.0));
+}
+
+#[tokio::test]
+async fn account_names_are_unique_and_tokens_resolve_to_their_account() {
+    let server = Server::start().await;
+    let token = server.token("carol", Role::Admin).await;
+    assert!(token.starts_with("rav_") && token.len() == 4 + 64);
+    assert!(server.state.db.create_account("carol", Role::Requester).await.is_err());
+    let account = server.state.db.account_by_token(&token).await.unwrap().unwrap();
+    assert_eq!((account.name.as_str(), account.role), ("carol", Role::Admin));
+}
