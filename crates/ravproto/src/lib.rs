@@ -9,6 +9,7 @@ pub mod ids;
 pub mod index;
 pub mod messages;
 pub mod ops;
+pub mod provider;
 pub mod status;
 pub mod tensor;
 

@@ -253,3 +253,37 @@ fn value_binary_round_trips() {
         Err(TensorError::BadFrame("value lists nested too deeply"))
     );
 }
+
+#[test]
+fn provider_frames() {
+    use crate::provider::*;
+    let header = AssignHeader {
+        assignment: 7,
+        graph: GraphId(2),
+        ops: vec![AssignedOp { id: OpId(11), operation: Operation::Sum(ReduceParams::all()), inputs: vec![OpId(10)] }],
+        inputs: vec![OpId(10)],
+        outputs: vec![OpId(11)],
+    };
+    expect![[r#"{"assignment":7,"graph":2,"ops":[{"id":11,"operation":{"operator":"sum","params":{"axis":null,"keepdims":false}},"inputs":[10]}],"inputs":[10],"outputs":[11]}"#]]
+        .assert_eq(&serde_json::to_string(&header).unwrap());
+    let frame = Frame { header, values: vec![Value::Tensor(TensorData::from_f64(vec![2], &[1.0, 2.0]).unwrap())] };
+    let bytes = frame.encode();
+    let back = Frame::<AssignHeader>::decode(&bytes).unwrap();
+    assert_eq!(back, frame);
+    assert!(Frame::<AssignHeader>::decode(&bytes[..bytes.len() - 3]).is_err());
+    assert!(Frame::<ResultHeader>::decode(&bytes).is_err(), "wrong header type");
+    check(
+        &OpFailedReport {
+            assignment: 7,
+            op_id: OpId(11),
+            operator: "inv".into(),
+            reason: "singular matrix".into(),
+            retryable: false,
+        },
+        expect![[r#"{"assignment":7,"op_id":11,"operator":"inv","reason":"singular matrix","retryable":false}"#]],
+    );
+    check(&JoinRequest { graph: Some(GraphId(3)) }, expect![[r#"{"graph":3}"#]]);
+    check(&Withdraw { assignment: 7 }, expect![[r#"{"assignment":7}"#]]);
+    check(&Rejected { reason: "no gpu".into() }, expect![[r#"{"reason":"no gpu"}"#]]);
+    check(&ProviderAuth { token: "t".into(), protocol_version: 1 }, expect![[r#"{"token":"t","protocol_version":1}"#]]);
+}

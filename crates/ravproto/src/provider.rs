@@ -1,0 +1,205 @@
+//! The provider protocol over socket.io (namespace [`NAMESPACE`]).
+//!
+//! Port of the original's `/client` events (§3.4), reshaped: assignments carry their input
+//! values as binary attachments in Raven's own value encoding (never pickles, never JSON text
+//! of numbers), results come back the same way, and every message names its assignment, so a
+//! late answer to a withdrawn assignment is recognised.
+//!
+//! | event | direction | payload |
+//! |---|---|---|
+//! | connect | provider → server | auth `{"token": ..., "protocol_version": 1}` |
+//! | [`EVENT_BENCHMARK`] | provider → server | [`Benchmark`] JSON |
+//! | [`EVENT_JOIN`] | provider → server | [`JoinRequest`] JSON |
+//! | [`EVENT_ASSIGN`] | server → provider | binary [`Frame`] of [`AssignHeader`] + input values |
+//! | [`EVENT_RESULT`] | provider → server | binary [`Frame`] of [`ResultHeader`] + output values |
+//! | [`EVENT_OP_FAILED`] | provider → server | [`OpFailedReport`] JSON |
+//! | [`EVENT_WITHDRAW`] | server → provider | [`Withdraw`] JSON |
+//! | [`EVENT_REJECTED`] | server → provider | [`Rejected`] JSON |
+//!
+//! Replies are separate events rather than socket.io acks, because the Rust client cannot
+//! answer a server-to-client ack (../shared/design/DEPS.md).
+
+use crate::ids::{GraphId, OpId};
+use crate::messages::Benchmark;
+use crate::ops::Operation;
+use crate::tensor::{TensorError, Value};
+use serde::{Deserialize, Serialize};
+
+/// The socket.io namespace of providers.
+pub const NAMESPACE: &str = "/provider";
+/// Provider → server: its benchmark.
+pub const EVENT_BENCHMARK: &str = "benchmark";
+/// Provider → server: which graph it wants to work on.
+pub const EVENT_JOIN: &str = "join";
+/// Server → provider: a subgraph to compute.
+pub const EVENT_ASSIGN: &str = "assign";
+/// Provider → server: the outputs of an assignment.
+pub const EVENT_RESULT: &str = "result";
+/// Provider → server: an op of an assignment failed.
+pub const EVENT_OP_FAILED: &str = "op_failed";
+/// Server → provider: drop an assignment.
+pub const EVENT_WITHDRAW: &str = "withdraw";
+/// Server → provider: the provider may not join what it asked for.
+pub const EVENT_REJECTED: &str = "rejected";
+
+/// The socket.io auth payload of a provider.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderAuth {
+    /// The provider's token.
+    pub token: String,
+    /// [`crate::PROTOCOL_VERSION`] of the provider.
+    pub protocol_version: u32,
+}
+
+/// Which graph a provider wants (any when `None`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JoinRequest {
+    /// The graph.
+    #[serde(default)]
+    pub graph: Option<GraphId>,
+}
+
+/// One op of an assignment.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssignedOp {
+    /// Server id.
+    pub id: OpId,
+    /// Operator and params.
+    pub operation: Operation,
+    /// Inputs: ops of this assignment or values sent along.
+    pub inputs: Vec<OpId>,
+}
+
+/// Header of an [`EVENT_ASSIGN`] frame; the frame's values are those of `inputs`, in order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssignHeader {
+    /// The assignment (answer with it).
+    pub assignment: u64,
+    /// Its graph.
+    pub graph: GraphId,
+    /// Ops to compute, in order.
+    pub ops: Vec<AssignedOp>,
+    /// Ids of the values that follow in the frame.
+    pub inputs: Vec<OpId>,
+    /// Ops whose values must be sent back.
+    pub outputs: Vec<OpId>,
+}
+
+/// Header of an [`EVENT_RESULT`] frame; the frame's values are those of `outputs`, in order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResultHeader {
+    /// The assignment answered.
+    pub assignment: u64,
+    /// Ids of the values that follow.
+    pub outputs: Vec<OpId>,
+}
+
+/// An op of an assignment failed on the provider.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpFailedReport {
+    /// The assignment.
+    pub assignment: u64,
+    /// The op.
+    pub op_id: OpId,
+    /// Its operator's short name.
+    pub operator: String,
+    /// The kernel's message.
+    pub reason: String,
+    /// Whether another attempt may succeed (false for a kernel refusing its inputs).
+    pub retryable: bool,
+}
+
+/// Drop an assignment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Withdraw {
+    /// The assignment.
+    pub assignment: u64,
+}
+
+/// The provider may not do what it asked.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rejected {
+    /// Why.
+    pub reason: String,
+}
+
+/// A binary message: a JSON header and binary values.
+///
+/// Layout: header length (`u32` LE), the header's JSON, the value count (`u32` LE), then each
+/// value as its length (`u64` LE) and [`Value::encode_binary`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Frame<H> {
+    /// The header.
+    pub header: H,
+    /// The values, in the order the header lists them.
+    pub values: Vec<Value>,
+}
+
+/// Why a frame could not be decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    /// The layout is broken.
+    #[error("bad frame: {0}")]
+    Layout(&'static str),
+    /// The header is not the expected JSON.
+    #[error("bad frame header: {0}")]
+    Header(#[from] serde_json::Error),
+    /// A value is malformed.
+    #[error("bad frame value: {0}")]
+    Value(#[from] TensorError),
+}
+
+impl<H: Serialize + serde::de::DeserializeOwned> Frame<H> {
+    /// Encodes the frame.
+    pub fn encode(&self) -> Vec<u8> {
+        let header = serde_json::to_vec(&self.header).expect("protocol headers serialize to JSON");
+        let mut out = Vec::with_capacity(header.len() + 8);
+        out.extend_from_slice(&(header.len() as u32).to_le_bytes());
+        out.extend_from_slice(&header);
+        out.extend_from_slice(&(self.values.len() as u32).to_le_bytes());
+        for value in &self.values {
+            let encoded = value.encode_binary();
+            out.extend_from_slice(&(encoded.len() as u64).to_le_bytes());
+            out.extend_from_slice(&encoded);
+        }
+        out
+    }
+
+    /// Decodes a frame written by [`Frame::encode`].
+    pub fn decode(bytes: &[u8]) -> Result<Frame<H>, FrameError> {
+        let take = |rest: &[u8], n: usize| -> Result<(Vec<u8>, usize), FrameError> {
+            rest.get(..n).map(|b| (b.to_vec(), n)).ok_or(FrameError::Layout("truncated"))
+        };
+        let (len, _) = take(bytes, 4)?;
+        let header_len = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
+        let rest = &bytes[4..];
+        let header_bytes = rest.get(..header_len).ok_or(FrameError::Layout("truncated header"))?;
+        let header: H = serde_json::from_slice(header_bytes)?;
+        let mut rest = &rest[header_len..];
+        let (count, _) = take(rest, 4)?;
+        let count = u32::from_le_bytes(count.try_into().expect("4 bytes")) as usize;
+        rest = &rest[4..];
+        let mut values = Vec::with_capacity(count.min(1 << 16));
+        for _ in 0..count {
+            let (len, _) = take(rest, 8)?;
+            let len = usize::try_from(u64::from_le_bytes(len.try_into().expect("8 bytes")))
+                .map_err(|_| FrameError::Layout("value too long"))?;
+            rest = &rest[8..];
+            let encoded = rest.get(..len).ok_or(FrameError::Layout("truncated value"))?;
+            values.push(Value::decode_binary(encoded)?);
+            rest = &rest[len..];
+        }
+        if !rest.is_empty() {
+            return Err(FrameError::Layout("trailing bytes"));
+        }
+        Ok(Frame { header, values })
+    }
+}
