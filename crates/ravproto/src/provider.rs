@@ -8,7 +8,7 @@
 //! | event | direction | payload |
 //! |---|---|---|
 //! | connect | provider → server | auth `{"token": ..., "protocol_version": 1}` |
-//! | [`EVENT_BENCHMARK`] | provider → server | [`Benchmark`] JSON |
+//! | [`EVENT_BENCHMARK`] | provider → server | [`crate::messages::Benchmark`] JSON |
 //! | [`EVENT_JOIN`] | provider → server | [`JoinRequest`] JSON |
 //! | [`EVENT_ASSIGN`] | server → provider | binary [`Frame`] of [`AssignHeader`] + input values |
 //! | [`EVENT_RESULT`] | provider → server | binary [`Frame`] of [`ResultHeader`] + output values |
@@ -20,7 +20,6 @@
 //! answer a server-to-client ack (../shared/design/DEPS.md).
 
 use crate::ids::{GraphId, OpId};
-use crate::messages::Benchmark;
 use crate::ops::Operation;
 use crate::tensor::{TensorError, Value};
 use serde::{Deserialize, Serialize};

@@ -17,6 +17,34 @@ pub mod error;
 pub mod http;
 pub mod scheduler;
 pub mod server;
+pub mod socket;
 pub mod validate;
 
 pub use error::{Error, Result};
+
+pub mod config;
+
+use std::future::Future;
+
+/// Runs the server on `listener` until `shutdown` resolves: database, scheduler task, HTTP API
+/// and socket.io on one port.
+pub async fn run(
+    config: config::Config,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    if config.database_url.is_none() {
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| Error::Internal(format!("cannot create {}: {e}", config.data_dir.display())))?;
+    }
+    let db = db::Db::connect(&config.database_url()).await?;
+    let (scheduler, inbox) = server::scheduler_channel();
+    let (socket_layer, io) = socket::layer(socket::SocketState::new(db.clone(), scheduler.clone()));
+    server::start_scheduler(&scheduler, inbox, db.clone(), config.scheduler(), Some(io)).await?;
+    let app = http::router(http::AppState { db, scheduler }).layer(socket_layer);
+    tracing::info!(address = %listener.local_addr().map_err(|e| Error::Internal(e.to_string()))?, "ravsock listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| Error::Internal(format!("server stopped: {e}")))
+}

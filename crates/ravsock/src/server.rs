@@ -8,10 +8,18 @@
 
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::scheduler::{Action, Event, Millis, OpInfo, Scheduler, SchedulerConfig};
+use crate::scheduler::{Action, AssignmentId, Event, Millis, OpInfo, Scheduler, SchedulerConfig};
+use crate::socket::provider_room;
+use bytes::Bytes;
+use ravproto::messages::OpFailure;
+use ravproto::provider::{
+    AssignHeader, AssignedOp, EVENT_ASSIGN, EVENT_REJECTED, EVENT_WITHDRAW, Frame, NAMESPACE, Rejected, Withdraw,
+};
 use ravproto::status::{GraphStatus, OpStatus};
-use ravproto::{GraphId, OpId};
-use std::collections::BTreeMap;
+use ravproto::{GraphId, OpId, ProviderId, Value};
+use socketioxide::SocketIo;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -22,6 +30,15 @@ pub enum Command {
     Execute(GraphId),
     /// Cancel a graph.
     Cancel(GraphId),
+    /// A provider returned values for an assignment (not yet stored).
+    Results {
+        /// Who sent them.
+        provider: ProviderId,
+        /// The assignment answered.
+        assignment: AssignmentId,
+        /// Output values.
+        values: Vec<(OpId, Value)>,
+    },
     /// Any other scheduler event (providers joining, results, failures).
     Event(Event),
     /// Answered once every earlier command has been handled and its actions performed
@@ -70,89 +87,195 @@ pub async fn scheduler_ops(db: &Db, graph: GraphId) -> Result<Vec<OpInfo>> {
         .collect())
 }
 
-/// Starts the scheduler task and resumes unfinished graphs.
-pub async fn spawn_scheduler(db: Db, config: SchedulerConfig) -> Result<SchedulerHandle> {
+/// The receiving end of the scheduler's command channel.
+pub struct SchedulerInbox(mpsc::Receiver<Command>);
+
+/// A command channel: handles for HTTP and socket handlers, and the inbox for the task.
+pub fn scheduler_channel() -> (SchedulerHandle, SchedulerInbox) {
     let (tx, rx) = mpsc::channel(1024);
-    let handle = SchedulerHandle { tx };
+    (SchedulerHandle { tx }, SchedulerInbox(rx))
+}
+
+/// Starts the scheduler task on `inbox`, resuming unfinished graphs; assignments go out
+/// through `io` (without it they wait for their deadline, which tests of the HTTP API use).
+pub async fn start_scheduler(
+    handle: &SchedulerHandle,
+    inbox: SchedulerInbox,
+    db: Db,
+    config: SchedulerConfig,
+    io: Option<SocketIo>,
+) -> Result<()> {
     for graph in db.unfinished_graphs().await? {
         tracing::info!(%graph, "resuming graph after restart");
         handle.send(Command::Execute(graph)).await?;
     }
-    tokio::spawn(run_scheduler(db, Scheduler::new(config), rx));
+    let task = SchedulerTask { db, scheduler: Scheduler::new(config), io, payloads: BTreeMap::new() };
+    tokio::spawn(task.run(inbox.0));
+    Ok(())
+}
+
+/// A scheduler task without a provider link (for the HTTP API alone).
+pub async fn spawn_scheduler(db: Db, config: SchedulerConfig) -> Result<SchedulerHandle> {
+    let (handle, inbox) = scheduler_channel();
+    start_scheduler(&handle, inbox, db, config, None).await?;
     Ok(handle)
 }
 
-async fn run_scheduler(db: Db, mut scheduler: Scheduler, mut rx: mpsc::Receiver<Command>) {
-    let start = Instant::now();
-    let now = |start: Instant| -> Millis { start.elapsed().as_millis() as Millis };
-    loop {
-        let wake = scheduler.next_deadline().map(|at| start + std::time::Duration::from_millis(at));
-        let command = match wake {
-            Some(at) => tokio::select! {
-                command = rx.recv() => command,
-                () = tokio::time::sleep_until(at) => Some(Command::Event(Event::Tick)),
-            },
-            None => rx.recv().await,
-        };
-        let Some(command) = command else { return };
-        let event = match command {
-            Command::Execute(graph) => match submission(&db, graph).await {
-                Ok(event) => event,
-                Err(error) => {
-                    tracing::error!(%graph, cause = %error, "cannot load graph for execution");
+struct SchedulerTask {
+    db: Db,
+    scheduler: Scheduler,
+    io: Option<SocketIo>,
+    /// The ops of each executing graph as providers receive them.
+    payloads: BTreeMap<GraphId, Arc<BTreeMap<OpId, AssignedOp>>>,
+}
+
+impl SchedulerTask {
+    async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        let start = Instant::now();
+        loop {
+            let wake = self.scheduler.next_deadline().map(|at| start + std::time::Duration::from_millis(at));
+            let command = match wake {
+                Some(at) => tokio::select! {
+                    command = rx.recv() => command,
+                    () = tokio::time::sleep_until(at) => Some(Command::Event(Event::Tick)),
+                },
+                None => rx.recv().await,
+            };
+            let Some(command) = command else { return };
+            let event = match command {
+                Command::Execute(graph) => match self.submission(graph).await {
+                    Ok(event) => event,
+                    Err(error) => {
+                        tracing::error!(%graph, cause = %error, "cannot load graph for execution");
+                        continue;
+                    }
+                },
+                Command::Cancel(graph) => Event::GraphCancelled { graph },
+                Command::Results { provider, assignment, values } => {
+                    match self.results(provider, assignment, values).await {
+                        Some(event) => event,
+                        None => continue,
+                    }
+                }
+                Command::Event(event) => event,
+                Command::Flush(done) => {
+                    let _ = done.send(());
                     continue;
                 }
-            },
-            Command::Cancel(graph) => Event::GraphCancelled { graph },
-            Command::Event(event) => event,
-            Command::Flush(done) => {
-                let _ = done.send(());
-                continue;
-            }
-        };
-        let actions = scheduler.handle(now(start), event);
-        for action in actions {
-            if let Err(error) = perform(&db, action).await {
-                tracing::error!(cause = %error, "scheduler action failed");
+            };
+            let now = start.elapsed().as_millis() as Millis;
+            for action in self.scheduler.handle(now, event) {
+                if let Err(error) = self.perform(action).await {
+                    tracing::error!(cause = %error, "scheduler action failed");
+                }
             }
         }
     }
-}
 
-async fn submission(db: &Db, graph: GraphId) -> Result<Event> {
-    let stored = db.graph(graph).await?.ok_or_else(|| Error::NotFound(format!("no graph {graph}")))?;
-    Ok(Event::GraphSubmitted { graph, ops: scheduler_ops(db, graph).await?, requirements: stored.meta.requirements })
-}
+    async fn submission(&mut self, graph: GraphId) -> Result<Event> {
+        let stored = self.db.graph(graph).await?.ok_or_else(|| Error::NotFound(format!("no graph {graph}")))?;
+        let ops = self.db.ops(graph).await?;
+        let payload = ops
+            .iter()
+            .map(|op| (op.id, AssignedOp { id: op.id, operation: op.operation.clone(), inputs: op.inputs.clone() }))
+            .collect();
+        self.payloads.insert(graph, Arc::new(payload));
+        Ok(Event::GraphSubmitted {
+            graph,
+            ops: scheduler_ops(&self.db, graph).await?,
+            requirements: stored.meta.requirements,
+        })
+    }
 
-async fn perform(db: &Db, action: Action) -> Result<()> {
-    match action {
-        Action::GraphComputed { graph } => {
-            tracing::info!(%graph, "graph computed");
-            db.set_graph_status(graph, GraphStatus::Computed, None).await
+    /// Checks and stores a provider's results; the event to apply, or `None` to ignore them.
+    async fn results(
+        &mut self,
+        provider: ProviderId,
+        assignment: AssignmentId,
+        values: Vec<(OpId, Value)>,
+    ) -> Option<Event> {
+        let Some((owner, graph, ops, outputs)) = self.scheduler.assignment(assignment) else {
+            tracing::debug!(%provider, assignment = assignment.0, "late or unknown result ignored");
+            return None;
+        };
+        if owner != provider {
+            tracing::warn!(%provider, assignment = assignment.0, "result for another provider's assignment ignored");
+            return None;
         }
-        Action::GraphFailed { graph, failure } => {
-            tracing::warn!(%graph, op = %failure.op_id, reason = %failure.reason, "graph failed");
-            let failure = serde_json::to_string(&failure).map_err(|e| Error::Internal(e.to_string()))?;
-            db.set_graph_status(graph, GraphStatus::Failed, Some(&failure)).await?;
-            db.set_pending_ops(graph, OpStatus::Failed).await
+        let returned: BTreeSet<OpId> = values.iter().map(|(id, _)| *id).collect();
+        let expected: BTreeSet<OpId> = outputs.iter().copied().collect();
+        if returned != expected {
+            let failure = OpFailure {
+                op_id: ops[0],
+                operator: "subgraph".into(),
+                reason: format!("results list {} values, {} were expected", returned.len(), expected.len()),
+            };
+            return Some(Event::SubgraphFailed { provider, assignment, failure, retryable: true });
         }
-        Action::Progress { graph, computed, total } => {
-            tracing::debug!(%graph, computed, total, "progress");
-            Ok(())
+        if let Err(error) = self.db.store_results(&values, &ops).await {
+            tracing::error!(%graph, cause = %error, "cannot store results; the subgraph will be recomputed");
+            let failure = OpFailure {
+                op_id: ops[0],
+                operator: "subgraph".into(),
+                reason: "server could not store results".into(),
+            };
+            return Some(Event::SubgraphFailed { provider, assignment, failure, retryable: true });
         }
-        // Provider-facing actions need the socket.io layer, which is not built yet: the
-        // assignment stays out until its deadline and is then retried.
-        Action::Assign(assignment) => {
-            tracing::debug!(provider = %assignment.provider, ops = assignment.ops.len(), "assignment has no provider link yet");
-            Ok(())
+        Some(Event::SubgraphCompleted { provider, assignment })
+    }
+
+    async fn emit<T: serde::Serialize>(&self, provider: ProviderId, event: &'static str, data: &T) {
+        let Some(io) = &self.io else { return };
+        let Some(namespace) = io.of(NAMESPACE) else { return };
+        if let Err(error) = namespace.to(provider_room(provider)).emit(event, data).await {
+            tracing::warn!(%provider, event, cause = %error, "cannot reach provider");
         }
-        Action::Withdraw { provider, assignment } => {
-            tracing::debug!(%provider, assignment = assignment.0, "withdraw");
-            Ok(())
-        }
-        Action::Rejected { provider, reason } => {
-            tracing::info!(%provider, %reason, "provider rejected");
-            Ok(())
+    }
+
+    async fn perform(&mut self, action: Action) -> Result<()> {
+        match action {
+            Action::GraphComputed { graph } => {
+                tracing::info!(%graph, "graph computed");
+                self.payloads.remove(&graph);
+                self.db.set_graph_status(graph, GraphStatus::Computed, None).await
+            }
+            Action::GraphFailed { graph, failure } => {
+                tracing::warn!(%graph, op = %failure.op_id, reason = %failure.reason, "graph failed");
+                self.payloads.remove(&graph);
+                let failure = serde_json::to_string(&failure).map_err(|e| Error::Internal(e.to_string()))?;
+                self.db.set_graph_status(graph, GraphStatus::Failed, Some(&failure)).await?;
+                self.db.set_pending_ops(graph, OpStatus::Failed).await
+            }
+            Action::Progress { graph, computed, total } => {
+                tracing::debug!(%graph, computed, total, "progress");
+                Ok(())
+            }
+            Action::Assign(assignment) => {
+                let Some(payload) = self.payloads.get(&assignment.graph).cloned() else {
+                    return Err(Error::Internal(format!("no payload for {}", assignment.graph)));
+                };
+                let ops = assignment.ops.iter().filter_map(|id| payload.get(id).cloned()).collect();
+                let values = self.db.values(&assignment.external_inputs).await?;
+                let header = AssignHeader {
+                    assignment: assignment.id.0,
+                    graph: assignment.graph,
+                    ops,
+                    inputs: values.iter().map(|(id, _)| *id).collect(),
+                    outputs: assignment.outputs.clone(),
+                };
+                let frame = Frame { header, values: values.into_iter().map(|(_, v)| v).collect() };
+                self.emit(assignment.provider, EVENT_ASSIGN, &Bytes::from(frame.encode())).await;
+                Ok(())
+            }
+            Action::Withdraw { provider, assignment } => {
+                self.emit(provider, EVENT_WITHDRAW, &Withdraw { assignment: assignment.0 }).await;
+                Ok(())
+            }
+            Action::Rejected { provider, reason } => {
+                tracing::info!(%provider, %reason, "provider rejected");
+                self.emit(provider, EVENT_REJECTED, &Rejected { reason }).await;
+                Ok(())
+            }
         }
     }
 }

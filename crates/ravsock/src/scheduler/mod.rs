@@ -287,6 +287,13 @@ impl Scheduler {
         self.graphs.get(&graph).map(|g| g.status)
     }
 
+    /// An assignment that is still out: who holds it, its graph, its ops and expected outputs.
+    pub fn assignment(&self, id: AssignmentId) -> Option<(ProviderId, GraphId, Vec<OpId>, Vec<OpId>)> {
+        let flight = self.in_flight.get(&id)?;
+        let sub = &self.graphs.get(&flight.graph)?.subgraphs.get(flight.subgraph)?.subgraph;
+        Some((flight.provider, flight.graph, sub.ops.clone(), sub.outputs.clone()))
+    }
+
     /// Assignments currently out, by provider.
     pub fn in_flight(&self, provider: ProviderId) -> Vec<AssignmentId> {
         self.providers.get(&provider).map(|p| p.in_flight.iter().copied().collect()).unwrap_or_default()

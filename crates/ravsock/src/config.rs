@@ -1,0 +1,66 @@
+//! ravsock's settings: one typed struct, defaults in one place, every field a flag and an
+//! environment variable.
+
+use crate::scheduler::SchedulerConfig;
+use clap::Args;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Default HTTP + socket.io address.
+pub const DEFAULT_BIND: &str = "127.0.0.1:9999";
+
+/// Server settings.
+#[derive(Args, Clone, Debug)]
+pub struct Config {
+    /// Address for HTTP and socket.io.
+    #[arg(long, env = "RAVSOCK_BIND", default_value = DEFAULT_BIND)]
+    pub bind: SocketAddr,
+    /// Directory for the SQLite database (created if missing).
+    #[arg(long, env = "RAVSOCK_DATA_DIR", default_value = "ravsock-data")]
+    pub data_dir: PathBuf,
+    /// Database URL; default `sqlite://<data-dir>/ravsock.db`.
+    #[arg(long, env = "RAVSOCK_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Most ops per subgraph.
+    #[arg(long, env = "RAVSOCK_WINDOW", default_value_t = 100)]
+    pub window: usize,
+    /// Hand-outs of a subgraph before its graph fails.
+    #[arg(long, env = "RAVSOCK_MAX_ATTEMPTS", default_value_t = 3)]
+    pub max_attempts: u32,
+    /// Fixed part of a subgraph's deadline, in milliseconds.
+    #[arg(long, env = "RAVSOCK_DEADLINE_BASE_MS", default_value_t = 30_000)]
+    pub deadline_base_ms: u64,
+    /// Deadline added per op, in milliseconds.
+    #[arg(long, env = "RAVSOCK_DEADLINE_PER_OP_MS", default_value_t = 100)]
+    pub deadline_per_op_ms: u64,
+    /// Subgraphs one provider may hold at once.
+    #[arg(long, env = "RAVSOCK_SLOTS_PER_PROVIDER", default_value_t = 2)]
+    pub slots_per_provider: usize,
+}
+
+impl Config {
+    /// The database URL in effect.
+    pub fn database_url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("ravsock.db").display()))
+    }
+
+    /// The scheduling policy.
+    pub fn scheduler(&self) -> SchedulerConfig {
+        SchedulerConfig {
+            window: self.window,
+            max_attempts: self.max_attempts,
+            deadline_base_ms: self.deadline_base_ms,
+            deadline_per_op_ms: self.deadline_per_op_ms,
+            slots_per_provider: self.slots_per_provider,
+        }
+    }
+
+    /// The database URL with any password replaced, for logs.
+    pub fn redacted_database_url(&self) -> String {
+        let url = self.database_url();
+        match (url.find("://"), url.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => format!("{}://***{}", &url[..scheme], &url[at..]),
+            _ => url,
+        }
+    }
+}

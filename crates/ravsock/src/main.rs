@@ -1,0 +1,89 @@
+//! The `ravsock` binary: `ravsock` (or `ravsock serve`) runs the server with embedded defaults;
+//! `ravsock token create --name NAME --role requester|provider|admin` prints a new token once.
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use ravsock::auth::Role;
+use ravsock::config::Config;
+use ravsock::db::Db;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    name = "ravsock",
+    version,
+    about = "Raven scheduler server (HTTP + socket.io on one port, SQLite by default)"
+)]
+struct Cli {
+    #[command(flatten)]
+    config: Config,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenAction {
+    /// Create an account and print its token (shown once; only its hash is stored).
+    Create {
+        /// Account name.
+        #[arg(long)]
+        name: String,
+        /// requester, provider or admin.
+        #[arg(long)]
+        role: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("ravsock=info")))
+        .init();
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let config = cli.config;
+            tracing::info!(
+                bind = %config.bind,
+                database = %config.redacted_database_url(),
+                window = config.window,
+                max_attempts = config.max_attempts,
+                deadline_base_ms = config.deadline_base_ms,
+                deadline_per_op_ms = config.deadline_per_op_ms,
+                slots_per_provider = config.slots_per_provider,
+                "effective configuration"
+            );
+            let listener = tokio::net::TcpListener::bind(config.bind)
+                .await
+                .with_context(|| format!("cannot bind {}", config.bind))?;
+            let shutdown = async {
+                let _ = tokio::signal::ctrl_c().await;
+            };
+            ravsock::run(config, listener, shutdown).await?;
+        }
+        Command::Token { action: TokenAction::Create { name, role } } => {
+            let role = Role::from_name(&role)?;
+            if cli.config.database_url.is_none() {
+                std::fs::create_dir_all(&cli.config.data_dir)?;
+            }
+            let db = Db::connect(&cli.config.database_url()).await?;
+            let token = db.create_account(&name, role).await?;
+            #[allow(clippy::print_stdout)] // The token is this command's output.
+            {
+                println!("{token}");
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,147 @@
+//! The provider side of ravsock: socket.io namespace `/provider`.
+//!
+//! Port of the original's `/client` namespace (§3.4). A provider connects with its token and
+//! protocol version in the auth payload (refused with a clear message otherwise), reports its
+//! benchmark, joins a graph or any, and then receives assignments and answers them. Every
+//! event becomes a scheduler command; the scheduler task emits assignments and withdrawals
+//! to the provider's own room.
+
+use crate::auth::Role;
+use crate::db::Db;
+use crate::scheduler::{AssignmentId, Event};
+use crate::server::{Command, SchedulerHandle};
+use bytes::Bytes;
+use ravproto::messages::{Benchmark, OpFailure};
+use ravproto::provider::{
+    EVENT_BENCHMARK, EVENT_JOIN, EVENT_OP_FAILED, EVENT_REJECTED, EVENT_RESULT, Frame, JoinRequest, NAMESPACE,
+    OpFailedReport, ProviderAuth, Rejected, ResultHeader,
+};
+use ravproto::{PROTOCOL_VERSION, ProviderId};
+use socketioxide::SocketIo;
+use socketioxide::extract::{Data, Extension, SocketRef, State};
+use socketioxide::handler::ConnectHandler;
+use socketioxide::layer::SocketIoLayer;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// State shared by the socket handlers.
+#[derive(Clone)]
+pub struct SocketState {
+    /// The database (tokens).
+    pub db: Db,
+    /// The scheduler task.
+    pub scheduler: SchedulerHandle,
+    next_provider: Arc<AtomicU64>,
+}
+
+impl SocketState {
+    /// State for the socket handlers.
+    pub fn new(db: Db, scheduler: SchedulerHandle) -> SocketState {
+        SocketState { db, scheduler, next_provider: Arc::new(AtomicU64::new(1)) }
+    }
+}
+
+/// The room holding a provider's socket (assignments are emitted there).
+pub fn provider_room(provider: ProviderId) -> String {
+    format!("provider-{}", provider.0)
+}
+
+/// Builds the socket.io layer and its handle.
+pub fn layer(state: SocketState) -> (SocketIoLayer, SocketIo) {
+    let (layer, io) = SocketIo::builder()
+        .max_payload(crate::http::MAX_BODY_BYTES as u64)
+        .max_buffer_size(4096)
+        .with_state(state)
+        .build_layer();
+    io.ns(NAMESPACE, on_connect.with(authenticate));
+    (layer, io)
+}
+
+/// Connect middleware: the protocol version must match and the token must be a provider's.
+async fn authenticate(
+    socket: SocketRef,
+    Data(auth): Data<ProviderAuth>,
+    State(state): State<SocketState>,
+) -> Result<(), String> {
+    if auth.protocol_version != PROTOCOL_VERSION {
+        return Err(format!(
+            "protocol version mismatch: this server speaks {PROTOCOL_VERSION}, the provider {}",
+            auth.protocol_version
+        ));
+    }
+    let account = match state.db.account_by_token(&auth.token).await {
+        Ok(Some(account)) => account,
+        Ok(None) => return Err("invalid token".into()),
+        Err(error) => {
+            tracing::error!(cause = %error, "token lookup failed");
+            return Err("server error while checking the token".into());
+        }
+    };
+    if account.role == Role::Requester {
+        return Err("requester tokens cannot provide compute".into());
+    }
+    let provider = ProviderId(state.next_provider.fetch_add(1, Ordering::Relaxed));
+    socket.extensions.insert(provider);
+    tracing::info!(%provider, account = %account.name, "provider connected");
+    Ok(())
+}
+
+async fn on_connect(socket: SocketRef, Extension(provider): Extension<ProviderId>) {
+    socket.join(provider_room(provider));
+    socket.on(EVENT_BENCHMARK, |socket: SocketRef, Data(benchmark): Data<Benchmark>| async move {
+        socket.extensions.insert(benchmark);
+    });
+    socket.on(
+        EVENT_JOIN,
+        |socket: SocketRef,
+         Data(join): Data<JoinRequest>,
+         State(state): State<SocketState>,
+         Extension(provider): Extension<ProviderId>| async move {
+            let Some(benchmark) = socket.extensions.get::<Benchmark>() else {
+                let reason = "send a benchmark before joining".to_string();
+                let _ = socket.emit(EVENT_REJECTED, &Rejected { reason });
+                return;
+            };
+            let event = Event::ProviderJoined { provider, benchmark, graph: join.graph };
+            send(&state, Command::Event(event)).await;
+        },
+    );
+    socket.on(
+        EVENT_RESULT,
+        |Data(bytes): Data<Bytes>, State(state): State<SocketState>, Extension(provider): Extension<ProviderId>| async move {
+            match Frame::<ResultHeader>::decode(&bytes) {
+                Ok(frame) => {
+                    let values = frame.header.outputs.into_iter().zip(frame.values).collect();
+                    let assignment = AssignmentId(frame.header.assignment);
+                    send(&state, Command::Results { provider, assignment, values }).await;
+                }
+                Err(error) => tracing::warn!(%provider, cause = %error, "undecodable result frame"),
+            }
+        },
+    );
+    socket.on(
+        EVENT_OP_FAILED,
+        |Data(report): Data<OpFailedReport>,
+         State(state): State<SocketState>,
+         Extension(provider): Extension<ProviderId>| async move {
+            let failure = OpFailure { op_id: report.op_id, operator: report.operator, reason: report.reason };
+            let event = Event::SubgraphFailed {
+                provider,
+                assignment: AssignmentId(report.assignment),
+                failure,
+                retryable: report.retryable,
+            };
+            send(&state, Command::Event(event)).await;
+        },
+    );
+    socket.on_disconnect(|State(state): State<SocketState>, Extension(provider): Extension<ProviderId>| async move {
+        tracing::info!(%provider, "provider disconnected");
+        send(&state, Command::Event(Event::ProviderLeft { provider })).await;
+    });
+}
+
+async fn send(state: &SocketState, command: Command) {
+    if let Err(error) = state.scheduler.send(command).await {
+        tracing::error!(cause = %error, "cannot reach the scheduler");
+    }
+}
