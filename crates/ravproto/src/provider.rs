@@ -8,8 +8,7 @@
 //! | event | direction | payload |
 //! |---|---|---|
 //! | connect | provider → server | auth `{"token": ..., "protocol_version": 1}` |
-//! | [`EVENT_BENCHMARK`] | provider → server | [`crate::messages::Benchmark`] JSON |
-//! | [`EVENT_JOIN`] | provider → server | [`JoinRequest`] JSON |
+//! | [`EVENT_JOIN`] | provider → server | [`JoinRequest`] JSON (its benchmark and chosen graph) |
 //! | [`EVENT_ASSIGN`] | server → provider | binary [`Frame`] of [`AssignHeader`] + input values |
 //! | [`EVENT_RESULT`] | provider → server | binary [`Frame`] of [`ResultHeader`] + output values |
 //! | [`EVENT_OP_FAILED`] | provider → server | [`OpFailedReport`] JSON |
@@ -26,8 +25,6 @@ use serde::{Deserialize, Serialize};
 
 /// The socket.io namespace of providers.
 pub const NAMESPACE: &str = "/provider";
-/// Provider → server: its benchmark.
-pub const EVENT_BENCHMARK: &str = "benchmark";
 /// Provider → server: which graph it wants to work on.
 pub const EVENT_JOIN: &str = "join";
 /// Server → provider: a subgraph to compute.
@@ -51,10 +48,13 @@ pub struct ProviderAuth {
     pub protocol_version: u32,
 }
 
-/// Which graph a provider wants (any when `None`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// A provider's benchmark and the graph it wants (any when `None`). One message, because
+/// the server handles events concurrently: a separate benchmark event could arrive second.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JoinRequest {
+    /// The provider's self-measurement.
+    pub benchmark: crate::messages::Benchmark,
     /// The graph.
     #[serde(default)]
     pub graph: Option<GraphId>,

@@ -282,7 +282,11 @@ fn provider_frames() {
         },
         expect![[r#"{"assignment":7,"op_id":11,"operator":"inv","reason":"singular matrix","retryable":false}"#]],
     );
-    check(&JoinRequest { graph: Some(GraphId(3)) }, expect![[r#"{"graph":3}"#]]);
+    let benchmark = Benchmark { ram_bytes: 1 << 30, cores: 4, gpu: true, speed_score: 99.5 };
+    check(
+        &JoinRequest { benchmark, graph: Some(GraphId(3)) },
+        expect![[r#"{"benchmark":{"ram_bytes":1073741824,"cores":4,"gpu":true,"speed_score":99.5},"graph":3}"#]],
+    );
     check(&Withdraw { assignment: 7 }, expect![[r#"{"assignment":7}"#]]);
     check(&Rejected { reason: "no gpu".into() }, expect![[r#"{"reason":"no gpu"}"#]]);
     check(&ProviderAuth { token: "t".into(), protocol_version: 1 }, expect![[r#"{"token":"t","protocol_version":1}"#]]);

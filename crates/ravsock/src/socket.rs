@@ -1,8 +1,8 @@
 //! The provider side of ravsock: socket.io namespace `/provider`.
 //!
 //! Port of the original's `/client` namespace (§3.4). A provider connects with its token and
-//! protocol version in the auth payload (refused with a clear message otherwise), reports its
-//! benchmark, joins a graph or any, and then receives assignments and answers them. Every
+//! protocol version in the auth payload (refused with a clear message otherwise), joins a graph
+//! or any with its benchmark, and then receives assignments and answers them. Every
 //! event becomes a scheduler command; the scheduler task emits assignments and withdrawals
 //! to the provider's own room.
 
@@ -11,10 +11,10 @@ use crate::db::Db;
 use crate::scheduler::{AssignmentId, Event};
 use crate::server::{Command, SchedulerHandle};
 use bytes::Bytes;
-use ravproto::messages::{Benchmark, OpFailure};
+use ravproto::messages::OpFailure;
 use ravproto::provider::{
-    EVENT_BENCHMARK, EVENT_JOIN, EVENT_OP_FAILED, EVENT_REJECTED, EVENT_RESULT, Frame, JoinRequest, NAMESPACE,
-    OpFailedReport, ProviderAuth, Rejected, ResultHeader,
+    EVENT_JOIN, EVENT_OP_FAILED, EVENT_RESULT, Frame, JoinRequest, NAMESPACE, OpFailedReport, ProviderAuth,
+    ResultHeader,
 };
 use ravproto::{PROTOCOL_VERSION, ProviderId};
 use socketioxide::SocketIo;
@@ -88,21 +88,12 @@ async fn authenticate(
 
 async fn on_connect(socket: SocketRef, Extension(provider): Extension<ProviderId>) {
     socket.join(provider_room(provider));
-    socket.on(EVENT_BENCHMARK, |socket: SocketRef, Data(benchmark): Data<Benchmark>| async move {
-        socket.extensions.insert(benchmark);
-    });
     socket.on(
         EVENT_JOIN,
-        |socket: SocketRef,
-         Data(join): Data<JoinRequest>,
+        |Data(join): Data<JoinRequest>,
          State(state): State<SocketState>,
          Extension(provider): Extension<ProviderId>| async move {
-            let Some(benchmark) = socket.extensions.get::<Benchmark>() else {
-                let reason = "send a benchmark before joining".to_string();
-                let _ = socket.emit(EVENT_REJECTED, &Rejected { reason });
-                return;
-            };
-            let event = Event::ProviderJoined { provider, benchmark, graph: join.graph };
+            let event = Event::ProviderJoined { provider, benchmark: join.benchmark, graph: join.graph };
             send(&state, Command::Event(event)).await;
         },
     );

@@ -1,0 +1,94 @@
+//! The `ravpy` binary: `ravpy participate --server URL --token T [--graph ID]`.
+//! Settings come from flags, the environment (`RAVSOCK_URL`, `RAVSOCK_TOKEN`) or a `.env`
+//! file in the working directory.
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use ravproto::GraphId;
+use ravpy::{ParticipateConfig, participate};
+use tracing_subscriber::EnvFilter;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(name = "ravpy", version, about = "Raven provider: compute subgraphs for a ravsock server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Connect, benchmark, join a graph (or any) and compute until Ctrl-C.
+    Participate {
+        /// ravsock's URL.
+        #[arg(long, env = "RAVSOCK_URL", default_value = "http://127.0.0.1:9999")]
+        server: String,
+        /// Provider token (from `ravsock token create --role provider`).
+        #[arg(long, env = "RAVSOCK_TOKEN", hide_env_values = true)]
+        token: String,
+        /// Work only on this graph.
+        #[arg(long)]
+        graph: Option<u64>,
+    },
+    /// Print this machine's benchmark.
+    Benchmark,
+}
+
+/// Loads `KEY=value` lines from `./.env` into the environment of this process, before any
+/// thread starts, without overriding variables already set.
+fn load_dotenv() -> Vec<(String, String)> {
+    let Ok(text) = std::fs::read_to_string(".env") else { return Vec::new() };
+    text.lines()
+        .filter_map(|line| {
+            let line = line.trim();
+            if line.starts_with('#') {
+                return None;
+            }
+            let (key, value) = line.split_once('=')?;
+            let key = key.trim();
+            (std::env::var_os(key).is_none()).then(|| (key.to_string(), value.trim().trim_matches('"').to_string()))
+        })
+        .collect()
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("ravpy=info")))
+        .init();
+    let mut args: Vec<String> = std::env::args().collect();
+    // `.env` values become flags so clap's precedence (flag, env, default) stays in one place.
+    for (key, value) in load_dotenv() {
+        let flag = match key.as_str() {
+            "RAVSOCK_URL" => "--server",
+            "RAVSOCK_TOKEN" => "--token",
+            _ => continue,
+        };
+        if args.len() > 1 && args[1] == "participate" && !args.iter().any(|a| a == flag) {
+            args.push(flag.into());
+            args.push(value);
+        }
+    }
+    let cli = Cli::parse_from(args);
+    let runtime = tokio::runtime::Runtime::new()?;
+    match cli.command {
+        Command::Participate { server, token, graph } => {
+            let config = ParticipateConfig { server, token, graph: graph.map(GraphId), benchmark: None };
+            let shutdown = async {
+                let _ = tokio::signal::ctrl_c().await;
+                tracing::info!("Ctrl-C: finishing the work in hand, then leaving");
+            };
+            let summary = runtime.block_on(participate(config, shutdown))?;
+            tracing::info!(subgraphs = summary.subgraphs, ops = summary.ops, "done");
+        }
+        Command::Benchmark => {
+            let benchmark = ravpy::bench::measure();
+            #[allow(clippy::print_stdout)] // The benchmark is this command's output.
+            {
+                println!("{}", serde_json::to_string_pretty(&benchmark)?);
+            }
+        }
+    }
+    Ok(())
+}
