@@ -1,6 +1,7 @@
 //! Errors of the requester SDK.
 
-use ravproto::OpId;
+use ravproto::messages::{ErrorCode, OpFailure, OpRef};
+use ravproto::{GraphId, OpId};
 
 /// Everything that can go wrong building, validating or running a graph.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -29,6 +30,32 @@ pub enum Error {
     /// The persisted result is a list, not a tensor.
     #[error("result `{0}` is a list, not a tensor")]
     NotATensor(String),
+    /// The server refused a request.
+    #[error("server refused the request ({status}): {message}")]
+    Server {
+        /// HTTP status.
+        status: u16,
+        /// Kind of refusal.
+        code: ErrorCode,
+        /// The server's reason.
+        message: String,
+        /// The uploaded op it concerns, by the client's id.
+        op: Option<OpRef>,
+    },
+    /// The server could not be reached or answered garbage.
+    #[error("cannot talk to the server: {0}")]
+    Transport(String),
+    /// The graph failed on the grid.
+    #[error("{graph} failed{}", failure.as_ref().map(|f| format!(" at {} (`{}`): {}", f.op_id, f.operator, f.reason)).unwrap_or_default())]
+    GraphFailed {
+        /// The graph.
+        graph: GraphId,
+        /// The op and the reason.
+        failure: Option<OpFailure>,
+    },
+    /// The graph was cancelled.
+    #[error("{0} was cancelled")]
+    Cancelled(GraphId),
 }
 
 /// Result alias of the SDK.

@@ -20,19 +20,22 @@
 //! graph in-process on the `ravexec` kernels; the distributed client runs the same graph on
 //! providers and must return the same persisted values.
 
+mod client;
 mod error;
 mod executor;
 mod graph;
 mod methods;
 mod values;
 
+pub use client::{BlockingClient, CHUNK_OPS, Client};
 pub use error::{Error, Result};
 pub use executor::{LocalExecutor, Results};
 pub use graph::{Graph, Node, Op};
 pub use ravexec::{Elem, Tensor, TensorValue};
+pub use ravproto::messages::GraphProgress;
 pub use ravproto::messages::{Approach, ColumnRule, FederatedRules, GraphMeta, Requirements};
 pub use ravproto::ops;
-pub use ravproto::{DType, IndexExpr, IndexItem, OpId, OpKind, Operation, Scalar};
+pub use ravproto::{DType, GraphId, IndexExpr, IndexItem, OpId, OpKind, Operation, Scalar};
 pub use values::IntoTensor;
 
 #[cfg(test)]

@@ -202,3 +202,45 @@ impl<H: Serialize + serde::de::DeserializeOwned> Frame<H> {
         Ok(Frame { header, values })
     }
 }
+
+/// Escape byte of [`stuff`].
+const STUFF_ESCAPE: u8 = 0x1d;
+/// The byte [`stuff`] removes: engine.io's record separator.
+const RECORD_SEPARATOR: u8 = 0x1e;
+
+/// Removes every `0x1e` byte from a server-to-provider binary message, reversibly.
+///
+/// rust_engineio 0.6 (under the rust_socketio client) splits every received message on
+/// `0x1e`, the separator of engine.io's *polling* payloads, even websocket binary messages, so a
+/// tensor containing that byte arrives corrupted and the client drops the connection. Byte
+/// stuffing (`0x1e` → `0x1d 0x01`, `0x1d` → `0x1d 0x02`) costs one pass and two bytes per
+/// escaped byte, and keeps the message binary. Undo with [`unstuff`].
+pub fn stuff(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 64);
+    for &b in bytes {
+        match b {
+            RECORD_SEPARATOR => out.extend_from_slice(&[STUFF_ESCAPE, 0x01]),
+            STUFF_ESCAPE => out.extend_from_slice(&[STUFF_ESCAPE, 0x02]),
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Reverses [`stuff`].
+pub fn unstuff(bytes: &[u8]) -> Result<Vec<u8>, FrameError> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut iter = bytes.iter();
+    while let Some(&b) = iter.next() {
+        if b == STUFF_ESCAPE {
+            match iter.next() {
+                Some(0x01) => out.push(RECORD_SEPARATOR),
+                Some(0x02) => out.push(STUFF_ESCAPE),
+                _ => return Err(FrameError::Layout("bad escape in a stuffed message")),
+            }
+        } else {
+            out.push(b);
+        }
+    }
+    Ok(out)
+}

@@ -291,3 +291,14 @@ fn provider_frames() {
     check(&Rejected { reason: "no gpu".into() }, expect![[r#"{"reason":"no gpu"}"#]]);
     check(&ProviderAuth { token: "t".into(), protocol_version: 1 }, expect![[r#"{"token":"t","protocol_version":1}"#]]);
 }
+
+#[test]
+fn stuffing_removes_record_separators_reversibly() {
+    use crate::provider::{stuff, unstuff};
+    let all: Vec<u8> = (0..=255u8).chain([0x1e, 0x1d, 0x1e, 0x1d, 0x01, 0x02]).collect();
+    let stuffed = stuff(&all);
+    assert!(!stuffed.contains(&0x1e));
+    assert_eq!(unstuff(&stuffed).unwrap(), all);
+    assert!(unstuff(&[0x1d]).is_err());
+    assert!(unstuff(&[0x1d, 0x07]).is_err());
+}

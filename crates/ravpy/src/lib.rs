@@ -37,6 +37,37 @@ pub struct ParticipateConfig {
     pub graph: Option<GraphId>,
     /// The benchmark to report (measured when `None`).
     pub benchmark: Option<Benchmark>,
+    /// Where to report progress (a terminal view, a test waiting for the join).
+    pub events: Option<mpsc::UnboundedSender<ProviderEvent>>,
+}
+
+/// What a provider reports while it runs.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ProviderEvent {
+    /// Joined (again, after a reconnect).
+    Joined,
+    /// An assignment was computed and its outputs sent.
+    Computed {
+        /// The assignment.
+        assignment: u64,
+        /// Ops computed.
+        ops: u64,
+        /// Time spent computing.
+        millis: f64,
+    },
+    /// An op of an assignment failed.
+    Failed {
+        /// The assignment.
+        assignment: u64,
+        /// The kernel's message.
+        reason: String,
+    },
+}
+
+fn report(events: &Option<mpsc::UnboundedSender<ProviderEvent>>, event: ProviderEvent) {
+    if let Some(events) = events {
+        let _ = events.send(event);
+    }
 }
 
 /// Why participation stopped.
@@ -115,6 +146,9 @@ pub async fn participate(config: ParticipateConfig, shutdown: impl Future<Output
         .reconnect(true)
         .reconnect_on_disconnect(true)
         .reconnect_delay(250, 5_000)
+        // Handshake on websocket directly: with the polling handshake, messages exchanged
+        // while the client upgrades to websocket were seen to get lost.
+        .transport_type(rust_socketio::TransportType::Websocket)
         .on("open", on(&tx, |_| Some(Incoming::Connected)))
         .on(
             EVENT_ASSIGN,
@@ -150,9 +184,10 @@ pub async fn participate(config: ParticipateConfig, shutdown: impl Future<Output
                     let join = JoinRequest { benchmark: benchmark.clone(), graph: config.graph };
                     let _ = client.emit(EVENT_JOIN, serde_json::to_value(&join).expect("serializes")).await;
                     tracing::info!(server = %config.server, graph = ?config.graph, "joined");
+                    report(&config.events, ProviderEvent::Joined);
                 }
                 Some(Incoming::Assign(bytes)) => {
-                    in_hand.spawn(handle_assignment(client.clone(), bytes, summary.clone(), withdrawn.clone()));
+                    in_hand.spawn(handle_assignment(client.clone(), bytes, summary.clone(), withdrawn.clone(), config.events.clone()));
                 }
                 Some(Incoming::Withdraw(assignment)) => {
                     tracing::info!(assignment, "assignment withdrawn by the server");
@@ -185,8 +220,10 @@ async fn handle_assignment(
     bytes: Bytes,
     summary: Arc<Mutex<Summary>>,
     withdrawn: Arc<Mutex<BTreeSet<u64>>>,
+    events: Option<mpsc::UnboundedSender<ProviderEvent>>,
 ) {
-    let frame = match Frame::<AssignHeader>::decode(&bytes) {
+    let decoded = ravproto::provider::unstuff(&bytes).and_then(|raw| Frame::<AssignHeader>::decode(&raw));
+    let frame = match decoded {
         Ok(frame) => frame,
         Err(error) => {
             tracing::error!(cause = %error, "undecodable assignment");
@@ -210,12 +247,14 @@ async fn handle_assignment(
             let mut summary = summary.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             summary.subgraphs += 1;
             summary.ops += ops;
-            let elapsed = started.elapsed().as_secs_f64();
-            tracing::info!(assignment, ops, ms = elapsed * 1e3, total_ops = summary.ops, "subgraph computed");
+            let millis = started.elapsed().as_secs_f64() * 1e3;
+            tracing::info!(assignment, ops, ms = millis, total_ops = summary.ops, "subgraph computed");
+            report(&events, ProviderEvent::Computed { assignment, ops, millis });
         }
         Ok(Err(report)) => {
             tracing::warn!(assignment, op = %report.op_id, reason = %report.reason, "op failed");
             let _ = client.emit(EVENT_OP_FAILED, serde_json::to_value(&report).expect("serializes")).await;
+            crate::report(&events, ProviderEvent::Failed { assignment, reason: report.reason });
         }
         Err(error) => tracing::error!(assignment, cause = %error, "compute task panicked"),
     }

@@ -74,7 +74,7 @@ fn main() -> Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     match cli.command {
         Command::Participate { server, token, graph } => {
-            let config = ParticipateConfig { server, token, graph: graph.map(GraphId), benchmark: None };
+            let config = ParticipateConfig { server, token, graph: graph.map(GraphId), benchmark: None, events: None };
             let shutdown = async {
                 let _ = tokio::signal::ctrl_c().await;
                 tracing::info!("Ctrl-C: finishing the work in hand, then leaving");

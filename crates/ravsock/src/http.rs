@@ -86,6 +86,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/graphs/{id}/execute", post(execute))
         .route("/v1/graphs/{id}/cancel", post(cancel))
         .route("/v1/graphs/{id}/results/{name}", get(result))
+        .route("/v1/graphs/{id}/wait", get(wait))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
@@ -195,6 +196,45 @@ async fn result(
             Err(Error::Conflict(format!("`{name}` of {} is not computed yet (graph is {:?})", graph.id, graph.status)))
         }
     }
+}
+
+/// Longest a `wait` request is held open.
+pub const MAX_WAIT_MS: u64 = 30_000;
+
+#[derive(serde::Deserialize)]
+struct WaitQuery {
+    #[serde(default)]
+    timeout_ms: Option<u64>,
+}
+
+/// Long poll: answers with the graph's progress as soon as it changes or finishes (at once if
+/// it already has finished), or after `timeout_ms` (at most [`MAX_WAIT_MS`]).
+async fn wait(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<u64>,
+    axum::extract::Query(query): axum::extract::Query<WaitQuery>,
+) -> Result<Json<GraphProgress>> {
+    // Subscribe before reading the status, so a change between the two is not missed.
+    let mut events = state.scheduler.subscribe();
+    let graph = owned_graph(&state.db, &caller, id).await?;
+    if matches!(graph.status, GraphStatus::Computing) {
+        let timeout = std::time::Duration::from_millis(query.timeout_ms.unwrap_or(MAX_WAIT_MS).min(MAX_WAIT_MS));
+        let _ = tokio::time::timeout(timeout, async {
+            loop {
+                match events.recv().await {
+                    Ok(event) if event.graph == graph.id => return,
+                    Ok(_) => {}
+                    // Missed events: answer now and let the client ask again.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        })
+        .await;
+    }
+    let graph = owned_graph(&state.db, &caller, id).await?;
+    Ok(Json(graph_progress(&state.db, &graph).await?))
 }
 
 /// Status and op counts of a graph.

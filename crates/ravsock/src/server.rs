@@ -13,7 +13,7 @@ use crate::socket::provider_room;
 use bytes::Bytes;
 use ravproto::messages::OpFailure;
 use ravproto::provider::{
-    AssignHeader, AssignedOp, EVENT_ASSIGN, EVENT_REJECTED, EVENT_WITHDRAW, Frame, NAMESPACE, Rejected, Withdraw,
+    AssignHeader, AssignedOp, EVENT_ASSIGN, EVENT_REJECTED, EVENT_WITHDRAW, Frame, NAMESPACE, Rejected, Withdraw, stuff,
 };
 use ravproto::status::{GraphStatus, OpStatus};
 use ravproto::{GraphId, OpId, ProviderId, Value};
@@ -46,16 +46,31 @@ pub enum Command {
     Flush(tokio::sync::oneshot::Sender<()>),
 }
 
+/// A change of a graph, pushed to waiting requesters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GraphEvent {
+    /// The graph that changed.
+    pub graph: GraphId,
+    /// Whether it is finished (computed, failed or cancelled).
+    pub finished: bool,
+}
+
 /// Sends commands to the scheduler task.
 #[derive(Clone, Debug)]
 pub struct SchedulerHandle {
     tx: mpsc::Sender<Command>,
+    events: tokio::sync::broadcast::Sender<GraphEvent>,
 }
 
 impl SchedulerHandle {
     /// Queues a command.
     pub async fn send(&self, command: Command) -> Result<()> {
         self.tx.send(command).await.map_err(|_| Error::Internal("the scheduler task has stopped".into()))
+    }
+
+    /// Subscribes to graph changes (progress and completion).
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<GraphEvent> {
+        self.events.subscribe()
     }
 
     /// Waits until every command sent before this call has been handled.
@@ -93,7 +108,8 @@ pub struct SchedulerInbox(mpsc::Receiver<Command>);
 /// A command channel: handles for HTTP and socket handlers, and the inbox for the task.
 pub fn scheduler_channel() -> (SchedulerHandle, SchedulerInbox) {
     let (tx, rx) = mpsc::channel(1024);
-    (SchedulerHandle { tx }, SchedulerInbox(rx))
+    let (events, _) = tokio::sync::broadcast::channel(1024);
+    (SchedulerHandle { tx, events }, SchedulerInbox(rx))
 }
 
 /// Starts the scheduler task on `inbox`, resuming unfinished graphs; assignments go out
@@ -109,7 +125,13 @@ pub async fn start_scheduler(
         tracing::info!(%graph, "resuming graph after restart");
         handle.send(Command::Execute(graph)).await?;
     }
-    let task = SchedulerTask { db, scheduler: Scheduler::new(config), io, payloads: BTreeMap::new() };
+    let task = SchedulerTask {
+        db,
+        scheduler: Scheduler::new(config),
+        io,
+        payloads: BTreeMap::new(),
+        events: handle.events.clone(),
+    };
     tokio::spawn(task.run(inbox.0));
     Ok(())
 }
@@ -127,6 +149,7 @@ struct SchedulerTask {
     io: Option<SocketIo>,
     /// The ops of each executing graph as providers receive them.
     payloads: BTreeMap<GraphId, Arc<BTreeMap<OpId, AssignedOp>>>,
+    events: tokio::sync::broadcast::Sender<GraphEvent>,
 }
 
 impl SchedulerTask {
@@ -237,17 +260,22 @@ impl SchedulerTask {
             Action::GraphComputed { graph } => {
                 tracing::info!(%graph, "graph computed");
                 self.payloads.remove(&graph);
-                self.db.set_graph_status(graph, GraphStatus::Computed, None).await
+                self.db.set_graph_status(graph, GraphStatus::Computed, None).await?;
+                let _ = self.events.send(GraphEvent { graph, finished: true });
+                Ok(())
             }
             Action::GraphFailed { graph, failure } => {
                 tracing::warn!(%graph, op = %failure.op_id, reason = %failure.reason, "graph failed");
                 self.payloads.remove(&graph);
                 let failure = serde_json::to_string(&failure).map_err(|e| Error::Internal(e.to_string()))?;
                 self.db.set_graph_status(graph, GraphStatus::Failed, Some(&failure)).await?;
-                self.db.set_pending_ops(graph, OpStatus::Failed).await
+                self.db.set_pending_ops(graph, OpStatus::Failed).await?;
+                let _ = self.events.send(GraphEvent { graph, finished: true });
+                Ok(())
             }
             Action::Progress { graph, computed, total } => {
                 tracing::debug!(%graph, computed, total, "progress");
+                let _ = self.events.send(GraphEvent { graph, finished: false });
                 Ok(())
             }
             Action::Assign(assignment) => {
@@ -264,11 +292,21 @@ impl SchedulerTask {
                     outputs: assignment.outputs.clone(),
                 };
                 let frame = Frame { header, values: values.into_iter().map(|(_, v)| v).collect() };
-                self.emit(assignment.provider, EVENT_ASSIGN, &Bytes::from(frame.encode())).await;
+                // Stuffed: the Rust client corrupts binary messages containing 0x1e (see `stuff`).
+                self.emit(assignment.provider, EVENT_ASSIGN, &Bytes::from(stuff(&frame.encode()))).await;
                 Ok(())
             }
             Action::Withdraw { provider, assignment } => {
                 self.emit(provider, EVENT_WITHDRAW, &Withdraw { assignment: assignment.0 }).await;
+                Ok(())
+            }
+            Action::Evict { provider } => {
+                tracing::warn!(%provider, "provider missed a deadline; disconnecting it");
+                if let Some(namespace) = self.io.as_ref().and_then(|io| io.of(NAMESPACE))
+                    && let Err(error) = namespace.to(provider_room(provider)).disconnect().await
+                {
+                    tracing::warn!(%provider, cause = %error, "cannot disconnect provider");
+                }
                 Ok(())
             }
             Action::Rejected { provider, reason } => {

@@ -140,6 +140,12 @@ pub enum Action {
         /// The assignment.
         assignment: AssignmentId,
     },
+    /// A provider missed a deadline: it gets no more work until it connects again (the server
+    /// closes its connection; its other assignments went back to ready).
+    Evict {
+        /// The provider.
+        provider: ProviderId,
+    },
     /// A provider may not join the graph it chose.
     Rejected {
         /// The provider.
@@ -266,10 +272,18 @@ impl Scheduler {
                 let expired: Vec<AssignmentId> =
                     self.in_flight.iter().filter(|(_, f)| f.deadline <= now).map(|(id, _)| *id).collect();
                 for assignment in expired {
-                    if let Some(flight) = self.in_flight.get(&assignment) {
-                        actions.push(Action::Withdraw { provider: flight.provider, assignment });
-                    }
+                    let Some(provider) = self.in_flight.get(&assignment).map(|f| f.provider) else { continue };
+                    actions.push(Action::Withdraw { provider, assignment });
                     self.attempt_failed(assignment, None, "deadline exceeded", &mut actions);
+                    // A provider that misses a deadline is stuck or gone: stop trusting it,
+                    // so the retry goes elsewhere even if it benchmarked fastest.
+                    if let Some(state) = self.providers.remove(&provider) {
+                        for other in state.in_flight {
+                            actions.push(Action::Withdraw { provider, assignment: other });
+                            self.attempt_failed(other, None, "provider evicted after a missed deadline", &mut actions);
+                        }
+                        actions.push(Action::Evict { provider });
+                    }
                 }
             }
         }

@@ -119,7 +119,7 @@ fn the_biggest_subgraph_goes_to_the_fastest_provider() {
 #[test]
 fn a_silent_provider_loses_its_work_at_the_deadline_and_late_results_are_ignored() {
     let mut s = Scheduler::new(config(10));
-    join(&mut s, 1, 100.0);
+    join(&mut s, 1, 1_000.0);
     let first = assignments(&submit(&mut s, 1, wide(5)));
     assert_eq!(first[0].deadline, 1_000 + 5 * 10);
     assert_eq!(s.next_deadline(), Some(1_050));
@@ -127,8 +127,10 @@ fn a_silent_provider_loses_its_work_at_the_deadline_and_late_results_are_ignored
     join(&mut s, 2, 1.0);
     let actions = s.handle(1_050, Event::Tick);
     assert!(actions.contains(&Action::Withdraw { provider: ProviderId(1), assignment: first[0].id }));
+    assert!(actions.contains(&Action::Evict { provider: ProviderId(1) }));
     let retry = assignments(&actions);
     assert_eq!(retry.len(), 1, "reassigned at once");
+    assert_eq!(retry[0].provider, ProviderId(2), "not to the provider that missed its deadline");
     // The first provider answers late: ignored, and the graph is not finished by it.
     assert!(complete(&mut s, &first[0]).iter().all(|a| !matches!(a, Action::GraphComputed { .. })));
     assert_eq!(s.graph_status(GraphId(1)), Some(GraphStatus::Computing));

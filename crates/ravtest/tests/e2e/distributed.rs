@@ -1,0 +1,232 @@
+//! Graphs through ravsock and providers equal the local executor's results, and the failure
+//! cases (a provider that disappears or never answers, a restarted server, wrong tokens,
+//! another requester's graph) behave.
+
+use crate::stack::Stack;
+use futures_util::FutureExt;
+use ndarray::{Array, ArrayD, IxDyn};
+use ravop::ops::{ReduceParams, StatParams, TransposeParams};
+use ravop::{Client, Error, Graph, LocalExecutor, TensorValue};
+use ravproto::messages::{Benchmark, ErrorCode};
+use ravproto::provider::{EVENT_ASSIGN, EVENT_JOIN, JoinRequest, NAMESPACE, ProviderAuth};
+use rust_socketio::Payload;
+use rust_socketio::asynchronous::ClientBuilder;
+use tokio::sync::mpsc;
+
+/// Runs `graph` on the grid and locally; every persisted result must agree.
+async fn assert_same_as_local(client: &Client, graph: &Graph) {
+    let local = LocalExecutor::default().run(graph).expect("local run");
+    let id = client.run(graph, |_| {}).await.expect("distributed run");
+    for name in local.names() {
+        let remote = client.fetch(id, name).await.expect("fetch");
+        let expected = local.get(name).unwrap();
+        assert!(close(&remote, expected), "`{name}` differs: {remote:?} vs {expected:?}");
+    }
+}
+
+fn close(a: &TensorValue, b: &TensorValue) -> bool {
+    match (a, b) {
+        (TensorValue::Tensor(x), TensorValue::Tensor(y)) => {
+            x.dtype() == y.dtype()
+                && x.shape() == y.shape()
+                && x.to_f64_array()
+                    .iter()
+                    .zip(y.to_f64_array().iter())
+                    .all(|(p, q)| (p.is_nan() && q.is_nan()) || p == q || (p - q).abs() <= 1e-12 * (1.0 + q.abs()))
+        }
+        (TensorValue::List(x), TensorValue::List(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| close(p, q)),
+        _ => false,
+    }
+}
+
+/// `n` independent small computations, and one sum over a few of them.
+fn wide(n: usize) -> Graph {
+    let graph = Graph::new("wide");
+    let base = graph.t(vec![1.0, 2.0, 3.0]);
+    let terms: Vec<_> = (0..n).map(|i| (&base * (i as f64)).exp().sum(ReduceParams::all())).collect();
+    for (i, term) in terms.iter().enumerate().step_by(7) {
+        term.persist(format!("term{i}"));
+    }
+    (&terms[0] + &terms[n - 1]).persist("total");
+    graph
+}
+
+fn deep(n: usize) -> Graph {
+    let graph = Graph::new("deep");
+    let mut x = graph.t(vec![0.5, -0.25]);
+    for i in 0..n {
+        x = if i % 2 == 0 { &x * 1.01 + 0.1 } else { (&x - 0.05).abs() };
+    }
+    x.persist("end");
+    graph
+}
+
+fn mixed() -> Graph {
+    let graph = Graph::new("mixed");
+    let m = graph.t(Array::from_shape_fn((6, 6), |(i, j)| (i * 6 + j) as f64 / 10.0 + if i == j { 3.0 } else { 0.0 }));
+    let inverse = m.inv();
+    inverse.matmul(&m).persist("identity");
+    m.transpose(TransposeParams::default()).index("[1:, ::2]").persist("picked");
+    m.std(StatParams { axis: Some(0.into()), ..StatParams::default() }).persist("std");
+    m.greater(&graph.scalar(2.0)).persist("mask");
+    graph.t(vec![3, 1, 2, 3, 3]).unique(Default::default()).persist("unique");
+    graph
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn graphs_on_two_providers_equal_the_local_executor() {
+    let stack = Stack::start(30_000).await;
+    let mut fast = stack.provider(100.0);
+    let mut slow = stack.provider(10.0);
+    fast.joined().await;
+    slow.joined().await;
+    let client = stack.client().await;
+    assert_same_as_local(&client, &wide(400)).await;
+    assert_same_as_local(&client, &deep(100)).await;
+    assert_same_as_local(&client, &mixed()).await;
+    // A big tensor (4 MB) travels inline as binary.
+    let big = Graph::new("big");
+    let x = big.t(ArrayD::from_shape_fn(IxDyn(&[512, 1024]), |i| (i[0] * 1024 + i[1]) as f64));
+    (&x * 2.0).sum(ReduceParams::axis(1)).persist("rows");
+    (&x + 1.0).persist("plus_one");
+    assert_same_as_local(&client, &big).await;
+    let (fast, slow) = (fast.stop().await.unwrap(), slow.stop().await.unwrap());
+    assert!(fast.subgraphs > 0 && slow.subgraphs > 0, "both providers worked: {fast:?} {slow:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kernel_errors_fail_the_graph_with_the_op_and_reason() {
+    let stack = Stack::start(30_000).await;
+    let provider = stack.provider(1.0);
+    let client = stack.client().await;
+    let graph = Graph::new("singular");
+    graph.t(ndarray::array![[1.0, 2.0], [2.0, 4.0]]).inv().persist("inverse");
+    let error = client.run(&graph, |_| {}).await.unwrap_err();
+    match error {
+        Error::GraphFailed { failure: Some(failure), .. } => {
+            assert_eq!(failure.operator, "inv");
+            assert!(failure.reason.contains("singular matrix"), "{}", failure.reason);
+        }
+        other => panic!("expected a failed graph, got {other}"),
+    }
+    provider.stop().await.unwrap();
+}
+
+/// A provider that joins and never answers; reports each assignment it swallows.
+async fn silent_provider(stack: &Stack) -> (rust_socketio::asynchronous::Client, mpsc::UnboundedReceiver<()>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (open_tx, mut open_rx) = mpsc::unbounded_channel();
+    let auth = ProviderAuth { token: stack.provider_token.clone(), protocol_version: ravproto::PROTOCOL_VERSION };
+    let client = ClientBuilder::new(stack.url.clone())
+        .namespace(NAMESPACE)
+        .transport_type(rust_socketio::TransportType::Websocket)
+        .auth(serde_json::to_value(auth).unwrap())
+        .on("open", move |_, _| {
+            let open_tx = open_tx.clone();
+            async move {
+                let _ = open_tx.send(());
+            }
+            .boxed()
+        })
+        .on(EVENT_ASSIGN, move |payload: Payload, _| {
+            let tx = tx.clone();
+            async move {
+                if matches!(payload, Payload::Binary(_)) {
+                    let _ = tx.send(());
+                }
+            }
+            .boxed()
+        })
+        .connect()
+        .await
+        .unwrap();
+    open_rx.recv().await.expect("namespace connected");
+    let join = JoinRequest {
+        benchmark: Benchmark { ram_bytes: 1 << 30, cores: 1, gpu: false, speed_score: 1e6 },
+        graph: None,
+    };
+    client.emit(EVENT_JOIN, serde_json::to_value(join).unwrap()).await.unwrap();
+    (client, rx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn work_of_a_provider_that_disconnects_is_reassigned() {
+    let stack = Stack::start(30_000).await;
+    let (silent, mut assigned) = silent_provider(&stack).await;
+    let client = stack.client().await;
+    let graph = deep(40);
+    let id = client.submit(&graph).await.unwrap();
+    client.execute(id).await.unwrap();
+    assigned.recv().await.expect("the silent provider got work");
+    // It dies holding the assignment; a real provider arrives and finishes the graph.
+    silent.disconnect().await.unwrap();
+    let worker = stack.provider(1.0);
+    client.wait(id, |_| {}).await.expect("graph completes");
+    let local = LocalExecutor::default().run(&graph).unwrap();
+    assert!(close(&client.fetch(id, "end").await.unwrap(), local.get("end").unwrap()));
+    worker.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_provider_that_never_answers_loses_its_work_at_the_deadline() {
+    // Deadlines of 300 ms plus 10 ms per op: the silent provider's hand-out expires quickly.
+    let stack = Stack::start(300).await;
+    let (_silent, mut assigned) = silent_provider(&stack).await;
+    let client = stack.client().await;
+    let graph = wide(10);
+    let id = client.submit(&graph).await.unwrap();
+    client.execute(id).await.unwrap();
+    assigned.recv().await.expect("the silent provider got work");
+    let worker = stack.provider(1.0);
+    client.wait(id, |_| {}).await.expect("graph completes after the deadline");
+    let local = LocalExecutor::default().run(&graph).unwrap();
+    assert!(close(&client.fetch(id, "total").await.unwrap(), local.get("total").unwrap()));
+    assert!(worker.stop().await.unwrap().subgraphs > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restarted_server_resumes_unfinished_graphs() {
+    let mut stack = Stack::start(30_000).await;
+    let (silent, mut assigned) = silent_provider(&stack).await;
+    let graph = deep(60);
+    let id = {
+        let client = stack.client().await;
+        let id = client.submit(&graph).await.unwrap();
+        client.execute(id).await.unwrap();
+        id
+    };
+    assigned.recv().await.expect("work was handed out before the restart");
+    stack.restart(30_000).await;
+    drop(silent);
+    let worker = stack.provider(1.0);
+    let client = stack.client().await;
+    client.wait(id, |_| {}).await.expect("the resumed graph completes");
+    let local = LocalExecutor::default().run(&graph).unwrap();
+    assert!(close(&client.fetch(id, "end").await.unwrap(), local.get("end").unwrap()));
+    worker.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn wrong_tokens_and_other_peoples_graphs_are_refused() {
+    let stack = Stack::start(30_000).await;
+    let refused = stack.provider_with("rav_wrong", 1.0).task.await.unwrap();
+    assert!(
+        matches!(refused, Err(ravpy::Error::Refused(ref reason)) if reason.contains("invalid token")),
+        "{refused:?}"
+    );
+    let as_provider = stack.provider_with(&stack.requester, 1.0).task.await.unwrap();
+    assert!(matches!(as_provider, Err(ravpy::Error::Refused(_))), "a requester token cannot provide");
+    assert!(matches!(
+        Client::connect(&stack.url, "rav_wrong").await,
+        Err(Error::Server { code: ErrorCode::Unauthorized, .. })
+    ));
+
+    let provider = stack.provider(1.0);
+    let alice = stack.client().await;
+    let id = alice.run(&wide(3), |_| {}).await.unwrap();
+    let bob = Client::connect(&stack.url, &stack.other_requester).await.unwrap();
+    assert!(matches!(bob.fetch(id, "total").await, Err(Error::Server { code: ErrorCode::NotFound, .. })));
+    assert!(matches!(bob.progress(id).await, Err(Error::Server { code: ErrorCode::NotFound, .. })));
+    assert!(bob.list_graphs().await.unwrap().is_empty());
+    provider.stop().await.unwrap();
+}

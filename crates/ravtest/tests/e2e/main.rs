@@ -1,0 +1,6 @@
+//! End-to-end tests of the distributed path: an in-process ravsock on port 0 with a SQLite file
+//! in a temp dir, providers from `ravpy` in-process, and requesters using `ravop::Client`.
+//! Every result must equal the `LocalExecutor`'s.
+
+mod distributed;
+mod stack;

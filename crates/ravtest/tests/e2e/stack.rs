@@ -1,0 +1,132 @@
+//! A test stack: ravsock, providers and tokens, all in-process on loopback.
+
+use ravproto::messages::Benchmark;
+use ravpy::{ParticipateConfig, Summary};
+use ravsock::auth::Role;
+use ravsock::config::Config;
+use ravsock::db::Db;
+use std::path::PathBuf;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub(crate) struct Stack {
+    pub(crate) url: String,
+    pub(crate) requester: String,
+    pub(crate) other_requester: String,
+    pub(crate) provider_token: String,
+    pub(crate) database_url: String,
+    stop_server: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<ravsock::Result<()>>>,
+    _dir: tempfile::TempDir,
+}
+
+pub(crate) struct Provider {
+    stop: Option<oneshot::Sender<()>>,
+    pub(crate) events: tokio::sync::mpsc::UnboundedReceiver<ravpy::ProviderEvent>,
+    pub(crate) task: JoinHandle<Result<Summary, ravpy::Error>>,
+}
+
+impl Provider {
+    /// Waits until the provider has joined.
+    pub(crate) async fn joined(&mut self) {
+        while let Some(event) = self.events.recv().await {
+            if event == ravpy::ProviderEvent::Joined {
+                return;
+            }
+        }
+        panic!("provider stopped before joining");
+    }
+
+    /// Asks the provider to finish its work in hand and leave.
+    pub(crate) async fn stop(mut self) -> Result<Summary, ravpy::Error> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.await.expect("provider task")
+    }
+}
+
+pub(crate) fn config(database_url: &str, deadline_base_ms: u64) -> Config {
+    Config {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        data_dir: PathBuf::from("unused"),
+        database_url: Some(database_url.to_string()),
+        window: 16,
+        max_attempts: 3,
+        deadline_base_ms,
+        deadline_per_op_ms: 10,
+        slots_per_provider: 2,
+    }
+}
+
+pub(crate) async fn serve(config: Config) -> (String, oneshot::Sender<()>, JoinHandle<ravsock::Result<()>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(ravsock::run(config, listener, async move {
+        let _ = stopped.await;
+    }));
+    (url, stop, server)
+}
+
+impl Stack {
+    pub(crate) async fn start(deadline_base_ms: u64) -> Stack {
+        let dir = tempfile::tempdir().unwrap();
+        let database_url = format!("sqlite://{}", dir.path().join("ravsock.db").display());
+        let db = Db::connect(&database_url).await.unwrap();
+        let requester = db.create_account("alice", Role::Requester).await.unwrap();
+        let other_requester = db.create_account("bob", Role::Requester).await.unwrap();
+        let provider_token = db.create_account("worker", Role::Provider).await.unwrap();
+        let (url, stop, server) = serve(config(&database_url, deadline_base_ms)).await;
+        Stack {
+            url,
+            requester,
+            other_requester,
+            provider_token,
+            database_url,
+            stop_server: Some(stop),
+            server: Some(server),
+            _dir: dir,
+        }
+    }
+
+    /// Stops ravsock (as a crash would: nothing is flushed beyond committed transactions) and
+    /// starts a new one on the same database and a new port.
+    pub(crate) async fn restart(&mut self, deadline_base_ms: u64) {
+        if let Some(stop) = self.stop_server.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.abort();
+            let _ = server.await;
+        }
+        let (url, stop, server) = serve(config(&self.database_url, deadline_base_ms)).await;
+        self.url = url;
+        self.stop_server = Some(stop);
+        self.server = Some(server);
+    }
+
+    pub(crate) fn provider_with(&self, token: &str, speed: f64) -> Provider {
+        let (events_tx, events) = tokio::sync::mpsc::unbounded_channel();
+        let config = ParticipateConfig {
+            server: self.url.clone(),
+            token: token.to_string(),
+            graph: None,
+            benchmark: Some(Benchmark { ram_bytes: 8 << 30, cores: 2, gpu: false, speed_score: speed }),
+            events: Some(events_tx),
+        };
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(ravpy::participate(config, async move {
+            let _ = stopped.await;
+        }));
+        Provider { stop: Some(stop), events, task }
+    }
+
+    pub(crate) fn provider(&self, speed: f64) -> Provider {
+        self.provider_with(&self.provider_token, speed)
+    }
+
+    pub(crate) async fn client(&self) -> ravop::Client {
+        ravop::Client::connect(&self.url, &self.requester).await.expect("requester connects")
+    }
+}
