@@ -147,6 +147,19 @@ impl BlockingClient {
         self.runtime.block_on(self.inner.run(graph, on_progress))
     }
 
+    /// See [`Client::submit`].
+    pub fn submit(&self, graph: &Graph) -> Result<GraphId> {
+        self.runtime.block_on(self.inner.submit(graph))
+    }
+
+    /// Executes a submitted graph and waits for it (see [`Client::execute`], [`Client::wait`]).
+    pub fn execute_and_wait(&self, graph: GraphId, on_progress: impl FnMut(&GraphProgress)) -> Result<GraphProgress> {
+        self.runtime.block_on(async {
+            self.inner.execute(graph).await?;
+            self.inner.wait(graph, on_progress).await
+        })
+    }
+
     /// See [`Client::fetch`].
     pub fn fetch(&self, graph: GraphId, name: &str) -> Result<TensorValue> {
         self.runtime.block_on(self.inner.fetch(graph, name))

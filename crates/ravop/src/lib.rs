@@ -35,6 +35,7 @@ pub use ravexec::{Elem, Tensor, TensorValue};
 pub use ravproto::messages::GraphProgress;
 pub use ravproto::messages::{Approach, ColumnRule, FederatedRules, GraphMeta, Requirements};
 pub use ravproto::ops;
+pub use ravproto::status::{GraphStatus, OpStatus};
 pub use ravproto::{DType, GraphId, IndexExpr, IndexItem, OpId, OpKind, Operation, Scalar};
 pub use values::IntoTensor;
 
