@@ -5,7 +5,7 @@
 
 use crate::error::{Error, Result};
 use ravproto::messages::{OpRecord, OpRef};
-use ravproto::{OpId, OpKind, Operation, Value};
+use ravproto::{OpId, Operation, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Most ops in one upload chunk.
@@ -61,9 +61,6 @@ pub fn chunk(records: &[OpRecord], known: &BTreeMap<u64, OpId>) -> Result<()> {
             }
             (_, Some(_)) => return Err(invalid(format!("`{kind}` is computed, it cannot carry a value"))),
             (_, None) => {}
-        }
-        if kind == OpKind::Lin && record.inputs.is_empty() && record.value.is_none() {
-            return Err(invalid("a `lin` op needs a value".into()));
         }
         if let Some(name) = &record.persist
             && name.trim().is_empty()
