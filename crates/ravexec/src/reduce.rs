@@ -78,7 +78,14 @@ fn sum_f64<T: Elem>(lane: &[T]) -> f64 {
         }
         total
     }
-    if lane.len() >= 1 << 20 { lane.par_chunks(1 << 16).map(serial).sum() } else { serial(lane) }
+    if lane.len() >= 1 << 20 {
+        // Chunk sums are added in order, so the result does not depend on work stealing and a
+        // provider reproduces the local executor's value bit for bit.
+        let partial: Vec<f64> = lane.par_chunks(1 << 16).map(serial).collect();
+        partial.iter().sum()
+    } else {
+        serial(lane)
+    }
 }
 
 fn sum_i64<T: Elem>(lane: &[T]) -> i64 {

@@ -67,18 +67,17 @@ impl LocalExecutor {
             let value = match &node.value {
                 Some(constant) => TensorValue::Tensor(constant.clone()),
                 None => {
+                    // The last consumer of a value takes it; earlier ones get a copy.
                     let inputs: Vec<TensorValue> = node
                         .inputs
                         .iter()
-                        .map(|id| values[id.0 as usize].clone().expect("inputs precede their consumers"))
+                        .map(|id| {
+                            let slot = id.0 as usize;
+                            remaining[slot] -= 1;
+                            let value = if remaining[slot] == 0 { values[slot].take() } else { values[slot].clone() };
+                            value.expect("inputs precede their consumers")
+                        })
                         .collect();
-                    for id in &node.inputs {
-                        let slot = id.0 as usize;
-                        remaining[slot] -= 1;
-                        if remaining[slot] == 0 {
-                            values[slot] = None;
-                        }
-                    }
                     execute(&node.operation, &inputs).map_err(|source| Error::Exec { op_id: node.id, source })?
                 }
             };

@@ -70,33 +70,18 @@ fn now_secs() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
-fn graph_status_name(status: GraphStatus) -> &'static str {
-    match status {
-        GraphStatus::Pending => "pending",
-        GraphStatus::Computing => "computing",
-        GraphStatus::Computed => "computed",
-        GraphStatus::Failed => "failed",
-        GraphStatus::Cancelled => "cancelled",
+/// The stored name of a status enum (its serde name, as in the migration's CHECK lists).
+fn status_name<T: serde::Serialize>(status: T) -> String {
+    match serde_json::to_value(status) {
+        Ok(serde_json::Value::String(name)) => name,
+        _ => unreachable!("status enums serialize as strings"),
     }
 }
 
-fn parse_graph_status(text: &str) -> Result<GraphStatus> {
+/// Parses a stored status name.
+fn parse_status<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
     serde_json::from_value(serde_json::Value::String(text.into()))
-        .map_err(|_| Error::Internal(format!("unknown graph status {text:?} in the database")))
-}
-
-fn op_status_name(status: OpStatus) -> &'static str {
-    match status {
-        OpStatus::Pending => "pending",
-        OpStatus::Computing => "computing",
-        OpStatus::Computed => "computed",
-        OpStatus::Failed => "failed",
-    }
-}
-
-fn parse_op_status(text: &str) -> Result<OpStatus> {
-    serde_json::from_value(serde_json::Value::String(text.into()))
-        .map_err(|_| Error::Internal(format!("unknown op status {text:?} in the database")))
+        .map_err(|_| Error::Internal(format!("unknown status {text:?} in the database")))
 }
 
 impl Db {
@@ -177,7 +162,7 @@ impl Db {
                 id: GraphId(id as u64),
                 owner,
                 meta: serde_json::from_str(&meta).map_err(|e| Error::Internal(e.to_string()))?,
-                status: parse_graph_status(&status)?,
+                status: parse_status(&status)?,
                 failure,
             })
         })
@@ -202,7 +187,7 @@ impl Db {
     /// Sets a graph's status (and failure reason).
     pub async fn set_graph_status(&self, graph: GraphId, status: GraphStatus, failure: Option<&str>) -> Result<()> {
         sqlx::query("UPDATE graphs SET status = ?, failure = ? WHERE id = ?")
-            .bind(graph_status_name(status))
+            .bind(status_name(status))
             .bind(failure)
             .bind(graph.0 as i64)
             .execute(&self.pool)
@@ -283,7 +268,7 @@ impl Db {
                     operation: serde_json::from_str(&operation).map_err(|e| Error::Internal(e.to_string()))?,
                     inputs: inputs.into_iter().map(OpId).collect(),
                     persist,
-                    status: parse_op_status(&status)?,
+                    status: parse_status(&status)?,
                 })
             })
             .collect()
@@ -352,13 +337,13 @@ impl Db {
                 .bind(graph.0 as i64)
                 .fetch_all(&self.pool)
                 .await?;
-        rows.into_iter().map(|(status, count)| Ok((parse_op_status(&status)?, count as u64))).collect()
+        rows.into_iter().map(|(status, count)| Ok((parse_status(&status)?, count as u64))).collect()
     }
 
     /// Marks every not-computed op of a graph with `status` (failed graphs fail their ops).
     pub async fn set_pending_ops(&self, graph: GraphId, status: OpStatus) -> Result<()> {
         sqlx::query("UPDATE ops SET status = ? WHERE graph_id = ? AND status != 'computed'")
-            .bind(op_status_name(status))
+            .bind(status_name(status))
             .bind(graph.0 as i64)
             .execute(&self.pool)
             .await?;

@@ -129,16 +129,11 @@ fn hostile_inputs_are_refused_not_crashing() {
             op(r#"{"operator":"arange","params":{"step":1e-300}}"#),
             vec![Tensor::scalar_f64(0.0), Tensor::scalar_f64(1.0)],
         ),
-        (op(r#"{"operator":"matmul"}"#), vec![row.clone(), Tensor::F64(ArrayD::zeros(IxDyn(&[1 << 20, 1])))]),
     ];
     for (operation, inputs) in cases {
         let kind = operation.kind();
         let inputs: Vec<TensorValue> = inputs.into_iter().map(TensorValue::Tensor).collect();
-        // Matmul of (1, 2^20) by (2^20, 1) is small and fine; every other case must be refused.
-        let result = execute(&operation, &inputs);
-        if kind != OpKind::Matmul {
-            assert!(result.is_err(), "{kind} accepted a hostile input");
-        }
+        assert!(execute(&operation, &inputs).is_err(), "{kind} accepted a hostile input");
     }
     // Positions near i64::MAX saturate instead of overflowing.
     let sliced = run(
