@@ -6,17 +6,51 @@
 //! [`CHUNK_OPS`] with the client's ids mapped to server ids, and waiting uses the server's
 //! long-poll endpoint, which answers as soon as the graph changes. [`BlockingClient`] wraps the
 //! async client for code without a runtime.
+//!
+//! Big tensors never go through JSON: an input value whose encoding is longer than the
+//! server's inline limit is uploaded to ravftp first and named in its op, and a big result is
+//! downloaded from ravftp (the server answers `too_large` to the plain fetch).
 
 use crate::error::{Error, Result};
 use crate::graph::Graph;
 use ravexec::TensorValue;
-use ravproto::messages::{CreateGraphResponse, ErrorBody, GraphProgress, OpChunkRequest, OpChunkResponse};
+use ravproto::messages::{
+    CreateGraphResponse, ErrorBody, ErrorCode, FtpCredentials, GraphProgress, OpChunkRequest, OpChunkResponse,
+    OpRecord, ResultFile,
+};
 use ravproto::status::GraphStatus;
 use ravproto::{GraphId, Value};
 use serde::de::DeserializeOwned;
 
 /// Ops per upload request.
 pub const CHUNK_OPS: usize = 1000;
+/// Encoded bytes of inline values per upload request (their JSON is 2-3 times bigger, under
+/// the server's 64 MiB body limit).
+pub const CHUNK_VALUE_BYTES: u64 = 8 << 20;
+/// Values shorter than this are always inline; above it the client asks the server for its
+/// inline limit (with ravftp credentials).
+const SMALLEST_LIMIT: u64 = 64 << 10;
+
+/// A terminal progress bar with an ETA for [`Client::wait`] (drawn on stderr, hidden when it
+/// is not a terminal).
+pub fn progress_bar() -> impl FnMut(&GraphProgress) {
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} [{bar:40}] {pos}/{len} ops ({per_sec}, ETA {eta}) {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    move |progress: &GraphProgress| {
+        let total: u64 = progress.ops.values().sum();
+        let computed = progress.ops.get(&ravproto::status::OpStatus::Computed).copied().unwrap_or(0);
+        bar.set_length(total);
+        bar.set_position(computed);
+        bar.set_message(format!("{:?}", progress.status).to_lowercase());
+        if progress.status != GraphStatus::Computing {
+            bar.finish();
+        }
+    }
+}
 
 /// An async connection to ravsock.
 #[derive(Clone, Debug)]
@@ -62,13 +96,48 @@ impl Client {
         self.send(self.http.post(format!("{}{path}", self.base)).json(body)).await
     }
 
+    /// New ravftp credentials and a session logged in with them.
+    async fn ftp(&self) -> Result<(ravftp::FtpClient, FtpCredentials)> {
+        let credentials: FtpCredentials = self.post("/v1/ftp/credentials", &()).await?;
+        let client = ravftp::FtpClient::connect(&ravftp::host_of_url(&self.base), &credentials)
+            .await
+            .map_err(|e| Error::Ftp(e.to_string()))?;
+        Ok((client, credentials))
+    }
+
     /// Creates the graph on the server and uploads its ops; returns the server's id.
     pub async fn submit(&self, graph: &Graph) -> Result<GraphId> {
         graph.validate()?;
         let created: CreateGraphResponse = self.post("/v1/graphs", &graph.meta()).await?;
+        let mut records = graph.to_records();
+        let value_len = |record: &OpRecord| record.value.as_ref().map_or(0, |v| v.encoded_len());
+        if records.iter().any(|record| value_len(record) > SMALLEST_LIMIT) {
+            let (mut ftp, credentials) = self.ftp().await?;
+            for record in &mut records {
+                if value_len(record) > credentials.inline_limit
+                    && let Some(value) = record.value.take()
+                {
+                    let name = format!("lin-{}-{}.ravv", created.graph_id.0, record.local_id);
+                    ftp.put(&name, &value.encode_binary()).await.map_err(|e| Error::Ftp(e.to_string()))?;
+                    record.value_file = Some(name);
+                }
+            }
+            ftp.quit().await;
+        }
         let path = format!("/v1/graphs/{}/ops", created.graph_id.0);
-        for chunk in graph.to_records().chunks(CHUNK_OPS) {
-            let _: OpChunkResponse = self.post(&path, &OpChunkRequest { ops: chunk.to_vec() }).await?;
+        let mut chunk = Vec::new();
+        let mut chunk_bytes = 0;
+        for record in records {
+            let len = value_len(&record);
+            if !chunk.is_empty() && (chunk.len() == CHUNK_OPS || chunk_bytes + len > CHUNK_VALUE_BYTES) {
+                let _: OpChunkResponse = self.post(&path, &OpChunkRequest { ops: std::mem::take(&mut chunk) }).await?;
+                chunk_bytes = 0;
+            }
+            chunk_bytes += len;
+            chunk.push(record);
+        }
+        if !chunk.is_empty() {
+            let _: OpChunkResponse = self.post(&path, &OpChunkRequest { ops: chunk }).await?;
         }
         Ok(created.graph_id)
     }
@@ -109,9 +178,20 @@ impl Client {
         }
     }
 
-    /// A persisted result.
+    /// A persisted result (big ones come through ravftp).
     pub async fn fetch(&self, graph: GraphId, name: &str) -> Result<TensorValue> {
-        let value: Value = self.get(&format!("/v1/graphs/{}/results/{}", graph.0, name)).await?;
+        let path = format!("/v1/graphs/{}/results/{}", graph.0, name);
+        let value: Value = match self.get(&path).await {
+            Err(Error::Server { code: ErrorCode::TooLarge, .. }) => {
+                let (mut ftp, _) = self.ftp().await?;
+                let file: ResultFile = self.get(&format!("{path}/file")).await?;
+                let bytes = ftp.get(&file.name, file.len).await.map_err(|e| Error::Ftp(e.to_string()))?;
+                let _ = ftp.delete(&file.name).await;
+                ftp.quit().await;
+                Value::decode_binary(&bytes).map_err(|e| Error::Transport(format!("result `{name}`: {e}")))?
+            }
+            other => other?,
+        };
         Ok(TensorValue::from_wire(&value))
     }
 

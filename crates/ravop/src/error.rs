@@ -42,6 +42,9 @@ pub enum Error {
         /// The uploaded op it concerns, by the client's id.
         op: Option<OpRef>,
     },
+    /// A bulk transfer through ravftp failed.
+    #[error("bulk transfer failed: {0}")]
+    Ftp(String),
     /// The server could not be reached or answered garbage.
     #[error("cannot talk to the server: {0}")]
     Transport(String),

@@ -224,6 +224,7 @@ impl Graph {
                 inputs: node.inputs.iter().map(|id| OpRef::Local(id.0)).collect(),
                 persist: names.get(&node.id).map(|name| (*name).clone()),
                 value: node.value.as_ref().map(|t| ravproto::Value::Tensor(t.to_data())),
+                value_file: None,
             })
             .collect()
     }

@@ -27,7 +27,7 @@ mod graph;
 mod methods;
 mod values;
 
-pub use client::{BlockingClient, CHUNK_OPS, Client};
+pub use client::{BlockingClient, CHUNK_OPS, CHUNK_VALUE_BYTES, Client, progress_bar};
 pub use error::{Error, Result};
 pub use executor::{LocalExecutor, Results};
 pub use graph::{Graph, Node, Op};

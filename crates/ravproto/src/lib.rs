@@ -19,7 +19,7 @@ pub use ops::{Arity, Group, OpKind, Operation, OperationError};
 pub use tensor::{DType, Scalar, TensorData, TensorError, Value};
 
 /// Version of the wire protocol; peers with a different major version refuse each other.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 #[cfg(test)]
 mod tests;

@@ -119,6 +119,10 @@ pub struct OpRecord {
     /// Inline value of a `lin` op (small tensors; big ones are uploaded separately).
     #[serde(default)]
     pub value: Option<Value>,
+    /// Value of a `lin` op uploaded through ravftp: a file name in the requester's FTP home
+    /// holding [`Value::encode_binary`] (used for tensors above [`FtpCredentials::inline_limit`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_file: Option<String>,
 }
 
 /// `POST /graphs/{id}/ops` body: one chunk of ops.
@@ -177,6 +181,8 @@ pub enum ErrorCode {
     NotFound,
     /// 409: the request conflicts with the current state.
     Conflict,
+    /// 413: the value is too big for a JSON reply; fetch it through ravftp instead.
+    TooLarge,
     /// 426: protocol versions differ.
     VersionMismatch,
     /// 500: a server fault (details are in the server log only).
@@ -223,4 +229,67 @@ impl Requirements {
             && (!self.gpu_required || benchmark.gpu)
             && self.min_speed_score.is_none_or(|min| benchmark.speed_score >= min)
     }
+}
+
+/// Credentials for ravftp, the bulk-data server embedded in ravsock.
+///
+/// Issued by ravsock: to a provider once per connection (event
+/// [`crate::provider::EVENT_CREDENTIALS`]), to a requester by `POST /v1/ftp/credentials`. The
+/// password is random and shown only here; ravftp keeps a salted hash. Each user has a home
+/// directory of its own and cannot name a path outside it. Connect to the host of the ravsock
+/// URL on `port`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FtpCredentials {
+    /// The FTP port (on the ravsock host).
+    pub port: u16,
+    /// User name.
+    pub user: String,
+    /// Password (never logged: `Debug` redacts it).
+    pub password: String,
+    /// Encoded values longer than this many bytes travel through ravftp, shorter ones inline.
+    pub inline_limit: u64,
+}
+
+impl std::fmt::Debug for FtpCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FtpCredentials")
+            .field("port", &self.port)
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .field("inline_limit", &self.inline_limit)
+            .finish()
+    }
+}
+
+/// A value that travels as a file in the receiver's (or sender's) ravftp home, holding
+/// [`Value::encode_binary`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileValue {
+    /// The op whose value it is.
+    pub op: OpId,
+    /// File name in the home directory (see [`valid_file_name`]).
+    pub name: String,
+    /// Its length in bytes.
+    pub len: u64,
+}
+
+/// `GET /graphs/{id}/results/{name}/file` reply: the result was placed in the caller's ravftp
+/// home under `name`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResultFile {
+    /// File name in the caller's home directory.
+    pub name: String,
+    /// Its length in bytes.
+    pub len: u64,
+}
+
+/// Whether `name` may name a file in a ravftp home: 1 to 128 characters of `[A-Za-z0-9._-]`,
+/// not starting with a dot. No separators, so no path can leave the home directory.
+pub fn valid_file_name(name: &str) -> bool {
+    (1..=128).contains(&name.len())
+        && !name.starts_with('.')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }

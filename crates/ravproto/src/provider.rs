@@ -14,6 +14,11 @@
 //! | [`EVENT_OP_FAILED`] | provider → server | [`OpFailedReport`] JSON |
 //! | [`EVENT_WITHDRAW`] | server → provider | [`Withdraw`] JSON |
 //! | [`EVENT_REJECTED`] | server → provider | [`Rejected`] JSON |
+//! | [`EVENT_CREDENTIALS`] | server → provider | [`crate::messages::FtpCredentials`] JSON, once after connect |
+//!
+//! Values whose encoding is longer than the credentials' `inline_limit` travel through ravftp
+//! instead of the frame: the header lists them in `files` and each is a file in the provider's
+//! FTP home ([`crate::messages::FileValue`]).
 //!
 //! Replies are separate events rather than socket.io acks, because the Rust client cannot
 //! answer a server-to-client ack (../shared/design/DEPS.md).
@@ -37,6 +42,8 @@ pub const EVENT_OP_FAILED: &str = "op_failed";
 pub const EVENT_WITHDRAW: &str = "withdraw";
 /// Server → provider: the provider may not join what it asked for.
 pub const EVENT_REJECTED: &str = "rejected";
+/// Server → provider: its ravftp credentials for this connection.
+pub const EVENT_CREDENTIALS: &str = "ftp_credentials";
 
 /// The socket.io auth payload of a provider.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,6 +93,10 @@ pub struct AssignHeader {
     pub inputs: Vec<OpId>,
     /// Ops whose values must be sent back.
     pub outputs: Vec<OpId>,
+    /// Input values too big for the frame: files in the provider's ravftp home (download, then
+    /// delete them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<crate::messages::FileValue>,
 }
 
 /// Header of an [`EVENT_RESULT`] frame; the frame's values are those of `outputs`, in order.
@@ -96,6 +107,9 @@ pub struct ResultHeader {
     pub assignment: u64,
     /// Ids of the values that follow.
     pub outputs: Vec<OpId>,
+    /// Output values too big for the frame, uploaded to the provider's ravftp home first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<crate::messages::FileValue>,
 }
 
 /// An op of an assignment failed on the provider.

@@ -135,6 +135,8 @@ impl fmt::Debug for TensorData {
 /// Magic bytes opening a binary tensor frame.
 pub const BINARY_MAGIC: &[u8; 4] = b"RAVT";
 const BINARY_VERSION: u8 = 1;
+/// The longest header of a binary tensor frame (64 dimensions).
+pub const MAX_BINARY_HEADER: usize = 4 + 1 + 1 + 4 + 8 * 64;
 
 fn element_count(shape: &[usize]) -> Result<usize, TensorError> {
     shape
@@ -260,8 +262,9 @@ impl TensorData {
         out
     }
 
-    /// Decodes a frame written by [`TensorData::encode_binary`].
-    pub fn decode_binary(frame: &[u8]) -> Result<TensorData, TensorError> {
+    /// Splits a binary frame into dtype, shape and the data bytes that follow the header (which
+    /// may be fewer than the shape needs: this reads the header only).
+    pub fn decode_header(frame: &[u8]) -> Result<(DType, Vec<usize>, &[u8]), TensorError> {
         let rest = frame.strip_prefix(BINARY_MAGIC.as_slice()).ok_or(TensorError::BadFrame("missing RAVT magic"))?;
         let (&version, rest) = rest.split_first().ok_or(TensorError::BadFrame("truncated"))?;
         if version != BINARY_VERSION {
@@ -281,7 +284,26 @@ impl TensorData {
             shape.push(usize::try_from(dim).map_err(|_| TensorError::BadFrame("dimension overflow"))?);
             rest = tail;
         }
-        TensorData::from_bytes(dtype, shape, rest.to_vec())
+        Ok((dtype, shape, rest))
+    }
+
+    /// Decodes a frame written by [`TensorData::encode_binary`].
+    pub fn decode_binary(frame: &[u8]) -> Result<TensorData, TensorError> {
+        let (dtype, shape, data) = TensorData::decode_header(frame)?;
+        TensorData::from_bytes(dtype, shape, data.to_vec())
+    }
+
+    /// The total length of the binary frame that starts with `prefix`, read from its header
+    /// alone (so a file can be checked without reading its data). `prefix` must hold the
+    /// whole header: at most [`MAX_BINARY_HEADER`] bytes.
+    pub fn binary_len(prefix: &[u8]) -> Result<u64, TensorError> {
+        let (dtype, shape, data) = TensorData::decode_header(prefix)?;
+        let header = (prefix.len() - data.len()) as u64;
+        let elements = element_count(&shape)? as u64;
+        elements
+            .checked_mul(dtype.size() as u64)
+            .and_then(|bytes| bytes.checked_add(header))
+            .ok_or_else(|| TensorError::ShapeOverflow(shape.clone()))
     }
 }
 
@@ -528,6 +550,14 @@ impl Value {
         out
     }
 
+    /// The length of [`Value::encode_binary`]'s output, without encoding.
+    pub fn encoded_len(&self) -> u64 {
+        match self {
+            Value::Tensor(t) => 1 + 10 + 8 * t.shape().len() as u64 + t.bytes().len() as u64,
+            Value::List(items) => 1 + 4 + items.iter().map(|item| 8 + item.encoded_len()).sum::<u64>(),
+        }
+    }
+
     fn encode_into(&self, out: &mut Vec<u8>) {
         match self {
             Value::Tensor(t) => {
@@ -549,6 +579,16 @@ impl Value {
     /// Decodes bytes written by [`Value::encode_binary`].
     pub fn decode_binary(bytes: &[u8]) -> Result<Value, TensorError> {
         Value::decode_depth(bytes, 0)
+    }
+
+    /// For an encoded single tensor, its total encoded length read from the header in `prefix`
+    /// (the first `1 + MAX_BINARY_HEADER` bytes, or all of them if fewer); `None` for a list,
+    /// which has to be decoded whole to be checked.
+    pub fn tensor_binary_len(prefix: &[u8]) -> Option<Result<u64, TensorError>> {
+        match prefix.split_first() {
+            Some((b'T', rest)) => Some(TensorData::binary_len(rest).map(|len| len + 1)),
+            _ => None,
+        }
     }
 
     fn decode_depth(bytes: &[u8], depth: usize) -> Result<Value, TensorError> {

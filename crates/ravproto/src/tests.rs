@@ -139,7 +139,7 @@ fn graph_messages() {
         ]],
     );
     check(&CreateGraphResponse { graph_id: GraphId(42) }, expect![[r#"{"graph_id":42}"#]]);
-    check(&Hello { protocol_version: crate::PROTOCOL_VERSION }, expect![[r#"{"protocol_version":1}"#]]);
+    check(&Hello { protocol_version: crate::PROTOCOL_VERSION }, expect![[r#"{"protocol_version":2}"#]]);
     let benchmark = Benchmark { ram_bytes: 8 << 30, cores: 2, gpu: false, speed_score: 120.5 };
     check(&benchmark, expect![[r#"{"ram_bytes":8589934592,"cores":2,"gpu":false,"speed_score":120.5}"#]]);
     let needs_gpu = Requirements { gpu_required: true, ..Requirements::default() };
@@ -157,6 +157,7 @@ fn op_chunk_messages() {
                 inputs: vec![],
                 persist: None,
                 value: Some(Value::Tensor(TensorData::from_f64(vec![2], &[1.0, 2.0]).unwrap())),
+                value_file: None,
             },
             OpRecord {
                 local_id: 1,
@@ -164,6 +165,7 @@ fn op_chunk_messages() {
                 inputs: vec![OpRef::Local(0), OpRef::Server(OpId(9031))],
                 persist: Some("total".into()),
                 value: None,
+                value_file: None,
             },
         ],
     };
@@ -241,6 +243,7 @@ fn value_binary_round_trips() {
         Value::List(vec![Value::Tensor(TensorData::from_bool(vec![], &[true]).unwrap())]),
     ]);
     let bytes = value.encode_binary();
+    assert_eq!(value.encoded_len(), bytes.len() as u64);
     assert_eq!(Value::decode_binary(&bytes).unwrap(), value);
     assert!(Value::decode_binary(&bytes[..bytes.len() - 1]).is_err());
     assert!(Value::decode_binary(b"X").is_err());
@@ -263,6 +266,7 @@ fn provider_frames() {
         ops: vec![AssignedOp { id: OpId(11), operation: Operation::Sum(ReduceParams::all()), inputs: vec![OpId(10)] }],
         inputs: vec![OpId(10)],
         outputs: vec![OpId(11)],
+        files: vec![],
     };
     expect![[r#"{"assignment":7,"graph":2,"ops":[{"id":11,"operation":{"operator":"sum","params":{"axis":null,"keepdims":false}},"inputs":[10]}],"inputs":[10],"outputs":[11]}"#]]
         .assert_eq(&serde_json::to_string(&header).unwrap());
@@ -290,6 +294,50 @@ fn provider_frames() {
     check(&Withdraw { assignment: 7 }, expect![[r#"{"assignment":7}"#]]);
     check(&Rejected { reason: "no gpu".into() }, expect![[r#"{"reason":"no gpu"}"#]]);
     check(&ProviderAuth { token: "t".into(), protocol_version: 1 }, expect![[r#"{"token":"t","protocol_version":1}"#]]);
+}
+
+#[test]
+fn bulk_data_messages() {
+    use crate::messages::{FileValue, FtpCredentials, ResultFile, valid_file_name};
+    use crate::provider::ResultHeader;
+    let credentials =
+        FtpCredentials { port: 2121, user: "provider-3".into(), password: "s3cret".into(), inline_limit: 1 << 20 };
+    check(&credentials, expect![[r#"{"port":2121,"user":"provider-3","password":"s3cret","inline_limit":1048576}"#]]);
+    assert!(!format!("{credentials:?}").contains("s3cret"), "Debug must redact the password");
+    let file = FileValue { op: OpId(11), name: "out-7-11.ravv".into(), len: 4096 };
+    check(
+        &ResultHeader { assignment: 7, outputs: vec![], files: vec![file] },
+        expect![[r#"{"assignment":7,"outputs":[],"files":[{"op":11,"name":"out-7-11.ravv","len":4096}]}"#]],
+    );
+    // Without files the field is left out, as protocol 1 peers wrote it.
+    check(
+        &ResultHeader { assignment: 7, outputs: vec![OpId(1)], files: vec![] },
+        expect![[r#"{"assignment":7,"outputs":[1]}"#]],
+    );
+    check(&ResultFile { name: "result-2-c.ravv".into(), len: 10 }, expect![[r#"{"name":"result-2-c.ravv","len":10}"#]]);
+    for good in ["a", "in-1-2.ravv", "X_y.z"] {
+        assert!(valid_file_name(good), "{good}");
+    }
+    for bad in ["", ".hidden", "../x", "a/b", "/abs", "a\\b", "a b", &"x".repeat(129)] {
+        assert!(!valid_file_name(bad), "{bad}");
+    }
+}
+
+#[test]
+fn tensor_length_is_read_from_the_header() {
+    let tensor = TensorData::from_f32(vec![3, 5], &[0.5; 15]).unwrap();
+    let encoded = Value::Tensor(tensor).encode_binary();
+    let prefix = &encoded[..encoded.len().min(1 + crate::tensor::MAX_BINARY_HEADER)];
+    assert_eq!(Value::tensor_binary_len(prefix).unwrap().unwrap(), encoded.len() as u64);
+    // A header cut short is an error, a list has no header length.
+    assert!(Value::tensor_binary_len(&encoded[..8]).unwrap().is_err());
+    assert!(Value::tensor_binary_len(&Value::List(vec![]).encode_binary()).is_none());
+    // A shape whose size overflows is an error, not a wrap-around.
+    let mut huge = encoded[..11].to_vec();
+    huge[7..11].copy_from_slice(&2u32.to_le_bytes());
+    huge.extend_from_slice(&u64::MAX.to_le_bytes());
+    huge.extend_from_slice(&u64::MAX.to_le_bytes());
+    assert!(Value::tensor_binary_len(&huge).unwrap().is_err());
 }
 
 #[test]

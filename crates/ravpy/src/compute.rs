@@ -44,5 +44,5 @@ pub fn run(frame: Frame<AssignHeader>) -> Result<Frame<ResultHeader>, OpFailedRe
         })?;
         out.push(value.to_wire());
     }
-    Ok(Frame { header: ResultHeader { assignment: header.assignment, outputs }, values: out })
+    Ok(Frame { header: ResultHeader { assignment: header.assignment, outputs, files: vec![] }, values: out })
 }

@@ -13,10 +13,10 @@ pub mod compute;
 
 use bytes::Bytes;
 use futures_util::FutureExt;
-use ravproto::messages::Benchmark;
+use ravproto::messages::{Benchmark, FileValue, FtpCredentials};
 use ravproto::provider::{
-    AssignHeader, EVENT_ASSIGN, EVENT_JOIN, EVENT_OP_FAILED, EVENT_REJECTED, EVENT_RESULT, EVENT_WITHDRAW, Frame,
-    JoinRequest, NAMESPACE, ProviderAuth, Rejected, Withdraw,
+    AssignHeader, EVENT_ASSIGN, EVENT_CREDENTIALS, EVENT_JOIN, EVENT_OP_FAILED, EVENT_REJECTED, EVENT_RESULT,
+    EVENT_WITHDRAW, Frame, JoinRequest, NAMESPACE, OpFailedReport, ProviderAuth, Rejected, ResultHeader, Withdraw,
 };
 use ravproto::{GraphId, PROTOCOL_VERSION};
 use rust_socketio::Payload;
@@ -95,6 +95,7 @@ enum Incoming {
     Connected,
     Assign(Bytes),
     Withdraw(u64),
+    Credentials(FtpCredentials),
     Rejected(String),
     Error(String),
 }
@@ -159,6 +160,7 @@ pub async fn participate(config: ParticipateConfig, shutdown: impl Future<Output
         )
         .on(EVENT_WITHDRAW, on(&tx, |p| first_json::<Withdraw>(p).map(|w| Incoming::Withdraw(w.assignment))))
         .on(EVENT_REJECTED, on(&tx, |p| first_json::<Rejected>(p).map(|r| Incoming::Rejected(r.reason))))
+        .on(EVENT_CREDENTIALS, on(&tx, |p| first_json::<FtpCredentials>(p).map(Incoming::Credentials)))
         .on("error", on(&tx, |p| Some(Incoming::Error(describe(&p)))))
         .connect()
         .await
@@ -167,6 +169,8 @@ pub async fn participate(config: ParticipateConfig, shutdown: impl Future<Output
     let summary = Arc::new(Mutex::new(Summary::default()));
     let withdrawn: Arc<Mutex<BTreeSet<u64>>> = Arc::default();
     let mut in_hand = tokio::task::JoinSet::new();
+    let ftp_host = ravftp::host_of_url(&config.server);
+    let mut ftp: Option<Arc<Bulk>> = None;
     let mut shutdown = std::pin::pin!(shutdown.fuse());
     let outcome = loop {
         tokio::select! {
@@ -186,8 +190,12 @@ pub async fn participate(config: ParticipateConfig, shutdown: impl Future<Output
                     tracing::info!(server = %config.server, graph = ?config.graph, "joined");
                     report(&config.events, ProviderEvent::Joined);
                 }
+                Some(Incoming::Credentials(credentials)) => {
+                    ftp = Some(Arc::new(Bulk { host: ftp_host.clone(), credentials }));
+                }
                 Some(Incoming::Assign(bytes)) => {
-                    in_hand.spawn(handle_assignment(client.clone(), bytes, summary.clone(), withdrawn.clone(), config.events.clone()));
+                    let task = Task { client: client.clone(), summary: summary.clone(), withdrawn: withdrawn.clone(), events: config.events.clone(), ftp: ftp.clone() };
+                    in_hand.spawn(handle_assignment(task, bytes));
                 }
                 Some(Incoming::Withdraw(assignment)) => {
                     tracing::info!(assignment, "assignment withdrawn by the server");
@@ -215,15 +223,92 @@ pub async fn participate(config: ParticipateConfig, shutdown: impl Future<Output
     outcome.map(|()| summary)
 }
 
-async fn handle_assignment(
+/// Where this connection's bulk values go: ravsock's ravftp server.
+#[derive(Debug)]
+struct Bulk {
+    host: String,
+    credentials: FtpCredentials,
+}
+
+impl Bulk {
+    async fn connect(&self) -> Result<ravftp::FtpClient, ravftp::FtpError> {
+        ravftp::FtpClient::connect(&self.host, &self.credentials).await
+    }
+
+    /// Downloads (and deletes) the input files of an assignment into its frame.
+    async fn fetch_inputs(&self, frame: &mut Frame<AssignHeader>) -> Result<(), String> {
+        let files = std::mem::take(&mut frame.header.files);
+        if files.is_empty() {
+            return Ok(());
+        }
+        let mut ftp = self.connect().await.map_err(|e| e.to_string())?;
+        for file in files {
+            let bytes = ftp.get(&file.name, file.len).await.map_err(|e| e.to_string())?;
+            let _ = ftp.delete(&file.name).await;
+            let value = ravproto::Value::decode_binary(&bytes).map_err(|e| format!("input file {}: {e}", file.name))?;
+            frame.header.inputs.push(file.op);
+            frame.values.push(value);
+        }
+        ftp.quit().await;
+        Ok(())
+    }
+
+    /// Uploads the outputs longer than the inline limit and lists them in the header instead.
+    async fn send_outputs(&self, frame: &mut Frame<ResultHeader>) -> Result<(), String> {
+        let limit = self.credentials.inline_limit;
+        let mut ftp: Option<ravftp::FtpClient> = None;
+        let (mut outputs, mut values) = (Vec::new(), Vec::new());
+        for (op, value) in std::mem::take(&mut frame.header.outputs).into_iter().zip(std::mem::take(&mut frame.values))
+        {
+            if value.encoded_len() <= limit {
+                outputs.push(op);
+                values.push(value);
+                continue;
+            }
+            let bytes = value.encode_binary();
+            let client = match &mut ftp {
+                Some(client) => client,
+                None => ftp.insert(self.connect().await.map_err(|e| e.to_string())?),
+            };
+            let name = format!("out-{}-{}.ravv", frame.header.assignment, op.0);
+            client.put(&name, &bytes).await.map_err(|e| e.to_string())?;
+            frame.header.files.push(FileValue { op, name, len: bytes.len() as u64 });
+        }
+        if let Some(client) = ftp {
+            client.quit().await;
+        }
+        frame.header.outputs = outputs;
+        frame.values = values;
+        Ok(())
+    }
+}
+
+/// What an assignment task needs from the connection.
+struct Task {
     client: Client,
-    bytes: Bytes,
     summary: Arc<Mutex<Summary>>,
     withdrawn: Arc<Mutex<BTreeSet<u64>>>,
     events: Option<mpsc::UnboundedSender<ProviderEvent>>,
-) {
+    ftp: Option<Arc<Bulk>>,
+}
+
+/// Tells the server an assignment could not be done here, so it reassigns it at once.
+async fn give_back(client: &Client, header: &AssignHeader, reason: String) {
+    tracing::warn!(assignment = header.assignment, %reason, "giving an assignment back");
+    let report = OpFailedReport {
+        assignment: header.assignment,
+        op_id: header.ops.first().map_or(ravproto::OpId(0), |op| op.id),
+        operator: "subgraph".into(),
+        reason,
+        retryable: true,
+    };
+    let _ = client.emit(EVENT_OP_FAILED, serde_json::to_value(&report).expect("serializes")).await;
+}
+
+async fn handle_assignment(task: Task, bytes: Bytes) {
+    let Task { client, summary, withdrawn, events, ftp } = task;
     let decoded = ravproto::provider::unstuff(&bytes).and_then(|raw| Frame::<AssignHeader>::decode(&raw));
-    let frame = match decoded {
+    let mut frame = match decoded {
         Ok(frame) => frame,
         Err(error) => {
             tracing::error!(cause = %error, "undecodable assignment");
@@ -233,12 +318,28 @@ async fn handle_assignment(
     let assignment = frame.header.assignment;
     let ops = frame.header.ops.len() as u64;
     let started = std::time::Instant::now();
+    if !frame.header.files.is_empty() {
+        let fetched = match &ftp {
+            Some(ftp) => ftp.fetch_inputs(&mut frame).await,
+            None => Err("input files sent before ftp credentials".into()),
+        };
+        if let Err(reason) = fetched {
+            give_back(&client, &frame.header, format!("cannot download inputs: {reason}")).await;
+            return;
+        }
+    }
     let result = tokio::task::spawn_blocking(move || compute::run(frame)).await;
     if withdrawn.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&assignment) {
         return;
     }
     match result {
-        Ok(Ok(frame)) => {
+        Ok(Ok(mut frame)) => {
+            if let Some(ftp) = &ftp
+                && let Err(reason) = ftp.send_outputs(&mut frame).await
+            {
+                tracing::warn!(assignment, %reason, "cannot upload outputs; the server will reassign");
+                return;
+            }
             let bytes = Bytes::from(frame.encode());
             if let Err(error) = client.emit(EVENT_RESULT, Payload::Binary(bytes)).await {
                 tracing::warn!(assignment, cause = %error, "cannot send results; the server will reassign");

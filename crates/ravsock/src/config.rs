@@ -8,6 +8,10 @@ use std::path::PathBuf;
 
 /// Default HTTP + socket.io address.
 pub const DEFAULT_BIND: &str = "127.0.0.1:9999";
+/// Default address of the embedded ravftp server.
+pub const DEFAULT_FTP_BIND: &str = "127.0.0.1:2121";
+/// Default inline limit: encoded values longer than this travel through ravftp.
+pub const DEFAULT_INLINE_LIMIT: u64 = 1 << 20;
 
 /// Server settings.
 #[derive(Args, Clone, Debug)]
@@ -36,6 +40,18 @@ pub struct Config {
     /// Subgraphs one provider may hold at once.
     #[arg(long, env = "RAVSOCK_SLOTS_PER_PROVIDER", default_value_t = 2)]
     pub slots_per_provider: usize,
+    /// Address of the embedded ravftp server (bulk values).
+    #[arg(long, env = "RAVSOCK_FTP_BIND", default_value = DEFAULT_FTP_BIND)]
+    pub ftp_bind: SocketAddr,
+    /// First port for passive FTP data connections.
+    #[arg(long, env = "RAVSOCK_FTP_PASSIVE_FROM", default_value_t = 49152)]
+    pub ftp_passive_from: u16,
+    /// Last port for passive FTP data connections.
+    #[arg(long, env = "RAVSOCK_FTP_PASSIVE_TO", default_value_t = 65535)]
+    pub ftp_passive_to: u16,
+    /// Encoded values longer than this many bytes travel through ravftp instead of messages.
+    #[arg(long, env = "RAVSOCK_INLINE_LIMIT", default_value_t = DEFAULT_INLINE_LIMIT)]
+    pub inline_limit: u64,
 }
 
 impl Config {

@@ -60,6 +60,18 @@ pub struct StoredGraph {
     pub failure: Option<String>,
 }
 
+/// A stored value: in the database, or a file of the blob store ([`crate::bulk`]).
+#[derive(Clone, Debug, PartialEq)]
+pub enum StoredValue {
+    /// Kept in `op_values`.
+    Inline(Value),
+    /// Kept in the blob store; its length in bytes.
+    File {
+        /// Length of the encoded value.
+        len: u64,
+    },
+}
+
 /// Handle to the database.
 #[derive(Clone, Debug)]
 pub struct Db {
@@ -202,6 +214,7 @@ impl Db {
         graph: GraphId,
         records: &[OpRecord],
         known: &mut BTreeMap<u64, OpId>,
+        mut adopt_file: impl FnMut(OpId, &OpRecord) -> Result<u64>,
     ) -> Result<BTreeMap<u64, OpId>> {
         let mut tx = self.pool.begin().await?;
         let mut mapped = BTreeMap::new();
@@ -215,7 +228,7 @@ impl Db {
                 })
                 .collect::<Option<_>>()
                 .ok_or_else(|| Error::Internal("inputs were validated before storing".into()))?;
-            let status = if record.value.is_some() { "computed" } else { "pending" };
+            let status = if record.value.is_some() || record.value_file.is_some() { "computed" } else { "pending" };
             let inserted: std::result::Result<i64, sqlx::Error> = sqlx::query_scalar(
                 "INSERT INTO ops (graph_id, local_id, operation, inputs, persist, status) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
             )
@@ -241,6 +254,16 @@ impl Db {
                 sqlx::query("INSERT INTO op_values (op_id, value) VALUES (?, ?)")
                     .bind(id.0 as i64)
                     .bind(value.encode_binary())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if record.value_file.is_some() {
+                // Moved before the commit: if the commit fails the blob is an orphan, never a
+                // computed op without its value.
+                let len = adopt_file(id, record)?;
+                sqlx::query("INSERT INTO op_files (op_id, len) VALUES (?, ?)")
+                    .bind(id.0 as i64)
+                    .bind(len as i64)
                     .execute(&mut *tx)
                     .await?;
             }
@@ -284,12 +307,25 @@ impl Db {
     }
 
     /// Stores the results of a subgraph and marks its ops computed, in one transaction.
-    pub async fn store_results(&self, values: &[(OpId, Value)], computed: &[OpId]) -> Result<()> {
+    /// `files` are values already moved into the blob store, with their lengths.
+    pub async fn store_results(
+        &self,
+        values: &[(OpId, Value)],
+        files: &[(OpId, u64)],
+        computed: &[OpId],
+    ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         for (op, value) in values {
             sqlx::query("INSERT OR REPLACE INTO op_values (op_id, value) VALUES (?, ?)")
                 .bind(op.0 as i64)
                 .bind(value.encode_binary())
+                .execute(&mut *tx)
+                .await?;
+        }
+        for (op, len) in files {
+            sqlx::query("INSERT OR REPLACE INTO op_files (op_id, len) VALUES (?, ?)")
+                .bind(op.0 as i64)
+                .bind(*len as i64)
                 .execute(&mut *tx)
                 .await?;
         }
@@ -301,7 +337,7 @@ impl Db {
     }
 
     /// Values of these ops (those that have one).
-    pub async fn values(&self, ops: &[OpId]) -> Result<Vec<(OpId, Value)>> {
+    pub async fn values(&self, ops: &[OpId]) -> Result<Vec<(OpId, StoredValue)>> {
         let mut out = Vec::with_capacity(ops.len());
         for op in ops {
             let row: Option<Vec<u8>> = sqlx::query_scalar("SELECT value FROM op_values WHERE op_id = ?")
@@ -311,14 +347,22 @@ impl Db {
             if let Some(bytes) = row {
                 let value =
                     Value::decode_binary(&bytes).map_err(|e| Error::Internal(format!("stored value of {op}: {e}")))?;
-                out.push((*op, value));
+                out.push((*op, StoredValue::Inline(value)));
+                continue;
+            }
+            let len: Option<i64> = sqlx::query_scalar("SELECT len FROM op_files WHERE op_id = ?")
+                .bind(op.0 as i64)
+                .fetch_optional(&self.pool)
+                .await?;
+            if let Some(len) = len {
+                out.push((*op, StoredValue::File { len: len as u64 }));
             }
         }
         Ok(out)
     }
 
     /// The persisted value named `name` in a graph: `Ok(None)` while it is not computed.
-    pub async fn persisted_value(&self, graph: GraphId, name: &str) -> Result<Option<Value>> {
+    pub async fn persisted_value(&self, graph: GraphId, name: &str) -> Result<Option<(OpId, StoredValue)>> {
         let op: Option<i64> = sqlx::query_scalar("SELECT id FROM ops WHERE graph_id = ? AND persist = ?")
             .bind(graph.0 as i64)
             .bind(name)
@@ -327,7 +371,7 @@ impl Db {
         let Some(op) = op else {
             return Err(Error::NotFound(format!("no op persisted as `{name}` in {graph}")));
         };
-        Ok(self.values(&[OpId(op as u64)]).await?.pop().map(|(_, value)| value))
+        Ok(self.values(&[OpId(op as u64)]).await?.pop())
     }
 
     /// Number of ops per status in a graph.

@@ -34,6 +34,9 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// The value is too big for a JSON reply.
+    #[error("{0}")]
+    TooLarge(String),
     /// A database failure.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
@@ -51,6 +54,7 @@ impl Error {
         match self {
             Error::Unauthorized => ErrorCode::Unauthorized,
             Error::Forbidden(_) => ErrorCode::Forbidden,
+            Error::TooLarge(_) => ErrorCode::TooLarge,
             Error::NotFound(_) => ErrorCode::NotFound,
             Error::Conflict(_) => ErrorCode::Conflict,
             Error::BadRequest(_) | Error::InvalidOp { .. } => ErrorCode::BadRequest,
@@ -80,6 +84,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::Forbidden => StatusCode::FORBIDDEN,
         ErrorCode::NotFound => StatusCode::NOT_FOUND,
         ErrorCode::Conflict => StatusCode::CONFLICT,
+        ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::VersionMismatch => StatusCode::UPGRADE_REQUIRED,
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }

@@ -5,7 +5,8 @@
 //! graphs (others' answer 404, so ids leak nothing), and every error is an `ErrorBody`.
 
 use crate::auth::Role;
-use crate::db::{Account, Db, StoredGraph};
+use crate::bulk::{Bulk, requester_user};
+use crate::db::{Account, Db, StoredGraph, StoredValue};
 use crate::error::{Error, Result};
 use crate::server::{Command, SchedulerHandle};
 use crate::validate;
@@ -13,9 +14,12 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::routing::{get, post};
-use ravproto::messages::{CreateGraphResponse, GraphMeta, GraphProgress, OpChunkRequest, OpChunkResponse, OpFailure};
+use ravproto::messages::{
+    CreateGraphResponse, FtpCredentials, GraphMeta, GraphProgress, OpChunkRequest, OpChunkResponse, OpFailure, OpRef,
+    ResultFile,
+};
 use ravproto::status::{GraphStatus, OpStatus};
-use ravproto::{GraphId, Value};
+use ravproto::{GraphId, Operation, Value};
 
 /// Largest request body (an op chunk with inline values); bulk tensors use the file server.
 pub const MAX_BODY_BYTES: usize = 64 << 20;
@@ -27,6 +31,8 @@ pub struct AppState {
     pub db: Db,
     /// The scheduler task.
     pub scheduler: SchedulerHandle,
+    /// Bulk values (ravftp and the blob store).
+    pub bulk: Bulk,
 }
 
 /// `axum::Json`, but a malformed body becomes a JSON [`Error`] instead of plain text.
@@ -86,6 +92,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/graphs/{id}/execute", post(execute))
         .route("/v1/graphs/{id}/cancel", post(cancel))
         .route("/v1/graphs/{id}/results/{name}", get(result))
+        .route("/v1/graphs/{id}/results/{name}/file", get(result_file))
+        .route("/v1/ftp/credentials", post(ftp_credentials))
         .route("/v1/graphs/{id}/wait", get(wait))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
@@ -142,7 +150,25 @@ async fn upload_ops(
     }
     let mut known = state.db.id_map(graph.id).await?;
     validate::chunk(&chunk.ops, &known)?;
-    let id_map = state.db.insert_ops(graph.id, &chunk.ops, &mut known).await?;
+    let user = requester_user(caller.id);
+    let bulk = &state.bulk;
+    let adopt = |op, record: &ravproto::messages::OpRecord| -> Result<u64> {
+        let name = record.value_file.as_deref().unwrap_or_default();
+        let invalid = |reason: String| Error::InvalidOp { op: OpRef::Local(record.local_id), reason };
+        let check = bulk.check(&user, name).map_err(|e| invalid(e.to_string()))?;
+        if let Operation::Lin(params) = &record.operation {
+            let declared = (params.dtype, params.shape.clone());
+            if check.tensor.as_ref() != Some(&declared) {
+                return Err(invalid(format!(
+                    "value file {name} does not hold a {}{:?} tensor",
+                    params.dtype, params.shape
+                )));
+            }
+        }
+        bulk.adopt(&user, name, op)?;
+        Ok(check.len)
+    };
+    let id_map = state.db.insert_ops(graph.id, &chunk.ops, &mut known, adopt).await?;
     Ok(Json(OpChunkResponse { id_map }))
 }
 
@@ -191,11 +217,55 @@ async fn result(
 ) -> Result<Json<Value>> {
     let graph = owned_graph(&state.db, &caller, id).await?;
     match state.db.persisted_value(graph.id, &name).await? {
-        Some(value) => Ok(Json(value)),
+        Some((_, StoredValue::Inline(value))) => Ok(Json(value)),
+        Some((_, StoredValue::File { len })) => Err(Error::TooLarge(format!(
+            "`{name}` is {len} bytes; fetch it through ravftp (GET /v1/graphs/{}/results/{name}/file)",
+            graph.id.0
+        ))),
         None => {
             Err(Error::Conflict(format!("`{name}` of {} is not computed yet (graph is {:?})", graph.id, graph.status)))
         }
     }
+}
+
+/// Places a persisted result in the caller's ravftp home (ask for credentials first) and
+/// names the file.
+async fn result_file(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path((id, name)): Path<(u64, String)>,
+) -> Result<Json<ResultFile>> {
+    let graph = owned_graph(&state.db, &caller, id).await?;
+    let user = requester_user(caller.id);
+    if state.bulk.users().home(&user).is_none() {
+        return Err(Error::Conflict("ask for ftp credentials first (POST /v1/ftp/credentials)".into()));
+    }
+    let Some((op, stored)) = state.db.persisted_value(graph.id, &name).await? else {
+        return Err(Error::Conflict(format!(
+            "`{name}` of {} is not computed yet (graph is {:?})",
+            graph.id, graph.status
+        )));
+    };
+    let file = format!("result-{}-{}.ravv", graph.id.0, op.0);
+    let len = match stored {
+        StoredValue::File { .. } => state.bulk.lend(op, &user, &file)?,
+        StoredValue::Inline(value) => {
+            let bytes = value.encode_binary();
+            let path = state.bulk.users().home(&user).unwrap_or_default().join(&file);
+            std::fs::write(&path, &bytes)
+                .map_err(|e| Error::Internal(format!("cannot write {}: {e}", path.display())))?;
+            bytes.len() as u64
+        }
+    };
+    Ok(Json(ResultFile { name: file, len }))
+}
+
+/// Issues new ravftp credentials to the caller (the previous password stops working).
+async fn ftp_credentials(State(state): State<AppState>, Caller(caller): Caller) -> Result<Json<FtpCredentials>> {
+    if caller.role == Role::Provider {
+        return Err(Error::Forbidden("providers get their ftp credentials when they connect".into()));
+    }
+    Ok(Json(state.bulk.issue(&requester_user(caller.id))?))
 }
 
 /// Longest a `wait` request is held open.

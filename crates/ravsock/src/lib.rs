@@ -6,12 +6,15 @@
 //! - [`db`]: SQLite storage (accounts with hashed tokens, graphs, ops, values), results
 //!   written one transaction per subgraph.
 //! - [`http`]: the requester API; [`server`]: the task that runs the scheduler against the
-//!   database and resumes unfinished graphs after a restart.
+//!   database and resumes unfinished graphs after a restart; [`socket`]: the provider
+//!   protocol over socket.io.
+//! - [`bulk`]: the embedded ravftp server and the blob store for values above the inline
+//!   limit.
 //!
-//! Still to come (the distributed-path issue): the socket.io provider protocol, the embedded
-//! FTP server, the `ravsock` binary and PostgreSQL.
+//! Not yet: PostgreSQL (the `--database-url` must be SQLite).
 
 pub mod auth;
+pub mod bulk;
 pub mod db;
 pub mod error;
 pub mod http;
@@ -27,24 +30,36 @@ pub mod config;
 use std::future::Future;
 
 /// Runs the server on `listener` until `shutdown` resolves: database, scheduler task, HTTP API
-/// and socket.io on one port.
+/// and socket.io on one port, and ravftp on `config.ftp_bind`.
 pub async fn run(
     config: config::Config,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    if config.database_url.is_none() {
-        std::fs::create_dir_all(&config.data_dir)
-            .map_err(|e| Error::Internal(format!("cannot create {}: {e}", config.data_dir.display())))?;
-    }
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| Error::Internal(format!("cannot create {}: {e}", config.data_dir.display())))?;
     let db = db::Db::connect(&config.database_url()).await?;
-    let (scheduler, inbox) = server::scheduler_channel();
-    let (socket_layer, io) = socket::layer(socket::SocketState::new(db.clone(), scheduler.clone()));
-    server::start_scheduler(&scheduler, inbox, db.clone(), config.scheduler(), Some(io)).await?;
-    let app = http::router(http::AppState { db, scheduler }).layer(socket_layer);
-    tracing::info!(address = %listener.local_addr().map_err(|e| Error::Internal(e.to_string()))?, "ravsock listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
+    let ftp_listener = tokio::net::TcpListener::bind(config.ftp_bind)
         .await
-        .map_err(|e| Error::Internal(format!("server stopped: {e}")))
+        .map_err(|e| Error::Internal(format!("cannot bind the ftp address {}: {e}", config.ftp_bind)))?;
+    let ftp_port = ftp_listener.local_addr().map_err(|e| Error::Internal(e.to_string()))?.port();
+    let bulk = bulk::Bulk::new(&config.data_dir, ftp_port, config.inline_limit)?;
+    let (ftp_stop, ftp_stopped) = tokio::sync::oneshot::channel::<()>();
+    let ftp_config = ravftp::server::ServerConfig {
+        passive_ports: config.ftp_passive_from..=config.ftp_passive_to,
+        ..Default::default()
+    };
+    let ftp = tokio::spawn(ravftp::server::serve(ftp_listener, bulk.users(), ftp_config, async {
+        let _ = ftp_stopped.await;
+    }));
+    let (scheduler, inbox) = server::scheduler_channel();
+    let (socket_layer, io) = socket::layer(socket::SocketState::new(db.clone(), scheduler.clone(), bulk.clone()));
+    server::start_scheduler(&scheduler, inbox, db.clone(), bulk.clone(), config.scheduler(), Some(io)).await?;
+    let app = http::router(http::AppState { db, scheduler, bulk }).layer(socket_layer);
+    let address = listener.local_addr().map_err(|e| Error::Internal(e.to_string()))?;
+    tracing::info!(%address, ftp_port, "ravsock listening");
+    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    let _ = ftp_stop.send(());
+    let _ = ftp.await;
+    served.map_err(|e| Error::Internal(format!("server stopped: {e}")))
 }

@@ -6,12 +6,13 @@
 //! that was executing when the server stopped: computed ops are loaded as computed and only the
 //! rest is scheduled again.
 
-use crate::db::Db;
+use crate::bulk::{Bulk, provider_user};
+use crate::db::{Db, StoredValue};
 use crate::error::{Error, Result};
 use crate::scheduler::{Action, AssignmentId, Event, Millis, OpInfo, Scheduler, SchedulerConfig};
 use crate::socket::provider_room;
 use bytes::Bytes;
-use ravproto::messages::OpFailure;
+use ravproto::messages::{FileValue, OpFailure};
 use ravproto::provider::{
     AssignHeader, AssignedOp, EVENT_ASSIGN, EVENT_REJECTED, EVENT_WITHDRAW, Frame, NAMESPACE, Rejected, Withdraw, stuff,
 };
@@ -38,6 +39,8 @@ pub enum Command {
         assignment: AssignmentId,
         /// Output values.
         values: Vec<(OpId, Value)>,
+        /// Output values uploaded to the provider's ravftp home.
+        files: Vec<FileValue>,
     },
     /// Any other scheduler event (providers joining, results, failures).
     Event(Event),
@@ -118,6 +121,7 @@ pub async fn start_scheduler(
     handle: &SchedulerHandle,
     inbox: SchedulerInbox,
     db: Db,
+    bulk: Bulk,
     config: SchedulerConfig,
     io: Option<SocketIo>,
 ) -> Result<()> {
@@ -127,6 +131,7 @@ pub async fn start_scheduler(
     }
     let task = SchedulerTask {
         db,
+        bulk,
         scheduler: Scheduler::new(config),
         io,
         payloads: BTreeMap::new(),
@@ -137,14 +142,15 @@ pub async fn start_scheduler(
 }
 
 /// A scheduler task without a provider link (for the HTTP API alone).
-pub async fn spawn_scheduler(db: Db, config: SchedulerConfig) -> Result<SchedulerHandle> {
+pub async fn spawn_scheduler(db: Db, bulk: Bulk, config: SchedulerConfig) -> Result<SchedulerHandle> {
     let (handle, inbox) = scheduler_channel();
-    start_scheduler(&handle, inbox, db, config, None).await?;
+    start_scheduler(&handle, inbox, db, bulk, config, None).await?;
     Ok(handle)
 }
 
 struct SchedulerTask {
     db: Db,
+    bulk: Bulk,
     scheduler: Scheduler,
     io: Option<SocketIo>,
     /// The ops of each executing graph as providers receive them.
@@ -174,8 +180,8 @@ impl SchedulerTask {
                     }
                 },
                 Command::Cancel(graph) => Event::GraphCancelled { graph },
-                Command::Results { provider, assignment, values } => {
-                    match self.results(provider, assignment, values).await {
+                Command::Results { provider, assignment, values, files } => {
+                    match self.results(provider, assignment, values, files).await {
                         Some(event) => event,
                         None => continue,
                     }
@@ -216,6 +222,7 @@ impl SchedulerTask {
         provider: ProviderId,
         assignment: AssignmentId,
         values: Vec<(OpId, Value)>,
+        files: Vec<FileValue>,
     ) -> Option<Event> {
         let Some((owner, graph, ops, outputs)) = self.scheduler.assignment(assignment) else {
             tracing::debug!(%provider, assignment = assignment.0, "late or unknown result ignored");
@@ -225,17 +232,41 @@ impl SchedulerTask {
             tracing::warn!(%provider, assignment = assignment.0, "result for another provider's assignment ignored");
             return None;
         }
-        let returned: BTreeSet<OpId> = values.iter().map(|(id, _)| *id).collect();
+        let returned: BTreeSet<OpId> = values.iter().map(|(id, _)| *id).chain(files.iter().map(|f| f.op)).collect();
         let expected: BTreeSet<OpId> = outputs.iter().copied().collect();
-        if returned != expected {
-            let failure = OpFailure {
-                op_id: ops[0],
-                operator: "subgraph".into(),
-                reason: format!("results list {} values, {} were expected", returned.len(), expected.len()),
-            };
-            return Some(Event::SubgraphFailed { provider, assignment, failure, retryable: true });
+        let fail = |reason: String| {
+            let failure = OpFailure { op_id: ops[0], operator: "subgraph".into(), reason };
+            Some(Event::SubgraphFailed { provider, assignment, failure, retryable: true })
+        };
+        if returned != expected || returned.len() != values.len() + files.len() {
+            return fail(format!(
+                "results list {} values, {} were expected",
+                values.len() + files.len(),
+                expected.len()
+            ));
         }
-        if let Err(error) = self.db.store_results(&values, &ops).await {
+        let user = provider_user(provider);
+        let mut stored_files = Vec::with_capacity(files.len());
+        for file in &files {
+            let checked = self.bulk.check(&user, &file.name).and_then(|check| {
+                if check.len == file.len {
+                    self.bulk.adopt(&user, &file.name, file.op).map(|()| check.len)
+                } else {
+                    Err(Error::BadRequest(format!(
+                        "file {} holds {} bytes, {} announced",
+                        file.name, check.len, file.len
+                    )))
+                }
+            });
+            match checked {
+                Ok(len) => stored_files.push((file.op, len)),
+                Err(error) => {
+                    tracing::warn!(%provider, file = %file.name, cause = %error, "unusable result file");
+                    return fail(format!("result file of {}: {error}", file.op));
+                }
+            }
+        }
+        if let Err(error) = self.db.store_results(&values, &stored_files, &ops).await {
             tracing::error!(%graph, cause = %error, "cannot store results; the subgraph will be recomputed");
             let failure = OpFailure {
                 op_id: ops[0],
@@ -283,15 +314,32 @@ impl SchedulerTask {
                     return Err(Error::Internal(format!("no payload for {}", assignment.graph)));
                 };
                 let ops = assignment.ops.iter().filter_map(|id| payload.get(id).cloned()).collect();
-                let values = self.db.values(&assignment.external_inputs).await?;
+                let user = provider_user(assignment.provider);
+                let mut inputs = Vec::new();
+                let mut values = Vec::new();
+                let mut files = Vec::new();
+                for (op, stored) in self.db.values(&assignment.external_inputs).await? {
+                    match stored {
+                        StoredValue::Inline(value) => {
+                            inputs.push(op);
+                            values.push(value);
+                        }
+                        StoredValue::File { .. } => {
+                            let name = format!("in-{}-{}.ravv", assignment.id.0, op.0);
+                            let len = self.bulk.lend(op, &user, &name)?;
+                            files.push(FileValue { op, name, len });
+                        }
+                    }
+                }
                 let header = AssignHeader {
                     assignment: assignment.id.0,
                     graph: assignment.graph,
                     ops,
-                    inputs: values.iter().map(|(id, _)| *id).collect(),
+                    inputs,
                     outputs: assignment.outputs.clone(),
+                    files,
                 };
-                let frame = Frame { header, values: values.into_iter().map(|(_, v)| v).collect() };
+                let frame = Frame { header, values };
                 // Stuffed: the Rust client corrupts binary messages containing 0x1e (see `stuff`).
                 self.emit(assignment.provider, EVENT_ASSIGN, &Bytes::from(stuff(&frame.encode()))).await;
                 Ok(())

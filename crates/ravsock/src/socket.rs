@@ -7,14 +7,15 @@
 //! to the provider's own room.
 
 use crate::auth::Role;
+use crate::bulk::{Bulk, provider_user};
 use crate::db::Db;
 use crate::scheduler::{AssignmentId, Event};
 use crate::server::{Command, SchedulerHandle};
 use bytes::Bytes;
 use ravproto::messages::OpFailure;
 use ravproto::provider::{
-    EVENT_JOIN, EVENT_OP_FAILED, EVENT_RESULT, Frame, JoinRequest, NAMESPACE, OpFailedReport, ProviderAuth,
-    ResultHeader,
+    EVENT_CREDENTIALS, EVENT_JOIN, EVENT_OP_FAILED, EVENT_RESULT, Frame, JoinRequest, NAMESPACE, OpFailedReport,
+    ProviderAuth, ResultHeader,
 };
 use ravproto::{PROTOCOL_VERSION, ProviderId};
 use socketioxide::SocketIo;
@@ -31,13 +32,15 @@ pub struct SocketState {
     pub db: Db,
     /// The scheduler task.
     pub scheduler: SchedulerHandle,
+    /// ravftp credentials for each connection.
+    pub bulk: Bulk,
     next_provider: Arc<AtomicU64>,
 }
 
 impl SocketState {
     /// State for the socket handlers.
-    pub fn new(db: Db, scheduler: SchedulerHandle) -> SocketState {
-        SocketState { db, scheduler, next_provider: Arc::new(AtomicU64::new(1)) }
+    pub fn new(db: Db, scheduler: SchedulerHandle, bulk: Bulk) -> SocketState {
+        SocketState { db, scheduler, bulk, next_provider: Arc::new(AtomicU64::new(1)) }
     }
 }
 
@@ -86,8 +89,17 @@ async fn authenticate(
     Ok(())
 }
 
-async fn on_connect(socket: SocketRef, Extension(provider): Extension<ProviderId>) {
+async fn on_connect(socket: SocketRef, Extension(provider): Extension<ProviderId>, State(state): State<SocketState>) {
     socket.join(provider_room(provider));
+    // Sent before anything else, so the provider has them before its first assignment.
+    match state.bulk.issue(&provider_user(provider)) {
+        Ok(credentials) => {
+            if let Err(error) = socket.emit(EVENT_CREDENTIALS, &credentials) {
+                tracing::warn!(%provider, cause = %error, "cannot send ftp credentials");
+            }
+        }
+        Err(error) => tracing::error!(%provider, cause = %error, "cannot issue ftp credentials"),
+    }
     socket.on(
         EVENT_JOIN,
         |Data(join): Data<JoinRequest>,
@@ -104,7 +116,8 @@ async fn on_connect(socket: SocketRef, Extension(provider): Extension<ProviderId
                 Ok(frame) => {
                     let values = frame.header.outputs.into_iter().zip(frame.values).collect();
                     let assignment = AssignmentId(frame.header.assignment);
-                    send(&state, Command::Results { provider, assignment, values }).await;
+                    let files = frame.header.files;
+                    send(&state, Command::Results { provider, assignment, values, files }).await;
                 }
                 Err(error) => tracing::warn!(%provider, cause = %error, "undecodable result frame"),
             }
@@ -128,6 +141,7 @@ async fn on_connect(socket: SocketRef, Extension(provider): Extension<ProviderId
     socket.on_disconnect(|State(state): State<SocketState>, Extension(provider): Extension<ProviderId>| async move {
         tracing::info!(%provider, "provider disconnected");
         send(&state, Command::Event(Event::ProviderLeft { provider })).await;
+        state.bulk.revoke(&provider_user(provider));
     });
 }
 

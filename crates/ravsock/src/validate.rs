@@ -42,6 +42,24 @@ pub fn chunk(records: &[OpRecord], known: &BTreeMap<u64, OpId>) -> Result<()> {
                 return Err(invalid(format!("params refer to local op {}, which is not an earlier op", referenced.0)));
             }
         }
+        if let Some(name) = &record.persist
+            && name.trim().is_empty()
+        {
+            return Err(invalid("a persist name cannot be empty".into()));
+        }
+        if let Some(name) = &record.value_file {
+            if record.value.is_some() {
+                return Err(invalid("an op carries either a value or a value file, not both".into()));
+            }
+            if !ravproto::messages::valid_file_name(name) {
+                return Err(invalid(format!("invalid value file name {name:?}")));
+            }
+            if !matches!(record.operation, Operation::Lin(_) | Operation::PytorchModel(_)) {
+                return Err(invalid(format!("`{kind}` is computed, it cannot carry a value")));
+            }
+            seen.insert(record.local_id);
+            continue;
+        }
         match (&record.operation, &record.value) {
             (Operation::Lin(params), Some(Value::Tensor(tensor))) => {
                 if tensor.dtype() != params.dtype || tensor.shape() != params.shape.as_slice() {
@@ -61,11 +79,6 @@ pub fn chunk(records: &[OpRecord], known: &BTreeMap<u64, OpId>) -> Result<()> {
             }
             (_, Some(_)) => return Err(invalid(format!("`{kind}` is computed, it cannot carry a value"))),
             (_, None) => {}
-        }
-        if let Some(name) = &record.persist
-            && name.trim().is_empty()
-        {
-            return Err(invalid("a persist name cannot be empty".into()));
         }
         seen.insert(record.local_id);
     }

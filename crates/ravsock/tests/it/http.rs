@@ -7,6 +7,7 @@ use http_body_util::BodyExt;
 use ravproto::messages::{CreateGraphResponse, ErrorBody, ErrorCode, GraphMeta, GraphProgress, OpChunkResponse, OpRef};
 use ravproto::status::GraphStatus;
 use ravsock::auth::Role;
+use ravsock::bulk::Bulk;
 use ravsock::db::Db;
 use ravsock::http::{AppState, router};
 use ravsock::scheduler::SchedulerConfig;
@@ -16,13 +17,17 @@ use tower::ServiceExt;
 
 struct Server {
     state: AppState,
+    _dir: tempfile::TempDir,
 }
 
 impl Server {
     async fn start() -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
         let db = Db::connect("sqlite::memory:").await.expect("database");
-        let scheduler = spawn_scheduler(db.clone(), SchedulerConfig::default()).await.expect("scheduler");
-        Server { state: AppState { db, scheduler } }
+        // No FTP server runs here: tests put files in the homes directly.
+        let bulk = Bulk::new(dir.path(), 0, 1 << 20).expect("bulk storage");
+        let scheduler = spawn_scheduler(db.clone(), bulk.clone(), SchedulerConfig::default()).await.expect("scheduler");
+        Server { state: AppState { db, scheduler, bulk }, _dir: dir }
     }
 
     async fn token(&self, name: &str, role: Role) -> String {
@@ -197,4 +202,54 @@ async fn account_names_are_unique_and_tokens_resolve_to_their_account() {
     assert!(server.state.db.create_account("carol", Role::Requester).await.is_err());
     let account = server.state.db.account_by_token(&token).await.unwrap().unwrap();
     assert_eq!((account.name.as_str(), account.role), ("carol", Role::Admin));
+}
+
+#[tokio::test]
+async fn big_values_arrive_as_files_in_the_requesters_ftp_home() {
+    use ravproto::{TensorData, Value as Wire};
+    let server = Server::start().await;
+    let alice = server.token("alice", Role::Requester).await;
+    let worker = server.token("worker", Role::Provider).await;
+    let (status, _) = server.call("POST", "/v1/ftp/credentials", Some(&worker), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "providers get credentials on connect");
+    let (status, credentials) = server.call("POST", "/v1/ftp/credentials", Some(&alice), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let user = credentials["user"].as_str().unwrap().to_string();
+    let home = server.state.bulk.users().home(&user).expect("home made at issue");
+
+    let tensor = TensorData::from_f64(vec![2, 2], &[1.0, 2.0, 3.0, 4.0]).unwrap();
+    std::fs::write(home.join("m.ravv"), Wire::Tensor(tensor.clone()).encode_binary()).unwrap();
+    std::fs::write(home.join("short.ravv"), &Wire::Tensor(tensor).encode_binary()[..30]).unwrap();
+    let (_, created) = server.call("POST", "/v1/graphs", Some(&alice), Some(json!({"name": "big"}))).await;
+    let graph = serde_json::from_value::<CreateGraphResponse>(created).unwrap().graph_id.0;
+    let path = format!("/v1/graphs/{graph}/ops");
+    let lin = |local: u64, shape: Value, file: &str| {
+        json!({"ops": [{"local_id": local, "operation": {"operator": "lin", "params": {"dtype": "f64", "shape": shape}},
+            "value_file": file, "persist": format!("v{local}")}]})
+    };
+    for (chunk, why) in [
+        (lin(1, json!([4]), "m.ravv"), "does not hold a f64[4] tensor"),
+        (lin(2, json!([2, 2]), "short.ravv"), "header announces"),
+        (lin(3, json!([2, 2]), "absent.ravv"), "cannot open"),
+        (lin(4, json!([2, 2]), "../m.ravv"), "invalid value file name"),
+    ] {
+        let (status, body) = server.call("POST", &path, Some(&alice), Some(chunk)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(body["message"].as_str().unwrap().contains(why), "expected `{why}` in {body}");
+    }
+    let (status, body) = server.call("POST", &path, Some(&alice), Some(lin(0, json!([2, 2]), "m.ravv"))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(!home.join("m.ravv").exists(), "the file moved into the blob store");
+
+    // Too big for JSON: the plain fetch says where to look, the file fetch places a copy.
+    server.call("POST", &format!("/v1/graphs/{graph}/execute"), Some(&alice), None).await;
+    let (status, body) = server.call("GET", &format!("/v1/graphs/{graph}/results/v0"), Some(&alice), None).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert_eq!(body["code"], json!("too_large"));
+    let (status, file) = server.call("GET", &format!("/v1/graphs/{graph}/results/v0/file"), Some(&alice), None).await;
+    assert_eq!(status, StatusCode::OK, "{file}");
+    let bytes = std::fs::read(home.join(file["name"].as_str().unwrap())).unwrap();
+    assert_eq!(bytes.len() as u64, file["len"].as_u64().unwrap());
+    let back = Wire::decode_binary(&bytes).unwrap();
+    assert_eq!(back, Wire::Tensor(TensorData::from_f64(vec![2, 2], &[1.0, 2.0, 3.0, 4.0]).unwrap()));
 }

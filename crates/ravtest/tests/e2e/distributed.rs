@@ -84,12 +84,17 @@ async fn graphs_on_two_providers_equal_the_local_executor() {
     assert_same_as_local(&client, &wide(400)).await;
     assert_same_as_local(&client, &deep(100)).await;
     assert_same_as_local(&client, &mixed()).await;
-    // A big tensor (4 MB) travels inline as binary.
+    // Big tensors (4 MB) go through ravftp: the input up, to the providers and their outputs
+    // back, and the result down; small ones stay inline.
     let big = Graph::new("big");
     let x = big.t(ArrayD::from_shape_fn(IxDyn(&[512, 1024]), |i| (i[0] * 1024 + i[1]) as f64));
     (&x * 2.0).sum(ReduceParams::axis(1)).persist("rows");
-    (&x + 1.0).persist("plus_one");
+    let plus_one = &x + 1.0;
+    plus_one.persist("plus_one");
+    (&plus_one * &x).persist("product");
     assert_same_as_local(&client, &big).await;
+    let blobs = std::fs::read_dir(stack.data_dir().join("blobs")).unwrap().count();
+    assert!(blobs >= 3, "the input, `plus_one` and `product` are stored as files, found {blobs}");
     let (fast, slow) = (fast.stop().await.unwrap(), slow.stop().await.unwrap());
     assert!(fast.subgraphs > 0 && slow.subgraphs > 0, "both providers worked: {fast:?} {slow:?}");
 }
@@ -230,4 +235,38 @@ async fn wrong_tokens_and_other_peoples_graphs_are_refused() {
     assert!(matches!(bob.progress(id).await, Err(Error::Server { code: ErrorCode::NotFound, .. })));
     assert!(bob.list_graphs().await.unwrap().is_empty());
     provider.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ftp_sessions_are_confined_to_their_home() {
+    use ravproto::messages::FtpCredentials;
+    let stack = Stack::start(30_000).await;
+    let mut provider = stack.provider(1.0);
+    provider.joined().await;
+    let http = reqwest_credentials(&stack, &stack.requester).await;
+    let mut alice = ravftp::FtpClient::connect("127.0.0.1", &http).await.expect("requester logs in");
+    alice.put("mine.ravv", b"alice's bytes").await.unwrap();
+    std::fs::write(stack.data_dir().join("blobs").join("999.ravv"), b"stored value").unwrap();
+    for path in
+        ["../provider-1/in-1-1.ravv", "../../blobs/999.ravv", "/../blobs/999.ravv", "/etc/hostname", "../../ravsock.db"]
+    {
+        assert!(alice.get_path(path).await.is_err(), "{path} must be refused");
+    }
+    assert_eq!(alice.get("mine.ravv", 13).await.unwrap(), b"alice's bytes");
+    alice.quit().await;
+    // Bob's credentials do not open Alice's home, and her old password dies with a new one.
+    let bob = reqwest_credentials(&stack, &stack.other_requester).await;
+    let as_alice = FtpCredentials { user: http.user.clone(), ..bob.clone() };
+    assert!(ravftp::FtpClient::connect("127.0.0.1", &as_alice).await.is_err());
+    let renewed = reqwest_credentials(&stack, &stack.requester).await;
+    assert!(ravftp::FtpClient::connect("127.0.0.1", &http).await.is_err(), "the old password stopped working");
+    assert!(ravftp::FtpClient::connect("127.0.0.1", &renewed).await.is_ok());
+    provider.stop().await.unwrap();
+}
+
+async fn reqwest_credentials(stack: &Stack, token: &str) -> ravproto::messages::FtpCredentials {
+    let url = format!("{}/v1/ftp/credentials", stack.url);
+    let response = reqwest::Client::new().post(url).bearer_auth(token).send().await.unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    response.json().await.unwrap()
 }

@@ -5,7 +5,7 @@ use ravpy::{ParticipateConfig, Summary};
 use ravsock::auth::Role;
 use ravsock::config::Config;
 use ravsock::db::Db;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -46,16 +46,23 @@ impl Provider {
     }
 }
 
-pub(crate) fn config(database_url: &str, deadline_base_ms: u64) -> Config {
+/// Encoded values above this go through ravftp in the test stack (small, so tests exercise it).
+pub(crate) const INLINE_LIMIT: u64 = 64 << 10;
+
+pub(crate) fn config(data_dir: &Path, database_url: &str, deadline_base_ms: u64) -> Config {
     Config {
         bind: "127.0.0.1:0".parse().unwrap(),
-        data_dir: PathBuf::from("unused"),
+        data_dir: data_dir.to_path_buf(),
         database_url: Some(database_url.to_string()),
         window: 16,
         max_attempts: 3,
         deadline_base_ms,
         deadline_per_op_ms: 10,
         slots_per_provider: 2,
+        ftp_bind: "127.0.0.1:0".parse().unwrap(),
+        ftp_passive_from: 49152,
+        ftp_passive_to: 65535,
+        inline_limit: INLINE_LIMIT,
     }
 }
 
@@ -77,7 +84,7 @@ impl Stack {
         let requester = db.create_account("alice", Role::Requester).await.unwrap();
         let other_requester = db.create_account("bob", Role::Requester).await.unwrap();
         let provider_token = db.create_account("worker", Role::Provider).await.unwrap();
-        let (url, stop, server) = serve(config(&database_url, deadline_base_ms)).await;
+        let (url, stop, server) = serve(config(dir.path(), &database_url, deadline_base_ms)).await;
         Stack {
             url,
             requester,
@@ -100,10 +107,15 @@ impl Stack {
             server.abort();
             let _ = server.await;
         }
-        let (url, stop, server) = serve(config(&self.database_url, deadline_base_ms)).await;
+        let (url, stop, server) = serve(config(self._dir.path(), &self.database_url, deadline_base_ms)).await;
         self.url = url;
         self.stop_server = Some(stop);
         self.server = Some(server);
+    }
+
+    /// The server's data directory (blob store, ftp homes).
+    pub(crate) fn data_dir(&self) -> PathBuf {
+        self._dir.path().to_path_buf()
     }
 
     pub(crate) fn provider_with(&self, token: &str, speed: f64) -> Provider {

@@ -1,0 +1,120 @@
+//! The FTP client side: log in with issued credentials, upload and download whole files in
+//! binary mode.
+
+use ravproto::messages::FtpCredentials;
+use suppaftp::tokio::AsyncFtpStream;
+use suppaftp::types::FileType;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Why a transfer failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FtpError {
+    /// Connecting, logging in or a command failed.
+    #[error("ftp {action}: {message}")]
+    Ftp {
+        /// What was being done.
+        action: &'static str,
+        /// The server's or the network's answer.
+        message: String,
+    },
+    /// A file name that could leave the home directory.
+    #[error("invalid ftp file name {0:?}")]
+    BadName(String),
+    /// The file's length is not the announced one.
+    #[error("ftp file {name}: expected {expected} bytes, got {got}")]
+    Length {
+        /// The file.
+        name: String,
+        /// Announced.
+        expected: u64,
+        /// Received.
+        got: u64,
+    },
+}
+
+fn ftp_err(action: &'static str) -> impl FnOnce(suppaftp::FtpError) -> FtpError {
+    move |e| FtpError::Ftp { action, message: e.to_string() }
+}
+
+fn io_err(action: &'static str) -> impl FnOnce(std::io::Error) -> FtpError {
+    move |e| FtpError::Ftp { action, message: e.to_string() }
+}
+
+/// A logged-in FTP session.
+pub struct FtpClient {
+    stream: AsyncFtpStream,
+}
+
+impl std::fmt::Debug for FtpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FtpClient").finish_non_exhaustive()
+    }
+}
+
+impl FtpClient {
+    /// Connects to `host:credentials.port` and logs in (binary mode).
+    pub async fn connect(host: &str, credentials: &FtpCredentials) -> Result<FtpClient, FtpError> {
+        let mut stream = AsyncFtpStream::connect((host, credentials.port)).await.map_err(ftp_err("connect"))?;
+        stream.login(credentials.user.as_str(), credentials.password.as_str()).await.map_err(ftp_err("login"))?;
+        // suppaftp defaults to ASCII mode, which rewrites LF bytes.
+        stream.transfer_type(FileType::Binary).await.map_err(ftp_err("binary mode"))?;
+        Ok(FtpClient { stream })
+    }
+
+    /// Stores `bytes` as `name` in the home directory.
+    pub async fn put(&mut self, name: &str, bytes: &[u8]) -> Result<(), FtpError> {
+        check_name(name)?;
+        let mut upload = self.stream.put_with_stream(name).await.map_err(ftp_err("upload"))?;
+        upload.write_all(bytes).await.map_err(io_err("upload"))?;
+        upload.finish().await.map_err(ftp_err("upload"))?;
+        Ok(())
+    }
+
+    /// Reads `name` from the home directory; `expected_len` sizes the buffer and is checked.
+    pub async fn get(&mut self, name: &str, expected_len: u64) -> Result<Vec<u8>, FtpError> {
+        check_name(name)?;
+        let mut download = self.stream.retr_as_stream(name).await.map_err(ftp_err("download"))?;
+        let mut bytes = Vec::with_capacity(usize::try_from(expected_len).unwrap_or(0).min(1 << 32));
+        download.read_to_end(&mut bytes).await.map_err(io_err("download"))?;
+        download.finish().await.map_err(ftp_err("download"))?;
+        if bytes.len() as u64 != expected_len {
+            return Err(FtpError::Length { name: name.to_string(), expected: expected_len, got: bytes.len() as u64 });
+        }
+        Ok(bytes)
+    }
+
+    /// Deletes `name` from the home directory.
+    pub async fn delete(&mut self, name: &str) -> Result<(), FtpError> {
+        check_name(name)?;
+        self.stream.rm(name).await.map_err(ftp_err("delete"))
+    }
+
+    /// Sends a raw `RETR` for any path, checked by the server only (tests of confinement).
+    pub async fn get_path(&mut self, path: &str) -> Result<Vec<u8>, FtpError> {
+        let mut download = self.stream.retr_as_stream(path).await.map_err(ftp_err("download"))?;
+        let mut bytes = Vec::new();
+        download.read_to_end(&mut bytes).await.map_err(io_err("download"))?;
+        download.finish().await.map_err(ftp_err("download"))?;
+        Ok(bytes)
+    }
+
+    /// Logs out.
+    pub async fn quit(mut self) {
+        let _ = self.stream.quit().await;
+    }
+}
+
+/// The host part of a ravsock URL (`http://host:port/...`): where its ravftp server listens.
+pub fn host_of_url(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split('/').next().unwrap_or_default();
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    if let Some(bracketed) = authority.strip_prefix('[') {
+        return bracketed.split(']').next().unwrap_or_default().to_string();
+    }
+    authority.split(':').next().unwrap_or_default().to_string()
+}
+
+fn check_name(name: &str) -> Result<(), FtpError> {
+    if ravproto::messages::valid_file_name(name) { Ok(()) } else { Err(FtpError::BadName(name.to_string())) }
+}

@@ -1,0 +1,110 @@
+//! Server and client together on loopback: transfers are byte-exact, logins are checked,
+//! sessions cannot leave their home.
+
+use crate::server::{ServerConfig, serve};
+use crate::{FtpClient, FtpError, Users};
+use ravproto::messages::FtpCredentials;
+use std::sync::Arc;
+
+struct Running {
+    users: Arc<Users>,
+    port: u16,
+    _dir: tempfile::TempDir,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn start() -> Running {
+    let dir = tempfile::tempdir().unwrap();
+    let users = Arc::new(Users::new(dir.path()).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(serve(listener, users.clone(), ServerConfig::default(), async {
+        let _ = stopped.await;
+    }));
+    Running { users, port, _dir: dir, _stop: stop }
+}
+
+fn credentials(running: &Running, user: &str) -> FtpCredentials {
+    let issued = running.users.issue(user).unwrap();
+    FtpCredentials { port: running.port, user: issued.user, password: issued.password, inline_limit: 0 }
+}
+
+#[tokio::test]
+async fn transfers_are_byte_exact_in_both_directions() {
+    let running = start().await;
+    let creds = credentials(&running, "alice");
+    let mut client = FtpClient::connect("127.0.0.1", &creds).await.unwrap();
+    // Every byte value, LF and CR included (ASCII mode would rewrite them).
+    let bytes: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 256) as u8).collect();
+    client.put("t.ravv", &bytes).await.unwrap();
+    assert_eq!(std::fs::read(running.users.home("alice").unwrap().join("t.ravv")).unwrap(), bytes);
+    assert_eq!(client.get("t.ravv", bytes.len() as u64).await.unwrap(), bytes);
+    let wrong_len = client.get("t.ravv", 5).await.unwrap_err();
+    assert!(matches!(wrong_len, FtpError::Length { got: 3_000_000, .. }), "{wrong_len}");
+    client.delete("t.ravv").await.unwrap();
+    assert!(!running.users.home("alice").unwrap().join("t.ravv").exists());
+    client.quit().await;
+}
+
+#[tokio::test]
+async fn wrong_password_and_unknown_user_are_refused() {
+    let running = start().await;
+    let mut creds = credentials(&running, "bob");
+    creds.password = "not-the-password".into();
+    let error = FtpClient::connect("127.0.0.1", &creds).await.unwrap_err();
+    assert!(matches!(error, FtpError::Ftp { action: "login", .. }), "{error}");
+    creds.user = "nobody".into();
+    assert!(FtpClient::connect("127.0.0.1", &creds).await.is_err());
+    // A revoked user cannot log in any more, and its home is gone.
+    let creds = credentials(&running, "carol");
+    let home = running.users.home("carol").unwrap();
+    running.users.revoke("carol");
+    assert!(!home.exists());
+    assert!(FtpClient::connect("127.0.0.1", &creds).await.is_err());
+}
+
+#[tokio::test]
+async fn paths_outside_the_home_are_refused() {
+    let running = start().await;
+    let alice = credentials(&running, "alice");
+    let _bob = credentials(&running, "bob");
+    std::fs::write(running.users.home("bob").unwrap().join("secret.ravv"), b"bob's").unwrap();
+    std::fs::write(running.users.root().join("root-file"), b"server's").unwrap();
+    let mut client = FtpClient::connect("127.0.0.1", &alice).await.unwrap();
+    for path in
+        ["../bob/secret.ravv", "/bob/secret.ravv", "../root-file", "/../root-file", "/etc/passwd", "../../etc/passwd"]
+    {
+        let got = client.get_path(path).await;
+        assert!(got.is_err(), "{path} was served: {:?}", got.map(|b| String::from_utf8_lossy(&b).into_owned()));
+    }
+    // The client refuses names with separators before asking.
+    assert!(matches!(client.put("../x", b"x").await, Err(FtpError::BadName(_))));
+    client.quit().await;
+}
+
+#[test]
+fn user_names_are_checked_and_passwords_hashed() {
+    let dir = tempfile::tempdir().unwrap();
+    let users = Users::new(dir.path()).unwrap();
+    for bad in ["", "../x", "a/b", "a b", &"x".repeat(65)] {
+        assert!(users.issue(bad).is_err(), "{bad:?} accepted");
+    }
+    let issued = users.issue("p-1").unwrap();
+    assert!(users.verify("p-1", &issued.password));
+    assert!(!users.verify("p-1", "guess"));
+    // Re-issuing replaces the password.
+    let again = users.issue("p-1").unwrap();
+    assert!(!users.verify("p-1", &issued.password));
+    assert!(users.verify("p-1", &again.password));
+    assert!(!format!("{again:?}").contains(&again.password), "Debug must not show the password");
+}
+
+#[test]
+fn the_ftp_host_is_the_ravsock_host() {
+    use crate::client::host_of_url;
+    assert_eq!(host_of_url("http://127.0.0.1:9999"), "127.0.0.1");
+    assert_eq!(host_of_url("http://raven.example:80/base"), "raven.example");
+    assert_eq!(host_of_url("https://user@[::1]:9999"), "::1");
+    assert_eq!(host_of_url("localhost"), "localhost");
+}

@@ -1,0 +1,156 @@
+//! Bulk values: the embedded ravftp server and the blob store behind it.
+//!
+//! Values whose encoding is longer than the inline limit never travel inside a socket.io or
+//! HTTP message. They live as files in `<data-dir>/blobs/<op>.ravv` (the database records
+//! their length). The server never decodes them; it moves them by rename and copies them with
+//! the filesystem's copy (`copy_file_range`, a reflink where the filesystem has them):
+//!
+//! - a provider uploads a big output to its home; ravsock checks the file's header against
+//!   its length and renames it into the blob store;
+//! - a big input of an assignment is copied into the provider's home for it to download;
+//! - a requester uploads a big `lin` value to its home before naming it in the op; a big result
+//!   is copied into the requester's home when asked for.
+//!
+//! Copies, not hard links: a hard link would let an FTP user overwrite the stored value in
+//! place, and file modes do not stop a server that runs as root.
+//!
+//! Provider users (`provider-<id>`) exist for one connection; requester users (`requester-<account>`)
+//! get a new password each time they ask for one.
+
+use crate::error::{Error, Result};
+use ravftp::Users;
+use ravproto::messages::{FtpCredentials, valid_file_name};
+use ravproto::tensor::MAX_BINARY_HEADER;
+use ravproto::{OpId, ProviderId, TensorData, Value};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The ravftp user of a provider connection.
+pub fn provider_user(provider: ProviderId) -> String {
+    format!("provider-{}", provider.0)
+}
+
+/// The ravftp user of a requester account.
+pub fn requester_user(account: i64) -> String {
+    format!("requester-{account}")
+}
+
+/// The bulk-data side of ravsock.
+#[derive(Clone, Debug)]
+pub struct Bulk {
+    users: Arc<Users>,
+    blobs: PathBuf,
+    port: u16,
+    inline_limit: u64,
+}
+
+/// What a value file holds, read from its header.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileCheck {
+    /// Its length in bytes.
+    pub len: u64,
+    /// Dtype and shape when it holds a single tensor.
+    pub tensor: Option<(ravproto::DType, Vec<usize>)>,
+}
+
+impl Bulk {
+    /// Bulk storage under `data_dir` (`ftp/` for the homes, `blobs/` for stored values), served
+    /// by ravftp on `port`.
+    pub fn new(data_dir: &Path, port: u16, inline_limit: u64) -> Result<Bulk> {
+        let io = |e: std::io::Error| Error::Internal(format!("bulk storage in {}: {e}", data_dir.display()));
+        let users = Arc::new(Users::new(&data_dir.join("ftp")).map_err(io)?);
+        let blobs = data_dir.join("blobs");
+        std::fs::create_dir_all(&blobs).map_err(io)?;
+        Ok(Bulk { users, blobs: blobs.canonicalize().map_err(io)?, port, inline_limit })
+    }
+
+    /// The FTP user store (for the server task).
+    pub fn users(&self) -> Arc<Users> {
+        self.users.clone()
+    }
+
+    /// Encoded values longer than this travel as files.
+    pub fn inline_limit(&self) -> u64 {
+        self.inline_limit
+    }
+
+    /// Issues fresh credentials for `user`.
+    pub fn issue(&self, user: &str) -> Result<FtpCredentials> {
+        let issued = self.users.issue(user).map_err(|e| Error::Internal(e.to_string()))?;
+        Ok(FtpCredentials {
+            port: self.port,
+            user: issued.user,
+            password: issued.password,
+            inline_limit: self.inline_limit,
+        })
+    }
+
+    /// Removes `user` and its home.
+    pub fn revoke(&self, user: &str) {
+        self.users.revoke(user);
+    }
+
+    /// Where the stored value of `op` lives.
+    pub fn blob_path(&self, op: OpId) -> PathBuf {
+        self.blobs.join(format!("{}.ravv", op.0))
+    }
+
+    fn home_file(&self, user: &str, name: &str) -> Result<PathBuf> {
+        if !valid_file_name(name) {
+            return Err(Error::BadRequest(format!("invalid file name {name:?}: use [A-Za-z0-9._-], no leading dot")));
+        }
+        let home = self.users.home(user).ok_or_else(|| Error::BadRequest(format!("{user} has no ftp home")))?;
+        Ok(home.join(name))
+    }
+
+    /// Checks that `name` in `user`'s home holds one encoded value, reading the header only
+    /// for a tensor (a list is decoded whole).
+    pub fn check(&self, user: &str, name: &str) -> Result<FileCheck> {
+        let path = self.home_file(user, name)?;
+        check_file(&path).map_err(|reason| Error::BadRequest(format!("file {name}: {reason}")))
+    }
+
+    /// Moves `name` from `user`'s home into the blob store as the value of `op`.
+    pub fn adopt(&self, user: &str, name: &str, op: OpId) -> Result<()> {
+        let path = self.home_file(user, name)?;
+        std::fs::rename(&path, self.blob_path(op))
+            .map_err(|e| Error::Internal(format!("cannot move {} into the blob store: {e}", path.display())))
+    }
+
+    /// Copies the stored value of `op` into `user`'s home as `name` (replacing a file of that
+    /// name); returns its length.
+    pub fn lend(&self, op: OpId, user: &str, name: &str) -> Result<u64> {
+        let target = self.home_file(user, name)?;
+        let _ = std::fs::remove_file(&target);
+        std::fs::copy(self.blob_path(op), &target)
+            .map_err(|e| Error::Internal(format!("cannot place {op} in the ftp home of {user}: {e}")))
+    }
+
+    /// Reads and decodes the stored value of `op` (small callers only: lists in files, tests).
+    pub fn read(&self, op: OpId) -> Result<Value> {
+        let bytes = std::fs::read(self.blob_path(op)).map_err(|e| Error::Internal(format!("blob of {op}: {e}")))?;
+        Value::decode_binary(&bytes).map_err(|e| Error::Internal(format!("blob of {op}: {e}")))
+    }
+}
+
+fn check_file(path: &Path) -> std::result::Result<FileCheck, String> {
+    let mut file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    let len = file.metadata().map_err(|e| e.to_string())?.len();
+    let mut prefix = Vec::with_capacity(1 + MAX_BINARY_HEADER);
+    (&mut file).take(1 + MAX_BINARY_HEADER as u64).read_to_end(&mut prefix).map_err(|e| e.to_string())?;
+    match Value::tensor_binary_len(&prefix) {
+        Some(Ok(expected)) if expected == len => {
+            let (dtype, shape, _) = TensorData::decode_header(&prefix[1..]).map_err(|e| e.to_string())?;
+            Ok(FileCheck { len, tensor: Some((dtype, shape)) })
+        }
+        Some(Ok(expected)) => Err(format!("holds {len} bytes but its header announces {expected}")),
+        Some(Err(error)) => Err(format!("not a Raven value: {error}")),
+        None => {
+            let mut bytes = prefix;
+            file.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+            Value::decode_binary(&bytes).map_err(|e| format!("not a Raven value: {e}"))?;
+            Ok(FileCheck { len, tensor: None })
+        }
+    }
+}
