@@ -16,11 +16,11 @@ fn workspace_root() -> PathBuf {
 const ALLOWED: &[(&str, &[&str])] = &[
     ("ravproto", &[]),
     ("ravexec", &["ravproto"]),
-    ("ravop", &["ravproto", "ravexec"]),
+    ("ravop", &["ravproto", "ravexec", "ravftp"]),
     ("ravftp", &["ravproto"]),
     ("ravfed", &["ravproto"]),
     ("ravsock", &["ravproto", "ravftp"]),
-    ("ravpy", &["ravproto", "ravexec", "ravfed"]),
+    ("ravpy", &["ravproto", "ravexec", "ravftp", "ravfed"]),
     ("ravtest", &[]),
 ];
 
