@@ -10,7 +10,7 @@
 //! | connect | provider → server | auth `{"token": ..., "protocol_version": 1}` |
 //! | [`EVENT_JOIN`] | provider → server | [`JoinRequest`] JSON (its benchmark and chosen graph) |
 //! | [`EVENT_ASSIGN`] | server → provider | binary [`Frame`] of [`AssignHeader`] + input values |
-//! | [`EVENT_RESULT`] | provider → server | binary [`Frame`] of [`ResultHeader`] + output values |
+//! | [`EVENT_RESULT`] | provider → server | [`ResultMessage`] JSON: a [`Frame`] of [`ResultHeader`] + output values, in base64 |
 //! | [`EVENT_OP_FAILED`] | provider → server | [`OpFailedReport`] JSON |
 //! | [`EVENT_WITHDRAW`] | server → provider | [`Withdraw`] JSON |
 //! | [`EVENT_REJECTED`] | server → provider | [`Rejected`] JSON |
@@ -110,6 +110,37 @@ pub struct ResultHeader {
     /// Output values too big for the frame, uploaded to the provider's ravftp home first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<crate::messages::FileValue>,
+}
+
+/// An [`EVENT_RESULT`] message: the result frame in base64, in one text message.
+///
+/// Not a binary socket.io event: the Rust client sends a binary event as two websocket
+/// messages (a placeholder, then the attachment), and the second small write waits for the
+/// server's delayed ACK under Nagle's algorithm, which the client does not let us turn off:
+/// 40 ms added to every round trip. Big values go through ravftp, so what is encoded here
+/// is at most the inline limit per value.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResultMessage {
+    /// [`Frame::encode`] of the result, in standard base64.
+    pub frame: String,
+}
+
+impl ResultMessage {
+    /// Wraps a result frame.
+    pub fn new(frame: &Frame<ResultHeader>) -> ResultMessage {
+        use base64::Engine;
+        ResultMessage { frame: base64::engine::general_purpose::STANDARD.encode(frame.encode()) }
+    }
+
+    /// Unwraps the result frame.
+    pub fn decode(&self) -> Result<Frame<ResultHeader>, FrameError> {
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(&self.frame)
+            .map_err(|_| FrameError::Layout("result frame is not base64"))?;
+        Frame::decode(&bytes)
+    }
 }
 
 /// An op of an assignment failed on the provider.

@@ -309,6 +309,13 @@ fn bulk_data_messages() {
         &ResultHeader { assignment: 7, outputs: vec![], files: vec![file] },
         expect![[r#"{"assignment":7,"outputs":[],"files":[{"op":11,"name":"out-7-11.ravv","len":4096}]}"#]],
     );
+    let frame = crate::provider::Frame {
+        header: ResultHeader { assignment: 7, outputs: vec![OpId(1)], files: vec![] },
+        values: vec![Value::Tensor(TensorData::from_f64(vec![], &[1.5]).unwrap())],
+    };
+    let message = crate::provider::ResultMessage::new(&frame);
+    assert_eq!(message.decode().unwrap(), frame);
+    assert!(crate::provider::ResultMessage { frame: "not base64!".into() }.decode().is_err());
     // Without files the field is left out, as protocol 1 peers wrote it.
     check(
         &ResultHeader { assignment: 7, outputs: vec![OpId(1)], files: vec![] },

@@ -16,7 +16,8 @@ use futures_util::FutureExt;
 use ravproto::messages::{Benchmark, FileValue, FtpCredentials};
 use ravproto::provider::{
     AssignHeader, EVENT_ASSIGN, EVENT_CREDENTIALS, EVENT_JOIN, EVENT_OP_FAILED, EVENT_REJECTED, EVENT_RESULT,
-    EVENT_WITHDRAW, Frame, JoinRequest, NAMESPACE, OpFailedReport, ProviderAuth, Rejected, ResultHeader, Withdraw,
+    EVENT_WITHDRAW, Frame, JoinRequest, NAMESPACE, OpFailedReport, ProviderAuth, Rejected, ResultHeader, ResultMessage,
+    Withdraw,
 };
 use ravproto::{GraphId, PROTOCOL_VERSION};
 use rust_socketio::Payload;
@@ -340,8 +341,8 @@ async fn handle_assignment(task: Task, bytes: Bytes) {
                 tracing::warn!(assignment, %reason, "cannot upload outputs; the server will reassign");
                 return;
             }
-            let bytes = Bytes::from(frame.encode());
-            if let Err(error) = client.emit(EVENT_RESULT, Payload::Binary(bytes)).await {
+            let message = serde_json::to_value(ResultMessage::new(&frame)).expect("serializes");
+            if let Err(error) = client.emit(EVENT_RESULT, message).await {
                 tracing::warn!(assignment, cause = %error, "cannot send results; the server will reassign");
                 return;
             }

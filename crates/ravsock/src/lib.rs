@@ -58,6 +58,13 @@ pub async fn run(
     let app = http::router(http::AppState { db, scheduler, bulk }).layer(socket_layer);
     let address = listener.local_addr().map_err(|e| Error::Internal(e.to_string()))?;
     tracing::info!(%address, ftp_port, "ravsock listening");
+    // Small messages (assignments, results, long-poll answers) must not wait for Nagle's
+    // algorithm to meet a delayed ACK: that alone cost 40 ms per round trip.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |stream| {
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(cause = %error, "cannot set TCP_NODELAY");
+        }
+    });
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     let _ = ftp_stop.send(());
     let _ = ftp.await;

@@ -11,11 +11,10 @@ use crate::bulk::{Bulk, provider_user};
 use crate::db::Db;
 use crate::scheduler::{AssignmentId, Event};
 use crate::server::{Command, SchedulerHandle};
-use bytes::Bytes;
 use ravproto::messages::OpFailure;
 use ravproto::provider::{
-    EVENT_CREDENTIALS, EVENT_JOIN, EVENT_OP_FAILED, EVENT_RESULT, Frame, JoinRequest, NAMESPACE, OpFailedReport,
-    ProviderAuth, ResultHeader,
+    EVENT_CREDENTIALS, EVENT_JOIN, EVENT_OP_FAILED, EVENT_RESULT, JoinRequest, NAMESPACE, OpFailedReport, ProviderAuth,
+    ResultMessage,
 };
 use ravproto::{PROTOCOL_VERSION, ProviderId};
 use socketioxide::SocketIo;
@@ -111,8 +110,10 @@ async fn on_connect(socket: SocketRef, Extension(provider): Extension<ProviderId
     );
     socket.on(
         EVENT_RESULT,
-        |Data(bytes): Data<Bytes>, State(state): State<SocketState>, Extension(provider): Extension<ProviderId>| async move {
-            match Frame::<ResultHeader>::decode(&bytes) {
+        |Data(message): Data<ResultMessage>,
+         State(state): State<SocketState>,
+         Extension(provider): Extension<ProviderId>| async move {
+            match message.decode() {
                 Ok(frame) => {
                     let values = frame.header.outputs.into_iter().zip(frame.values).collect();
                     let assignment = AssignmentId(frame.header.assignment);

@@ -1,0 +1,217 @@
+//! The grid benchmark: ravsock and two ravpy providers as real processes on loopback, and a
+//! requester driving them with the ravop client.
+//!
+//! Reports (P1) 100,000 independent scalar ops, ops/s; (P2) a chain of 1,000 dependent ops,
+//! ops/s; (P3) the median round trip of a single-op graph, ms; (P5) a 256 MiB tensor there
+//! and back, MB/s; and the resident memory of ravsock and of an idle provider.
+//!
+//! Run with `bash scripts/bench_grid.sh` (it builds the release binaries first). Sizes can be
+//! cut for a quick look: `P1_OPS`, `P2_OPS`, `P3_RUNS`, `P5_MIB`.
+
+#![allow(clippy::print_stdout)] // A benchmark prints its results.
+
+use ravop::ops::ReduceParams;
+use ravop::{Client, Graph};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn bin_dir() -> PathBuf {
+    std::env::var_os("RAVEN_BIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/release"))
+}
+
+/// Children are killed when the benchmark ends, however it ends.
+struct Procs(Vec<Child>);
+
+impl Drop for Procs {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kib: f64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(f64::NAN);
+    kib / 1024.0
+}
+
+fn token(ravsock: &Path, data_dir: &Path, name: &str, role: &str) -> String {
+    let out = Command::new(ravsock)
+        .args(["--data-dir"])
+        .arg(data_dir)
+        .args(["token", "create", "--name", name, "--role", role])
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("ravsock token create");
+    assert!(out.status.success(), "token create failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn timed_run(client: &Client, graph: &Graph) -> (Duration, ravproto::GraphId) {
+    let start = Instant::now();
+    let id = client.run(graph, |_| {}).await.expect("graph runs");
+    (start.elapsed(), id)
+}
+
+#[tokio::main]
+async fn main() {
+    let bins = bin_dir();
+    let (ravsock, ravpy) = (bins.join("ravsock"), bins.join("ravpy"));
+    assert!(
+        ravsock.exists() && ravpy.exists(),
+        "build first: cargo build --release -p ravsock -p ravpy ({})",
+        bins.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let requester = token(&ravsock, dir.path(), "bench", "requester");
+    let provider = token(&ravsock, dir.path(), "workers", "provider");
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut procs = Procs(vec![]);
+    procs.0.push(
+        Command::new(&ravsock)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["--bind", &format!("127.0.0.1:{port}"), "--ftp-bind", "127.0.0.1:0"])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start ravsock"),
+    );
+    let client = loop {
+        match Client::connect(&url, &requester).await {
+            Ok(client) => break client,
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    };
+    for _ in 0..2 {
+        procs.0.push(
+            Command::new(&ravpy)
+                .args(["participate", "--server", &url, "--token", &provider])
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("start ravpy"),
+        );
+    }
+    // Warm up: both providers joined and computed something.
+    let warm = Graph::new("warm-up");
+    let one = warm.scalar(1.0);
+    for _ in 0..2_000 {
+        let _ = &one + 1.0;
+    }
+    timed_run(&client, &warm).await;
+    let idle_provider = rss_mib(procs.0[2].id());
+    println!(
+        "grid benchmark: ravsock + 2 providers (processes) on loopback, {} cores",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+
+    // P1: independent scalar ops.
+    let p1 = env_or("P1_OPS", 100_000);
+    let graph = Graph::new("p1");
+    let (a, b) = (graph.scalar(1.5), graph.scalar(2.5));
+    for i in 0..p1 {
+        let sum = &a + &b;
+        if i == 0 {
+            sum.persist("first");
+        }
+    }
+    let (took, id) = timed_run(&client, &graph).await;
+    let first = client.fetch(id, "first").await.unwrap();
+    assert_eq!(first.as_tensor().unwrap().to_f64_array().sum(), 4.0);
+    println!(
+        "P1 {p1} independent scalar ops: {:.2} s, {:.0} ops/s (upload + compute + wait)",
+        took.as_secs_f64(),
+        p1 as f64 / took.as_secs_f64()
+    );
+
+    // P2: a chain of dependent ops.
+    let p2 = env_or("P2_OPS", 1_000);
+    let graph = Graph::new("p2");
+    let mut x = graph.scalar(0.0);
+    for _ in 0..p2 {
+        x = &x + 1.0;
+    }
+    x.persist("end");
+    let (took, id) = timed_run(&client, &graph).await;
+    let end = client.fetch(id, "end").await.unwrap().as_tensor().unwrap().to_f64_array().sum();
+    assert_eq!(end, p2 as f64);
+    println!(
+        "P2 chain of {p2} dependent ops: {:.3} s, {:.0} ops/s",
+        took.as_secs_f64(),
+        p2 as f64 / took.as_secs_f64()
+    );
+
+    // P3: single-op round trips (submit, execute, wait, fetch).
+    let runs = env_or("P3_RUNS", 50);
+    let mut times = Vec::with_capacity(runs);
+    for i in 0..runs {
+        let graph = Graph::new("p3");
+        (graph.scalar(i as f64) * 2.0).persist("y");
+        let start = Instant::now();
+        let id = client.submit(&graph).await.unwrap();
+        let submitted = start.elapsed();
+        client.execute(id).await.unwrap();
+        let executed = start.elapsed();
+        client.wait(id, |_| {}).await.unwrap();
+        let waited = start.elapsed();
+        let y = client.fetch(id, "y").await.unwrap();
+        times.push(start.elapsed().as_secs_f64() * 1e3);
+        if i < 3 {
+            println!(
+                "  submit {:?} execute {:?} wait {:?} fetch {:?}",
+                submitted,
+                executed - submitted,
+                waited - executed,
+                start.elapsed() - waited
+            );
+        }
+        assert_eq!(y.as_tensor().unwrap().to_f64_array().sum(), 2.0 * i as f64);
+    }
+    times.sort_by(f64::total_cmp);
+    println!("P3 single-op graph round trip: median {:.2} ms, min {:.2} ms ({runs} runs)", times[runs / 2], times[0]);
+
+    // P5: a big tensor there and back (upload, to a provider, back, download).
+    let mib = env_or("P5_MIB", 256);
+    let n = mib * (1 << 20) / 8;
+    let graph = Graph::new("p5");
+    let big = graph.t(ndarray::Array1::from_shape_fn(n, |i| i as f64).into_dyn());
+    (&big + 1.0).persist("back");
+    big.sum(ReduceParams::all()).persist("check");
+    let start = Instant::now();
+    let id = client.run(&graph, |_| {}).await.unwrap();
+    let back = client.fetch(id, "back").await.unwrap();
+    let took = start.elapsed().as_secs_f64();
+    let back = back.as_tensor().unwrap().to_f64_array();
+    assert_eq!(back.len(), n);
+    assert_eq!(back[n - 1], n as f64);
+    println!(
+        "P5 {mib} MiB tensor there and back: {took:.2} s, {:.0} MB/s ({mib} MiB / round trip)",
+        (mib << 20) as f64 / 1e6 / took
+    );
+
+    println!("RSS ravsock: {:.1} MiB after the runs", rss_mib(procs.0[0].id()));
+    println!(
+        "RSS provider: {idle_provider:.1} MiB idle after joining, {:.1} MiB after the runs",
+        rss_mib(procs.0[2].id())
+    );
+}
