@@ -394,6 +394,11 @@ impl Db {
         Ok(())
     }
 
+    /// Closes every connection (callers that hand the file to another process).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
     /// Graphs that were executing: a restarted server resumes them.
     pub async fn unfinished_graphs(&self) -> Result<Vec<GraphId>> {
         let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM graphs WHERE status = 'computing' ORDER BY id")

@@ -1,0 +1,102 @@
+//! `kill -9` of the real ravsock process in the middle of a graph: the restarted server resumes
+//! it from the database and the provider reconnects, and the results equal the local ones.
+
+use ravop::{Client, Graph, LocalExecutor};
+use ravproto::messages::Benchmark;
+use ravproto::status::GraphStatus;
+use ravsock::auth::Role;
+use ravsock::db::Db;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+/// A ravsock process, killed with SIGKILL when dropped.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(data_dir: &Path, port: u16) -> Server {
+    let child = Command::new(env!("CARGO_BIN_EXE_ravsock"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--bind", &format!("127.0.0.1:{port}"), "--ftp-bind", "127.0.0.1:0", "--window", "2"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("ravsock starts");
+    Server(child)
+}
+
+async fn connect(url: &str, token: &str) -> Client {
+    // The process needs a moment to bind; connecting is the readiness check.
+    for _ in 0..400 {
+        if let Ok(client) = Client::connect(url, token).await {
+            return client;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("ravsock did not come up at {url}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_killed_server_resumes_the_graph_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::connect(&format!("sqlite://{}", dir.path().join("ravsock.db").display())).await.unwrap();
+    let requester = db.create_account("alice", Role::Requester).await.unwrap();
+    let provider_token = db.create_account("worker", Role::Provider).await.unwrap();
+    db.close().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}");
+    let server = start(dir.path(), port);
+    let client = connect(&url, &requester).await;
+
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let provider = tokio::spawn(ravpy::participate(
+        ravpy::ParticipateConfig {
+            server: url.clone(),
+            token: provider_token,
+            graph: None,
+            benchmark: Some(Benchmark { ram_bytes: 1 << 30, cores: 1, gpu: false, speed_score: 1.0 }),
+            events: None,
+        },
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+
+    // A chain of 1,200 ops in windows of 2: 600 round trips, long enough to kill in between.
+    let graph = Graph::new("chain");
+    let mut x = graph.t(vec![0.5, -0.25]);
+    for i in 0..1_200 {
+        x = if i % 2 == 0 { &x * 1.001 + 0.01 } else { (&x - 0.005).abs() };
+    }
+    x.persist("end");
+    let id = client.submit(&graph).await.unwrap();
+    client.execute(id).await.unwrap();
+    // SIGKILL (no shutdown path runs) as soon as a tenth is computed; waiting then fails.
+    let mut server = Some(server);
+    let waited = client
+        .wait(id, |progress| {
+            if progress.percent >= 10.0 {
+                server.take();
+            }
+        })
+        .await;
+    assert!(server.is_none() && waited.is_err(), "killed mid-graph: {waited:?}");
+
+    let _server = start(dir.path(), port);
+    let client = connect(&url, &requester).await;
+    let resumed = client.progress(id).await.unwrap();
+    assert_eq!(resumed.status, GraphStatus::Computing, "resumed, not finished: {resumed:?}");
+    assert!(resumed.percent >= 10.0, "computed ops survived the kill: {resumed:?}");
+    client.wait(id, |_| {}).await.expect("the resumed graph completes");
+    let end = client.fetch(id, "end").await.unwrap();
+    let local = LocalExecutor::default().run(&graph).unwrap();
+    assert_eq!(&end, local.get("end").unwrap(), "same value as computed locally");
+    let _ = stop.send(());
+    provider.await.unwrap().unwrap();
+}
