@@ -293,3 +293,24 @@ pub fn valid_file_name(name: &str) -> bool {
         && !name.starts_with('.')
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
+
+/// `GET /v1/open-graphs` reply item: a graph that providers may join now.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenGraph {
+    /// The graph.
+    pub graph_id: GraphId,
+    /// Its name.
+    pub name: String,
+    /// Distributed or federated.
+    pub approach: Approach,
+    /// What a provider needs to be given work.
+    pub requirements: Requirements,
+    /// Federated rules (shown to providers before they join).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules: Option<FederatedRules>,
+    /// Ops in the graph.
+    pub ops: u64,
+    /// Computed share, 0 to 100.
+    pub percent: f64,
+}

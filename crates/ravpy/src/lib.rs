@@ -10,6 +10,7 @@
 
 pub mod bench;
 pub mod compute;
+pub mod view;
 
 use bytes::Bytes;
 use futures_util::FutureExt;
@@ -69,6 +70,29 @@ fn report(events: &Option<mpsc::UnboundedSender<ProviderEvent>>, event: Provider
     if let Some(events) = events {
         let _ = events.send(event);
     }
+}
+
+/// Graphs open to providers now (`approach`: only distributed or only federated ones).
+pub async fn list_graphs(
+    server: &str,
+    token: &str,
+    approach: Option<ravproto::messages::Approach>,
+) -> Result<Vec<ravproto::messages::OpenGraph>, Error> {
+    let mut url = format!("{}/v1/open-graphs", server.trim_end_matches('/'));
+    if let Some(approach) = approach {
+        let name = serde_json::to_value(approach).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        url.push_str(&format!("?approach={name}"));
+    }
+    let fail = |reason: String| Error::Connect { server: server.to_string(), reason };
+    let response = reqwest::Client::new().get(url).bearer_auth(token).send().await.map_err(|e| fail(e.to_string()))?;
+    let status = response.status();
+    let body = response.bytes().await.map_err(|e| fail(e.to_string()))?;
+    if !status.is_success() {
+        let message = serde_json::from_slice::<ravproto::messages::ErrorBody>(&body)
+            .map_or_else(|_| String::from_utf8_lossy(&body).into_owned(), |b| b.message);
+        return Err(Error::Refused(format!("HTTP {status}: {message}")));
+    }
+    serde_json::from_slice(&body).map_err(|e| fail(format!("unexpected reply: {e}")))
 }
 
 /// Why participation stopped.

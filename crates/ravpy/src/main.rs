@@ -1,4 +1,5 @@
-//! The `ravpy` binary: `ravpy participate --server URL --token T [--graph ID]`.
+//! The `ravpy` binary: `ravpy participate --server URL --token T [--graph ID]` (with a live
+//! status line on the terminal), `ravpy list-graphs`, `ravpy benchmark`.
 //! Settings come from flags, the environment (`RAVSOCK_URL`, `RAVSOCK_TOKEN`) or a `.env`
 //! file in the working directory.
 
@@ -31,6 +32,18 @@ enum Command {
         /// Work only on this graph.
         #[arg(long)]
         graph: Option<u64>,
+    },
+    /// List the graphs open to providers, with their requirements.
+    ListGraphs {
+        /// ravsock's URL.
+        #[arg(long, env = "RAVSOCK_URL", default_value = "http://127.0.0.1:9999")]
+        server: String,
+        /// Provider token.
+        #[arg(long, env = "RAVSOCK_TOKEN", hide_env_values = true)]
+        token: String,
+        /// Only `distributed` or only `federated` graphs.
+        #[arg(long)]
+        approach: Option<String>,
     },
     /// Print this machine's benchmark.
     Benchmark,
@@ -65,7 +78,8 @@ fn main() -> Result<()> {
             "RAVSOCK_TOKEN" => "--token",
             _ => continue,
         };
-        if args.len() > 1 && args[1] == "participate" && !args.iter().any(|a| a == flag) {
+        let takes_flags = args.len() > 1 && (args[1] == "participate" || args[1] == "list-graphs");
+        if takes_flags && !args.iter().any(|a| a == flag) {
             args.push(flag.into());
             args.push(value);
         }
@@ -74,13 +88,30 @@ fn main() -> Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     match cli.command {
         Command::Participate { server, token, graph } => {
-            let config = ParticipateConfig { server, token, graph: graph.map(GraphId), benchmark: None, events: None };
+            let (events, view) = tokio::sync::mpsc::unbounded_channel();
+            let config =
+                ParticipateConfig { server, token, graph: graph.map(GraphId), benchmark: None, events: Some(events) };
             let shutdown = async {
                 let _ = tokio::signal::ctrl_c().await;
                 tracing::info!("Ctrl-C: finishing the work in hand, then leaving");
             };
-            let summary = runtime.block_on(participate(config, shutdown))?;
+            let view = runtime.spawn(ravpy::view::live(view));
+            let summary = runtime.block_on(participate(config, shutdown));
+            // The events sender is gone with `participate`; the view finishes its line.
+            let _ = runtime.block_on(view);
+            let summary = summary?;
             tracing::info!(subgraphs = summary.subgraphs, ops = summary.ops, "done");
+        }
+        Command::ListGraphs { server, token, approach } => {
+            let approach = approach
+                .map(|name| serde_json::from_value(serde_json::Value::String(name.clone())))
+                .transpose()
+                .map_err(|_| anyhow::anyhow!("--approach is `distributed` or `federated`"))?;
+            let graphs = runtime.block_on(ravpy::list_graphs(&server, &token, approach))?;
+            #[allow(clippy::print_stdout)] // The table is this command's output.
+            {
+                print!("{}", ravpy::view::table(&graphs));
+            }
         }
         Command::Benchmark => {
             let benchmark = ravpy::bench::measure();

@@ -196,6 +196,21 @@ impl Db {
         Ok(graphs)
     }
 
+    /// Every graph with this status, newest first.
+    pub async fn graphs_with_status(&self, status: GraphStatus) -> Result<Vec<StoredGraph>> {
+        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM graphs WHERE status = ? ORDER BY id DESC")
+            .bind(status_name(status))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut graphs = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(graph) = self.graph(GraphId(id as u64)).await? {
+                graphs.push(graph);
+            }
+        }
+        Ok(graphs)
+    }
+
     /// Sets a graph's status (and failure reason).
     pub async fn set_graph_status(&self, graph: GraphId, status: GraphStatus, failure: Option<&str>) -> Result<()> {
         sqlx::query("UPDATE graphs SET status = ?, failure = ? WHERE id = ?")

@@ -15,8 +15,8 @@ use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request, St
 use axum::http::request::Parts;
 use axum::routing::{get, post};
 use ravproto::messages::{
-    CreateGraphResponse, FtpCredentials, GraphMeta, GraphProgress, OpChunkRequest, OpChunkResponse, OpFailure, OpRef,
-    ResultFile,
+    Approach, CreateGraphResponse, FtpCredentials, GraphMeta, GraphProgress, OpChunkRequest, OpChunkResponse,
+    OpFailure, OpRef, OpenGraph, ResultFile,
 };
 use ravproto::status::{GraphStatus, OpStatus};
 use ravproto::{GraphId, Operation, Value};
@@ -94,6 +94,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/graphs/{id}/results/{name}", get(result))
         .route("/v1/graphs/{id}/results/{name}/file", get(result_file))
         .route("/v1/ftp/credentials", post(ftp_credentials))
+        .route("/v1/open-graphs", get(open_graphs))
         .route("/v1/graphs/{id}/wait", get(wait))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
@@ -258,6 +259,38 @@ async fn result_file(
         }
     };
     Ok(Json(ResultFile { name: file, len }))
+}
+
+#[derive(serde::Deserialize)]
+struct OpenQuery {
+    #[serde(default)]
+    approach: Option<Approach>,
+}
+
+/// Graphs that providers may join now (any token): names, requirements and progress, never
+/// ops or values.
+async fn open_graphs(
+    State(state): State<AppState>,
+    Caller(_caller): Caller,
+    axum::extract::Query(query): axum::extract::Query<OpenQuery>,
+) -> Result<Json<Vec<OpenGraph>>> {
+    let mut out = Vec::new();
+    for graph in state.db.graphs_with_status(GraphStatus::Computing).await? {
+        if query.approach.is_some_and(|approach| approach != graph.meta.approach) {
+            continue;
+        }
+        let progress = graph_progress(&state.db, &graph).await?;
+        out.push(OpenGraph {
+            graph_id: graph.id,
+            name: graph.meta.name.clone(),
+            approach: graph.meta.approach,
+            requirements: graph.meta.requirements.clone(),
+            rules: graph.meta.rules.clone(),
+            ops: progress.ops.values().sum(),
+            percent: progress.percent,
+        });
+    }
+    Ok(Json(out))
 }
 
 /// Issues new ravftp credentials to the caller (the previous password stops working).

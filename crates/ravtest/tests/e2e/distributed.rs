@@ -270,3 +270,29 @@ async fn reqwest_credentials(stack: &Stack, token: &str) -> ravproto::messages::
     assert!(response.status().is_success(), "{}", response.status());
     response.json().await.unwrap()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn providers_list_the_open_graphs_with_their_requirements() {
+    use ravproto::messages::{Approach, GraphMeta, Requirements};
+    let stack = Stack::start(30_000).await;
+    let client = stack.client().await;
+    // No provider here has a GPU, so this graph stays open.
+    let graph = wide(5);
+    graph.set_meta(GraphMeta {
+        name: "needs-gpu".into(),
+        requirements: Requirements { gpu_required: true, ..Requirements::default() },
+        ..GraphMeta::default()
+    });
+    let id = client.submit(&graph).await.unwrap();
+    let pending = client.submit(&wide(2)).await.unwrap(); // never executed: not open
+    client.execute(id).await.unwrap();
+    let open = ravpy::list_graphs(&stack.url, &stack.provider_token, None).await.unwrap();
+    assert_eq!(open.iter().map(|g| g.graph_id).collect::<Vec<_>>(), vec![id], "{open:?}");
+    assert!(open[0].requirements.gpu_required && open[0].ops > 0 && open[0].percent < 100.0);
+    let table = ravpy::view::table(&open);
+    assert!(table.contains("needs-gpu") && table.contains("gpu"), "{table}");
+    assert!(!table.contains(&format!("\n{:>6} ", pending.0)));
+    let federated = ravpy::list_graphs(&stack.url, &stack.provider_token, Some(Approach::Federated)).await.unwrap();
+    assert!(federated.is_empty());
+    assert!(matches!(ravpy::list_graphs(&stack.url, "rav_wrong", None).await, Err(ravpy::Error::Refused(_))));
+}

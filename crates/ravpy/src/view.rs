@@ -1,0 +1,74 @@
+//! What the `ravpy` binary shows on the terminal: a live status line while participating, and
+//! the table of `list-graphs`.
+
+use crate::ProviderEvent;
+use ravproto::messages::OpenGraph;
+use std::fmt::Write;
+use tokio::sync::mpsc;
+
+/// Draws a live line (subgraphs and ops done, rate, last subgraph) from provider events until
+/// the channel closes. Hidden when stderr is not a terminal.
+pub async fn live(mut events: mpsc::UnboundedReceiver<ProviderEvent>) {
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {elapsed} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    bar.set_message("connecting");
+    let started = std::time::Instant::now();
+    let (mut subgraphs, mut ops, mut failures) = (0u64, 0u64, 0u64);
+    while let Some(event) = events.recv().await {
+        let last = match event {
+            ProviderEvent::Joined => "joined; waiting for work".to_string(),
+            ProviderEvent::Computed { assignment, ops: n, millis } => {
+                subgraphs += 1;
+                ops += n;
+                format!("last: subgraph #{assignment}, {n} ops in {millis:.1} ms")
+            }
+            ProviderEvent::Failed { assignment, reason } => {
+                failures += 1;
+                format!("last: subgraph #{assignment} failed: {reason}")
+            }
+        };
+        let rate = ops as f64 / started.elapsed().as_secs_f64().max(1e-3);
+        bar.set_message(format!("{subgraphs} subgraphs, {ops} ops ({rate:.0} ops/s), {failures} failed | {last}"));
+    }
+    bar.finish_and_clear();
+}
+
+/// The `list-graphs` table.
+pub fn table(graphs: &[OpenGraph]) -> String {
+    if graphs.is_empty() {
+        return "no graphs are open to providers right now\n".into();
+    }
+    let mut out = format!("{:>6}  {:<24} {:<12} {:>8} {:>6}  requirements\n", "id", "name", "approach", "ops", "done");
+    for graph in graphs {
+        let req = &graph.requirements;
+        let mut needs = Vec::new();
+        if let Some(ram) = req.min_ram_bytes {
+            needs.push(format!("ram >= {:.1} GiB", ram as f64 / (1u64 << 30) as f64));
+        }
+        if req.gpu_required {
+            needs.push("gpu".into());
+        }
+        if let Some(score) = req.min_speed_score {
+            needs.push(format!("speed >= {score}"));
+        }
+        if let Some(rules) = &graph.rules {
+            needs.push(format!("rules {}", serde_json::to_string(rules).unwrap_or_default()));
+        }
+        let approach = serde_json::to_value(graph.approach).ok().and_then(|v| v.as_str().map(str::to_string));
+        let _ = writeln!(
+            out,
+            "{:>6}  {:<24} {:<12} {:>8} {:>5.1}%  {}",
+            graph.graph_id.0,
+            graph.name.chars().take(24).collect::<String>(),
+            approach.unwrap_or_default(),
+            graph.ops,
+            graph.percent,
+            if needs.is_empty() { "none".to_string() } else { needs.join(", ") }
+        );
+    }
+    out
+}
