@@ -27,7 +27,7 @@ fn main() -> Result<()> {
     let client = BlockingClient::connect(&url, &token)?;
     let slices: usize = std::env::var("SLICES").ok().and_then(|v| v.parse().ok()).unwrap_or(16);
     let len: usize = std::env::var("LEN").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
-    ensure!(slices > 0 && len % slices == 0, "LEN must be a multiple of SLICES");
+    ensure!(slices > 0 && len.is_multiple_of(slices), "LEN must be a multiple of SLICES");
 
     // A permutation of 0..len (multiplying by a number coprime with len shuffles it).
     let step = (len / 2..).find(|s| gcd(*s, len) == 1).context("a coprime step")?;

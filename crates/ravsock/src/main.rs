@@ -62,6 +62,10 @@ async fn main() -> Result<()> {
                 deadline_base_ms = config.deadline_base_ms,
                 deadline_per_op_ms = config.deadline_per_op_ms,
                 slots_per_provider = config.slots_per_provider,
+                ftp_bind = %config.ftp_bind,
+                ftp_passive_ports = %format!("{}-{}", config.ftp_passive_from, config.ftp_passive_to),
+                inline_limit = config.inline_limit,
+                data_dir = %config.data_dir.display(),
                 "effective configuration"
             );
             let listener = tokio::net::TcpListener::bind(config.bind)
