@@ -20,6 +20,8 @@ use ravproto::messages::{
 };
 use ravproto::status::{GraphStatus, OpStatus};
 use ravproto::{GraphId, Operation, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 /// Largest request body (an op chunk with inline values); bulk tensors use the file server.
 pub const MAX_BODY_BYTES: usize = 64 << 20;
@@ -33,6 +35,26 @@ pub struct AppState {
     pub scheduler: SchedulerHandle,
     /// Bulk values (ravftp and the blob store).
     pub bulk: Bulk,
+    /// Local → server ids of graphs being uploaded, so a chunk does not re-read every earlier
+    /// op; the lock also serialises concurrent uploads to one graph.
+    uploads: Arc<std::sync::Mutex<HashMap<GraphId, UploadSlot>>>,
+}
+
+type UploadSlot = Arc<tokio::sync::Mutex<Option<BTreeMap<u64, ravproto::OpId>>>>;
+
+impl AppState {
+    /// State for the handlers.
+    pub fn new(db: Db, scheduler: SchedulerHandle, bulk: Bulk) -> AppState {
+        AppState { db, scheduler, bulk, uploads: Arc::default() }
+    }
+
+    fn upload_slot(&self, graph: GraphId) -> UploadSlot {
+        self.uploads.lock().unwrap_or_else(std::sync::PoisonError::into_inner).entry(graph).or_default().clone()
+    }
+
+    fn forget_upload(&self, graph: GraphId) {
+        self.uploads.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&graph);
+    }
 }
 
 /// `axum::Json`, but a malformed body becomes a JSON [`Error`] instead of plain text.
@@ -149,8 +171,20 @@ async fn upload_ops(
             graph.id
         )));
     }
-    let mut known = state.db.id_map(graph.id).await?;
-    validate::chunk(&chunk.ops, &known)?;
+    let slot = state.upload_slot(graph.id);
+    let mut cached = slot.lock().await;
+    // Checked again under the lock: an execute may have won the race for it.
+    if owned_graph(&state.db, &caller, id).await?.status != GraphStatus::Pending {
+        return Err(Error::Conflict(format!(
+            "{} is already executing; ops can only be added before execute",
+            graph.id
+        )));
+    }
+    let known = match cached.as_mut() {
+        Some(known) => known,
+        None => cached.insert(state.db.id_map(graph.id).await?),
+    };
+    validate::chunk(&chunk.ops, known)?;
     let user = requester_user(caller.id);
     let bulk = &state.bulk;
     let adopt = |op, record: &ravproto::messages::OpRecord| -> Result<u64> {
@@ -169,8 +203,14 @@ async fn upload_ops(
         bulk.adopt(&user, name, op)?;
         Ok(check.len)
     };
-    let id_map = state.db.insert_ops(graph.id, &chunk.ops, &mut known, adopt).await?;
-    Ok(Json(OpChunkResponse { id_map }))
+    match state.db.insert_ops(graph.id, &chunk.ops, known, adopt).await {
+        Ok(id_map) => Ok(Json(OpChunkResponse { id_map })),
+        Err(error) => {
+            // The transaction rolled back; the cache may hold ids it never committed.
+            *cached = None;
+            Err(error)
+        }
+    }
 }
 
 async fn execute(
@@ -182,6 +222,13 @@ async fn execute(
     if graph.status != GraphStatus::Pending {
         return Err(Error::Conflict(format!("{} was already executed", graph.id)));
     }
+    // Holding the upload lock: no chunk is half-stored while the graph starts.
+    let slot = state.upload_slot(graph.id);
+    let _uploads = slot.lock().await;
+    if owned_graph(&state.db, &caller, id).await?.status != GraphStatus::Pending {
+        return Err(Error::Conflict(format!("{} was already executed", graph.id)));
+    }
+    state.forget_upload(graph.id);
     state.db.set_graph_status(graph.id, GraphStatus::Computing, None).await?;
     state.scheduler.send(Command::Execute(graph.id)).await?;
     let graph = owned_graph(&state.db, &caller, id).await?;
@@ -195,6 +242,7 @@ async fn cancel(
 ) -> Result<Json<GraphProgress>> {
     let graph = owned_graph(&state.db, &caller, id).await?;
     if matches!(graph.status, GraphStatus::Pending | GraphStatus::Computing) {
+        state.forget_upload(graph.id);
         state.db.set_graph_status(graph.id, GraphStatus::Cancelled, None).await?;
         state.scheduler.send(Command::Cancel(graph.id)).await?;
     }

@@ -55,7 +55,7 @@ pub async fn run(
     let (scheduler, inbox) = server::scheduler_channel();
     let (socket_layer, io) = socket::layer(socket::SocketState::new(db.clone(), scheduler.clone(), bulk.clone()));
     server::start_scheduler(&scheduler, inbox, db.clone(), bulk.clone(), config.scheduler(), Some(io)).await?;
-    let app = http::router(http::AppState { db, scheduler, bulk }).layer(socket_layer);
+    let app = http::router(http::AppState::new(db, scheduler, bulk)).layer(socket_layer);
     let address = listener.local_addr().map_err(|e| Error::Internal(e.to_string()))?;
     tracing::info!(%address, ftp_port, "ravsock listening");
     // Small messages (assignments, results, long-poll answers) must not wait for Nagle's

@@ -136,6 +136,7 @@ pub async fn start_scheduler(
         io,
         payloads: BTreeMap::new(),
         events: handle.events.clone(),
+        progress_sent: BTreeMap::new(),
     };
     tokio::spawn(task.run(inbox.0));
     Ok(())
@@ -156,7 +157,14 @@ struct SchedulerTask {
     /// The ops of each executing graph as providers receive them.
     payloads: BTreeMap<GraphId, Arc<BTreeMap<OpId, AssignedOp>>>,
     events: tokio::sync::broadcast::Sender<GraphEvent>,
+    /// When each graph's progress was last broadcast.
+    progress_sent: BTreeMap<GraphId, Instant>,
 }
+
+/// Progress of one graph is broadcast at most this often: every broadcast wakes the waiting
+/// requesters, whose next request counts the graph's ops, and a graph of 100,000 small ops
+/// completes a subgraph every millisecond or so. Completion is always sent at once.
+const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl SchedulerTask {
     async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
@@ -291,6 +299,7 @@ impl SchedulerTask {
             Action::GraphComputed { graph } => {
                 tracing::info!(%graph, "graph computed");
                 self.payloads.remove(&graph);
+                self.progress_sent.remove(&graph);
                 self.db.set_graph_status(graph, GraphStatus::Computed, None).await?;
                 let _ = self.events.send(GraphEvent { graph, finished: true });
                 Ok(())
@@ -298,6 +307,7 @@ impl SchedulerTask {
             Action::GraphFailed { graph, failure } => {
                 tracing::warn!(%graph, op = %failure.op_id, reason = %failure.reason, "graph failed");
                 self.payloads.remove(&graph);
+                self.progress_sent.remove(&graph);
                 let failure = serde_json::to_string(&failure).map_err(|e| Error::Internal(e.to_string()))?;
                 self.db.set_graph_status(graph, GraphStatus::Failed, Some(&failure)).await?;
                 self.db.set_pending_ops(graph, OpStatus::Failed).await?;
@@ -306,7 +316,12 @@ impl SchedulerTask {
             }
             Action::Progress { graph, computed, total } => {
                 tracing::debug!(%graph, computed, total, "progress");
-                let _ = self.events.send(GraphEvent { graph, finished: false });
+                let now = Instant::now();
+                let due = self.progress_sent.get(&graph).is_none_or(|last| now - *last >= PROGRESS_INTERVAL);
+                if due {
+                    self.progress_sent.insert(graph, now);
+                    let _ = self.events.send(GraphEvent { graph, finished: false });
+                }
                 Ok(())
             }
             Action::Assign(assignment) => {

@@ -85,12 +85,13 @@ async fn authenticate(
     let provider = ProviderId(state.next_provider.fetch_add(1, Ordering::Relaxed));
     socket.extensions.insert(provider);
     tracing::info!(%provider, account = %account.name, "provider connected");
+    register(&socket, provider);
     Ok(())
 }
 
+/// Sends the connection's ravftp credentials. (Runs in a task of its own after the CONNECT
+/// packet; a provider given input files before these arrive gives the assignment back.)
 async fn on_connect(socket: SocketRef, Extension(provider): Extension<ProviderId>, State(state): State<SocketState>) {
-    socket.join(provider_room(provider));
-    // Sent before anything else, so the provider has them before its first assignment.
     match state.bulk.issue(&provider_user(provider)) {
         Ok(credentials) => {
             if let Err(error) = socket.emit(EVENT_CREDENTIALS, &credentials) {
@@ -99,6 +100,14 @@ async fn on_connect(socket: SocketRef, Extension(provider): Extension<ProviderId
         }
         Err(error) => tracing::error!(%provider, cause = %error, "cannot issue ftp credentials"),
     }
+}
+
+/// Joins the provider's room and registers its event handlers: from the connect middleware,
+/// because socketioxide sends the CONNECT packet before it spawns the connect handler, and a
+/// fast client's `join` could otherwise arrive before the handlers exist and be dropped (seen
+/// as a provider that never got work, about one run in seven).
+fn register(socket: &SocketRef, provider: ProviderId) {
+    socket.join(provider_room(provider));
     socket.on(
         EVENT_JOIN,
         |Data(join): Data<JoinRequest>,

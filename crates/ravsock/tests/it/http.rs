@@ -27,7 +27,7 @@ impl Server {
         // No FTP server runs here: tests put files in the homes directly.
         let bulk = Bulk::new(dir.path(), 0, 1 << 20).expect("bulk storage");
         let scheduler = spawn_scheduler(db.clone(), bulk.clone(), SchedulerConfig::default()).await.expect("scheduler");
-        Server { state: AppState { db, scheduler, bulk }, _dir: dir }
+        Server { state: AppState::new(db, scheduler, bulk), _dir: dir }
     }
 
     async fn token(&self, name: &str, role: Role) -> String {
