@@ -183,25 +183,18 @@ impl Db {
 
     /// Every graph of an owner, newest first.
     pub async fn graphs_of(&self, owner: i64) -> Result<Vec<StoredGraph>> {
-        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM graphs WHERE owner = ? ORDER BY id DESC")
-            .bind(owner)
-            .fetch_all(&self.pool)
-            .await?;
-        let mut graphs = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(graph) = self.graph(GraphId(id as u64)).await? {
-                graphs.push(graph);
-            }
-        }
-        Ok(graphs)
+        let ids = sqlx::query_scalar("SELECT id FROM graphs WHERE owner = ? ORDER BY id DESC").bind(owner);
+        self.graphs_by_ids(ids.fetch_all(&self.pool).await?).await
     }
 
     /// Every graph with this status, newest first.
     pub async fn graphs_with_status(&self, status: GraphStatus) -> Result<Vec<StoredGraph>> {
-        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM graphs WHERE status = ? ORDER BY id DESC")
-            .bind(status_name(status))
-            .fetch_all(&self.pool)
-            .await?;
+        let ids =
+            sqlx::query_scalar("SELECT id FROM graphs WHERE status = ? ORDER BY id DESC").bind(status_name(status));
+        self.graphs_by_ids(ids.fetch_all(&self.pool).await?).await
+    }
+
+    async fn graphs_by_ids(&self, ids: Vec<i64>) -> Result<Vec<StoredGraph>> {
         let mut graphs = Vec::with_capacity(ids.len());
         for id in ids {
             if let Some(graph) = self.graph(GraphId(id as u64)).await? {
