@@ -259,21 +259,25 @@ async fn progress(
     Ok(Json(graph_progress(&state.db, &graph).await?))
 }
 
+/// The stored value persisted as `name`, or the error saying it is not computed yet.
+async fn persisted(db: &Db, graph: &StoredGraph, name: &str) -> Result<(ravproto::OpId, StoredValue)> {
+    db.persisted_value(graph.id, name).await?.ok_or_else(|| {
+        Error::Conflict(format!("`{name}` of {} is not computed yet (graph is {:?})", graph.id, graph.status))
+    })
+}
+
 async fn result(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path((id, name)): Path<(u64, String)>,
 ) -> Result<Json<Value>> {
     let graph = owned_graph(&state.db, &caller, id).await?;
-    match state.db.persisted_value(graph.id, &name).await? {
-        Some((_, StoredValue::Inline(value))) => Ok(Json(value)),
-        Some((_, StoredValue::File { len })) => Err(Error::TooLarge(format!(
+    match persisted(&state.db, &graph, &name).await? {
+        (_, StoredValue::Inline(value)) => Ok(Json(value)),
+        (_, StoredValue::File { len }) => Err(Error::TooLarge(format!(
             "`{name}` is {len} bytes; fetch it through ravftp (GET /v1/graphs/{}/results/{name}/file)",
             graph.id.0
         ))),
-        None => {
-            Err(Error::Conflict(format!("`{name}` of {} is not computed yet (graph is {:?})", graph.id, graph.status)))
-        }
     }
 }
 
@@ -289,12 +293,7 @@ async fn result_file(
     if state.bulk.users().home(&user).is_none() {
         return Err(Error::Conflict("ask for ftp credentials first (POST /v1/ftp/credentials)".into()));
     }
-    let Some((op, stored)) = state.db.persisted_value(graph.id, &name).await? else {
-        return Err(Error::Conflict(format!(
-            "`{name}` of {} is not computed yet (graph is {:?})",
-            graph.id, graph.status
-        )));
-    };
+    let (op, stored) = persisted(&state.db, &graph, &name).await?;
     let file = format!("result-{}-{}.ravv", graph.id.0, op.0);
     let len = match stored {
         StoredValue::File { .. } => state.bulk.lend(op, &user, &file)?,

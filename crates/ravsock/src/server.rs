@@ -137,6 +137,7 @@ pub async fn start_scheduler(
         payloads: BTreeMap::new(),
         events: handle.events.clone(),
         progress_sent: BTreeMap::new(),
+        followups: Vec::new(),
     };
     tokio::spawn(task.run(inbox.0));
     Ok(())
@@ -159,6 +160,8 @@ struct SchedulerTask {
     events: tokio::sync::broadcast::Sender<GraphEvent>,
     /// When each graph's progress was last broadcast.
     progress_sent: BTreeMap<GraphId, Instant>,
+    /// Events that performing an action produced (an assignment the server could not send).
+    followups: Vec<Event>,
 }
 
 /// Progress of one graph is broadcast at most this often: every broadcast wakes the waiting
@@ -201,10 +204,14 @@ impl SchedulerTask {
                 }
             };
             let now = start.elapsed().as_millis() as Millis;
-            for action in self.scheduler.handle(now, event) {
-                if let Err(error) = self.perform(action).await {
-                    tracing::error!(cause = %error, "scheduler action failed");
+            let mut events = vec![event];
+            while let Some(event) = events.pop() {
+                for action in self.scheduler.handle(now, event) {
+                    if let Err(error) = self.perform(action).await {
+                        tracing::error!(cause = %error, "scheduler action failed");
+                    }
                 }
+                events.append(&mut self.followups);
             }
         }
     }
@@ -341,8 +348,26 @@ impl SchedulerTask {
                         }
                         StoredValue::File { .. } => {
                             let name = format!("in-{}-{}.ravv", assignment.id.0, op.0);
-                            let len = self.bulk.lend(op, &user, &name)?;
-                            files.push(FileValue { op, name, len });
+                            match self.bulk.lend(op, &user, &name) {
+                                Ok(len) => files.push(FileValue { op, name, len }),
+                                Err(error) => {
+                                    // The server's fault, not the provider's: hand the subgraph
+                                    // back now instead of letting its deadline evict the provider.
+                                    tracing::error!(%op, cause = %error, "cannot place an input for a provider");
+                                    let failure = OpFailure {
+                                        op_id: assignment.ops.first().copied().unwrap_or(op),
+                                        operator: "subgraph".into(),
+                                        reason: format!("server could not prepare input {op}"),
+                                    };
+                                    self.followups.push(Event::SubgraphFailed {
+                                        provider: assignment.provider,
+                                        assignment: assignment.id,
+                                        failure,
+                                        retryable: true,
+                                    });
+                                    return Ok(());
+                                }
+                            }
                         }
                     }
                 }
