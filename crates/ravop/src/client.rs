@@ -72,6 +72,16 @@ impl Client {
         Ok(client)
     }
 
+    /// The server's base URL.
+    pub(crate) fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// The requester's token.
+    pub(crate) fn token(&self) -> &str {
+        &self.token
+    }
+
     async fn send<T: DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> Result<T> {
         let response = request.bearer_auth(&self.token).send().await.map_err(|e| Error::Transport(e.to_string()))?;
         let status = response.status();

@@ -22,6 +22,7 @@
 
 mod client;
 mod error;
+mod events;
 mod executor;
 mod graph;
 mod methods;
@@ -29,12 +30,14 @@ mod values;
 
 pub use client::{BlockingClient, CHUNK_OPS, CHUNK_VALUE_BYTES, Client, progress_bar};
 pub use error::{Error, Result};
+pub use events::{GraphEvent, Subscription};
 pub use executor::{LocalExecutor, Results};
 pub use graph::{Graph, Node, Op};
 pub use ravexec::{Elem, Tensor, TensorValue};
 pub use ravproto::messages::GraphProgress;
 pub use ravproto::messages::{Approach, ColumnRule, FederatedRules, GraphMeta, Requirements};
 pub use ravproto::ops;
+pub use ravproto::requester::OpFailedNotice;
 pub use ravproto::status::{GraphStatus, OpStatus};
 pub use ravproto::{DType, GraphId, IndexExpr, IndexItem, OpId, OpKind, Operation, Scalar};
 pub use values::IntoTensor;

@@ -10,6 +10,7 @@ pub mod index;
 pub mod messages;
 pub mod ops;
 pub mod provider;
+pub mod requester;
 pub mod status;
 pub mod tensor;
 

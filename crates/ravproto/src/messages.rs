@@ -189,6 +189,22 @@ pub enum ErrorCode {
     Internal,
 }
 
+impl ErrorCode {
+    /// The HTTP status of this kind of error (also reported for refusals over socket.io).
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::BadRequest => 400,
+            ErrorCode::Unauthorized => 401,
+            ErrorCode::Forbidden => 403,
+            ErrorCode::NotFound => 404,
+            ErrorCode::Conflict => 409,
+            ErrorCode::TooLarge => 413,
+            ErrorCode::VersionMismatch => 426,
+            ErrorCode::Internal => 500,
+        }
+    }
+}
+
 /// Body of every error reply.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ErrorBody {

@@ -357,3 +357,20 @@ fn stuffing_removes_record_separators_reversibly() {
     assert!(unstuff(&[0x1d]).is_err());
     assert!(unstuff(&[0x1d, 0x07]).is_err());
 }
+
+#[test]
+fn requester_events() {
+    use crate::requester::{OpFailedNotice, RequesterAuth, Subscribe};
+    check(
+        &RequesterAuth { token: "t".into(), protocol_version: crate::PROTOCOL_VERSION },
+        expect![[r#"{"token":"t","protocol_version":2}"#]],
+    );
+    check(&Subscribe { graph_id: GraphId(9) }, expect![[r#"{"graph_id":9}"#]]);
+    let failure = OpFailure { op_id: OpId(12), operator: "div".into(), reason: "provider disconnected".into() };
+    check(
+        &OpFailedNotice { graph_id: GraphId(9), failure, will_retry: true },
+        expect![[
+            r#"{"graph_id":9,"failure":{"op_id":12,"operator":"div","reason":"provider disconnected"},"will_retry":true}"#
+        ]],
+    );
+}

@@ -78,6 +78,56 @@ pub struct Db {
     pool: SqlitePool,
 }
 
+/// Rows per multi-row INSERT (7 columns each, far under SQLite's 32,766 variables).
+const ROWS_PER_INSERT: usize = 500;
+/// Encoded value bytes per multi-row INSERT of values.
+const VALUE_BYTES_PER_INSERT: usize = 8 << 20;
+
+/// An op row ready to insert.
+struct OpRow {
+    id: i64,
+    local_id: i64,
+    operation: String,
+    inputs: String,
+    persist: Option<String>,
+    status: &'static str,
+}
+
+/// A JSON array of op ids, for `IN (SELECT value FROM json_each(?))`: one bind for any count.
+fn id_list(ops: &[OpId]) -> String {
+    let ids: Vec<u64> = ops.iter().map(|op| op.0).collect();
+    serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into())
+}
+
+/// Inserts `(op_id, encoded value)` rows with `head` (`INSERT … INTO op_values (op_id, value) `),
+/// several rows per statement.
+async fn insert_values(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    values: &[(i64, Vec<u8>)],
+    head: &'static str,
+) -> Result<()> {
+    let mut rest = values;
+    while !rest.is_empty() {
+        let mut take = 0;
+        let mut bytes = 0;
+        while take < rest.len()
+            && take < ROWS_PER_INSERT
+            && (take == 0 || bytes + rest[take].1.len() <= VALUE_BYTES_PER_INSERT)
+        {
+            bytes += rest[take].1.len();
+            take += 1;
+        }
+        let (batch, tail) = rest.split_at(take);
+        let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(head);
+        insert.push_values(batch, |mut row, (op, value)| {
+            row.push_bind(*op).push_bind(value.clone());
+        });
+        insert.build().execute(&mut **tx).await?;
+        rest = tail;
+    }
+    Ok(())
+}
+
 fn now_secs() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
@@ -216,7 +266,11 @@ impl Db {
     }
 
     /// Stores one upload chunk in a transaction, mapping the client's ids to server ids.
-    /// `known` maps local ids already stored for this graph; it is extended with the chunk's.
+    /// `known` maps local ids already stored for this graph; it is extended with the chunk's
+    /// (and must be dropped by the caller if this fails).
+    ///
+    /// Rows go in as multi-row INSERTs with ids allocated here: each statement is a round trip
+    /// to SQLite's worker thread, and one per op held uploads to about 20,000 ops/s.
     pub async fn insert_ops(
         &self,
         graph: GraphId,
@@ -224,9 +278,18 @@ impl Db {
         known: &mut BTreeMap<u64, OpId>,
         mut adopt_file: impl FnMut(OpId, &OpRecord) -> Result<u64>,
     ) -> Result<BTreeMap<u64, OpId>> {
-        let mut tx = self.pool.begin().await?;
+        // IMMEDIATE takes the write lock now, so the ids read below stay ours until the commit.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let next: i64 = sqlx::query_scalar(
+            "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'ops'), 0), \
+             COALESCE((SELECT MAX(id) FROM ops), 0)) + 1",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
         let mut mapped = BTreeMap::new();
-        for record in records {
+        let mut rows = Vec::with_capacity(records.len());
+        for (offset, record) in records.iter().enumerate() {
+            let id = OpId((next + offset as i64) as u64);
             let inputs: Vec<u64> = record
                 .inputs
                 .iter()
@@ -237,49 +300,79 @@ impl Db {
                 .collect::<Option<_>>()
                 .ok_or_else(|| Error::Internal("inputs were validated before storing".into()))?;
             let status = if record.value.is_some() || record.value_file.is_some() { "computed" } else { "pending" };
-            let inserted: std::result::Result<i64, sqlx::Error> = sqlx::query_scalar(
-                "INSERT INTO ops (graph_id, local_id, operation, inputs, persist, status) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-            )
-            .bind(graph.0 as i64)
-            .bind(record.local_id as i64)
-            .bind(serde_json::to_string(&record.operation).map_err(|e| Error::Internal(e.to_string()))?)
-            .bind(serde_json::to_string(&inputs).map_err(|e| Error::Internal(e.to_string()))?)
-            .bind(record.persist.as_deref())
-            .bind(status)
-            .fetch_one(&mut *tx)
-            .await;
-            let id = match inserted {
-                Ok(id) => OpId(id as u64),
-                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                    return Err(Error::InvalidOp {
-                        op: OpRef::Local(record.local_id),
-                        reason: "local id or persist name used twice in this graph".into(),
-                    });
-                }
-                Err(e) => return Err(e.into()),
-            };
-            if let Some(value) = &record.value {
-                sqlx::query("INSERT INTO op_values (op_id, value) VALUES (?, ?)")
-                    .bind(id.0 as i64)
-                    .bind(value.encode_binary())
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            if record.value_file.is_some() {
-                // Moved before the commit: if the commit fails the blob is an orphan, never a
-                // computed op without its value.
-                let len = adopt_file(id, record)?;
-                sqlx::query("INSERT INTO op_files (op_id, len) VALUES (?, ?)")
-                    .bind(id.0 as i64)
-                    .bind(len as i64)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            rows.push(OpRow {
+                id: id.0 as i64,
+                local_id: record.local_id as i64,
+                operation: serde_json::to_string(&record.operation).map_err(|e| Error::Internal(e.to_string()))?,
+                inputs: serde_json::to_string(&inputs).map_err(|e| Error::Internal(e.to_string()))?,
+                persist: record.persist.clone(),
+                status,
+            });
             known.insert(record.local_id, id);
             mapped.insert(record.local_id, id);
         }
+        for batch in rows.chunks(ROWS_PER_INSERT) {
+            let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO ops (id, graph_id, local_id, operation, inputs, persist, status) ",
+            );
+            insert.push_values(batch, |mut row, op| {
+                row.push_bind(op.id)
+                    .push_bind(graph.0 as i64)
+                    .push_bind(op.local_id)
+                    .push_bind(op.operation.clone())
+                    .push_bind(op.inputs.clone())
+                    .push_bind(op.persist.clone())
+                    .push_bind(op.status);
+            });
+            match insert.build().execute(&mut *tx).await {
+                Ok(_) => {}
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                    drop(tx);
+                    return Err(self.duplicate_name(graph, records).await);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let values: Vec<(i64, Vec<u8>)> = records
+            .iter()
+            .filter_map(|record| Some((mapped[&record.local_id].0 as i64, record.value.as_ref()?.encode_binary())))
+            .collect();
+        insert_values(&mut tx, &values, "INSERT INTO op_values (op_id, value) ").await?;
+        for record in records.iter().filter(|record| record.value_file.is_some()) {
+            let id = mapped[&record.local_id];
+            // Moved before the commit: if the commit fails the blob is an orphan, never a
+            // computed op without its value.
+            let len = adopt_file(id, record)?;
+            sqlx::query("INSERT INTO op_files (op_id, len) VALUES (?, ?)")
+                .bind(id.0 as i64)
+                .bind(len as i64)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(mapped)
+    }
+
+    /// The error for a chunk that broke a uniqueness rule: local ids were validated, so it is a
+    /// persist name used twice (within the chunk, or by an op stored earlier).
+    async fn duplicate_name(&self, graph: GraphId, records: &[OpRecord]) -> Error {
+        let mut seen = std::collections::BTreeSet::new();
+        for record in records {
+            let Some(name) = &record.persist else { continue };
+            let stored: std::result::Result<Option<i64>, _> =
+                sqlx::query_scalar("SELECT id FROM ops WHERE graph_id = ? AND persist = ?")
+                    .bind(graph.0 as i64)
+                    .bind(name)
+                    .fetch_optional(&self.pool)
+                    .await;
+            if !seen.insert(name) || matches!(stored, Ok(Some(_))) {
+                return Error::InvalidOp {
+                    op: OpRef::Local(record.local_id),
+                    reason: format!("persist name `{name}` is used twice in this graph"),
+                };
+            }
+        }
+        Error::BadRequest("local id or persist name used twice in this graph".into())
     }
 
     /// Every op of a graph, in id (dependency) order.
@@ -314,22 +407,18 @@ impl Db {
         Ok(rows.into_iter().map(|(local, id)| (local as u64, OpId(id as u64))).collect())
     }
 
-    /// Stores the results of a subgraph and marks its ops computed, in one transaction.
-    /// `files` are values already moved into the blob store, with their lengths.
+    /// Stores the results of a subgraph and marks its ops computed, in one transaction of a
+    /// few statements. `files` are values already moved into the blob store, with their lengths.
     pub async fn store_results(
         &self,
         values: &[(OpId, Value)],
         files: &[(OpId, u64)],
         computed: &[OpId],
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        for (op, value) in values {
-            sqlx::query("INSERT OR REPLACE INTO op_values (op_id, value) VALUES (?, ?)")
-                .bind(op.0 as i64)
-                .bind(value.encode_binary())
-                .execute(&mut *tx)
-                .await?;
-        }
+        let values: Vec<(i64, Vec<u8>)> =
+            values.iter().map(|(op, value)| (op.0 as i64, value.encode_binary())).collect();
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        insert_values(&mut tx, &values, "INSERT OR REPLACE INTO op_values (op_id, value) ").await?;
         for (op, len) in files {
             sqlx::query("INSERT OR REPLACE INTO op_files (op_id, len) VALUES (?, ?)")
                 .bind(op.0 as i64)
@@ -337,36 +426,39 @@ impl Db {
                 .execute(&mut *tx)
                 .await?;
         }
-        for op in computed {
-            sqlx::query("UPDATE ops SET status = 'computed' WHERE id = ?").bind(op.0 as i64).execute(&mut *tx).await?;
-        }
+        sqlx::query("UPDATE ops SET status = 'computed' WHERE id IN (SELECT value FROM json_each(?))")
+            .bind(id_list(computed))
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
 
-    /// Values of these ops (those that have one).
+    /// Values of these ops (those that have one), in the order asked.
     pub async fn values(&self, ops: &[OpId]) -> Result<Vec<(OpId, StoredValue)>> {
-        let mut out = Vec::with_capacity(ops.len());
-        for op in ops {
-            let row: Option<Vec<u8>> = sqlx::query_scalar("SELECT value FROM op_values WHERE op_id = ?")
-                .bind(op.0 as i64)
-                .fetch_optional(&self.pool)
-                .await?;
-            if let Some(bytes) = row {
-                let value =
-                    Value::decode_binary(&bytes).map_err(|e| Error::Internal(format!("stored value of {op}: {e}")))?;
-                out.push((*op, StoredValue::Inline(value)));
-                continue;
-            }
-            let len: Option<i64> = sqlx::query_scalar("SELECT len FROM op_files WHERE op_id = ?")
-                .bind(op.0 as i64)
-                .fetch_optional(&self.pool)
-                .await?;
-            if let Some(len) = len {
-                out.push((*op, StoredValue::File { len: len as u64 }));
-            }
+        if ops.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(out)
+        let ids = id_list(ops);
+        let inline: Vec<(i64, Vec<u8>)> =
+            sqlx::query_as("SELECT op_id, value FROM op_values WHERE op_id IN (SELECT value FROM json_each(?))")
+                .bind(&ids)
+                .fetch_all(&self.pool)
+                .await?;
+        let files: Vec<(i64, i64)> =
+            sqlx::query_as("SELECT op_id, len FROM op_files WHERE op_id IN (SELECT value FROM json_each(?))")
+                .bind(&ids)
+                .fetch_all(&self.pool)
+                .await?;
+        let mut found: BTreeMap<OpId, StoredValue> =
+            files.into_iter().map(|(op, len)| (OpId(op as u64), StoredValue::File { len: len as u64 })).collect();
+        for (op, bytes) in inline {
+            let op = OpId(op as u64);
+            let value =
+                Value::decode_binary(&bytes).map_err(|e| Error::Internal(format!("stored value of {op}: {e}")))?;
+            found.insert(op, StoredValue::Inline(value));
+        }
+        Ok(ops.iter().filter_map(|op| Some((*op, found.remove(op)?))).collect())
     }
 
     /// The persisted value named `name` in a graph: `Ok(None)` while it is not computed.

@@ -130,7 +130,7 @@ fn requester(caller: &Account) -> Result<()> {
 }
 
 /// The caller's graph, or 404 for a missing graph and for anyone else's.
-async fn owned_graph(db: &Db, caller: &Account, id: u64) -> Result<StoredGraph> {
+pub(crate) async fn owned_graph(db: &Db, caller: &Account, id: u64) -> Result<StoredGraph> {
     requester(caller)?;
     match db.graph(GraphId(id)).await? {
         Some(graph) if graph.owner == caller.id || caller.role == Role::Admin => Ok(graph),

@@ -7,15 +7,16 @@
 //! rest is scheduled again.
 
 use crate::bulk::{Bulk, provider_user};
-use crate::db::{Db, StoredValue};
+use crate::db::{Db, StoredOp, StoredValue};
 use crate::error::{Error, Result};
 use crate::scheduler::{Action, AssignmentId, Event, Millis, OpInfo, Scheduler, SchedulerConfig};
-use crate::socket::provider_room;
+use crate::socket::{graph_room, provider_room};
 use bytes::Bytes;
-use ravproto::messages::{FileValue, OpFailure};
+use ravproto::messages::{FileValue, GraphProgress, OpFailure};
 use ravproto::provider::{
     AssignHeader, AssignedOp, EVENT_ASSIGN, EVENT_REJECTED, EVENT_WITHDRAW, Frame, NAMESPACE, Rejected, Withdraw, stuff,
 };
+use ravproto::requester::{self, OpFailedNotice};
 use ravproto::status::{GraphStatus, OpStatus};
 use ravproto::{GraphId, OpId, ProviderId, Value};
 use socketioxide::SocketIo;
@@ -85,11 +86,9 @@ impl SchedulerHandle {
 }
 
 /// Ops of a stored graph as the scheduler sees them.
-pub async fn scheduler_ops(db: &Db, graph: GraphId) -> Result<Vec<OpInfo>> {
-    let ops = db.ops(graph).await?;
+pub fn scheduler_ops(ops: &[StoredOp]) -> Vec<OpInfo> {
     let by_local: BTreeMap<u64, OpId> = ops.iter().map(|op| (op.local_id, op.id)).collect();
-    Ok(ops
-        .into_iter()
+    ops.iter()
         .map(|op| {
             let mut inputs = op.inputs.clone();
             // Params name earlier ops by the client's ids; they are dependencies too.
@@ -102,7 +101,7 @@ pub async fn scheduler_ops(db: &Db, graph: GraphId) -> Result<Vec<OpInfo>> {
                 persisted: op.persist.is_some(),
             }
         })
-        .collect())
+        .collect()
 }
 
 /// The receiving end of the scheduler's command channel.
@@ -182,6 +181,7 @@ impl SchedulerTask {
                 None => rx.recv().await,
             };
             let Some(command) = command else { return };
+            let mut cancelled = None;
             let event = match command {
                 Command::Execute(graph) => match self.submission(graph).await {
                     Ok(event) => event,
@@ -190,7 +190,10 @@ impl SchedulerTask {
                         continue;
                     }
                 },
-                Command::Cancel(graph) => Event::GraphCancelled { graph },
+                Command::Cancel(graph) => {
+                    cancelled = Some(graph);
+                    Event::GraphCancelled { graph }
+                }
                 Command::Results { provider, assignment, values, files } => {
                     match self.results(provider, assignment, values, files).await {
                         Some(event) => event,
@@ -213,6 +216,11 @@ impl SchedulerTask {
                 }
                 events.append(&mut self.followups);
             }
+            if let Some(graph) = cancelled {
+                self.payloads.remove(&graph);
+                self.progress_sent.remove(&graph);
+                self.announce_end(graph).await;
+            }
         }
     }
 
@@ -224,11 +232,7 @@ impl SchedulerTask {
             .map(|op| (op.id, AssignedOp { id: op.id, operation: op.operation.clone(), inputs: op.inputs.clone() }))
             .collect();
         self.payloads.insert(graph, Arc::new(payload));
-        Ok(Event::GraphSubmitted {
-            graph,
-            ops: scheduler_ops(&self.db, graph).await?,
-            requirements: stored.meta.requirements,
-        })
+        Ok(Event::GraphSubmitted { graph, ops: scheduler_ops(&ops), requirements: stored.meta.requirements })
     }
 
     /// Checks and stores a provider's results; the event to apply, or `None` to ignore them.
@@ -301,6 +305,27 @@ impl SchedulerTask {
         }
     }
 
+    async fn to_requesters<T: serde::Serialize>(&self, graph: GraphId, event: &'static str, data: &T) {
+        let Some(namespace) = self.io.as_ref().and_then(|io| io.of(requester::NAMESPACE)) else { return };
+        if let Err(error) = namespace.to(graph_room(graph)).emit(event, data).await {
+            tracing::debug!(%graph, event, cause = %error, "cannot reach a subscribed requester");
+        }
+    }
+
+    /// Tells long polls and subscribed requesters that a graph ended (status already stored).
+    async fn announce_end(&self, graph: GraphId) {
+        let _ = self.events.send(GraphEvent { graph, finished: true });
+        let progress = match self.db.graph(graph).await {
+            Ok(Some(stored)) => crate::http::graph_progress(&self.db, &stored).await,
+            Ok(None) => return,
+            Err(error) => Err(error),
+        };
+        match progress {
+            Ok(progress) => self.to_requesters(graph, requester::EVENT_GRAPH_DONE, &progress).await,
+            Err(error) => tracing::error!(%graph, cause = %error, "cannot read a finished graph"),
+        }
+    }
+
     async fn perform(&mut self, action: Action) -> Result<()> {
         match action {
             Action::GraphComputed { graph } => {
@@ -308,17 +333,19 @@ impl SchedulerTask {
                 self.payloads.remove(&graph);
                 self.progress_sent.remove(&graph);
                 self.db.set_graph_status(graph, GraphStatus::Computed, None).await?;
-                let _ = self.events.send(GraphEvent { graph, finished: true });
+                self.announce_end(graph).await;
                 Ok(())
             }
             Action::GraphFailed { graph, failure } => {
                 tracing::warn!(%graph, op = %failure.op_id, reason = %failure.reason, "graph failed");
                 self.payloads.remove(&graph);
                 self.progress_sent.remove(&graph);
-                let failure = serde_json::to_string(&failure).map_err(|e| Error::Internal(e.to_string()))?;
+                let notice = OpFailedNotice { graph_id: graph, failure, will_retry: false };
+                self.to_requesters(graph, requester::EVENT_OP_FAILED, &notice).await;
+                let failure = serde_json::to_string(&notice.failure).map_err(|e| Error::Internal(e.to_string()))?;
                 self.db.set_graph_status(graph, GraphStatus::Failed, Some(&failure)).await?;
                 self.db.set_pending_ops(graph, OpStatus::Failed).await?;
-                let _ = self.events.send(GraphEvent { graph, finished: true });
+                self.announce_end(graph).await;
                 Ok(())
             }
             Action::Progress { graph, computed, total } => {
@@ -328,7 +355,20 @@ impl SchedulerTask {
                 if due {
                     self.progress_sent.insert(graph, now);
                     let _ = self.events.send(GraphEvent { graph, finished: false });
+                    // Counted by the scheduler: a COUNT over the graph's ops ten times a second
+                    // would stall this task on big graphs.
+                    let ops = BTreeMap::from([(OpStatus::Computed, computed), (OpStatus::Pending, total - computed)]);
+                    let percent = if total == 0 { 100.0 } else { 100.0 * computed as f64 / total as f64 };
+                    let progress =
+                        GraphProgress { graph_id: graph, status: GraphStatus::Computing, ops, percent, failure: None };
+                    self.to_requesters(graph, requester::EVENT_PROGRESS, &progress).await;
                 }
+                Ok(())
+            }
+            Action::AttemptFailed { graph, failure } => {
+                tracing::info!(%graph, op = %failure.op_id, reason = %failure.reason, "attempt failed; retrying");
+                let notice = OpFailedNotice { graph_id: graph, failure, will_retry: true };
+                self.to_requesters(graph, requester::EVENT_OP_FAILED, &notice).await;
                 Ok(())
             }
             Action::Assign(assignment) => {

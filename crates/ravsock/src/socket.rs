@@ -1,14 +1,19 @@
-//! The provider side of ravsock: socket.io namespace `/provider`.
+//! ravsock's socket.io namespaces: `/provider` for compute, `/requester` for graph events.
 //!
 //! Port of the original's `/client` namespace (§3.4). A provider connects with its token and
 //! protocol version in the auth payload (refused with a clear message otherwise), joins a graph
 //! or any with its benchmark, and then receives assignments and answers them. Every
 //! event becomes a scheduler command; the scheduler task emits assignments and withdrawals
 //! to the provider's own room.
+//!
+//! A requester connects to `/requester` the same way and subscribes to its own graphs (see
+//! `ravproto::requester`); each subscribed socket joins the graph's room, where the scheduler
+//! task emits progress, failed attempts and the graph's end.
 
 use crate::auth::Role;
 use crate::bulk::{Bulk, provider_user};
-use crate::db::Db;
+use crate::db::{Account, Db};
+use crate::error::Error;
 use crate::scheduler::{AssignmentId, Event};
 use crate::server::{Command, SchedulerHandle};
 use ravproto::messages::OpFailure;
@@ -16,7 +21,11 @@ use ravproto::provider::{
     EVENT_CREDENTIALS, EVENT_JOIN, EVENT_OP_FAILED, EVENT_RESULT, JoinRequest, NAMESPACE, OpFailedReport, ProviderAuth,
     ResultMessage,
 };
-use ravproto::{PROTOCOL_VERSION, ProviderId};
+use ravproto::requester::{
+    self, EVENT_ERROR, EVENT_GRAPH_DONE, EVENT_PROGRESS, EVENT_SUBSCRIBE, RequesterAuth, Subscribe,
+};
+use ravproto::status::GraphStatus;
+use ravproto::{GraphId, PROTOCOL_VERSION, ProviderId};
 use socketioxide::SocketIo;
 use socketioxide::extract::{Data, Extension, SocketRef, State};
 use socketioxide::handler::ConnectHandler;
@@ -48,6 +57,11 @@ pub fn provider_room(provider: ProviderId) -> String {
     format!("provider-{}", provider.0)
 }
 
+/// The room, in the `/requester` namespace, of the sockets subscribed to a graph.
+pub fn graph_room(graph: GraphId) -> String {
+    format!("graph-{}", graph.0)
+}
+
 /// Builds the socket.io layer and its handle.
 pub fn layer(state: SocketState) -> (SocketIoLayer, SocketIo) {
     let (layer, io) = SocketIo::builder()
@@ -56,6 +70,7 @@ pub fn layer(state: SocketState) -> (SocketIoLayer, SocketIo) {
         .with_state(state)
         .build_layer();
     io.ns(NAMESPACE, on_connect.with(authenticate));
+    io.ns(requester::NAMESPACE, requester_connected.with(authenticate_requester));
     (layer, io)
 }
 
@@ -153,6 +168,65 @@ fn register(socket: &SocketRef, provider: ProviderId) {
         send(&state, Command::Event(Event::ProviderLeft { provider })).await;
         state.bulk.revoke(&provider_user(provider));
     });
+}
+
+/// Connect middleware of `/requester`: the protocol version must match and the token must be a
+/// requester's (or an admin's). Registers the subscribe handler, before CONNECT (see
+/// [`register`]).
+async fn authenticate_requester(
+    socket: SocketRef,
+    Data(auth): Data<RequesterAuth>,
+    State(state): State<SocketState>,
+) -> Result<(), String> {
+    if auth.protocol_version != PROTOCOL_VERSION {
+        return Err(format!(
+            "protocol version mismatch: this server speaks {PROTOCOL_VERSION}, the requester {}",
+            auth.protocol_version
+        ));
+    }
+    let account = match state.db.account_by_token(&auth.token).await {
+        Ok(Some(account)) => account,
+        Ok(None) => return Err("invalid token".into()),
+        Err(error) => {
+            tracing::error!(cause = %error, "token lookup failed");
+            return Err("server error while checking the token".into());
+        }
+    };
+    if account.role == Role::Provider {
+        return Err("provider tokens cannot follow graphs".into());
+    }
+    socket.extensions.insert(account);
+    socket.on(EVENT_SUBSCRIBE, subscribe);
+    Ok(())
+}
+
+/// Nothing to do once connected: the middleware registered the handlers.
+async fn requester_connected() {}
+
+/// Joins the graph's room, then sends its current state: whatever changes after the join
+/// reaches the socket through the room, so nothing falls between the two.
+async fn subscribe(
+    socket: SocketRef,
+    Data(request): Data<Subscribe>,
+    State(state): State<SocketState>,
+    Extension(account): Extension<Account>,
+) {
+    let current = async {
+        crate::http::owned_graph(&state.db, &account, request.graph_id.0).await?;
+        socket.join(graph_room(request.graph_id));
+        let graph = crate::http::owned_graph(&state.db, &account, request.graph_id.0).await?;
+        crate::http::graph_progress(&state.db, &graph).await
+    };
+    let sent = match current.await {
+        Ok(progress) if matches!(progress.status, GraphStatus::Pending | GraphStatus::Computing) => {
+            socket.emit(EVENT_PROGRESS, &progress)
+        }
+        Ok(progress) => socket.emit(EVENT_GRAPH_DONE, &progress),
+        Err(error) => socket.emit(EVENT_ERROR, &Error::body(&error)),
+    };
+    if let Err(error) = sent {
+        tracing::debug!(cause = %error, "cannot answer a subscription");
+    }
 }
 
 async fn send(state: &SocketState, command: Command) {

@@ -162,6 +162,13 @@ pub enum Action {
         /// All ops.
         total: u64,
     },
+    /// An attempt at a subgraph failed and the subgraph is ready again for another.
+    AttemptFailed {
+        /// The graph.
+        graph: GraphId,
+        /// The op (the subgraph's first when none is to blame) and the reason.
+        failure: OpFailure,
+    },
     /// Every op of the graph is computed.
     GraphComputed {
         /// The graph.
@@ -376,13 +383,15 @@ impl Scheduler {
         let Some(flight) = self.release(assignment) else { return };
         let Some(graph) = self.graphs.get_mut(&flight.graph) else { return };
         let sub = &mut graph.subgraphs[flight.subgraph];
+        let op_id = op.unwrap_or(sub.subgraph.ops[0]);
+        let operator = graph.operators.get(&op_id).copied().unwrap_or("unknown").to_string();
         if sub.attempts >= self.config.max_attempts {
-            let op_id = op.unwrap_or(sub.subgraph.ops[0]);
-            let operator = graph.operators.get(&op_id).copied().unwrap_or("unknown").to_string();
             let reason = format!("{reason} (after {} attempts)", sub.attempts);
             self.fail_graph(flight.graph, OpFailure { op_id, operator, reason }, actions);
         } else {
             sub.status = SubgraphStatus::Ready;
+            let failure = OpFailure { op_id, operator, reason: reason.to_string() };
+            actions.push(Action::AttemptFailed { graph: flight.graph, failure });
         }
     }
 

@@ -162,6 +162,8 @@ fn retries_are_bounded_and_the_failure_names_the_op() {
         retryable: true,
     };
     let actions = s.handle(1, failure(&current[0]));
+    let retried = OpFailure { op_id: OpId(3), operator: "neg".into(), reason: "out of memory".into() };
+    assert!(actions.contains(&Action::AttemptFailed { graph: GraphId(1), failure: retried }), "{actions:?}");
     current = assignments(&actions);
     assert_eq!(current.len(), 1, "second attempt");
     let actions = s.handle(2, failure(&current[0]));

@@ -116,11 +116,24 @@ async fn upload_maps_ids_and_refuses_bad_ops_with_their_id() {
             json!({"ops": [{"local_id": 7, "operation": {"operator": "sum", "params": {"axes": 1}}, "inputs": [{"local": 0}]}]}),
             "unknown field `axes`",
         ),
+        (
+            json!({"ops": [{"local_id": 8, "operation": {"operator": "neg"}, "inputs": [{"local": 0}], "persist": "c"}]}),
+            "persist name `c` is used twice",
+        ),
     ] {
         let (status, body) = server.call("POST", &path, Some(&alice), Some(bad)).await;
         assert!(status.is_client_error(), "{body}");
         assert!(body.to_string().contains(why), "expected `{why}` in {body}");
     }
+    // Refused chunks stored nothing: the next good chunk gets the next ids, in order.
+    let good = json!({"ops": [
+        {"local_id": 8, "operation": {"operator": "neg"}, "inputs": [{"local": 0}], "persist": "d"},
+        {"local_id": 9, "operation": {"operator": "neg"}, "inputs": [{"local": 8}]}
+    ]});
+    let (status, mapped) = server.call("POST", &path, Some(&alice), Some(good)).await;
+    assert_eq!(status, StatusCode::OK, "{mapped}");
+    let mapped: OpChunkResponse = serde_json::from_value(mapped).unwrap();
+    assert_eq!(mapped.id_map[&9].0, mapped.id_map[&8].0 + 1);
 }
 
 #[tokio::test]

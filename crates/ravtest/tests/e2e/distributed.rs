@@ -1,12 +1,12 @@
 //! Graphs through ravsock and providers equal the local executor's results, and the failure
 //! cases (a provider that disappears or never answers, a restarted server, wrong tokens,
-//! another requester's graph) behave.
+//! another requester's graph) behave, and a requester can follow a graph through pushed events.
 
 use crate::stack::Stack;
 use futures_util::FutureExt;
 use ndarray::{Array, ArrayD, IxDyn};
 use ravop::ops::{ReduceParams, StatParams, TransposeParams};
-use ravop::{Client, Error, Graph, LocalExecutor, TensorValue};
+use ravop::{Client, Error, Graph, GraphEvent, GraphStatus, LocalExecutor, TensorValue};
 use ravproto::messages::{Benchmark, ErrorCode};
 use ravproto::provider::{EVENT_ASSIGN, EVENT_JOIN, JoinRequest, NAMESPACE, ProviderAuth};
 use rust_socketio::Payload;
@@ -295,4 +295,52 @@ async fn providers_list_the_open_graphs_with_their_requirements() {
     let federated = ravpy::list_graphs(&stack.url, &stack.provider_token, Some(Approach::Federated)).await.unwrap();
     assert!(federated.is_empty());
     assert!(matches!(ravpy::list_graphs(&stack.url, "rav_wrong", None).await, Err(ravpy::Error::Refused(_))));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn requesters_follow_their_graphs_through_pushed_events() {
+    let stack = Stack::start(30_000).await;
+    let client = stack.client().await;
+    let graph = deep(250);
+    let id = client.submit(&graph).await.unwrap();
+    let mut events = client.subscribe(id).await.unwrap();
+    match events.next().await {
+        Some(Ok(GraphEvent::Progress(progress))) => assert_eq!(progress.status, GraphStatus::Pending),
+        other => panic!("expected the current state first, got {other:?}"),
+    }
+    // A provider takes the first subgraph and vanishes: the requester hears of the failed
+    // attempt, then of the graph's end once a real provider finished it.
+    let (silent, mut assigned) = silent_provider(&stack).await;
+    client.execute(id).await.unwrap();
+    assigned.recv().await.expect("the silent provider got work");
+    silent.disconnect().await.unwrap();
+    let worker = stack.provider(1.0);
+    let mut retried = None;
+    let mut progress_seen = 0;
+    let done = loop {
+        match events.next().await.expect("the stream ends only after the graph").unwrap() {
+            GraphEvent::Progress(progress) => {
+                assert_eq!(progress.status, GraphStatus::Computing);
+                progress_seen += 1;
+            }
+            GraphEvent::OpFailed(notice) => retried = Some(notice),
+            GraphEvent::Done(progress) => break progress,
+        }
+    };
+    let retried = retried.expect("the failed attempt was reported");
+    assert!(retried.will_retry);
+    assert!(retried.failure.reason.contains("disconnected"), "{}", retried.failure.reason);
+    assert_eq!(done.status, GraphStatus::Computed);
+    assert_eq!(done.percent, 100.0);
+    assert!(progress_seen >= 1, "progress was pushed while computing");
+    assert!(events.next().await.is_none(), "nothing after the end");
+    events.close().await;
+
+    // A finished graph answers with its end at once; someone else's graph is refused.
+    let mut late = client.subscribe(id).await.unwrap();
+    assert!(matches!(late.next().await, Some(Ok(GraphEvent::Done(p))) if p.status == GraphStatus::Computed));
+    let bob = Client::connect(&stack.url, &stack.other_requester).await.unwrap();
+    let mut prying = bob.subscribe(id).await.unwrap();
+    assert!(matches!(prying.next().await, Some(Err(Error::Server { code: ErrorCode::NotFound, .. }))));
+    worker.stop().await.unwrap();
 }
