@@ -117,6 +117,11 @@ impl Client {
 
     /// Creates the graph on the server and uploads its ops; returns the server's id.
     pub async fn submit(&self, graph: &Graph) -> Result<GraphId> {
+        self.upload(graph, false).await
+    }
+
+    /// [`Client::submit`], and with `execute` the last chunk also starts the graph.
+    async fn upload(&self, graph: &Graph, execute: bool) -> Result<GraphId> {
         graph.validate()?;
         let created: CreateGraphResponse = self.post("/v1/graphs", &graph.meta()).await?;
         let mut records = graph.to_records();
@@ -146,8 +151,9 @@ impl Client {
             chunk_bytes += len;
             chunk.push(record);
         }
-        if !chunk.is_empty() {
-            let _: OpChunkResponse = self.post(&path, &OpChunkRequest { ops: chunk }).await?;
+        if !chunk.is_empty() || execute {
+            let last = if execute { format!("{path}?execute=true") } else { path };
+            let _: OpChunkResponse = self.post(&last, &OpChunkRequest { ops: chunk }).await?;
         }
         Ok(created.graph_id)
     }
@@ -207,8 +213,7 @@ impl Client {
 
     /// Submits, executes and waits for a graph; returns its id.
     pub async fn run(&self, graph: &Graph, on_progress: impl FnMut(&GraphProgress)) -> Result<GraphId> {
-        let id = self.submit(graph).await?;
-        self.execute(id).await?;
+        let id = self.upload(graph, true).await?;
         self.wait(id, on_progress).await?;
         Ok(id)
     }

@@ -158,10 +158,18 @@ async fn list_graphs(State(state): State<AppState>, Caller(caller): Caller) -> R
     Ok(Json(out))
 }
 
+#[derive(serde::Deserialize)]
+struct UploadQuery {
+    /// Execute the graph once this (last) chunk is stored: one request instead of two.
+    #[serde(default)]
+    execute: bool,
+}
+
 async fn upload_ops(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path(id): Path<u64>,
+    axum::extract::Query(query): axum::extract::Query<UploadQuery>,
     Json(chunk): Json<OpChunkRequest>,
 ) -> Result<Json<OpChunkResponse>> {
     let graph = owned_graph(&state.db, &caller, id).await?;
@@ -204,7 +212,12 @@ async fn upload_ops(
         Ok(check.len)
     };
     match state.db.insert_ops(graph.id, &chunk.ops, known, adopt).await {
-        Ok(id_map) => Ok(Json(OpChunkResponse { id_map })),
+        Ok(id_map) => {
+            if query.execute {
+                start(&state, graph.id).await?;
+            }
+            Ok(Json(OpChunkResponse { id_map }))
+        }
         Err(error) => {
             // The transaction rolled back; the cache may hold ids it never committed.
             *cached = None;
@@ -228,11 +241,16 @@ async fn execute(
     if owned_graph(&state.db, &caller, id).await?.status != GraphStatus::Pending {
         return Err(Error::Conflict(format!("{} was already executed", graph.id)));
     }
-    state.forget_upload(graph.id);
-    state.db.set_graph_status(graph.id, GraphStatus::Computing, None).await?;
-    state.scheduler.send(Command::Execute(graph.id)).await?;
+    start(&state, graph.id).await?;
     let graph = owned_graph(&state.db, &caller, id).await?;
     Ok(Json(graph_progress(&state.db, &graph).await?))
+}
+
+/// Starts a pending graph; the caller holds its upload lock and checked its status.
+async fn start(state: &AppState, graph: GraphId) -> Result<()> {
+    state.forget_upload(graph);
+    state.db.set_graph_status(graph, GraphStatus::Computing, None).await?;
+    state.scheduler.send(Command::Execute(graph)).await
 }
 
 async fn cancel(
@@ -370,18 +388,22 @@ async fn wait(
     let graph = owned_graph(&state.db, &caller, id).await?;
     if matches!(graph.status, GraphStatus::Computing) {
         let timeout = std::time::Duration::from_millis(query.timeout_ms.unwrap_or(MAX_WAIT_MS).min(MAX_WAIT_MS));
-        let _ = tokio::time::timeout(timeout, async {
+        let changed = tokio::time::timeout(timeout, async {
             loop {
                 match events.recv().await {
-                    Ok(event) if event.graph == graph.id => return,
+                    // The scheduler's own counts: no COUNT over the graph's ops per wake-up.
+                    Ok(event) if event.graph == graph.id => return Some(event.progress),
                     Ok(_) => {}
-                    // Missed events: answer now and let the client ask again.
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                    // Missed events: answer from the database and let the client ask again.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return None,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
                 }
             }
         })
         .await;
+        if let Ok(Some(progress)) = changed {
+            return Ok(Json(progress));
+        }
     }
     let graph = owned_graph(&state.db, &caller, id).await?;
     Ok(Json(graph_progress(&state.db, &graph).await?))

@@ -51,12 +51,12 @@ pub enum Command {
 }
 
 /// A change of a graph, pushed to waiting requesters.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct GraphEvent {
     /// The graph that changed.
     pub graph: GraphId,
-    /// Whether it is finished (computed, failed or cancelled).
-    pub finished: bool,
+    /// Its progress after the change (long polls answer with it without a database read).
+    pub progress: GraphProgress,
 }
 
 /// Sends commands to the scheduler task.
@@ -314,14 +314,16 @@ impl SchedulerTask {
 
     /// Tells long polls and subscribed requesters that a graph ended (status already stored).
     async fn announce_end(&self, graph: GraphId) {
-        let _ = self.events.send(GraphEvent { graph, finished: true });
         let progress = match self.db.graph(graph).await {
             Ok(Some(stored)) => crate::http::graph_progress(&self.db, &stored).await,
             Ok(None) => return,
             Err(error) => Err(error),
         };
         match progress {
-            Ok(progress) => self.to_requesters(graph, requester::EVENT_GRAPH_DONE, &progress).await,
+            Ok(progress) => {
+                let _ = self.events.send(GraphEvent { graph, progress: progress.clone() });
+                self.to_requesters(graph, requester::EVENT_GRAPH_DONE, &progress).await;
+            }
             Err(error) => tracing::error!(%graph, cause = %error, "cannot read a finished graph"),
         }
     }
@@ -354,7 +356,6 @@ impl SchedulerTask {
                 let due = self.progress_sent.get(&graph).is_none_or(|last| now - *last >= PROGRESS_INTERVAL);
                 if due {
                     self.progress_sent.insert(graph, now);
-                    let _ = self.events.send(GraphEvent { graph, finished: false });
                     // Counted by the scheduler: a COUNT over the graph's ops ten times a second
                     // would stall this task on big graphs.
                     let ops = BTreeMap::from([(OpStatus::Computed, computed), (OpStatus::Pending, total - computed)]);
@@ -362,6 +363,7 @@ impl SchedulerTask {
                     let progress =
                         GraphProgress { graph_id: graph, status: GraphStatus::Computing, ops, percent, failure: None };
                     self.to_requesters(graph, requester::EVENT_PROGRESS, &progress).await;
+                    let _ = self.events.send(GraphEvent { graph, progress });
                 }
                 Ok(())
             }

@@ -17,12 +17,15 @@ pub fn chunk(records: &[OpRecord], known: &BTreeMap<u64, OpId>) -> Result<()> {
     if records.len() > MAX_CHUNK_OPS {
         return Err(Error::BadRequest(format!("a chunk holds at most {MAX_CHUNK_OPS} ops, got {}", records.len())));
     }
-    let server_ids: BTreeSet<OpId> = known.values().copied().collect();
-    let mut seen: BTreeSet<u64> = known.keys().copied().collect();
+    // Only the chunk's own ids are collected: copying `known` for every chunk made uploads
+    // of big graphs quadratic. Server ids are looked up (rare) through a set built on demand.
+    let mut chunk_ids: BTreeSet<u64> = BTreeSet::new();
+    let mut server_ids: Option<BTreeSet<OpId>> = None;
     for record in records {
         let invalid = |reason: String| Error::InvalidOp { op: OpRef::Local(record.local_id), reason };
         let kind = record.operation.kind();
-        if seen.contains(&record.local_id) {
+        let seen = |local: &u64| known.contains_key(local) || chunk_ids.contains(local);
+        if seen(&record.local_id) {
             return Err(invalid("this local id was already uploaded".into()));
         }
         if !kind.arity().accepts(record.inputs.len()) {
@@ -30,15 +33,15 @@ pub fn chunk(records: &[OpRecord], known: &BTreeMap<u64, OpId>) -> Result<()> {
         }
         for input in &record.inputs {
             let exists = match input {
-                OpRef::Local(local) => seen.contains(local),
-                OpRef::Server(id) => server_ids.contains(id),
+                OpRef::Local(local) => seen(local),
+                OpRef::Server(id) => server_ids.get_or_insert_with(|| known.values().copied().collect()).contains(id),
             };
             if !exists {
                 return Err(invalid(format!("input {input:?} is not an earlier op of this graph")));
             }
         }
         for referenced in record.operation.param_refs() {
-            if !seen.contains(&referenced.0) {
+            if !seen(&referenced.0) {
                 return Err(invalid(format!("params refer to local op {}, which is not an earlier op", referenced.0)));
             }
         }
@@ -57,7 +60,7 @@ pub fn chunk(records: &[OpRecord], known: &BTreeMap<u64, OpId>) -> Result<()> {
             if !matches!(record.operation, Operation::Lin(_) | Operation::PytorchModel(_)) {
                 return Err(invalid(format!("`{kind}` is computed, it cannot carry a value")));
             }
-            seen.insert(record.local_id);
+            chunk_ids.insert(record.local_id);
             continue;
         }
         match (&record.operation, &record.value) {
@@ -80,7 +83,7 @@ pub fn chunk(records: &[OpRecord], known: &BTreeMap<u64, OpId>) -> Result<()> {
             (_, Some(_)) => return Err(invalid(format!("`{kind}` is computed, it cannot carry a value"))),
             (_, None) => {}
         }
-        seen.insert(record.local_id);
+        chunk_ids.insert(record.local_id);
     }
     Ok(())
 }

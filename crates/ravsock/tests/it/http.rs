@@ -189,6 +189,17 @@ async fn execute_freezes_the_graph_and_results_wait_for_computation() {
 
     let (_, progress) = server.call("POST", &format!("/v1/graphs/{graph}/cancel"), Some(&alice), None).await;
     assert_eq!(progress["status"], json!("cancelled"));
+
+    // The last chunk may start the graph itself (one request instead of two).
+    let (_, created) = server.call("POST", "/v1/graphs", Some(&alice), Some(json!({"name": "at-once"}))).await;
+    let graph = serde_json::from_value::<CreateGraphResponse>(created).unwrap().graph_id.0;
+    let path = format!("/v1/graphs/{graph}/ops?execute=true");
+    let (status, _) = server.call("POST", &path, Some(&alice), Some(hello_chunk())).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, progress) = server.call("GET", &format!("/v1/graphs/{graph}"), Some(&alice), None).await;
+    assert_eq!(progress["status"], json!("computing"));
+    let (status, _) = server.call("POST", &path, Some(&alice), Some(hello_chunk())).await;
+    assert_eq!(status, StatusCode::CONFLICT, "no ops after execute");
 }
 
 #[tokio::test]
