@@ -74,26 +74,29 @@ pub fn layer(state: SocketState) -> (SocketIoLayer, SocketIo) {
     (layer, io)
 }
 
+/// The account of a connecting peer (`who`: "provider" or "requester"), or the reason it is
+/// refused: another protocol version, or an unknown token.
+async fn check_peer(state: &SocketState, token: &str, version: u32, who: &str) -> Result<Account, String> {
+    if version != PROTOCOL_VERSION {
+        return Err(format!("protocol version mismatch: this server speaks {PROTOCOL_VERSION}, the {who} {version}"));
+    }
+    match state.db.account_by_token(token).await {
+        Ok(Some(account)) => Ok(account),
+        Ok(None) => Err("invalid token".into()),
+        Err(error) => {
+            tracing::error!(cause = %error, "token lookup failed");
+            Err("server error while checking the token".into())
+        }
+    }
+}
+
 /// Connect middleware: the protocol version must match and the token must be a provider's.
 async fn authenticate(
     socket: SocketRef,
     Data(auth): Data<ProviderAuth>,
     State(state): State<SocketState>,
 ) -> Result<(), String> {
-    if auth.protocol_version != PROTOCOL_VERSION {
-        return Err(format!(
-            "protocol version mismatch: this server speaks {PROTOCOL_VERSION}, the provider {}",
-            auth.protocol_version
-        ));
-    }
-    let account = match state.db.account_by_token(&auth.token).await {
-        Ok(Some(account)) => account,
-        Ok(None) => return Err("invalid token".into()),
-        Err(error) => {
-            tracing::error!(cause = %error, "token lookup failed");
-            return Err("server error while checking the token".into());
-        }
-    };
+    let account = check_peer(&state, &auth.token, auth.protocol_version, "provider").await?;
     if account.role == Role::Requester {
         return Err("requester tokens cannot provide compute".into());
     }
@@ -178,20 +181,7 @@ async fn authenticate_requester(
     Data(auth): Data<RequesterAuth>,
     State(state): State<SocketState>,
 ) -> Result<(), String> {
-    if auth.protocol_version != PROTOCOL_VERSION {
-        return Err(format!(
-            "protocol version mismatch: this server speaks {PROTOCOL_VERSION}, the requester {}",
-            auth.protocol_version
-        ));
-    }
-    let account = match state.db.account_by_token(&auth.token).await {
-        Ok(Some(account)) => account,
-        Ok(None) => return Err("invalid token".into()),
-        Err(error) => {
-            tracing::error!(cause = %error, "token lookup failed");
-            return Err("server error while checking the token".into());
-        }
-    };
+    let account = check_peer(&state, &auth.token, auth.protocol_version, "requester").await?;
     if account.role == Role::Provider {
         return Err("provider tokens cannot follow graphs".into());
     }
