@@ -412,9 +412,19 @@ async fn wait(
 /// Status and op counts of a graph.
 pub async fn graph_progress(db: &Db, graph: &StoredGraph) -> Result<GraphProgress> {
     let ops = db.op_counts(graph.id).await?;
+    let failure: Option<OpFailure> = graph.failure.as_deref().and_then(|f| serde_json::from_str(f).ok());
+    Ok(progress_of(graph.id, graph.status, ops, failure))
+}
+
+/// A graph's progress from its op counts (stored ones, or the scheduler's while it runs).
+pub fn progress_of(
+    graph_id: GraphId,
+    status: GraphStatus,
+    ops: BTreeMap<OpStatus, u64>,
+    failure: Option<OpFailure>,
+) -> GraphProgress {
     let total: u64 = ops.values().sum();
     let computed = ops.get(&OpStatus::Computed).copied().unwrap_or(0);
     let percent = if total == 0 { 100.0 } else { 100.0 * computed as f64 / total as f64 };
-    let failure: Option<OpFailure> = graph.failure.as_deref().and_then(|f| serde_json::from_str(f).ok());
-    Ok(GraphProgress { graph_id: graph.id, status: graph.status, ops, percent, failure })
+    GraphProgress { graph_id, status, ops, percent, failure }
 }

@@ -359,9 +359,7 @@ impl SchedulerTask {
                     // Counted by the scheduler: a COUNT over the graph's ops ten times a second
                     // would stall this task on big graphs.
                     let ops = BTreeMap::from([(OpStatus::Computed, computed), (OpStatus::Pending, total - computed)]);
-                    let percent = if total == 0 { 100.0 } else { 100.0 * computed as f64 / total as f64 };
-                    let progress =
-                        GraphProgress { graph_id: graph, status: GraphStatus::Computing, ops, percent, failure: None };
+                    let progress = crate::http::progress_of(graph, GraphStatus::Computing, ops, None);
                     self.to_requesters(graph, requester::EVENT_PROGRESS, &progress).await;
                     let _ = self.events.send(GraphEvent { graph, progress });
                 }

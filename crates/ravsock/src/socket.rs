@@ -27,7 +27,7 @@ use ravproto::requester::{
 use ravproto::status::GraphStatus;
 use ravproto::{GraphId, PROTOCOL_VERSION, ProviderId};
 use socketioxide::SocketIo;
-use socketioxide::extract::{Data, Extension, SocketRef, State};
+use socketioxide::extract::{Data, Extension, SocketRef, State, TryData};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::layer::SocketIoLayer;
 use std::sync::Arc;
@@ -93,9 +93,10 @@ async fn check_peer(state: &SocketState, token: &str, version: u32, who: &str) -
 /// Connect middleware: the protocol version must match and the token must be a provider's.
 async fn authenticate(
     socket: SocketRef,
-    Data(auth): Data<ProviderAuth>,
+    TryData(auth): TryData<ProviderAuth>,
     State(state): State<SocketState>,
 ) -> Result<(), String> {
+    let auth = auth.map_err(|e| format!("malformed auth payload (expected token and protocol_version): {e}"))?;
     let account = check_peer(&state, &auth.token, auth.protocol_version, "provider").await?;
     if account.role == Role::Requester {
         return Err("requester tokens cannot provide compute".into());
@@ -178,9 +179,10 @@ fn register(socket: &SocketRef, provider: ProviderId) {
 /// [`register`]).
 async fn authenticate_requester(
     socket: SocketRef,
-    Data(auth): Data<RequesterAuth>,
+    TryData(auth): TryData<RequesterAuth>,
     State(state): State<SocketState>,
 ) -> Result<(), String> {
+    let auth = auth.map_err(|e| format!("malformed auth payload (expected token and protocol_version): {e}"))?;
     let account = check_peer(&state, &auth.token, auth.protocol_version, "requester").await?;
     if account.role == Role::Provider {
         return Err("provider tokens cannot follow graphs".into());
@@ -197,11 +199,14 @@ async fn requester_connected() {}
 /// reaches the socket through the room, so nothing falls between the two.
 async fn subscribe(
     socket: SocketRef,
-    Data(request): Data<Subscribe>,
+    TryData(request): TryData<Subscribe>,
     State(state): State<SocketState>,
     Extension(account): Extension<Account>,
 ) {
     let current = async {
+        // A malformed request is answered like any refusal, never dropped in silence.
+        let request =
+            request.map_err(|e| Error::BadRequest(format!("malformed subscribe (expected graph_id): {e}")))?;
         crate::http::owned_graph(&state.db, &account, request.graph_id.0).await?;
         socket.join(graph_room(request.graph_id));
         let graph = crate::http::owned_graph(&state.db, &account, request.graph_id.0).await?;

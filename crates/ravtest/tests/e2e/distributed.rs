@@ -344,3 +344,56 @@ async fn requesters_follow_their_graphs_through_pushed_events() {
     assert!(matches!(prying.next().await, Some(Err(Error::Server { code: ErrorCode::NotFound, .. }))));
     worker.stop().await.unwrap();
 }
+
+/// A raw `/requester` connection with this auth payload; every `error_body` event and
+/// connection error arrives on the channel as text.
+async fn raw_requester(
+    stack: &Stack,
+    auth: serde_json::Value,
+) -> (rust_socketio::asynchronous::Client, mpsc::UnboundedReceiver<String>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let forward = |tx: mpsc::UnboundedSender<String>, tag: &'static str| {
+        move |payload: Payload, _| {
+            let tx = tx.clone();
+            async move {
+                let text = match payload {
+                    Payload::Text(values) => values.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(" "),
+                    other => format!("{other:?}"),
+                };
+                let _ = tx.send(format!("{tag}: {text}"));
+            }
+            .boxed()
+        }
+    };
+    let client = ClientBuilder::new(stack.url.clone())
+        .namespace(ravproto::requester::NAMESPACE)
+        .transport_type(rust_socketio::TransportType::Websocket)
+        .auth(auth)
+        .on("open", forward(tx.clone(), "open"))
+        .on(ravproto::requester::EVENT_ERROR, forward(tx.clone(), "error_body"))
+        .on("error", forward(tx, "error"))
+        .connect()
+        .await
+        .unwrap();
+    (client, rx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn malformed_requester_messages_get_a_clear_refusal() {
+    let stack = Stack::start(30_000).await;
+    let (_refused, mut said) = raw_requester(&stack, serde_json::json!({"token": stack.requester.clone()})).await;
+    let refusal = said.recv().await.expect("the connection is refused");
+    assert!(refusal.starts_with("error") && refusal.contains("malformed auth payload"), "{refusal}");
+
+    let auth = serde_json::json!({"token": stack.requester.clone(), "protocol_version": ravproto::PROTOCOL_VERSION});
+    let (client, mut said) = raw_requester(&stack, auth).await;
+    assert!(said.recv().await.is_some_and(|event| event.starts_with("open")), "connected");
+    client.emit(ravproto::requester::EVENT_SUBSCRIBE, serde_json::json!({"graph": "x"})).await.unwrap();
+    // Bounded: a dropped request would otherwise leave this test waiting for ever.
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(20), said.recv())
+        .await
+        .expect("the bad subscribe is answered, not dropped")
+        .expect("an answer to the bad subscribe");
+    assert!(answer.starts_with("error_body") && answer.contains("bad_request"), "{answer}");
+    assert!(answer.contains("malformed subscribe"), "{answer}");
+}
