@@ -98,12 +98,23 @@ impl Client {
         }
     }
 
-    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+    pub(crate) async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
         self.send(self.http.get(format!("{}{path}", self.base))).await
     }
 
-    async fn post<T: DeserializeOwned, B: serde::Serialize>(&self, path: &str, body: &B) -> Result<T> {
+    pub(crate) async fn post<T: DeserializeOwned, B: serde::Serialize>(&self, path: &str, body: &B) -> Result<T> {
         self.send(self.http.post(format!("{}{path}", self.base)).json(body)).await
+    }
+
+    /// PUT of raw bytes (keys), answered with JSON.
+    #[cfg_attr(not(feature = "he"), allow(dead_code))]
+    pub(crate) async fn put_bytes(&self, path: &str, body: Vec<u8>) -> Result<serde_json::Value> {
+        let request = self
+            .http
+            .put(format!("{}{path}", self.base))
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(body);
+        self.send(request).await
     }
 
     /// New ravftp credentials and a session logged in with them.
@@ -121,7 +132,7 @@ impl Client {
     }
 
     /// [`Client::submit`], and with `execute` the last chunk also starts the graph.
-    async fn upload(&self, graph: &Graph, execute: bool) -> Result<GraphId> {
+    pub(crate) async fn upload(&self, graph: &Graph, execute: bool) -> Result<GraphId> {
         graph.validate()?;
         let created: CreateGraphResponse = self.post("/v1/graphs", &graph.meta()).await?;
         let mut records = graph.to_records();

@@ -59,6 +59,9 @@ pub enum Error {
     /// The graph was cancelled.
     #[error("{0} was cancelled")]
     Cancelled(GraphId),
+    /// A federated query cannot be made or answered (keys, rules, a missing feature).
+    #[error("federated query: {0}")]
+    Federated(String),
 }
 
 /// Result alias of the SDK.

@@ -18,12 +18,14 @@
 //! two graphs, a malformed index string, a duplicate persist name) are recorded and reported by
 //! [`Graph::validate`] and by every executor before anything runs. [`LocalExecutor`] runs a
 //! graph in-process on the `ravexec` kernels; the distributed client runs the same graph on
-//! providers and must return the same persisted values.
+//! providers and must return the same persisted values. [`federated`] asks providers for
+//! statistics of their private CSV files (encrypted with the `he` feature).
 
 mod client;
 mod error;
 mod events;
 mod executor;
+pub mod federated;
 mod graph;
 mod methods;
 mod values;
@@ -32,8 +34,10 @@ pub use client::{BlockingClient, CHUNK_OPS, CHUNK_VALUE_BYTES, Client, progress_
 pub use error::{Error, Result};
 pub use events::{GraphEvent, Subscription};
 pub use executor::{LocalExecutor, Results};
+pub use federated::{FederatedQuery, Rules, federated_progress_bar};
 pub use graph::{Graph, Node, Op};
 pub use ravexec::{Elem, Tensor, TensorValue};
+pub use ravproto::federated::{FederatedSpec, Privacy};
 pub use ravproto::messages::GraphProgress;
 pub use ravproto::messages::{Approach, ColumnRule, FederatedRules, GraphMeta, Requirements};
 pub use ravproto::ops;

@@ -5,6 +5,7 @@
 //! encoding and the message bodies. It does no I/O: servers and clients meet here and nowhere
 //! else, so a type that travels lives in this crate.
 
+pub mod federated;
 pub mod ids;
 pub mod index;
 pub mod messages;

@@ -11,6 +11,8 @@ use crate::tensor::Value;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+pub use crate::federated::{ColumnRule, FederatedRules, Privacy};
+
 /// How a graph is computed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -20,31 +22,6 @@ pub enum Approach {
     Distributed,
     /// Statistics over providers' private data.
     Federated,
-}
-
-/// Bounds on one column of a federated graph (inclusive; `None` is unbounded).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ColumnRule {
-    /// Smallest kept value.
-    #[serde(default)]
-    pub min: Option<f64>,
-    /// Largest kept value.
-    #[serde(default)]
-    pub max: Option<f64>,
-}
-
-/// Rules of a federated graph: which columns, their bounds, and how many providers.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FederatedRules {
-    /// Columns and their bounds.
-    pub columns: BTreeMap<String, ColumnRule>,
-    /// Providers needed before the aggregate can be read.
-    pub min_clients: u32,
-    /// Providers accepted at most.
-    #[serde(default)]
-    pub max_clients: Option<u32>,
 }
 
 /// What a provider must offer to take part in a graph.

@@ -124,18 +124,19 @@ fn graph_messages() {
         approach: Approach::Federated,
         rules: Some(FederatedRules {
             columns: BTreeMap::from([
-                ("age".into(), ColumnRule { min: Some(18.0), max: Some(80.0) }),
+                ("age".into(), ColumnRule { min: Some(18.0), max: Some(80.0), optional: false }),
                 ("fund".into(), ColumnRule::default()),
             ]),
             min_clients: 2,
             max_clients: Some(5),
+            privacy: Privacy::Encrypted,
         }),
         requirements: Requirements { min_ram_bytes: Some(1 << 30), gpu_required: false, min_speed_score: None },
     };
     check(
         &meta,
         expect![[
-            r#"{"name":"ages","algorithm":"stats","approach":"federated","rules":{"columns":{"age":{"min":18.0,"max":80.0},"fund":{"min":null,"max":null}},"min_clients":2,"max_clients":5},"requirements":{"min_ram_bytes":1073741824,"gpu_required":false,"min_speed_score":null}}"#
+            r#"{"name":"ages","algorithm":"stats","approach":"federated","rules":{"columns":{"age":{"min":18.0,"max":80.0},"fund":{"min":null,"max":null}},"min_clients":2,"max_clients":5,"privacy":"encrypted"},"requirements":{"min_ram_bytes":1073741824,"gpu_required":false,"min_speed_score":null}}"#
         ]],
     );
     check(&CreateGraphResponse { graph_id: GraphId(42) }, expect![[r#"{"graph_id":42}"#]]);
@@ -373,4 +374,64 @@ fn requester_events() {
             r#"{"graph_id":9,"failure":{"op_id":12,"operator":"div","reason":"provider disconnected"},"will_retry":true}"#
         ]],
     );
+}
+
+#[test]
+fn federated_messages() {
+    use crate::federated::*;
+    let rules: FederatedRules = serde_json::from_str(
+        r#"{"columns":{"age":{"min":18,"max":80},"fund":{"optional":true}},"min_clients":2,"privacy":"plain"}"#,
+    )
+    .unwrap();
+    assert_eq!(rules.effective_max_clients(), DEFAULT_MAX_CLIENTS);
+    assert_eq!(rules.check(), Ok(()));
+    let spec = FederatedSpec {
+        graph_id: GraphId(7),
+        name: "census".into(),
+        rules: rules.clone(),
+        columns: vec![
+            ColumnRequest { column: "age".into(), squares: true },
+            ColumnRequest { column: "fund".into(), squares: false },
+        ],
+        status: GraphStatus::Computing,
+        contributors: 1,
+    };
+    check(
+        &spec,
+        expect![[
+            r#"{"graph_id":7,"name":"census","rules":{"columns":{"age":{"min":18.0,"max":80.0},"fund":{"min":null,"max":null,"optional":true}},"min_clients":2,"max_clients":null,"privacy":"plain"},"columns":[{"column":"age","squares":true},{"column":"fund","squares":false}],"status":"computing","contributors":1}"#
+        ]],
+    );
+    let sums = vec![
+        ColumnSums { count: 3, sum: -1500, sum_sq: Some(u128::from(u64::MAX) * 4) },
+        ColumnSums { count: 0, sum: 0, sum_sq: None },
+    ];
+    check(
+        &FederatedPayload::Plain(sums),
+        expect![[
+            r#"{"plain":[{"count":3,"sum":-1500,"sum_sq":73786976294838206460},{"count":0,"sum":0,"sum_sq":null}]}"#
+        ]],
+    );
+    check(
+        &FederatedAggregate {
+            graph_id: GraphId(7),
+            contributors: 2,
+            columns: spec.columns.clone(),
+            payload: FederatedPayload::Encrypted("AAEC".into()),
+        },
+        expect![[
+            r#"{"graph_id":7,"contributors":2,"columns":[{"column":"age","squares":true},{"column":"fund","squares":false}],"payload":{"encrypted":"AAEC"}}"#
+        ]],
+    );
+    let bad = |json: &str| serde_json::from_str::<FederatedRules>(json).unwrap().check().unwrap_err();
+    expect!["the rules name no column"].assert_eq(&bad(r#"{"columns":{},"min_clients":1}"#));
+    expect!["column `age`: min 80 is above max 18"]
+        .assert_eq(&bad(r#"{"columns":{"age":{"min":80,"max":18}},"min_clients":1}"#));
+    expect!["min_clients must be at least 1"].assert_eq(&bad(r#"{"columns":{"a":{}},"min_clients":0}"#));
+    expect!["max_clients 1 is below min_clients 2"]
+        .assert_eq(&bad(r#"{"columns":{"a":{}},"min_clients":2,"max_clients":1}"#));
+    assert_eq!(to_fixed(1.2345), Some(1235));
+    assert_eq!(to_fixed(-0.0004), Some(0));
+    assert_eq!(to_fixed(f64::NAN), None);
+    assert_eq!(to_fixed(1e13), None);
 }

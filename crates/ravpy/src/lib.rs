@@ -6,10 +6,12 @@
 //! `participate` (§4.2) without its failure modes: no `os._exit` on errors (the client
 //! reconnects with backoff and re-joins), no lost work queue (assignments are handled as they
 //! arrive, several at once), and a refused token or protocol version stops it with a clear
-//! error instead of a silent retry loop.
+//! error instead of a silent retry loop. [`federated`] contributes a CSV file's statistics to
+//! a federated query.
 
 pub mod bench;
 pub mod compute;
+pub mod federated;
 pub mod view;
 
 use bytes::Bytes;
@@ -104,6 +106,9 @@ pub enum Error {
     /// The server refused the join.
     #[error("the server rejected the join: {0}")]
     Rejected(String),
+    /// A federated contribution could not be computed (the file, the rules, encryption).
+    #[error("{0}")]
+    Data(String),
     /// The socket.io client failed to start.
     #[error("cannot connect to {server}: {reason}")]
     Connect {

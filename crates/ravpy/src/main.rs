@@ -1,5 +1,7 @@
 //! The `ravpy` binary: `ravpy participate --server URL --token T [--graph ID]` (with a live
-//! status line on the terminal), `ravpy list-graphs`, `ravpy benchmark`.
+//! status line on the terminal), `ravpy list-graphs`, `ravpy federated --graph ID --file
+//! data.csv` (contribute a CSV file's statistics; the file never leaves this machine),
+//! `ravpy benchmark`.
 //! Settings come from flags, the environment (`RAVSOCK_URL`, `RAVSOCK_TOKEN`) or a `.env`
 //! file in the working directory.
 
@@ -45,6 +47,22 @@ enum Command {
         #[arg(long)]
         approach: Option<String>,
     },
+    /// Contribute the statistics of a CSV file to a federated graph (the file never leaves this
+    /// machine; in encrypted mode the statistics leave it only encrypted).
+    Federated {
+        /// ravsock's URL.
+        #[arg(long, env = "RAVSOCK_URL", default_value = "http://127.0.0.1:9999")]
+        server: String,
+        /// Provider token.
+        #[arg(long, env = "RAVSOCK_TOKEN", hide_env_values = true)]
+        token: String,
+        /// The federated graph (see `list-graphs --approach federated`).
+        #[arg(long)]
+        graph: u64,
+        /// The CSV file: a header row naming the columns, then numbers.
+        #[arg(long)]
+        file: std::path::PathBuf,
+    },
     /// Print this machine's benchmark.
     Benchmark,
 }
@@ -78,7 +96,7 @@ fn main() -> Result<()> {
             "RAVSOCK_TOKEN" => "--token",
             _ => continue,
         };
-        let takes_flags = args.len() > 1 && (args[1] == "participate" || args[1] == "list-graphs");
+        let takes_flags = args.len() > 1 && ["participate", "list-graphs", "federated"].contains(&args[1].as_str());
         if takes_flags && !args.iter().any(|a| a == flag) {
             args.push(flag.into());
             args.push(value);
@@ -112,6 +130,24 @@ fn main() -> Result<()> {
             {
                 print!("{}", ravpy::view::table(&graphs));
             }
+        }
+        Command::Federated { server, token, graph, file } => {
+            let config = ravpy::federated::FederatedConfig { server, token, graph: GraphId(graph), file };
+            let spec = runtime.block_on(ravpy::federated::spec(&config.server, &config.token, config.graph))?;
+            tracing::info!("{} \"{}\": {}", spec.graph_id, spec.name, ravpy::view::describe_rules(&spec.rules));
+            let contribution = runtime.block_on(ravpy::federated::contribute(&config))?;
+            let privacy = match contribution.spec.rules.privacy {
+                ravproto::federated::Privacy::Encrypted => "encrypted under the requester's public key",
+                ravproto::federated::Privacy::Plain => "in plain text",
+            };
+            tracing::info!(
+                "sent the statistics of {} of {} rows ({} columns), {privacy}; {} of {} providers needed have reported",
+                contribution.kept_rows,
+                contribution.rows,
+                contribution.sums.len(),
+                contribution.spec.contributors,
+                contribution.spec.rules.min_clients
+            );
         }
         Command::Benchmark => {
             let benchmark = ravpy::bench::measure();

@@ -56,7 +56,7 @@ pub fn table(graphs: &[OpenGraph]) -> String {
             needs.push(format!("speed >= {score}"));
         }
         if let Some(rules) = &graph.rules {
-            needs.push(format!("rules {}", serde_json::to_string(rules).unwrap_or_default()));
+            needs.push(describe_rules(rules));
         }
         let approach = serde_json::to_value(graph.approach).ok().and_then(|v| v.as_str().map(str::to_string));
         let _ = writeln!(
@@ -71,4 +71,33 @@ pub fn table(graphs: &[OpenGraph]) -> String {
         );
     }
     out
+}
+
+/// The rules of a federated graph in words: privacy, providers, and each column's bounds.
+pub fn describe_rules(rules: &ravproto::federated::FederatedRules) -> String {
+    let privacy = match rules.privacy {
+        ravproto::federated::Privacy::Encrypted => "encrypted",
+        ravproto::federated::Privacy::Plain => "PLAIN (the server sees each provider's sums)",
+    };
+    let columns: Vec<String> = rules
+        .columns
+        .iter()
+        .map(|(name, rule)| {
+            let bound = |b: Option<f64>| b.map_or_else(|| "..".to_string(), |b| b.to_string());
+            let mut text = match (rule.min, rule.max) {
+                (None, None) => name.clone(),
+                (min, max) => format!("{name} in [{}, {}]", bound(min), bound(max)),
+            };
+            if rule.optional {
+                text.push_str(" (optional)");
+            }
+            text
+        })
+        .collect();
+    format!(
+        "{privacy}, {} to {} providers, columns: {}",
+        rules.min_clients,
+        rules.effective_max_clients(),
+        columns.join(", ")
+    )
 }

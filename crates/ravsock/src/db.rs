@@ -525,4 +525,139 @@ impl Db {
             .await?;
         Ok(ids.into_iter().map(|id| GraphId(id as u64)).collect())
     }
+
+    /// Stores a federated graph's evaluation keys and the public key providers download.
+    pub async fn set_federated_keys(&self, graph: GraphId, public_key: &[u8], evaluation_keys: &[u8]) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO federated_queries (graph_id, public_key, evaluation_keys) VALUES (?, ?, ?)
+             ON CONFLICT (graph_id) DO UPDATE SET public_key = excluded.public_key,
+             evaluation_keys = excluded.evaluation_keys",
+        )
+        .bind(graph.0 as i64)
+        .bind(public_key)
+        .bind(evaluation_keys)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The public key of a federated graph, if uploaded.
+    pub async fn federated_public_key(&self, graph: GraphId) -> Result<Option<Vec<u8>>> {
+        let key: Option<Option<Vec<u8>>> =
+            sqlx::query_scalar("SELECT public_key FROM federated_queries WHERE graph_id = ?")
+                .bind(graph.0 as i64)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(key.flatten())
+    }
+
+    /// The evaluation keys of a federated graph, if uploaded.
+    pub async fn federated_evaluation_keys(&self, graph: GraphId) -> Result<Option<Vec<u8>>> {
+        let keys: Option<Option<Vec<u8>>> =
+            sqlx::query_scalar("SELECT evaluation_keys FROM federated_queries WHERE graph_id = ?")
+                .bind(graph.0 as i64)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(keys.flatten())
+    }
+
+    /// Records a provider's submission to an open federated graph; the number of contributors
+    /// after it. Refused when the graph is not open, when it already has `max_clients`, and
+    /// when this provider already reported.
+    pub async fn add_federated_submission(
+        &self,
+        graph: GraphId,
+        provider: i64,
+        payload: &str,
+        max_clients: u32,
+    ) -> Result<u32> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let status: Option<String> = sqlx::query_scalar("SELECT status FROM graphs WHERE id = ?")
+            .bind(graph.0 as i64)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if status.as_deref() != Some("computing") {
+            return Err(Error::Conflict(format!("{graph} is not open to submissions")));
+        }
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM federated_submissions WHERE graph_id = ?")
+            .bind(graph.0 as i64)
+            .fetch_one(&mut *tx)
+            .await?;
+        if count >= i64::from(max_clients) {
+            return Err(Error::Conflict(format!("{graph} already has its {max_clients} providers")));
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO federated_submissions (graph_id, provider, payload, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(graph.0 as i64)
+        .bind(provider)
+        .bind(payload)
+        .bind(now_secs())
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Ok(_) => {}
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                return Err(Error::Conflict(format!(
+                    "this provider already reported to {graph}; each provider reports once"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        tx.commit().await?;
+        Ok(count as u32 + 1)
+    }
+
+    /// Providers that reported to a federated graph.
+    pub async fn federated_contributors(&self, graph: GraphId) -> Result<u32> {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM federated_submissions WHERE graph_id = ?")
+            .bind(graph.0 as i64)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(count as u32)
+    }
+
+    /// Every submission to a federated graph (their payload JSON), oldest first.
+    pub async fn federated_submissions(&self, graph: GraphId) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT payload FROM federated_submissions WHERE graph_id = ? ORDER BY created_at, provider",
+        )
+        .bind(graph.0 as i64)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The aggregate of a closed federated graph (JSON of a `FederatedAggregate`).
+    pub async fn federated_aggregate(&self, graph: GraphId) -> Result<Option<String>> {
+        let aggregate: Option<Option<String>> =
+            sqlx::query_scalar("SELECT aggregate FROM federated_queries WHERE graph_id = ?")
+                .bind(graph.0 as i64)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(aggregate.flatten())
+    }
+
+    /// Closes a federated graph in one transaction: stores its aggregate and marks the graph
+    /// and its ops computed.
+    pub async fn close_federated(&self, graph: GraphId, aggregate: &str) -> Result<()> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query(
+            "INSERT INTO federated_queries (graph_id, aggregate) VALUES (?, ?)
+             ON CONFLICT (graph_id) DO UPDATE SET aggregate = excluded.aggregate",
+        )
+        .bind(graph.0 as i64)
+        .bind(aggregate)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE graphs SET status = 'computed' WHERE id = ?")
+            .bind(graph.0 as i64)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE ops SET status = 'computed' WHERE graph_id = ?")
+            .bind(graph.0 as i64)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
 }

@@ -35,6 +35,8 @@ pub struct AppState {
     pub scheduler: SchedulerHandle,
     /// Bulk values (ravftp and the blob store).
     pub bulk: Bulk,
+    /// Federated queries' long polls and locks.
+    pub(crate) federated: crate::federated::FederatedState,
     /// Local → server ids of graphs being uploaded, so a chunk does not re-read every earlier
     /// op; the lock also serialises concurrent uploads to one graph.
     uploads: Arc<std::sync::Mutex<HashMap<GraphId, UploadSlot>>>,
@@ -45,7 +47,7 @@ type UploadSlot = Arc<tokio::sync::Mutex<Option<BTreeMap<u64, ravproto::OpId>>>>
 impl AppState {
     /// State for the handlers.
     pub fn new(db: Db, scheduler: SchedulerHandle, bulk: Bulk) -> AppState {
-        AppState { db, scheduler, bulk, uploads: Arc::default() }
+        AppState { db, scheduler, bulk, federated: Default::default(), uploads: Arc::default() }
     }
 
     fn upload_slot(&self, graph: GraphId) -> UploadSlot {
@@ -119,6 +121,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/open-graphs", get(open_graphs))
         .route("/v1/graphs/{id}/wait", get(wait))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .merge(crate::federated::routes())
         .with_state(state)
 }
 
@@ -144,6 +147,7 @@ async fn create_graph(
     Json(meta): Json<GraphMeta>,
 ) -> Result<Json<CreateGraphResponse>> {
     requester(&caller)?;
+    crate::federated::check_meta(&meta)?;
     let graph_id = state.db.create_graph(caller.id, &meta).await?;
     tracing::info!(%graph_id, owner = %caller.name, "graph created");
     Ok(Json(CreateGraphResponse { graph_id }))
@@ -193,6 +197,7 @@ async fn upload_ops(
         None => cached.insert(state.db.id_map(graph.id).await?),
     };
     validate::chunk(&chunk.ops, known)?;
+    crate::federated::check_ops(&graph.meta, &chunk.ops)?;
     let user = requester_user(caller.id);
     let bulk = &state.bulk;
     let adopt = |op, record: &ravproto::messages::OpRecord| -> Result<u64> {
@@ -214,7 +219,7 @@ async fn upload_ops(
     match state.db.insert_ops(graph.id, &chunk.ops, known, adopt).await {
         Ok(id_map) => {
             if query.execute {
-                start(&state, graph.id).await?;
+                start(&state, &graph).await?;
             }
             Ok(Json(OpChunkResponse { id_map }))
         }
@@ -241,16 +246,20 @@ async fn execute(
     if owned_graph(&state.db, &caller, id).await?.status != GraphStatus::Pending {
         return Err(Error::Conflict(format!("{} was already executed", graph.id)));
     }
-    start(&state, graph.id).await?;
+    start(&state, &graph).await?;
     let graph = owned_graph(&state.db, &caller, id).await?;
     Ok(Json(graph_progress(&state.db, &graph).await?))
 }
 
-/// Starts a pending graph; the caller holds its upload lock and checked its status.
-async fn start(state: &AppState, graph: GraphId) -> Result<()> {
-    state.forget_upload(graph);
-    state.db.set_graph_status(graph, GraphStatus::Computing, None).await?;
-    state.scheduler.send(Command::Execute(graph)).await
+/// Starts a pending graph; the caller holds its upload lock and checked its status. A
+/// federated graph opens to providers instead of going to the scheduler.
+async fn start(state: &AppState, graph: &StoredGraph) -> Result<()> {
+    state.forget_upload(graph.id);
+    if graph.meta.approach == Approach::Federated {
+        return crate::federated::open(state, graph).await;
+    }
+    state.db.set_graph_status(graph.id, GraphStatus::Computing, None).await?;
+    state.scheduler.send(Command::Execute(graph.id)).await
 }
 
 async fn cancel(

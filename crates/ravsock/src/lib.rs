@@ -8,6 +8,8 @@
 //! - [`http`]: the requester API; [`server`]: the task that runs the scheduler against the
 //!   database and resumes unfinished graphs after a restart; [`socket`]: the provider
 //!   protocol over socket.io.
+//! - [`federated`]: federated queries (rules, keys, one submission per provider, the
+//!   aggregate), outside the scheduler; encrypted ones need the cargo feature `he`.
 //! - [`bulk`]: the embedded ravftp server and the blob store for values above the inline
 //!   limit.
 //!
@@ -17,6 +19,7 @@ pub mod auth;
 pub mod bulk;
 pub mod db;
 pub mod error;
+pub mod federated;
 pub mod http;
 pub mod scheduler;
 pub mod server;

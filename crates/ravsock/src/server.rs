@@ -125,6 +125,10 @@ pub async fn start_scheduler(
     io: Option<SocketIo>,
 ) -> Result<()> {
     for graph in db.unfinished_graphs().await? {
+        // Federated graphs have no subgraphs: their submissions are stored, nothing to resume.
+        if db.graph(graph).await?.is_some_and(|g| g.meta.approach == ravproto::messages::Approach::Federated) {
+            continue;
+        }
         tracing::info!(%graph, "resuming graph after restart");
         handle.send(Command::Execute(graph)).await?;
     }

@@ -3,4 +3,5 @@
 //! Every result must equal the `LocalExecutor`'s.
 
 mod distributed;
+mod federated;
 mod stack;

@@ -16,10 +16,10 @@ fn workspace_root() -> PathBuf {
 const ALLOWED: &[(&str, &[&str])] = &[
     ("ravproto", &[]),
     ("ravexec", &["ravproto"]),
-    ("ravop", &["ravproto", "ravexec", "ravftp"]),
+    ("ravop", &["ravproto", "ravexec", "ravftp", "ravfed"]),
     ("ravftp", &["ravproto"]),
     ("ravfed", &["ravproto"]),
-    ("ravsock", &["ravproto", "ravftp"]),
+    ("ravsock", &["ravproto", "ravftp", "ravfed"]),
     ("ravpy", &["ravproto", "ravexec", "ravftp", "ravfed"]),
     ("ravtest", &[]),
 ];

@@ -1,0 +1,134 @@
+//! `ravpy federated`: the provider's side of a federated query.
+//!
+//! The CSV file is read and filtered here, on the provider's machine, by the graph's rules;
+//! only the statistics the graph asks for leave it (count, sum, and sum of squares where a
+//! variance needs it, never a row, a min or a max), and in encrypted mode only as tfhe
+//! ciphertexts under the requester's public key. Port of the original's
+//! `federated/participate.py` (§4.6) without its failures: rows stay aligned across columns,
+//! bounds are inclusive, and errors name the column and line instead of crashing.
+
+use crate::Error;
+use ravfed::Table;
+use ravproto::GraphId;
+use ravproto::federated::{ColumnSums, FederatedPayload, FederatedSpec, Privacy};
+use ravproto::messages::ErrorBody;
+use std::path::PathBuf;
+
+/// What to contribute, and where.
+#[derive(Clone, Debug)]
+pub struct FederatedConfig {
+    /// ravsock's URL.
+    pub server: String,
+    /// Provider token.
+    pub token: String,
+    /// The federated graph.
+    pub graph: GraphId,
+    /// The CSV file (never uploaded).
+    pub file: PathBuf,
+}
+
+/// What was sent.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Contribution {
+    /// The graph after the submission (contributors counts this one).
+    pub spec: FederatedSpec,
+    /// Data rows in the file.
+    pub rows: u64,
+    /// Rows within the rules' bounds.
+    pub kept_rows: u64,
+    /// The statistics, before encryption (for the provider's own record; in encrypted mode they
+    /// left the machine only as ciphertexts).
+    pub sums: Vec<ColumnSums>,
+}
+
+async fn http_error(response: reqwest::Response) -> Error {
+    let status = response.status();
+    let body = response.bytes().await.unwrap_or_default();
+    let message = serde_json::from_slice::<ErrorBody>(&body)
+        .map_or_else(|_| String::from_utf8_lossy(&body).into_owned(), |b| b.message);
+    Error::Refused(format!("HTTP {status}: {message}"))
+}
+
+/// The graph's rules and the statistics it asks for (shown before contributing).
+pub async fn spec(server: &str, token: &str, graph: GraphId) -> Result<FederatedSpec, Error> {
+    let url = format!("{}/v1/federated/{}", server.trim_end_matches('/'), graph.0);
+    let fail = |reason: String| Error::Connect { server: server.to_string(), reason };
+    let response = reqwest::Client::new().get(url).bearer_auth(token).send().await.map_err(|e| fail(e.to_string()))?;
+    if !response.status().is_success() {
+        return Err(http_error(response).await);
+    }
+    response.json().await.map_err(|e| fail(format!("unexpected reply: {e}")))
+}
+
+/// Reads the file, computes its statistics under the graph's rules, encrypts them if the graph
+/// is encrypted, and submits them (once per provider and graph).
+pub async fn contribute(config: &FederatedConfig) -> Result<Contribution, Error> {
+    let base = config.server.trim_end_matches('/');
+    let fail = |reason: String| Error::Connect { server: config.server.clone(), reason };
+    let spec = spec(&config.server, &config.token, config.graph).await?;
+    if spec.status != ravproto::status::GraphStatus::Computing {
+        return Err(Error::Refused(format!("{} is not open to contributions", config.graph)));
+    }
+    let (file, rules, columns) = (config.file.clone(), spec.rules.clone(), spec.columns.clone());
+    let (rows, kept_rows, sums) = tokio::task::spawn_blocking(move || {
+        let table = Table::open(&file, &rules)?;
+        let kept = table.kept_rows(&rules).iter().filter(|k| **k).count() as u64;
+        let sums = ravfed::column_sums(&table, &rules, &columns)?;
+        Ok::<_, ravfed::FedError>((table.rows(), kept, sums))
+    })
+    .await
+    .map_err(|e| Error::Data(e.to_string()))?
+    .map_err(|e| Error::Data(e.to_string()))?;
+    let http = reqwest::Client::new();
+    let payload = match spec.rules.privacy {
+        Privacy::Plain => FederatedPayload::Plain(sums.clone()),
+        Privacy::Encrypted => {
+            let response = http
+                .get(format!("{base}/v1/federated/{}/public-key", config.graph.0))
+                .bearer_auth(&config.token)
+                .send()
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+            if !response.status().is_success() {
+                return Err(http_error(response).await);
+            }
+            let key = response.bytes().await.map_err(|e| fail(e.to_string()))?;
+            FederatedPayload::Encrypted(encrypt(key.to_vec(), spec.columns.clone(), sums.clone()).await?)
+        }
+    };
+    let response = http
+        .post(format!("{base}/v1/federated/{}/submissions", config.graph.0))
+        .bearer_auth(&config.token)
+        .json(&payload)
+        .send()
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    if !response.status().is_success() {
+        return Err(http_error(response).await);
+    }
+    let spec = response.json().await.map_err(|e| fail(format!("unexpected reply: {e}")))?;
+    Ok(Contribution { spec, rows, kept_rows, sums })
+}
+
+#[cfg(feature = "he")]
+async fn encrypt(
+    key: Vec<u8>,
+    columns: Vec<ravproto::federated::ColumnRequest>,
+    sums: Vec<ColumnSums>,
+) -> Result<String, Error> {
+    use base64::Engine;
+    let bytes = tokio::task::spawn_blocking(move || ravfed::he::encrypt(&key, &columns, &sums))
+        .await
+        .map_err(|e| Error::Data(e.to_string()))?
+        .map_err(|e| Error::Data(e.to_string()))?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
+#[cfg(not(feature = "he"))]
+async fn encrypt(
+    _key: Vec<u8>,
+    _columns: Vec<ravproto::federated::ColumnRequest>,
+    _sums: Vec<ColumnSums>,
+) -> Result<String, Error> {
+    Err(Error::Data("this graph is encrypted and this ravpy was built without encryption (cargo feature `he`)".into()))
+}
