@@ -309,3 +309,46 @@ async fn encrypted_federated_statistics_match_and_ravsock_never_sees_them() {
     let found = leaks(&clear_forms(&run.contributions), &stored);
     assert!(found.is_empty(), "statistics in the clear: {found:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn submissions_survive_a_restart_of_ravsock() {
+    let mut stack = Stack::start(30_000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = ravsock::db::Db::connect(&stack.database_url).await.unwrap();
+    let graph = rules(Privacy::Plain).graph("census");
+    graph.federated_mean(column("age")).persist("mean_age");
+    let graph_id = stack.client().await.federated(&graph).await.unwrap().graph_id();
+    let contribute = |url: String, index: usize, token: String| {
+        let path = dir.path().join(FILES[index].0);
+        std::fs::write(&path, FILES[index].1).unwrap();
+        let config = FederatedConfig { server: url, token, graph: graph_id, file: path };
+        async move { ravpy::federated::contribute(&config).await }
+    };
+    let mut tokens = Vec::new();
+    for index in 0..3 {
+        tokens.push(db.create_account(&format!("silo-{index}"), Role::Provider).await.unwrap());
+    }
+    contribute(stack.url.clone(), 0, tokens[0].clone()).await.unwrap();
+    contribute(stack.url.clone(), 1, tokens[1].clone()).await.unwrap();
+    stack.restart(30_000).await;
+    // The stored submissions count after the restart; a repeated one is still refused.
+    let again = contribute(stack.url.clone(), 1, tokens[1].clone()).await.unwrap_err();
+    assert!(again.to_string().contains("already reported"), "{again}");
+    let third = contribute(stack.url.clone(), 2, tokens[2].clone()).await.unwrap();
+    assert_eq!(third.spec.contributors, 3);
+    let aggregate: ravproto::federated::FederatedAggregate = reqwest::Client::new()
+        .post(format!("{}/v1/federated/{}/close", stack.url, graph_id.0))
+        .bearer_auth(&stack.requester)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(aggregate.contributors, 3);
+    let FederatedPayload::Plain(sums) = aggregate.payload else { panic!("a plain query") };
+    let ages: Vec<f64> = KEPT.iter().map(|r| r.0).collect();
+    assert_close(ravfed::Statistics::from_sums(&sums[0]).mean, mean_and_variance(&ages).0, "mean age");
+    let client = stack.client().await;
+    assert_eq!(client.progress(graph_id).await.unwrap().status, ravop::GraphStatus::Computed);
+}
