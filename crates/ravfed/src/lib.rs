@@ -44,7 +44,7 @@ pub mod table;
 pub mod he;
 
 pub use stats::Statistics;
-pub use table::{Table, column_sums};
+pub use table::{ColumnSummary, Table, column_summaries, column_sums};
 
 /// Why a federated step failed; every message names the column and, for data, the row.
 #[derive(Debug, thiserror::Error)]

@@ -7,7 +7,7 @@
 //! and independent of row order.
 
 use crate::{FedError, Result};
-use ravproto::federated::{ColumnRequest, ColumnSums, FederatedRules, to_fixed};
+use ravproto::federated::{ColumnRequest, ColumnSums, FIXED_POINT_SCALE, FederatedRules, to_fixed};
 use std::collections::BTreeMap;
 use std::io::Read;
 
@@ -113,9 +113,26 @@ impl Table {
     }
 }
 
+/// The sufficient statistics of one column of one file: what is sent ([`ColumnSums`]) and,
+/// for the provider's own record only, the extremes. Min and max never leave the machine (the
+/// original always sent them, leaking the extreme values of every silo).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ColumnSummary {
+    /// Count, sum and sum of squares, as sent.
+    pub sums: ColumnSums,
+    /// Smallest kept value (`None` without values).
+    pub min: Option<f64>,
+    /// Largest kept value.
+    pub max: Option<f64>,
+}
+
 /// The statistics a graph asks for (`requests`, in order) over the kept rows of `table`, with
 /// room left for `rules.effective_max_clients()` providers to be added without overflow.
-pub fn column_sums(table: &Table, rules: &FederatedRules, requests: &[ColumnRequest]) -> Result<Vec<ColumnSums>> {
+pub fn column_summaries(
+    table: &Table,
+    rules: &FederatedRules,
+    requests: &[ColumnRequest],
+) -> Result<Vec<ColumnSummary>> {
     let kept = table.kept_rows(rules);
     let kept_count = kept.iter().filter(|k| **k).count() as u64;
     if kept_count == 0 {
@@ -129,15 +146,19 @@ pub fn column_sums(table: &Table, rules: &FederatedRules, requests: &[ColumnRequ
         }
         let Some(values) = table.columns.get(&request.column) else {
             // An optional column this file lacks: it contributes nothing.
-            out.push(ColumnSums { count: 0, sum: 0, sum_sq: request.squares.then_some(0) });
+            let sums = ColumnSums { count: 0, sum: 0, sum_sq: request.squares.then_some(0) };
+            out.push(ColumnSummary { sums, min: None, max: None });
             continue;
         };
         let (mut count, mut sum, mut sum_sq) = (0u64, 0i128, 0u128);
+        let (mut min, mut max) = (i64::MAX, i64::MIN);
         for value in values.iter().zip(&kept).filter(|(_, keep)| **keep).filter_map(|(v, _)| *v) {
             count += 1;
             sum += i128::from(value);
             // |value| < 9e15, so a square is below 8.1e31 and 2^128 holds 4e6 of them.
             sum_sq = sum_sq.saturating_add((i128::from(value) * i128::from(value)) as u128);
+            min = min.min(value);
+            max = max.max(value);
         }
         let overflow = || FedError::Overflow { column: request.column.clone(), max_clients };
         let sum = i64::try_from(sum).map_err(|_| overflow())?;
@@ -147,9 +168,19 @@ pub fn column_sums(table: &Table, rules: &FederatedRules, requests: &[ColumnRequ
         {
             return Err(overflow());
         }
-        out.push(ColumnSums { count, sum, sum_sq: request.squares.then_some(sum_sq) });
+        let unscale = |v: i64| (count > 0).then(|| v as f64 / FIXED_POINT_SCALE as f64);
+        out.push(ColumnSummary {
+            sums: ColumnSums { count, sum, sum_sq: request.squares.then_some(sum_sq) },
+            min: unscale(min),
+            max: unscale(max),
+        });
     }
     Ok(out)
+}
+
+/// The sums of [`column_summaries`]: exactly what a provider sends.
+pub fn column_sums(table: &Table, rules: &FederatedRules, requests: &[ColumnRequest]) -> Result<Vec<ColumnSums>> {
+    Ok(column_summaries(table, rules, requests)?.into_iter().map(|summary| summary.sums).collect())
 }
 
 #[cfg(test)]

@@ -36,9 +36,9 @@ pub struct Contribution {
     pub rows: u64,
     /// Rows within the rules' bounds.
     pub kept_rows: u64,
-    /// The statistics, before encryption (for the provider's own record; in encrypted mode they
-    /// left the machine only as ciphertexts).
-    pub sums: Vec<ColumnSums>,
+    /// The statistics, before encryption, with the extremes (for the provider's own record: the
+    /// sums left the machine only as sent, encrypted in encrypted mode; min and max never did).
+    pub summaries: Vec<ravfed::ColumnSummary>,
 }
 
 async fn http_error(response: reqwest::Response) -> Error {
@@ -70,15 +70,16 @@ pub async fn contribute(config: &FederatedConfig) -> Result<Contribution, Error>
         return Err(Error::Refused(format!("{} is not open to contributions", config.graph)));
     }
     let (file, rules, columns) = (config.file.clone(), spec.rules.clone(), spec.columns.clone());
-    let (rows, kept_rows, sums) = tokio::task::spawn_blocking(move || {
+    let (rows, kept_rows, summaries) = tokio::task::spawn_blocking(move || {
         let table = Table::open(&file, &rules)?;
         let kept = table.kept_rows(&rules).iter().filter(|k| **k).count() as u64;
-        let sums = ravfed::column_sums(&table, &rules, &columns)?;
-        Ok::<_, ravfed::FedError>((table.rows(), kept, sums))
+        let summaries = ravfed::column_summaries(&table, &rules, &columns)?;
+        Ok::<_, ravfed::FedError>((table.rows(), kept, summaries))
     })
     .await
     .map_err(|e| Error::Data(e.to_string()))?
     .map_err(|e| Error::Data(e.to_string()))?;
+    let sums: Vec<ColumnSums> = summaries.iter().map(|summary| summary.sums).collect();
     let http = reqwest::Client::new();
     let payload = match spec.rules.privacy {
         Privacy::Plain => FederatedPayload::Plain(sums.clone()),
@@ -107,7 +108,7 @@ pub async fn contribute(config: &FederatedConfig) -> Result<Contribution, Error>
         return Err(http_error(response).await);
     }
     let spec = response.json().await.map_err(|e| fail(format!("unexpected reply: {e}")))?;
-    Ok(Contribution { spec, rows, kept_rows, sums })
+    Ok(Contribution { spec, rows, kept_rows, summaries })
 }
 
 #[cfg(feature = "he")]

@@ -144,10 +144,18 @@ fn main() -> Result<()> {
                 "sent the statistics of {} of {} rows ({} columns), {privacy}; {} of {} providers needed have reported",
                 contribution.kept_rows,
                 contribution.rows,
-                contribution.sums.len(),
+                contribution.summaries.len(),
                 contribution.spec.contributors,
                 contribution.spec.rules.min_clients
             );
+            for (request, summary) in contribution.spec.columns.iter().zip(&contribution.summaries) {
+                // The provider's own view of its data; min and max were not sent.
+                let range = match (summary.min, summary.max) {
+                    (Some(min), Some(max)) => format!("from {min} to {max} (not sent)"),
+                    _ => "no values in this file".into(),
+                };
+                tracing::info!("  {}: {} values {range}", request.column, summary.sums.count);
+            }
         }
         Command::Benchmark => {
             let benchmark = ravpy::bench::measure();

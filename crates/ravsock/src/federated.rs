@@ -200,8 +200,7 @@ async fn wait(
     if settled(&spec) {
         return Ok(Json(spec));
     }
-    let limit = query.timeout_ms.unwrap_or(crate::http::MAX_WAIT_MS).min(crate::http::MAX_WAIT_MS);
-    let _ = tokio::time::timeout(std::time::Duration::from_millis(limit), async {
+    let _ = tokio::time::timeout(crate::http::wait_limit(query.timeout_ms), async {
         loop {
             match changes.recv().await {
                 Ok(changed) if changed != graph.id => continue,

@@ -378,6 +378,11 @@ async fn ftp_credentials(State(state): State<AppState>, Caller(caller): Caller) 
 /// Longest a `wait` request is held open.
 pub const MAX_WAIT_MS: u64 = 30_000;
 
+/// How long a long poll asked to wait `timeout_ms` is held: at most [`MAX_WAIT_MS`].
+pub(crate) fn wait_limit(timeout_ms: Option<u64>) -> std::time::Duration {
+    std::time::Duration::from_millis(timeout_ms.unwrap_or(MAX_WAIT_MS).min(MAX_WAIT_MS))
+}
+
 #[derive(serde::Deserialize)]
 struct WaitQuery {
     #[serde(default)]
@@ -396,8 +401,7 @@ async fn wait(
     let mut events = state.scheduler.subscribe();
     let graph = owned_graph(&state.db, &caller, id).await?;
     if matches!(graph.status, GraphStatus::Computing) {
-        let timeout = std::time::Duration::from_millis(query.timeout_ms.unwrap_or(MAX_WAIT_MS).min(MAX_WAIT_MS));
-        let changed = tokio::time::timeout(timeout, async {
+        let changed = tokio::time::timeout(wait_limit(query.timeout_ms), async {
             loop {
                 match events.recv().await {
                     // The scheduler's own counts: no COUNT over the graph's ops per wake-up.

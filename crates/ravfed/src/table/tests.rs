@@ -37,6 +37,10 @@ fn rows_are_kept_whole_and_bounds_are_inclusive() {
     assert_eq!(got[0], ColumnSums { count: 2, sum: 98_000, sum_sq: Some(18_000u128.pow(2) + 80_000u128.pow(2)) });
     assert_eq!(got[1], ColumnSums { count: 2, sum: 100_250, sum_sq: None });
     assert_eq!(got[2], ColumnSums { count: 2, sum: 6_000, sum_sq: Some(1_000u128.pow(2) + 5_000u128.pow(2)) });
+    let table = Table::read(csv.as_bytes(), &rules()).unwrap();
+    let summaries = column_summaries(&table, &rules(), &requests()).unwrap();
+    assert_eq!((summaries[0].min, summaries[0].max), (Some(18.0), Some(80.0)));
+    assert_eq!((summaries[1].min, summaries[1].max), (Some(-0.25), Some(100.5)));
     let stats = Statistics::from_sums(&got[0]);
     assert_eq!(stats.mean, 49.0);
     assert_eq!(stats.variance, Some(961.0));
@@ -47,6 +51,9 @@ fn rows_are_kept_whole_and_bounds_are_inclusive() {
 fn an_optional_column_may_be_missing_or_empty() {
     let got = sums("salary,age\n2,30\n4,50\n").unwrap();
     assert_eq!(got[1], ColumnSums { count: 0, sum: 0, sum_sq: None });
+    let table = Table::read("salary,age\n2,30\n".as_bytes(), &rules()).unwrap();
+    let missing = column_summaries(&table, &rules(), &requests()).unwrap()[1];
+    assert_eq!((missing.min, missing.max), (None, None));
     let got = sums("salary,age,fund\n2,30,\n4,50,1.5\n").unwrap();
     assert_eq!(got[1], ColumnSums { count: 1, sum: 1_500, sum_sq: None });
     assert!(Statistics::from_sums(&ColumnSums::default()).mean.is_nan());

@@ -228,7 +228,7 @@ async fn bad_federated_requests_get_clear_errors() {
 fn clear_forms(contributions: &[Contribution]) -> Vec<(String, Vec<u8>)> {
     let mut forms = Vec::new();
     for contribution in contributions {
-        for sums in &contribution.sums {
+        for sums in contribution.summaries.iter().map(|summary| &summary.sums) {
             let mut add = |label: String, value: i128| {
                 // Small numbers occur everywhere by chance; these are distinctive.
                 if value.unsigned_abs() >= 100_000 {
