@@ -11,7 +11,6 @@ use crate::Error;
 use ravfed::Table;
 use ravproto::GraphId;
 use ravproto::federated::{ColumnSums, FederatedPayload, FederatedSpec, Privacy};
-use ravproto::messages::ErrorBody;
 use std::path::PathBuf;
 
 /// What to contribute, and where.
@@ -41,21 +40,13 @@ pub struct Contribution {
     pub summaries: Vec<ravfed::ColumnSummary>,
 }
 
-async fn http_error(response: reqwest::Response) -> Error {
-    let status = response.status();
-    let body = response.bytes().await.unwrap_or_default();
-    let message = serde_json::from_slice::<ErrorBody>(&body)
-        .map_or_else(|_| String::from_utf8_lossy(&body).into_owned(), |b| b.message);
-    Error::Refused(format!("HTTP {status}: {message}"))
-}
-
 /// The graph's rules and the statistics it asks for (shown before contributing).
 pub async fn spec(server: &str, token: &str, graph: GraphId) -> Result<FederatedSpec, Error> {
     let url = format!("{}/v1/federated/{}", server.trim_end_matches('/'), graph.0);
     let fail = |reason: String| Error::Connect { server: server.to_string(), reason };
     let response = reqwest::Client::new().get(url).bearer_auth(token).send().await.map_err(|e| fail(e.to_string()))?;
     if !response.status().is_success() {
-        return Err(http_error(response).await);
+        return Err(crate::refusal(response).await);
     }
     response.json().await.map_err(|e| fail(format!("unexpected reply: {e}")))
 }
@@ -91,7 +82,7 @@ pub async fn contribute(config: &FederatedConfig) -> Result<Contribution, Error>
                 .await
                 .map_err(|e| fail(e.to_string()))?;
             if !response.status().is_success() {
-                return Err(http_error(response).await);
+                return Err(crate::refusal(response).await);
             }
             let key = response.bytes().await.map_err(|e| fail(e.to_string()))?;
             FederatedPayload::Encrypted(encrypt(key.to_vec(), spec.columns.clone(), sums.clone()).await?)
@@ -105,7 +96,7 @@ pub async fn contribute(config: &FederatedConfig) -> Result<Contribution, Error>
         .await
         .map_err(|e| fail(e.to_string()))?;
     if !response.status().is_success() {
-        return Err(http_error(response).await);
+        return Err(crate::refusal(response).await);
     }
     let spec = response.json().await.map_err(|e| fail(format!("unexpected reply: {e}")))?;
     Ok(Contribution { spec, rows, kept_rows, summaries })

@@ -87,14 +87,19 @@ pub async fn list_graphs(
     }
     let fail = |reason: String| Error::Connect { server: server.to_string(), reason };
     let response = reqwest::Client::new().get(url).bearer_auth(token).send().await.map_err(|e| fail(e.to_string()))?;
-    let status = response.status();
-    let body = response.bytes().await.map_err(|e| fail(e.to_string()))?;
-    if !status.is_success() {
-        let message = serde_json::from_slice::<ravproto::messages::ErrorBody>(&body)
-            .map_or_else(|_| String::from_utf8_lossy(&body).into_owned(), |b| b.message);
-        return Err(Error::Refused(format!("HTTP {status}: {message}")));
+    if !response.status().is_success() {
+        return Err(refusal(response).await);
     }
-    serde_json::from_slice(&body).map_err(|e| fail(format!("unexpected reply: {e}")))
+    response.json().await.map_err(|e| fail(format!("unexpected reply: {e}")))
+}
+
+/// The server's refusal (its `ErrorBody` message, or the raw body) as an [`Error::Refused`].
+pub(crate) async fn refusal(response: reqwest::Response) -> Error {
+    let status = response.status();
+    let body = response.bytes().await.unwrap_or_default();
+    let message = serde_json::from_slice::<ravproto::messages::ErrorBody>(&body)
+        .map_or_else(|_| String::from_utf8_lossy(&body).into_owned(), |b| b.message);
+    Error::Refused(format!("HTTP {status}: {message}"))
 }
 
 /// Why participation stopped.

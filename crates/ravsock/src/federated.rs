@@ -34,6 +34,12 @@ pub const MAX_SUBMISSION_BYTES: usize = 4 << 20;
 /// Whether this build can add encrypted submissions.
 pub const ENCRYPTION_BUILT: bool = cfg!(feature = "he");
 
+/// The refusal of encrypted work by a build without the `he` feature.
+#[cfg(not(feature = "he"))]
+fn not_built() -> Error {
+    Error::Conflict("this ravsock was built without homomorphic encryption (cargo feature `he`)".into())
+}
+
 /// Shared state of the federated handlers.
 #[derive(Clone, Debug)]
 pub struct FederatedState {
@@ -251,7 +257,7 @@ async fn public_key_of(keys: axum::body::Bytes) -> Result<Vec<u8>> {
 
 #[cfg(not(feature = "he"))]
 async fn public_key_of(_keys: axum::body::Bytes) -> Result<Vec<u8>> {
-    Err(Error::Conflict("this ravsock was built without homomorphic encryption (cargo feature `he`)".into()))
+    Err(not_built())
 }
 
 /// The requester's compact public key, for providers to encrypt with.
@@ -341,7 +347,7 @@ async fn check_ciphertext(db: &Db, spec: &FederatedSpec, ciphertext: &str) -> Re
 #[cfg(not(feature = "he"))]
 async fn check_ciphertext(_db: &Db, _spec: &FederatedSpec, ciphertext: &str) -> Result<()> {
     decode(ciphertext)?;
-    Err(Error::Conflict("this ravsock was built without homomorphic encryption (cargo feature `he`)".into()))
+    Err(not_built())
 }
 
 /// Closes the owner's graph once `min_clients` reported, and hands out the aggregate.
@@ -394,6 +400,8 @@ async fn close_graph(state: &AppState, graph: GraphId) -> Result<FederatedAggreg
         FederatedAggregate { graph_id: graph, contributors: spec.contributors, columns: spec.columns, payload };
     let text = serde_json::to_string(&aggregate).map_err(|e| Error::Internal(e.to_string()))?;
     state.db.close_federated(graph, &text).await?;
+    // Closed for good (the stored status refuses later submissions): the lock can go.
+    state.federated.locks.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&graph);
     tracing::info!(%graph, contributors = aggregate.contributors, elapsed_ms = started.elapsed().as_millis() as u64, "federated graph closed");
     state.federated.changed(graph);
     Ok(aggregate)
@@ -430,5 +438,5 @@ async fn aggregate_encrypted(db: &Db, spec: &FederatedSpec, submissions: Vec<Str
 
 #[cfg(not(feature = "he"))]
 async fn aggregate_encrypted(_db: &Db, _spec: &FederatedSpec, _submissions: Vec<String>) -> Result<FederatedPayload> {
-    Err(Error::Conflict("this ravsock was built without homomorphic encryption (cargo feature `he`)".into()))
+    Err(not_built())
 }
