@@ -482,6 +482,87 @@ case("foreach sum", "foreach", {"operation": {"operator": "sum"}}, [t3], lambda 
 case("foreach square", "foreach", {"operation": {"operator": "square"}}, [f64_m], lambda a: np.array([np.square(x) for x in a]))
 case("foreach max axis", "foreach", {"operation": {"operator": "max", "params": {"axis": 0}}}, [t3], lambda a: np.array([np.max(x, axis=0) for x in a]))
 
+
+# ---- I. losses: (y, y_pred), mean reductions (PyTorch's MSELoss and CrossEntropyLoss; Keras'
+# sparse categorical cross entropy on probabilities, clipped to [1e-7, 1 - 1e-7]) ----
+def same_shape(y, p):
+    if y.shape != p.shape:
+        raise ValueError(f"shapes {y.shape} and {p.shape} differ")
+
+def labels_of(y, classes, ignore=None):
+    y = np.asarray(y, np.float64)
+    if y.ndim != 1 or np.any(y != np.round(y)):
+        raise ValueError("class targets must be 1-D integers")
+    keep = y != ignore if ignore is not None else np.ones(len(y), bool)
+    if np.any((y[keep] < 0) | (y[keep] >= classes)):
+        raise IndexError("class target out of range")
+    return y.astype(np.int64), keep
+
+def log_softmax(z):
+    z = z - z.max(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+def ce_terms(y, z, ignore=None):
+    lp = log_softmax(z)
+    if y.shape == z.shape:
+        return -(y * lp).sum(axis=1), np.exp(lp) - y, np.ones(len(z), bool)
+    idx, keep = labels_of(y, z.shape[1], ignore)
+    if not keep.any():
+        raise ValueError("every row ignored")
+    grad = np.exp(lp)
+    grad[np.arange(len(z)), np.where(keep, idx, 0)] -= keep
+    grad[~keep] = 0
+    return -lp[np.arange(len(z)), np.where(keep, idx, 0)][keep], grad, keep
+
+def ce_loss(y, z, ignore=None):
+    terms, _, keep = ce_terms(y, z, ignore)
+    return np.array(terms.sum() / keep.sum(), z.dtype)
+
+def ce_grad(y, z, ignore=None):
+    _, grad, keep = ce_terms(y, z, ignore)
+    return (grad / keep.sum()).astype(z.dtype)
+
+def accuracy(y, z):
+    target = y.argmax(axis=1) if y.shape == z.shape else labels_of(y, z.shape[1])[0]
+    return np.array((z.argmax(axis=1) == target).mean(), z.dtype)
+
+def sparse_loss(y, p):
+    idx, _ = labels_of(y, p.shape[1])
+    picked = np.clip(p[np.arange(len(p)), idx], 1e-7, 1 - 1e-7)
+    return np.array(-np.log(picked).mean(), p.dtype)
+
+def sparse_grad(y, p):
+    idx, _ = labels_of(y, p.shape[1])
+    picked = p[np.arange(len(p)), idx]
+    grad = np.zeros_like(p)
+    inside = (picked >= 1e-7) & (picked <= 1 - 1e-7)
+    grad[np.arange(len(p)), idx] = np.where(inside, -1.0 / (len(p) * picked), 0.0)
+    return grad
+
+targets = rng.normal(size=(4, 3))
+logits = rng.normal(size=(4, 3))
+labels = arr([0, 2, 1, 2], np.int64)
+probs = rng.uniform(0.05, 1.0, size=(4, 3))
+probs = probs / probs.sum(axis=1, keepdims=True)
+case("square_loss", "square_loss", {}, [targets, logits], lambda y, p: (same_shape(y, p), np.array(np.mean((p - y) ** 2)))[1])
+case("square_loss f32", "square_loss", {}, [targets.astype(np.float32), logits.astype(np.float32)], lambda y, p: np.array(np.mean((p - y) ** 2), np.float32))
+case("square_loss mismatch", "square_loss", {}, [targets, row], lambda y, p: (same_shape(y, p), 0)[1])
+case("square_loss_gradient", "square_loss_gradient", {}, [targets, logits], lambda y, p: 2 * (p - y) / p.size)
+case("cross_entropy_loss labels", "cross_entropy_loss", {}, [labels, logits], ce_loss)
+case("cross_entropy_loss f32", "cross_entropy_loss", {}, [labels, logits.astype(np.float32)], ce_loss)
+case("cross_entropy_loss ignore_index", "cross_entropy_loss", {"ignore_index": 2}, [labels, logits], lambda y, z: ce_loss(y, z, 2))
+case("cross_entropy_loss probabilities", "cross_entropy_loss", {}, [probs, logits], ce_loss)
+case("cross_entropy_loss label out of range", "cross_entropy_loss", {}, [arr([0, 3, 1, 2], np.int64), logits], ce_loss)
+case("cross_entropy_loss negative label", "cross_entropy_loss", {}, [arr([0, -1, 1, 2], np.int64), logits], ce_loss)
+case("cross_entropy_loss reshaped", "cross_entropy_loss", {"reshape_target": [-1], "reshape_label": [4, 3]}, [labels.reshape(2, 2), logits.reshape(-1)], lambda y, z: ce_loss(y.reshape(-1), z.reshape(4, 3)))
+case("cross_entropy_gradient", "cross_entropy_gradient", {}, [labels, logits], ce_grad)
+case("cross_entropy_accuracy", "cross_entropy_accuracy", {}, [labels, logits], accuracy)
+case("cross_entropy_accuracy one-hot", "cross_entropy_accuracy", {}, [np.eye(3)[labels], logits], accuracy)
+case("sparse_categorical loss", "sparse_categorical_cross_entropy_loss", {}, [labels, probs], sparse_loss)
+case("sparse_categorical clipped", "sparse_categorical_cross_entropy_loss", {}, [labels, np.eye(3)[labels]], sparse_loss)
+case("sparse_categorical gradient", "sparse_categorical_cross_entropy_gradient", {}, [labels, probs], sparse_grad)
+case("sparse_categorical accuracy", "sparse_categorical_cross_entropy_accuracy", {}, [labels, probs], accuracy)
+
 def same_value(a, b, rtol):
     """Structural equality; float data within rtol (NumPy's SIMD paths differ across CPUs)."""
     if isinstance(a, dict) and isinstance(b, dict):

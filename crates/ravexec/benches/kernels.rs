@@ -13,25 +13,11 @@ use ravexec::{Tensor, TensorValue, execute};
 use ravproto::Operation;
 use ravproto::ops::{NoParams, ReduceParams};
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-// As in the product binaries: the allocator decides whether big results cost page faults.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+mod common;
 
-/// Median seconds of `f` over runs filling about `budget`.
-fn median_secs(budget: Duration, mut f: impl FnMut()) -> f64 {
-    f();
-    let mut times = Vec::new();
-    let start = Instant::now();
-    while times.len() < 5 || (start.elapsed() < budget && times.len() < 200) {
-        let t = Instant::now();
-        f();
-        times.push(t.elapsed().as_secs_f64());
-    }
-    times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
-}
+use common::median_secs;
 
 fn filled(shape: &[usize], f32s: bool) -> Tensor {
     let n: usize = shape.iter().product();

@@ -4,8 +4,10 @@
 //! [`ExecError`] naming the op and the reason; it never panics on bad input. Groups B to E
 //! (arithmetic, linear algebra and shape, logic, statistics) are implemented here, including
 //! the ops the original registered but never implemented (`cube`, `slice`, `median`, `sign`,
-//! `random`). Groups F to I (classic ML, deep learning, whole models, losses) and the
-//! federated placeholders exist in the catalogue and return [`ErrorKind::Unsupported`].
+//! `random`), and group I's losses, gradients and accuracies. The deep-learning layers,
+//! optimizers and losses are in [`nn`] as functions with their backward passes; the stateful
+//! layer ops (groups G and H, which keep weights between ops), classic ML (group F) and the
+//! federated placeholders exist in the catalogue and return [`ErrorKind::Unsupported`] here.
 //!
 //! Semantics follow NumPy 2 (broadcasting, `axis`/`keepdims`, NEP 50 promotion, `ddof`,
 //! percentile methods). Where NumPy returns a dtype we do not carry, see [`tensor`] for the
@@ -15,6 +17,8 @@ mod elementwise;
 mod error;
 mod index;
 mod linalg;
+mod losses;
+pub mod nn;
 mod random;
 mod reduce;
 mod shape;
@@ -185,6 +189,14 @@ fn run(operation: &Operation, inputs: &[TensorValue]) -> KResult<TensorValue> {
             let weights = if inputs.len() > 1 { Some(t(1)?) } else { None };
             reduce::bincount(t(0)?, weights, p.minlength)?
         }
+        O::CrossEntropyLoss(p) => losses::loss_op(OpKind::CrossEntropyLoss, t(0)?, t(1)?, Some(p))?,
+        O::SquareLoss(_)
+        | O::SquareLossGradient(_)
+        | O::CrossEntropyGradient(_)
+        | O::CrossEntropyAccuracy(_)
+        | O::SparseCategoricalCrossEntropyLoss(_)
+        | O::SparseCategoricalCrossEntropyGradient(_)
+        | O::SparseCategoricalCrossEntropyAccuracy(_) => losses::loss_op(operation.kind(), t(0)?, t(1)?, None)?,
         other => return Err(unsupported(other.kind())),
     };
     Ok(TensorValue::Tensor(out))
@@ -198,7 +210,7 @@ fn unsupported(kind: OpKind) -> ErrorKind {
     let why = match kind.group() {
         Group::Input => "input nodes carry values and are never executed",
         Group::Federated => "federated statistics are computed by the federated path, not by a kernel",
-        _ => "the machine-learning groups (F to I) are not implemented yet",
+        _ => "classic ML and the stateful layer ops (groups F to H) are not implemented yet",
     };
     ErrorKind::Unsupported(format!("`{kind}`: {why}"))
 }
