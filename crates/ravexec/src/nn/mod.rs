@@ -2,9 +2,10 @@
 //! optimizers, as plain functions on ndarray.
 //!
 //! Everything here is stateless math: a layer's forward returns its output and whatever its
-//! backward needs (a [`activation`] keeps its output, [`conv`] its column matrix, [`pool`]
-//! the argmax positions), and the backward returns the gradients of the input and of the
-//! weights. Holding weights and optimizer state between ops, batches and subgraphs is the job
+//! backward needs (an [`activation`] its output, [`pool`] the argmax positions, [`norm`] the
+//! normalised input), and the backward returns the gradients of the input and of the weights.
+//! [`dense`], [`conv`] (im2col), [`pool`], [`norm`] (batch and layer norm), [`dropout`]
+//! (dropout and embedding), [`loss`] and [`optim`] (the seven optimizers) cover groups G and I. Holding weights and optimizer state between ops, batches and subgraphs is the job
 //! of the caller (the training session), which keeps these functions easy to test: every
 //! backward is checked against finite differences in `tests/it/nn.rs`.
 //!
@@ -17,7 +18,9 @@
 pub mod activation;
 pub mod conv;
 pub mod dense;
+pub mod dropout;
 pub mod loss;
+pub mod norm;
 pub mod optim;
 pub mod pool;
 

@@ -243,3 +243,97 @@ fn losses_refuse_bad_targets() {
     );
     assert_eq!(acc.unwrap(), 0.5);
 }
+
+#[test]
+fn batchnorm_gradients_match_finite_differences() {
+    use ravexec::nn::norm::{BatchNorm, batchnorm_backward};
+    let mut rng = Rng(17);
+    for (shape, training) in [(vec![5, 3], true), (vec![2, 3, 2, 2], true), (vec![4, 3], false)] {
+        let x = rng.array(&shape, -2.0, 2.0);
+        let gamma = Array1::from_shape_simple_fn(3, || rng.uniform(0.5, 1.5));
+        let beta = Array1::from_shape_simple_fn(3, || rng.uniform(-1.0, 1.0));
+        let mut stats = BatchNorm::<f64>::new(3, 0.1, 1e-5).unwrap();
+        stats.running_mean = Array1::from_vec(vec![0.1, -0.2, 0.3]);
+        stats.running_var = Array1::from_vec(vec![1.5, 0.5, 2.0]);
+        let fresh = stats.clone();
+        let r = rng.array(&shape, -1.0, 1.0);
+        let out = |x: &ArrayD<f64>, g: &Array1<f64>, b: &Array1<f64>| {
+            let (y, _) = fresh.clone().forward(&x.view(), Some(&g.view()), Some(&b.view()), training).unwrap();
+            project(&y, &r)
+        };
+        let (_, cache) = stats.forward(&x.view(), Some(&gamma.view()), Some(&beta.view()), training).unwrap();
+        let grads = batchnorm_backward(&cache, Some(&gamma.view()), &r.view()).unwrap();
+        let what = format!("batchnorm {shape:?} training {training}");
+        assert_close(&what, &grads.input, &numeric(&x, &|x| out(x, &gamma, &beta)));
+        let as1 = |a: &ArrayD<f64>| a.clone().into_dimensionality::<ndarray::Ix1>().unwrap();
+        let numeric_gamma = numeric(&gamma.clone().into_dyn(), &|g| out(&x, &as1(g), &beta));
+        assert_close(&format!("{what} gamma"), grads.gamma.as_ref().unwrap(), &numeric_gamma);
+        let numeric_beta = numeric(&beta.clone().into_dyn(), &|b| out(&x, &gamma, &as1(b)));
+        assert_close(&format!("{what} beta"), grads.beta.as_ref().unwrap(), &numeric_beta);
+        if training {
+            // PyTorch's update: running = 0.9 * running + 0.1 * batch (unbiased variance).
+            let x0: Vec<f64> = x.index_axis(ndarray::Axis(1), 0).iter().copied().collect();
+            let mean = x0.iter().sum::<f64>() / x0.len() as f64;
+            let var = x0.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (x0.len() - 1) as f64;
+            assert!((stats.running_mean[0] - (0.9 * 0.1 + 0.1 * mean)).abs() < 1e-12);
+            assert!((stats.running_var[0] - (0.9 * 1.5 + 0.1 * var)).abs() < 1e-12);
+        } else {
+            assert_eq!(stats, fresh, "evaluation leaves the running statistics alone");
+        }
+    }
+    let mut stats = BatchNorm::<f64>::new(3, 0.1, 1e-5).unwrap();
+    assert!(stats.forward(&ArrayD::zeros(IxDyn(&[1, 3])).view(), None, None, true).is_err(), "one sample per channel");
+    assert!(stats.forward(&ArrayD::zeros(IxDyn(&[4, 2])).view(), None, None, true).is_err(), "wrong channels");
+}
+
+#[test]
+fn layernorm_gradients_match_finite_differences() {
+    use ravexec::nn::norm::{layernorm_backward, layernorm_forward};
+    let mut rng = Rng(19);
+    let x = rng.array(&[2, 3, 4], -2.0, 2.0);
+    let gamma = rng.array(&[3, 4], 0.5, 1.5);
+    let beta = rng.array(&[3, 4], -1.0, 1.0);
+    let r = rng.array(&[2, 3, 4], -1.0, 1.0);
+    let out = |x: &ArrayD<f64>, g: &ArrayD<f64>, b: &ArrayD<f64>| {
+        project(&layernorm_forward(&x.view(), &[3, 4], Some(&g.view()), Some(&b.view()), 1e-5).unwrap().0, &r)
+    };
+    let (y, cache) = layernorm_forward(&x.view(), &[3, 4], Some(&gamma.view()), Some(&beta.view()), 1e-5).unwrap();
+    let grads = layernorm_backward(&cache, Some(&gamma.view()), &r.view()).unwrap();
+    assert_close("layernorm input", &grads.input, &numeric(&x, &|x| out(x, &gamma, &beta)));
+    assert_close("layernorm gamma", grads.gamma.as_ref().unwrap(), &numeric(&gamma, &|g| out(&x, g, &beta)));
+    assert_close("layernorm beta", grads.beta.as_ref().unwrap(), &numeric(&beta, &|b| out(&x, &gamma, b)));
+    // Each sample is normalised: with gamma 1 and beta 0 its mean is 0 and its variance ~1.
+    let (plain, _) = layernorm_forward(&x.view(), &[3, 4], None, None, 1e-5).unwrap();
+    let first = plain.index_axis(ndarray::Axis(0), 0);
+    assert!(first.sum().abs() < 1e-12 && (first.mapv(|v| v * v).mean().unwrap() - 1.0).abs() < 1e-4);
+    assert_eq!(y.shape(), x.shape());
+    assert!(layernorm_forward(&x.view(), &[4, 3], None, None, 1e-5).is_err());
+}
+
+#[test]
+fn dropout_and_embedding_backward() {
+    use ravexec::nn::dropout::{apply_mask, dropout_mask, embedding_backward, embedding_forward};
+    let mask = dropout_mask::<f64>(&[100, 100], 0.3, 42).unwrap();
+    assert_eq!(mask, dropout_mask::<f64>(&[100, 100], 0.3, 42).unwrap(), "same seed, same mask");
+    assert_ne!(mask, dropout_mask::<f64>(&[100, 100], 0.3, 43).unwrap());
+    let dropped = mask.iter().filter(|&&m| m == 0.0).count() as f64 / mask.len() as f64;
+    assert!((dropped - 0.3).abs() < 0.02, "dropped {dropped}");
+    assert!(mask.iter().all(|&m| m == 0.0 || (m - 1.0 / 0.7).abs() < 1e-12));
+    let mut rng = Rng(23);
+    let x = rng.array(&[100, 100], -1.0, 1.0);
+    let r = rng.array(&[100, 100], -1.0, 1.0);
+    // Dropout is linear in x: its gradient is the mask itself.
+    let analytic = apply_mask(&r.view(), &mask.view()).unwrap();
+    let y = apply_mask(&x.view(), &mask.view()).unwrap();
+    assert!((project(&y, &r) - project(&x, &analytic)).abs() < 1e-9);
+    assert!(dropout_mask::<f64>(&[2], 1.5, 0).is_err());
+
+    let table = rng.array(&[5, 3], -1.0, 1.0);
+    let indices = [1i64, 4, 1, 0];
+    let r = rng.array(&[2, 2, 3], -1.0, 1.0);
+    let as2 = |a: &ArrayD<f64>| a.clone().into_dimensionality::<ndarray::Ix2>().unwrap();
+    let out = |t: &ArrayD<f64>| project(&embedding_forward(&indices, &[2, 2], &as2(t).view()).unwrap(), &r);
+    let analytic = embedding_backward(&indices, 5, &r.view()).unwrap();
+    assert_close("embedding table", &analytic.into_dyn(), &numeric(&table, &out));
+    assert!(embedding_forward(&[5], &[1], &as2(&table).view()).is_err());
+}
