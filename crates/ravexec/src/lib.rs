@@ -23,6 +23,7 @@ mod random;
 mod reduce;
 mod shape;
 pub mod tensor;
+pub mod train;
 
 pub use error::{ErrorKind, ExecError};
 pub use tensor::{Elem, Tensor, TensorValue};

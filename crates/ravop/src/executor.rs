@@ -2,12 +2,15 @@
 //!
 //! This is the reference the distributed path is compared against: the same ops, the same
 //! kernels, no network. Intermediate values are dropped as soon as their last consumer has run,
-//! so memory stays near the live frontier of the graph.
+//! so memory stays near the live frontier of the graph. Training ops (layers, losses and
+//! `start_backward_marker`) run in one `ravexec::train::Session` per run, which keeps the
+//! layers' weights between batches.
 
 use crate::error::{Error, Result};
 use crate::graph::Graph;
 use ndarray::ArrayD;
-use ravexec::{Elem, Tensor, TensorValue, execute};
+use ravexec::train::Session;
+use ravexec::{Elem, Tensor, TensorValue};
 use ravproto::OpId;
 use std::collections::BTreeMap;
 
@@ -63,6 +66,8 @@ impl LocalExecutor {
         }
         let mut values: Vec<Option<TensorValue>> = vec![None; nodes.len()];
         let mut results = Results::default();
+        // Layer weights, optimizer state and the forward tape of the training ops.
+        let mut session = Session::new();
         for node in &nodes {
             let value = match &node.value {
                 Some(constant) => TensorValue::Tensor(constant.clone()),
@@ -78,7 +83,9 @@ impl LocalExecutor {
                             value.expect("inputs precede their consumers")
                         })
                         .collect();
-                    execute(&node.operation, &inputs).map_err(|source| Error::Exec { op_id: node.id, source })?
+                    session
+                        .run(node.id, &node.operation, &node.inputs, &inputs)
+                        .map_err(|source| Error::Exec { op_id: node.id, source })?
                 }
             };
             if let Some(names) = keep.get(&node.id) {

@@ -1611,6 +1611,25 @@ impl Operation {
             .map(OpId)
             .collect()
     }
+
+    /// The same op with every param reference passed through `map` (a requester's local ids
+    /// to the server's). `None` when a reference has no mapping.
+    pub fn with_param_refs(&self, map: impl Fn(OpId) -> Option<OpId>) -> Option<Operation> {
+        let mut params = self.params_json();
+        let mut changed = false;
+        for key in ["previous_forward_pass", "model"] {
+            if let Some(slot) = params.get_mut(key)
+                && let Some(id) = slot.as_u64()
+            {
+                *slot = serde_json::Value::from(map(OpId(id))?.0);
+                changed = true;
+            }
+        }
+        if !changed {
+            return Some(self.clone());
+        }
+        Operation::from_json_params(self.kind(), params).ok()
+    }
 }
 
 impl Serialize for Operation {

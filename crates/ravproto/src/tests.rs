@@ -435,3 +435,25 @@ fn federated_messages() {
     assert_eq!(to_fixed(f64::NAN), None);
     assert_eq!(to_fixed(1e13), None);
 }
+
+#[test]
+fn f64_tensors_round_trip_through_json_bit_for_bit() {
+    // serde_json's default float parser may be one ulp off; training on the grid must see
+    // exactly the requester's numbers (the workspace enables `float_roundtrip`).
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let values: Vec<f64> = (0..10_000)
+        .map(|i| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let unit = (state >> 11) as f64 / (1u64 << 53) as f64;
+            ((i as f64 * 0.37).sin() * 2.0) * unit.powi(3) * 10f64.powi((i % 40) - 20)
+        })
+        .collect();
+    let tensor = TensorData::from_f64(vec![values.len()], &values).unwrap();
+    let back: TensorData = serde_json::from_str(&serde_json::to_string(&tensor).unwrap()).unwrap();
+    let back = back.to_f64().unwrap();
+    for (a, b) in values.iter().zip(&back) {
+        assert_eq!(a.to_bits(), b.to_bits(), "{a:e} came back as {b:e}");
+    }
+}

@@ -203,6 +203,7 @@ pub async fn participate(config: ParticipateConfig, shutdown: impl Future<Output
 
     let summary = Arc::new(Mutex::new(Summary::default()));
     let withdrawn: Arc<Mutex<BTreeSet<u64>>> = Arc::default();
+    let sessions: Arc<compute::Sessions> = Arc::default();
     let mut in_hand = tokio::task::JoinSet::new();
     let ftp_host = ravftp::host_of_url(&config.server);
     let mut ftp: Option<Arc<Bulk>> = None;
@@ -229,7 +230,7 @@ pub async fn participate(config: ParticipateConfig, shutdown: impl Future<Output
                     ftp = Some(Arc::new(Bulk { host: ftp_host.clone(), credentials }));
                 }
                 Some(Incoming::Assign(bytes)) => {
-                    let task = Task { client: client.clone(), summary: summary.clone(), withdrawn: withdrawn.clone(), events: config.events.clone(), ftp: ftp.clone() };
+                    let task = Task { client: client.clone(), summary: summary.clone(), withdrawn: withdrawn.clone(), events: config.events.clone(), ftp: ftp.clone(), sessions: sessions.clone() };
                     in_hand.spawn(handle_assignment(task, bytes));
                 }
                 Some(Incoming::Withdraw(assignment)) => {
@@ -325,6 +326,7 @@ struct Task {
     withdrawn: Arc<Mutex<BTreeSet<u64>>>,
     events: Option<mpsc::UnboundedSender<ProviderEvent>>,
     ftp: Option<Arc<Bulk>>,
+    sessions: Arc<compute::Sessions>,
 }
 
 /// Tells the server an assignment could not be done here, so it reassigns it at once.
@@ -341,7 +343,7 @@ async fn give_back(client: &Client, header: &AssignHeader, reason: String) {
 }
 
 async fn handle_assignment(task: Task, bytes: Bytes) {
-    let Task { client, summary, withdrawn, events, ftp } = task;
+    let Task { client, summary, withdrawn, events, ftp, sessions } = task;
     let decoded = ravproto::provider::unstuff(&bytes).and_then(|raw| Frame::<AssignHeader>::decode(&raw));
     let mut frame = match decoded {
         Ok(frame) => frame,
@@ -363,7 +365,7 @@ async fn handle_assignment(task: Task, bytes: Bytes) {
             return;
         }
     }
-    let result = tokio::task::spawn_blocking(move || compute::run(frame)).await;
+    let result = tokio::task::spawn_blocking(move || compute::run(frame, &sessions)).await;
     if withdrawn.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&assignment) {
         return;
     }

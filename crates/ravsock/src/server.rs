@@ -231,9 +231,24 @@ impl SchedulerTask {
     async fn submission(&mut self, graph: GraphId) -> Result<Event> {
         let stored = self.db.graph(graph).await?.ok_or_else(|| Error::NotFound(format!("no graph {graph}")))?;
         let ops = self.db.ops(graph).await?;
+        let by_local: BTreeMap<u64, OpId> = ops.iter().map(|op| (op.local_id, op.id)).collect();
         let payload = ops
             .iter()
-            .map(|op| (op.id, AssignedOp { id: op.id, operation: op.operation.clone(), inputs: op.inputs.clone() }))
+            .map(|op| {
+                // Providers know ops by server id: params naming the requester's ids (only
+                // layer and model ops have them) are rewritten; validation checked that every
+                // reference exists.
+                let refers =
+                    matches!(op.operation.kind().group(), ravproto::Group::DeepLearning | ravproto::Group::WholeModel);
+                let operation = if refers {
+                    op.operation
+                        .with_param_refs(|local| by_local.get(&local.0).copied())
+                        .unwrap_or_else(|| op.operation.clone())
+                } else {
+                    op.operation.clone()
+                };
+                (op.id, AssignedOp { id: op.id, operation, inputs: op.inputs.clone() })
+            })
             .collect();
         self.payloads.insert(graph, Arc::new(payload));
         Ok(Event::GraphSubmitted { graph, ops: scheduler_ops(&ops), requirements: stored.meta.requirements })

@@ -4,3 +4,4 @@ mod golden;
 mod nn;
 mod nn_reference;
 mod properties;
+mod train;

@@ -200,6 +200,11 @@ struct GraphState {
     computed_ops: u64,
     /// The operator name of each pending op, for failure reports.
     operators: BTreeMap<OpId, &'static str>,
+    /// Whether the graph trains layers: their weights live in one provider's memory, so
+    /// every subgraph goes to [`GraphState::holder`] while it is connected.
+    trains: bool,
+    /// The provider holding the training state.
+    holder: Option<ProviderId>,
 }
 
 struct ProviderState {
@@ -348,6 +353,10 @@ impl Scheduler {
             computed_ops: computed.len() as u64,
             operators: ops.iter().filter(|op| !op.computed).map(|op| (op.id, op.kind.short_name())).collect(),
             subgraphs: states,
+            trains: ops
+                .iter()
+                .any(|op| matches!(op.kind.group(), ravproto::Group::DeepLearning | ravproto::Group::WholeModel)),
+            holder: None,
         };
         let done = state.subgraphs.is_empty();
         self.graphs.insert(graph, state);
@@ -446,6 +455,7 @@ impl Scheduler {
                 if provider.in_flight.len() >= self.config.slots_per_provider {
                     continue;
                 }
+                let providers_now = &self.providers;
                 let best = self
                     .graphs
                     .iter()
@@ -453,6 +463,8 @@ impl Scheduler {
                         g.status == GraphStatus::Computing
                             && provider.graph.is_none_or(|chosen| chosen == **id)
                             && g.requirements.accepts(&provider.benchmark)
+                            // A training graph stays with the provider holding its weights.
+                            && (!g.trains || g.holder.is_none_or(|h| h == provider_id || !providers_now.contains_key(&h)))
                     })
                     .flat_map(|(id, g)| {
                         g.subgraphs
@@ -466,7 +478,11 @@ impl Scheduler {
                 let id = AssignmentId(self.next_assignment);
                 self.next_assignment += 1;
                 let deadline = now + self.config.deadline_base_ms + self.config.deadline_per_op_ms * size as u64;
-                let sub = &mut self.graphs.get_mut(&graph_id).expect("picked from graphs").subgraphs[index];
+                let graph = self.graphs.get_mut(&graph_id).expect("picked from graphs");
+                if graph.trains {
+                    graph.holder = Some(provider_id);
+                }
+                let sub = &mut graph.subgraphs[index];
                 sub.status = SubgraphStatus::Assigned;
                 sub.attempts += 1;
                 self.in_flight

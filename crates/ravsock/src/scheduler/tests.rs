@@ -240,3 +240,35 @@ fn cancelling_withdraws_everything_out() {
     assert!(s.in_flight(ProviderId(1)).is_empty());
     assert_eq!(s.next_deadline(), None);
 }
+
+#[test]
+fn a_training_graph_stays_with_the_provider_holding_its_weights() {
+    let mut s = Scheduler::new(SchedulerConfig { slots_per_provider: 2, ..config(3) });
+    join(&mut s, 1, 10.0);
+    join(&mut s, 2, 100.0);
+    // Two independent training chains: without affinity they would go to both providers.
+    let mut ops = vec![constant(0)];
+    for start in [1u64, 20] {
+        ops.push(op(start, OpKind::ForwardPassDense, &[0]));
+        ops.extend((start + 1..start + 6).map(|i| op(i, OpKind::ForwardPassActivation, &[i - 1])));
+    }
+    let mut pending = assignments(&submit(&mut s, 3, ops));
+    let holder = pending[0].provider;
+    let mut seen = BTreeSet::new();
+    while let Some(a) = pending.pop() {
+        seen.insert(a.provider);
+        pending.extend(assignments(&complete(&mut s, &a)));
+    }
+    assert_eq!(seen, BTreeSet::from([holder]), "every subgraph went to the holder");
+    assert_eq!(s.graph_status(GraphId(3)), Some(GraphStatus::Computed));
+
+    // When the holder leaves, another provider takes the graph over.
+    let mut ops = vec![constant(0)];
+    ops.extend((1..=6).map(|i| op(i, OpKind::ForwardPassActivation, &[i - 1])));
+    let first = assignments(&submit(&mut s, 4, ops));
+    let holder = first[0].provider;
+    let other = if holder == ProviderId(1) { 2 } else { 1 };
+    assert!(s.in_flight(ProviderId(other)).is_empty());
+    s.handle(0, Event::ProviderLeft { provider: holder });
+    assert_eq!(s.in_flight(ProviderId(other)).len(), 1, "the remaining provider took the training graph over");
+}

@@ -5,3 +5,4 @@
 mod distributed;
 mod federated;
 mod stack;
+mod training;
