@@ -17,12 +17,15 @@
 //!   layer's optimizer and clears the tape. Gradients flow through layer ops only; a value
 //!   computed by a plain op (`add`, `matmul`, ...) is a constant to the backward pass.
 //!
+//! Layers on the tape: dense, activation, dropout, flatten, conv2d, maxpool2d, batch norm,
+//! layer norm, embedding, and add/subtract/multiply of two layer outputs.
+//!
 //! Training computes in `f64` whatever the input dtype (results are returned as `f64`), which
 //! keeps the local executor and every provider bit-identical.
 
 use crate::error::{ErrorKind, ExecError, KResult};
 use crate::nn::conv::{Conv2d, Window};
-use crate::nn::norm::{BatchNorm, NormCache, batchnorm_backward};
+use crate::nn::norm::{BatchNorm, NormCache, batchnorm_backward, layernorm_backward, layernorm_forward};
 use crate::nn::optim::OptimizerState;
 use crate::nn::{activation, dense, dropout, loss, pool};
 use crate::tensor::{Tensor, TensorValue};
@@ -61,6 +64,8 @@ enum Saved {
     Conv { x: Array4<f64>, conv: Conv2d },
     Pool { shape: [usize; 4], argmax: ndarray::Array4<usize> },
     BatchNorm { cache: NormCache<f64> },
+    LayerNorm { cache: NormCache<f64> },
+    Embedding { indices: Vec<i64>, vocab: usize },
     Add,
     Subtract,
     Multiply { a: ArrayD<f64>, b: ArrayD<f64> },
@@ -137,6 +142,8 @@ impl Session {
                 | O::ForwardPassMaxpool2d(_)
                 | O::ForwardPassBatchnorm1d(_)
                 | O::ForwardPassBatchnorm2d(_)
+                | O::ForwardPassLayernorm(_)
+                | O::ForwardPassEmbedding(_)
                 | O::ForwardPassAdd(_)
                 | O::ForwardPassSubtract(_)
                 | O::ForwardPassMultiply(_)
@@ -394,6 +401,60 @@ impl Session {
                 self.record(id, Some(key), input_ids, Saved::BatchNorm { cache });
                 y
             }
+            O::ForwardPassLayernorm(p) => {
+                let shape = p.normalized_shape.clone();
+                let key = self.layer(id, p.previous_forward_pass, p.optimizer.as_ref(), || {
+                    let gamma = match &p.initial_w {
+                        Some(g) => data_array(g, "initial_w", &shape)?,
+                        None => ArrayD::ones(IxDyn(&shape)),
+                    };
+                    let beta = match &p.initial_w0 {
+                        Some(b) => data_array(b, "initial_w0", &shape)?,
+                        None => ArrayD::zeros(IxDyn(&shape)),
+                    };
+                    Ok(layer_of([("gamma", gamma), ("beta", beta)]))
+                })?;
+                let (gamma, beta) = (self.param(key, "gamma"), self.param(key, "beta"));
+                let (Some(gamma), Some(beta)) = (gamma, beta) else {
+                    return Err(ErrorKind::Value(
+                        "previous_forward_pass of a layer norm names another kind of layer".into(),
+                    ));
+                };
+                let (y, cache) = layernorm_forward(
+                    &x.view(),
+                    &shape,
+                    Some(&gamma.view()),
+                    Some(&beta.view()),
+                    p.eps.unwrap_or(1e-5),
+                )?;
+                self.record(id, Some(key), input_ids, Saved::LayerNorm { cache });
+                y
+            }
+            O::ForwardPassEmbedding(p) => {
+                if x.iter().any(|v| v.fract() != 0.0) {
+                    return Err(ErrorKind::Value("embedding indices must be integers".into()));
+                }
+                let indices: Vec<i64> = x.iter().map(|&v| v as i64).collect();
+                // PyTorch initialises an embedding table from N(0, 1).
+                let seed = if p.previous_forward_pass.is_none() { self.next_seed() } else { 0 };
+                let key = self.layer(id, p.previous_forward_pass, p.optimizer.as_ref(), || {
+                    let table = match &p.initial_weights {
+                        Some(t) => data_array(t, "initial_weights", &[p.vocab_size, p.embed_dim])?,
+                        None => crate::random::sample(
+                            &[p.vocab_size, p.embed_dim],
+                            Some(seed),
+                            &Distribution::Normal { mean: 0.0, std: 1.0 },
+                        ),
+                    };
+                    Ok(layer_of([("w", table)]))
+                })?;
+                let table = self.param(key, "w").expect("embeddings have a table").view().into_dimensionality::<Ix2>();
+                let table = table.map_err(|_| ErrorKind::Shape("embedding table must be 2-D".into()))?;
+                let vocab = table.nrows();
+                let y = dropout::embedding_forward(&indices, x.shape(), &table)?;
+                self.record(id, Some(key), input_ids, Saved::Embedding { indices, vocab });
+                y
+            }
             O::ForwardPassAdd(_) | O::ForwardPassSubtract(_) | O::ForwardPassMultiply(_) => {
                 let b = f64_input(inputs, 1)?;
                 if x.shape() != b.shape() {
@@ -496,6 +557,19 @@ impl Session {
                     weight_grads.extend(d.gamma.map(|g| ("gamma", g)));
                     weight_grads.extend(d.beta.map(|b| ("beta", b)));
                     vec![d.input]
+                }
+                Saved::LayerNorm { cache } => {
+                    let key = entry.layer.expect("layer norm entries name their layer");
+                    let gamma = self.param(key, "gamma").cloned();
+                    let d = layernorm_backward(cache, gamma.as_ref().map(|g| g.view()).as_ref(), &g.view())?;
+                    weight_grads.extend(d.gamma.map(|g| ("gamma", g)));
+                    weight_grads.extend(d.beta.map(|b| ("beta", b)));
+                    vec![d.input]
+                }
+                Saved::Embedding { indices, vocab } => {
+                    weight_grads.push(("w", dropout::embedding_backward(indices, *vocab, &g.view())?.into_dyn()));
+                    // Indices are not differentiable: nothing flows back to them.
+                    vec![]
                 }
                 Saved::Add => vec![g.clone(), g],
                 Saved::Subtract => vec![g.clone(), -g],

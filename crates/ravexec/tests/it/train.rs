@@ -185,3 +185,57 @@ fn training_errors_are_typed() {
     let bad_init = op("forward_pass_dense", json!({"n_units": 2, "initial_w": wire(&ArrayD::zeros(IxDyn(&[2, 2])))}));
     assert!(session.run(OpId(3), &bad_init, &[OpId(0)], &[x]).unwrap_err().to_string().contains("initial_w"));
 }
+
+/// embedding → layer norm → dense → square loss; the loss and the session after the backward.
+fn text_network(weights: &[ArrayD<f64>; 3], tokens: &ArrayD<f64>, target: &ArrayD<f64>) -> (f64, Session) {
+    let [table, gamma, dense_w] = weights;
+    let mut session = Session::new();
+    let ops = [
+        (
+            2,
+            op("forward_pass_embedding", json!({"vocab_size": 5, "embed_dim": 4, "initial_weights": wire(table)})),
+            vec![0],
+        ),
+        (3, op("forward_pass_layernorm", json!({"normalized_shape": [4], "initial_w": wire(gamma)})), vec![2]),
+        (4, op("forward_pass_dense", json!({"n_units": 2, "initial_w": wire(dense_w)})), vec![3]),
+        (5, op("square_loss", json!({})), vec![1, 4]),
+        (6, op("start_backward_marker", json!({"step": false})), vec![5]),
+    ];
+    let mut values = std::collections::BTreeMap::from([(OpId(0), tensor(tokens)), (OpId(1), tensor(target))]);
+    for (id, operation, inputs) in ops {
+        let ids: Vec<OpId> = inputs.into_iter().map(OpId).collect();
+        let args: Vec<TensorValue> = ids.iter().map(|i| values[i].clone()).collect();
+        let out = session.run(OpId(id), &operation, &ids, &args).expect("op runs");
+        values.insert(OpId(id), out);
+    }
+    (value(&values[&OpId(5)]).sum(), session)
+}
+
+#[test]
+fn embedding_and_layernorm_train_through_the_session() {
+    let tokens = ArrayD::from_shape_vec(IxDyn(&[2, 3]), vec![0.0, 3.0, 3.0, 1.0, 4.0, 0.0]).unwrap();
+    let target = grid(&[2, 3, 2], 1.0, 9);
+    let weights = [grid(&[5, 4], 2.0, 1), grid(&[4], 0.5, 2) + 1.0, grid(&[4, 2], 1.0, 3)];
+    let (_, session) = text_network(&weights, &tokens, &target);
+    let analytic = [
+        session.layers()[&OpId(2)].params["w"].grad.clone().unwrap(),
+        session.layers()[&OpId(3)].params["gamma"].grad.clone().unwrap(),
+        session.layers()[&OpId(4)].params["w"].grad.clone().unwrap(),
+    ];
+    for (k, analytic) in analytic.iter().enumerate() {
+        let mut probe = weights.clone();
+        for i in 0..probe[k].len() {
+            let original = probe[k].as_slice().unwrap()[i];
+            probe[k].as_slice_mut().unwrap()[i] = original + 1e-6;
+            let up = text_network(&probe, &tokens, &target).0;
+            probe[k].as_slice_mut().unwrap()[i] = original - 1e-6;
+            let down = text_network(&probe, &tokens, &target).0;
+            probe[k].as_slice_mut().unwrap()[i] = original;
+            let numeric = (up - down) / 2e-6;
+            let a = analytic.as_slice().unwrap()[i];
+            assert!((a - numeric).abs() <= 1e-6 + 1e-5 * numeric.abs(), "weight {k} element {i}: {a} vs {numeric}");
+        }
+    }
+    // Row 2 of the table is never looked up: its gradient is exactly zero.
+    assert!(analytic[0].index_axis(ndarray::Axis(0), 2).iter().all(|&g| g == 0.0));
+}
