@@ -87,6 +87,8 @@ pub struct Session {
     layers: BTreeMap<OpId, Layer>,
     /// Forward op → the layer it used.
     layer_of: BTreeMap<OpId, OpId>,
+    /// The kind of op that created each layer: a layer is only reused by the same kind.
+    layer_kinds: BTreeMap<OpId, ravproto::OpKind>,
     tape: Vec<TapeEntry>,
     /// Seeds handed out so far (see the module docs).
     seeds: u64,
@@ -180,16 +182,28 @@ impl Session {
     fn layer(
         &mut self,
         id: OpId,
+        kind: ravproto::OpKind,
         previous: Option<OpId>,
         optimizer: Option<&OptimizerSpec>,
         create: impl FnOnce() -> KResult<Layer>,
     ) -> KResult<OpId> {
         let key = match previous {
-            Some(previous) => *self.layer_of.get(&previous).ok_or_else(|| {
-                ErrorKind::Value(format!(
-                    "previous_forward_pass {previous} is not a layer op computed in this training session"
-                ))
-            })?,
+            Some(previous) => {
+                let key = *self.layer_of.get(&previous).ok_or_else(|| {
+                    ErrorKind::Value(format!(
+                        "previous_forward_pass {previous} is not a layer op computed in this training session"
+                    ))
+                })?;
+                match self.layer_kinds.get(&key) {
+                    Some(created) if *created == kind => key,
+                    created => {
+                        return Err(ErrorKind::Value(format!(
+                            "previous_forward_pass {previous} is a `{}` layer, not a `{kind}` one",
+                            created.map_or("different", |k| k.short_name())
+                        )));
+                    }
+                }
+            }
             None => {
                 let mut layer = create()?;
                 if let Some(spec) = optimizer {
@@ -198,6 +212,7 @@ impl Session {
                     }
                 }
                 self.layers.insert(id, layer);
+                self.layer_kinds.insert(id, kind);
                 id
             }
         };
@@ -227,7 +242,7 @@ impl Session {
                 let fan_in = x.shape().last().copied().unwrap_or(0);
                 let seeds =
                     if p.previous_forward_pass.is_none() { [self.next_seed(), self.next_seed()] } else { [0; 2] };
-                let key = self.layer(id, p.previous_forward_pass, p.optimizer.as_ref(), || {
+                let key = self.layer(id, operation.kind(), p.previous_forward_pass, p.optimizer.as_ref(), || {
                     let w = match &p.initial_w {
                         Some(w) => data_array(w, "initial_w", &[fan_in, p.n_units])?,
                         None => default_init(&[fan_in, p.n_units], fan_in, seeds[0]),
@@ -309,7 +324,7 @@ impl Session {
                 let with_bias = p.bias.unwrap_or(true);
                 let seeds =
                     if p.previous_forward_pass.is_none() { [self.next_seed(), self.next_seed()] } else { [0; 2] };
-                let key = self.layer(id, p.previous_forward_pass, p.optimizer.as_ref(), || {
+                let key = self.layer(id, operation.kind(), p.previous_forward_pass, p.optimizer.as_ref(), || {
                     let w = match &p.initial_w {
                         Some(w) => data_array(w, "initial_w", &w_shape)?,
                         None => default_init(&w_shape, fan_in, seeds[0]),
@@ -359,7 +374,7 @@ impl Session {
                         p.num_features
                     )));
                 }
-                let key = self.layer(id, p.previous_forward_pass, p.optimizer.as_ref(), || {
+                let key = self.layer(id, operation.kind(), p.previous_forward_pass, p.optimizer.as_ref(), || {
                     let mut stats = BatchNorm::new(channels, p.momentum.unwrap_or(0.1), p.eps.unwrap_or(1e-5))?;
                     if let Some(m) = &p.initial_running_mean {
                         stats.running_mean =
@@ -403,7 +418,7 @@ impl Session {
             }
             O::ForwardPassLayernorm(p) => {
                 let shape = p.normalized_shape.clone();
-                let key = self.layer(id, p.previous_forward_pass, p.optimizer.as_ref(), || {
+                let key = self.layer(id, operation.kind(), p.previous_forward_pass, p.optimizer.as_ref(), || {
                     let gamma = match &p.initial_w {
                         Some(g) => data_array(g, "initial_w", &shape)?,
                         None => ArrayD::ones(IxDyn(&shape)),
@@ -437,7 +452,7 @@ impl Session {
                 let indices: Vec<i64> = x.iter().map(|&v| v as i64).collect();
                 // PyTorch initialises an embedding table from N(0, 1).
                 let seed = if p.previous_forward_pass.is_none() { self.next_seed() } else { 0 };
-                let key = self.layer(id, p.previous_forward_pass, p.optimizer.as_ref(), || {
+                let key = self.layer(id, operation.kind(), p.previous_forward_pass, p.optimizer.as_ref(), || {
                     let table = match &p.initial_weights {
                         Some(t) => data_array(t, "initial_weights", &[p.vocab_size, p.embed_dim])?,
                         None => crate::random::sample(

@@ -239,3 +239,20 @@ fn embedding_and_layernorm_train_through_the_session() {
     // Row 2 of the table is never looked up: its gradient is exactly zero.
     assert!(analytic[0].index_axis(ndarray::Axis(0), 2).iter().all(|&g| g == 0.0));
 }
+
+#[test]
+fn a_layer_is_only_reused_by_its_own_kind() {
+    let mut session = Session::new();
+    let x = TensorValue::Tensor(Tensor::F64(grid(&[4, 3], 1.0, 0)));
+    let norm = op("forward_pass_batchnorm1d", json!({}));
+    session.run(OpId(1), &norm, &[OpId(0)], std::slice::from_ref(&x)).unwrap();
+    for (id, wrong) in [
+        (2, op("forward_pass_dense", json!({"n_units": 2, "previous_forward_pass": 1}))),
+        (3, op("forward_pass_layernorm", json!({"normalized_shape": [3], "previous_forward_pass": 1}))),
+    ] {
+        let error = session.run(OpId(id), &wrong, &[OpId(0)], std::slice::from_ref(&x)).unwrap_err();
+        assert!(error.to_string().contains("is a `forward_pass_batchnorm1d` layer"), "{error}");
+    }
+    let again = op("forward_pass_batchnorm1d", json!({"previous_forward_pass": 1}));
+    session.run(OpId(5), &again, &[OpId(0)], &[x]).unwrap();
+}
