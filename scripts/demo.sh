@@ -28,7 +28,7 @@ worker=$!
 $bin/ravpy participate --server "$RAVSOCK_URL" --token "$provider" > "$data/ravpy-2.log" 2>&1 &
 worker2=$!
 export RAVSOCK_TOKEN=$requester
-for tutorial in hello_graph tensor_tour linear_regression sorter throughput train_mlp; do
+for tutorial in hello_graph tensor_tour linear_regression sorter throughput train_mlp knn_classifier kmeans; do
   echo "== $tutorial"
   $bin/examples/$tutorial
 done

@@ -13,6 +13,7 @@
 //! percentile methods). Where NumPy returns a dtype we do not carry, see [`tensor`] for the
 //! mapping.
 
+pub mod classic;
 mod elementwise;
 mod error;
 mod index;
@@ -24,6 +25,7 @@ mod reduce;
 mod shape;
 pub mod tensor;
 pub mod train;
+mod trees;
 
 pub use error::{ErrorKind, ExecError};
 pub use tensor::{Elem, Tensor, TensorValue};
@@ -198,6 +200,23 @@ fn run(operation: &Operation, inputs: &[TensorValue]) -> KResult<TensorValue> {
         | O::SparseCategoricalCrossEntropyLoss(_)
         | O::SparseCategoricalCrossEntropyGradient(_)
         | O::SparseCategoricalCrossEntropyAccuracy(_) => losses::loss_op(operation.kind(), t(0)?, t(1)?, None)?,
+        O::LinearRegression(_)
+        | O::LogisticRegression(_)
+        | O::KnnClassifier(_)
+        | O::KnnRegressor(_)
+        | O::NaiveBayes(_)
+        | O::Kmeans(_)
+        | O::SvmSvc(_)
+        | O::SvmSvr(_)
+        | O::DecisionTreeClassifier(_)
+        | O::DecisionTreeRegressor(_)
+        | O::RandomForestClassifier(_)
+        | O::RandomForestRegressor(_) => {
+            let y = if inputs.len() > 1 { Some(t(1)?) } else { None };
+            classic::model_tensor(&classic::fit(operation.kind(), operation, t(0)?, y)?)
+        }
+        O::Predict(_) => Tensor::F64(classic::predict(&classic::read_model(t(0)?)?, t(1)?)?.into_dyn()),
+        O::Score(_) => Tensor::scalar_f64(classic::score(&classic::read_model(t(0)?)?, t(1)?, t(2)?)?),
         other => return Err(unsupported(other.kind())),
     };
     Ok(TensorValue::Tensor(out))
@@ -211,7 +230,7 @@ fn unsupported(kind: OpKind) -> ErrorKind {
     let why = match kind.group() {
         Group::Input => "input nodes carry values and are never executed",
         Group::Federated => "federated statistics are computed by the federated path, not by a kernel",
-        _ => "classic ML and the stateful layer ops (groups F to H) are not implemented yet",
+        _ => "this op is not implemented yet",
     };
     ErrorKind::Unsupported(format!("`{kind}`: {why}"))
 }

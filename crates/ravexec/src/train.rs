@@ -30,6 +30,7 @@ use crate::nn::optim::OptimizerState;
 use crate::nn::{activation, dense, dropout, loss, pool};
 use crate::tensor::{Tensor, TensorValue};
 use ndarray::{Array4, ArrayD, Ix1, Ix2, Ix4, IxDyn};
+use ravproto::checkpoint::{BatchNormCheckpoint, Checkpoint, LayerCheckpoint, OptimizerCheckpoint, ParamCheckpoint};
 use ravproto::ops::{Activation, Distribution, OptimizerSpec};
 use ravproto::{OpId, Operation, TensorData};
 use std::collections::BTreeMap;
@@ -92,6 +93,8 @@ pub struct Session {
     tape: Vec<TapeEntry>,
     /// Seeds handed out so far (see the module docs).
     seeds: u64,
+    /// Training assignments completed (see [`Checkpoint::version`]); kept by the caller.
+    pub version: u64,
 }
 
 fn f64_input(inputs: &[TensorValue], i: usize) -> KResult<ArrayD<f64>> {
@@ -124,6 +127,90 @@ impl Session {
         self.seeds += 1;
         // Spread the small counter over the generator's seed space.
         self.seeds.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+
+    /// The state to resume from: layers, optimizer state, seed counter and version.
+    ///
+    /// A forward pass still on the tape (a step not closed by `start_backward_marker`) is not
+    /// part of it: the scheduler ends a training subgraph only after a step closes.
+    pub fn checkpoint(&self) -> Checkpoint {
+        let tensor = |a: &ArrayD<f64>| Tensor::F64(a.clone()).to_data();
+        let layers = self
+            .layers
+            .iter()
+            .map(|(id, layer)| LayerCheckpoint {
+                id: *id,
+                kind: self.layer_kinds.get(id).copied().unwrap_or(ravproto::OpKind::ForwardPassDense),
+                params: layer
+                    .params
+                    .iter()
+                    .map(|(name, param)| ParamCheckpoint {
+                        name: name.clone(),
+                        value: tensor(&param.value),
+                        optimizer: param.optimizer.as_ref().map(|o| OptimizerCheckpoint {
+                            spec: o.spec.clone(),
+                            step: o.step,
+                            buffers: o.buffers.iter().map(|(k, v)| (k.clone(), tensor(v))).collect(),
+                        }),
+                    })
+                    .collect(),
+                batchnorm: layer.batchnorm.as_ref().map(|bn| BatchNormCheckpoint {
+                    momentum: bn.momentum,
+                    eps: bn.eps,
+                    running_mean: tensor(&bn.running_mean.clone().into_dyn()),
+                    running_var: tensor(&bn.running_var.clone().into_dyn()),
+                }),
+            })
+            .collect();
+        Checkpoint {
+            version: self.version,
+            seeds: self.seeds,
+            layers,
+            layer_of: self.layer_of.iter().map(|(op, layer)| (*op, *layer)).collect(),
+        }
+    }
+
+    /// A session resuming from `checkpoint`; a typed error when it is inconsistent (a
+    /// forward op naming a missing layer, batch-norm statistics of the wrong rank).
+    pub fn from_checkpoint(checkpoint: &Checkpoint) -> Result<Session, ErrorKind> {
+        let array = |t: &TensorData| Tensor::from_data(t).to_f64_array();
+        let vector = |t: &TensorData, what: &str| {
+            array(t)
+                .into_dimensionality::<Ix1>()
+                .map_err(|_| ErrorKind::Value(format!("checkpoint: {what} is not a vector")))
+        };
+        let mut session = Session { version: checkpoint.version, seeds: checkpoint.seeds, ..Session::default() };
+        for layer in &checkpoint.layers {
+            let mut params = BTreeMap::new();
+            for p in &layer.params {
+                let optimizer = p.optimizer.as_ref().map(|o| OptimizerState {
+                    spec: o.spec.clone(),
+                    step: o.step,
+                    buffers: o.buffers.iter().map(|(k, v)| (k.clone(), array(v))).collect(),
+                });
+                params.insert(p.name.clone(), Param { value: array(&p.value), grad: None, optimizer });
+            }
+            let batchnorm = match &layer.batchnorm {
+                Some(bn) => Some(BatchNorm {
+                    momentum: bn.momentum,
+                    eps: bn.eps,
+                    running_mean: vector(&bn.running_mean, "running_mean")?,
+                    running_var: vector(&bn.running_var, "running_var")?,
+                }),
+                None => None,
+            };
+            session.layers.insert(layer.id, Layer { params, batchnorm });
+            session.layer_kinds.insert(layer.id, layer.kind);
+        }
+        for (op, layer) in &checkpoint.layer_of {
+            if !session.layers.contains_key(layer) {
+                return Err(ErrorKind::Value(format!(
+                    "checkpoint: op {op} uses layer {layer}, which it does not hold"
+                )));
+            }
+            session.layer_of.insert(*op, *layer);
+        }
+        Ok(session)
     }
 
     /// The layers and their weights (for checkpoints and inspection).

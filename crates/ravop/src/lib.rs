@@ -28,6 +28,8 @@ mod executor;
 pub mod federated;
 mod graph;
 mod methods;
+pub mod ml;
+pub mod nn;
 mod values;
 
 pub use client::{BlockingClient, CHUNK_OPS, CHUNK_VALUE_BYTES, Client, progress_bar};
@@ -40,6 +42,7 @@ pub use ravexec::{Elem, Tensor, TensorValue};
 pub use ravproto::federated::{FederatedSpec, Privacy};
 pub use ravproto::messages::GraphProgress;
 pub use ravproto::messages::{Approach, ColumnRule, FederatedRules, GraphMeta, Requirements};
+pub use ravproto::model::FittedModel;
 pub use ravproto::ops;
 pub use ravproto::requester::OpFailedNotice;
 pub use ravproto::status::{GraphStatus, OpStatus};

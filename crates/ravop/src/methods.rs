@@ -213,6 +213,10 @@ op_methods! {
     random_forest_classifier => RandomForestClassifier(y) : TreeParams;
     /// Fit a random-forest regressor.
     random_forest_regressor => RandomForestRegressor(y) : TreeParams;
+    /// Predictions of the fitted model `self` for samples `x`.
+    predict => Predict(x);
+    /// Score of the fitted model `self` on `(x, y)` (accuracy, R², or minus the k-means inertia).
+    score => Score(x, y);
     // G. Deep-learning layers
     /// Dense layer.
     forward_pass_dense => ForwardPassDense() : DenseParams;

@@ -1,7 +1,7 @@
 //! Graph-building snapshots and local execution.
 
 use crate::ops::{JoinParams, ReduceParams, StatParams};
-use crate::{Error, Graph, LocalExecutor};
+use crate::{Error, Graph, LocalExecutor, Op};
 use expect_test::expect;
 use ndarray::array;
 
@@ -133,4 +133,96 @@ fn integer_literals_work_as_scalars_and_tensors() {
     assert_eq!(results.tensor("plus").unwrap().dtype(), crate::DType::I64);
     assert_eq!(results.array::<i64>("plus").unwrap(), array![3, 4, 5].into_dyn());
     assert_eq!(results.array::<i64>("times").unwrap(), array![3, 6, 9].into_dyn());
+}
+
+#[test]
+fn sequential_emits_the_hand_written_training_loop_and_learns() {
+    use crate::nn::{Dense, Layer, Loss, Sequential};
+    use ravproto::ops::{Activation, ActivationParams, DenseParams, OptimizerSpec};
+    let adam = OptimizerSpec::Adam { lr: 0.05, betas: [0.9, 0.999], eps: 1e-8, weight_decay: 0.0, amsgrad: false };
+    let batches: Vec<(ndarray::ArrayD<f64>, ndarray::ArrayD<f64>)> = (0..3)
+        .map(|b| {
+            let x =
+                ndarray::Array2::from_shape_fn((8, 2), |(i, j)| (((b * 8 + i) as f64) * 0.7 + j as f64 * 1.9).sin());
+            let y = ndarray::Array1::from_iter(x.rows().into_iter().map(|r| f64::from(r[0] + r[1] > 0.0)));
+            (x.into_dyn(), y.into_dyn())
+        })
+        .collect();
+
+    let built = Graph::new("mlp");
+    let mut model = Sequential::new(vec![Dense::new(4), Layer::activation(Activation::Tanh), Dense::new(2)])
+        .optimizer(adam.clone())
+        .loss(Loss::CrossEntropy);
+    let losses = model.fit(&built, &batches, 6);
+
+    // The same loop written op by op.
+    let manual = Graph::new("mlp");
+    let inputs: Vec<(Op, Op)> = batches.iter().map(|(x, y)| (manual.t(x.clone()), manual.t(y.clone()))).collect();
+    let mut latest: [Option<Op>; 3] = [None, None, None];
+    for _ in 0..6 {
+        for (x, y) in &inputs {
+            let dense = |input: &Op, units: usize, previous: &Option<Op>| {
+                input.forward_pass_dense(DenseParams {
+                    n_units: units,
+                    initial_w: None,
+                    initial_w0: None,
+                    optimizer: Some(adam.clone()),
+                    previous_forward_pass: previous.as_ref().map(Op::id),
+                    training: true,
+                })
+            };
+            let hidden = dense(x, 4, &latest[0]);
+            let activated = hidden.forward_pass_activation(ActivationParams {
+                act_data: Some(Activation::Tanh),
+                optimizer: Some(adam.clone()),
+                previous_forward_pass: latest[1].as_ref().map(Op::id),
+                training: true,
+            });
+            let logits = dense(&activated, 2, &latest[2]);
+            let loss = y.cross_entropy_loss(&logits, Default::default());
+            loss.start_backward_marker(Default::default());
+            latest = [Some(hidden), Some(activated), Some(logits)];
+        }
+    }
+    assert_eq!(built.dump(), manual.dump(), "Sequential emits exactly the hand-written ops");
+
+    for (e, epoch) in losses.iter().enumerate() {
+        for (b, loss) in epoch.iter().enumerate() {
+            loss.persist(format!("loss-{e}-{b}"));
+        }
+    }
+    let results = LocalExecutor::default().run(&built).unwrap();
+    let epoch_loss =
+        |e: usize| (0..3).map(|b| results.array::<f64>(&format!("loss-{e}-{b}")).unwrap().sum()).sum::<f64>();
+    assert!(epoch_loss(5) < epoch_loss(0), "the loss falls: {} -> {}", epoch_loss(0), epoch_loss(5));
+}
+
+#[test]
+fn estimators_record_fit_ops_and_use_their_models() {
+    use crate::ml::{KMeans, Knn, LinearRegression, Trees};
+    let graph = Graph::new("estimators");
+    let x = graph.t(ndarray::array![[0.0, 1.0], [1.0, 0.0], [2.0, 2.0], [3.0, 1.0], [4.0, 5.0], [5.0, 3.0]].into_dyn());
+    let y = graph.t(ndarray::array![1.0, 2.0, 4.5, 5.5, 9.0, 9.5].into_dyn());
+    let labels = graph.t(ndarray::array![0.0, 0.0, 0.0, 1.0, 1.0, 1.0].into_dyn());
+    let line = LinearRegression::fit(&x, &y);
+    line.predict(&x).persist("line");
+    line.score(&x, &y).persist("r2");
+    Trees::tree().classifier(&x, &labels).score(&x, &labels).persist("tree_accuracy");
+    Trees::forest(10).seed(1).classifier(&x, &labels).score(&x, &labels).persist("forest_accuracy");
+    Knn::new(1).classifier(&x, &labels).predict(&x).persist("knn");
+    KMeans::new(2).seed(3).fit(&x).model().persist("kmeans");
+    let results = LocalExecutor::default().run(&graph).unwrap();
+    assert!(results.array::<f64>("r2").unwrap().sum() > 0.95);
+    assert_eq!(results.array::<f64>("tree_accuracy").unwrap().sum(), 1.0, "a grown tree fits separable training data");
+    // Each tree of a forest sees a bootstrap sample, which on six points often misses a
+    // class boundary point, so the vote may get one training point wrong.
+    let forest_accuracy = results.array::<f64>("forest_accuracy").unwrap().sum();
+    assert!(forest_accuracy >= 5.0 / 6.0 - 1e-12, "forest accuracy {forest_accuracy}");
+    assert_eq!(
+        results.array::<f64>("knn").unwrap().iter().copied().collect::<Vec<_>>(),
+        vec![0.0, 0.0, 0.0, 1.0, 1.0, 1.0],
+        "1-NN predicts its own training labels"
+    );
+    let model = crate::FittedModel::from_value(&results.get("kmeans").unwrap().to_wire()).unwrap();
+    assert_eq!(model.name(), "kmeans");
 }

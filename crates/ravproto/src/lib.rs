@@ -5,10 +5,13 @@
 //! encoding and the message bodies. It does no I/O: servers and clients meet here and nowhere
 //! else, so a type that travels lives in this crate.
 
+pub mod blob;
+pub mod checkpoint;
 pub mod federated;
 pub mod ids;
 pub mod index;
 pub mod messages;
+pub mod model;
 pub mod ops;
 pub mod provider;
 pub mod requester;
@@ -21,7 +24,7 @@ pub use ops::{Arity, Group, OpKind, Operation, OperationError};
 pub use tensor::{DType, Scalar, TensorData, TensorError, Value};
 
 /// Version of the wire protocol; peers with a different major version refuse each other.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 #[cfg(test)]
 mod tests;

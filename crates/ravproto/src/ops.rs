@@ -1,4 +1,5 @@
-//! The op catalogue: all 145 keys of the original RDF registry (§2.6 groups A–J).
+//! The op catalogue: all 145 keys of the original RDF registry (§2.6 groups A–J), plus
+//! `predict` and `score`, which use the fitted models of group F.
 //!
 //! Port of ravop's `strings.functions` registry. Each entry has the original's short name (the
 //! registry key), its wire name (the `Operators.*` string), a group, an arity, and a typed
@@ -1210,7 +1211,7 @@ macro_rules! catalogue {
         }
 
         impl OpKind {
-            /// All 145 kinds, in catalogue order.
+            /// All 147 kinds, in catalogue order.
             pub const ALL: &'static [OpKind] = &[ $( OpKind::$variant, )* ];
 
             /// The original's registry key (`matrix_sum` → `sum`).
@@ -1471,6 +1472,13 @@ catalogue! {
     RandomForestClassifier = "random_forest_classifier" / "random_forest_classifier", ClassicMl, Exact(2), TreeParams;
     /// Fit a random-forest regressor.
     RandomForestRegressor = "random_forest_regressor" / "random_forest_regressor", ClassicMl, Exact(2), TreeParams;
+    /// Predictions of a fitted model (input 0, a fit op's result) for samples `X` (input 1);
+    /// cluster indices for k-means. Not in the original, which returned scikit-learn objects.
+    Predict = "predict" / "predict", ClassicMl, Exact(2), NoParams;
+    /// A fitted model's score on `(X, y)`, as scikit-learn's `score`: accuracy for classifiers,
+    /// R² for regressors, minus the inertia of `X` for k-means (`y` is ignored). Not in the
+    /// original.
+    Score = "score" / "score", ClassicMl, Exact(3), NoParams;
     // G. Deep-learning layers (forward)
     /// Dense layer.
     ForwardPassDense = "forward_pass_dense" / "forward_pass_dense", DeepLearning, Exact(1), DenseParams;
@@ -1598,6 +1606,16 @@ impl<'de> Deserialize<'de> for OpKind {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<OpKind, D::Error> {
         let name = String::deserialize(d)?;
         OpKind::from_name(&name).ok_or_else(|| serde::de::Error::custom(OperationError::UnknownOperator(name)))
+    }
+}
+
+impl OpKind {
+    /// Whether the op reads or changes a graph's training state (layer weights, optimizer
+    /// state, the forward tape): the layers, the two training losses and
+    /// `start_backward_marker`. Subgraphs with such ops run where the state is.
+    pub fn trains(self) -> bool {
+        self.group() == Group::DeepLearning
+            || matches!(self, OpKind::SquareLoss | OpKind::CrossEntropyLoss | OpKind::StartBackwardMarker)
     }
 }
 

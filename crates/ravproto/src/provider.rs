@@ -16,6 +16,9 @@
 //! | [`EVENT_REJECTED`] | server → provider | [`Rejected`] JSON |
 //! | [`EVENT_CREDENTIALS`] | server → provider | [`crate::messages::FtpCredentials`] JSON, once after connect |
 //!
+//! A subgraph that trains names the training state it starts from ([`TrainingState`]) and may
+//! carry the graph's [`Checkpoint`]; its result carries the checkpoint after it.
+//!
 //! Values whose encoding is longer than the credentials' `inline_limit` travel through ravftp
 //! instead of the frame: the header lists them in `files` and each is a file in the provider's
 //! FTP home ([`crate::messages::FileValue`]).
@@ -23,6 +26,7 @@
 //! Replies are separate events rather than socket.io acks, because the Rust client cannot
 //! answer a server-to-client ack (../shared/design/DEPS.md).
 
+use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::ids::{GraphId, OpId};
 use crate::ops::Operation;
 use crate::tensor::{TensorError, Value};
@@ -97,6 +101,24 @@ pub struct AssignHeader {
     /// delete them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<crate::messages::FileValue>,
+    /// For a subgraph that trains: the training state it starts from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<TrainingState>,
+}
+
+/// The training state an assignment starts from.
+///
+/// The server attaches the graph's [`Checkpoint`] (as the frame's last value, after the
+/// inputs) unless this provider is known to hold exactly `version`: a provider that does not
+/// hold that version and got no checkpoint gives the assignment back.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingState {
+    /// Training assignments of the graph completed before this one.
+    pub version: u64,
+    /// Whether the checkpoint of `version` follows the inputs.
+    #[serde(default)]
+    pub checkpoint: bool,
 }
 
 /// Header of an [`EVENT_RESULT`] frame; the frame's values are those of `outputs`, in order.
@@ -110,6 +132,53 @@ pub struct ResultHeader {
     /// Output values too big for the frame, uploaded to the provider's ravftp home first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<crate::messages::FileValue>,
+    /// Whether the training state after this assignment follows the outputs as the frame's
+    /// last value (every assignment that trains sends one).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub checkpoint: bool,
+}
+
+impl Frame<AssignHeader> {
+    /// Removes and decodes the checkpoint the header announces, if any.
+    pub fn take_checkpoint(&mut self) -> Result<Option<Checkpoint>, CheckpointError> {
+        let announced = self.header.state.as_ref().is_some_and(|s| s.checkpoint);
+        take_last_checkpoint(&mut self.values, announced, self.header.inputs.len())
+    }
+
+    /// Appends a checkpoint after the inputs and announces it.
+    pub fn attach_checkpoint(&mut self, checkpoint: &Checkpoint) {
+        self.values.push(checkpoint.to_value());
+        self.header.state = Some(TrainingState { version: checkpoint.version, checkpoint: true });
+    }
+}
+
+impl Frame<ResultHeader> {
+    /// Removes and decodes the checkpoint the header announces, if any.
+    pub fn take_checkpoint(&mut self) -> Result<Option<Checkpoint>, CheckpointError> {
+        let announced = std::mem::take(&mut self.header.checkpoint);
+        take_last_checkpoint(&mut self.values, announced, self.header.outputs.len())
+    }
+
+    /// Appends a checkpoint after the outputs and announces it.
+    pub fn attach_checkpoint(&mut self, checkpoint: &Checkpoint) {
+        self.values.push(checkpoint.to_value());
+        self.header.checkpoint = true;
+    }
+}
+
+fn take_last_checkpoint(
+    values: &mut Vec<Value>,
+    announced: bool,
+    listed: usize,
+) -> Result<Option<Checkpoint>, CheckpointError> {
+    if !announced {
+        return Ok(None);
+    }
+    if values.len() != listed + 1 {
+        return Err(CheckpointError::TensorCount { expected: listed + 1, got: values.len() });
+    }
+    let value = values.pop().expect("counted");
+    Checkpoint::from_value(&value).map(Some)
 }
 
 /// An [`EVENT_RESULT`] message: the result frame in base64, in one text message.

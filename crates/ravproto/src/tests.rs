@@ -140,7 +140,7 @@ fn graph_messages() {
         ]],
     );
     check(&CreateGraphResponse { graph_id: GraphId(42) }, expect![[r#"{"graph_id":42}"#]]);
-    check(&Hello { protocol_version: crate::PROTOCOL_VERSION }, expect![[r#"{"protocol_version":2}"#]]);
+    check(&Hello { protocol_version: crate::PROTOCOL_VERSION }, expect![[r#"{"protocol_version":3}"#]]);
     let benchmark = Benchmark { ram_bytes: 8 << 30, cores: 2, gpu: false, speed_score: 120.5 };
     check(&benchmark, expect![[r#"{"ram_bytes":8589934592,"cores":2,"gpu":false,"speed_score":120.5}"#]]);
     let needs_gpu = Requirements { gpu_required: true, ..Requirements::default() };
@@ -268,6 +268,7 @@ fn provider_frames() {
         inputs: vec![OpId(10)],
         outputs: vec![OpId(11)],
         files: vec![],
+        state: None,
     };
     expect![[r#"{"assignment":7,"graph":2,"ops":[{"id":11,"operation":{"operator":"sum","params":{"axis":null,"keepdims":false}},"inputs":[10]}],"inputs":[10],"outputs":[11]}"#]]
         .assert_eq(&serde_json::to_string(&header).unwrap());
@@ -307,11 +308,11 @@ fn bulk_data_messages() {
     assert!(!format!("{credentials:?}").contains("s3cret"), "Debug must redact the password");
     let file = FileValue { op: OpId(11), name: "out-7-11.ravv".into(), len: 4096 };
     check(
-        &ResultHeader { assignment: 7, outputs: vec![], files: vec![file] },
+        &ResultHeader { assignment: 7, outputs: vec![], files: vec![file], checkpoint: false },
         expect![[r#"{"assignment":7,"outputs":[],"files":[{"op":11,"name":"out-7-11.ravv","len":4096}]}"#]],
     );
     let frame = crate::provider::Frame {
-        header: ResultHeader { assignment: 7, outputs: vec![OpId(1)], files: vec![] },
+        header: ResultHeader { assignment: 7, outputs: vec![OpId(1)], files: vec![], checkpoint: false },
         values: vec![Value::Tensor(TensorData::from_f64(vec![], &[1.5]).unwrap())],
     };
     let message = crate::provider::ResultMessage::new(&frame);
@@ -319,7 +320,7 @@ fn bulk_data_messages() {
     assert!(crate::provider::ResultMessage { frame: "not base64!".into() }.decode().is_err());
     // Without files the field is left out, as protocol 1 peers wrote it.
     check(
-        &ResultHeader { assignment: 7, outputs: vec![OpId(1)], files: vec![] },
+        &ResultHeader { assignment: 7, outputs: vec![OpId(1)], files: vec![], checkpoint: false },
         expect![[r#"{"assignment":7,"outputs":[1]}"#]],
     );
     check(&ResultFile { name: "result-2-c.ravv".into(), len: 10 }, expect![[r#"{"name":"result-2-c.ravv","len":10}"#]]);
@@ -364,7 +365,7 @@ fn requester_events() {
     use crate::requester::{OpFailedNotice, RequesterAuth, Subscribe};
     check(
         &RequesterAuth { token: "t".into(), protocol_version: crate::PROTOCOL_VERSION },
-        expect![[r#"{"token":"t","protocol_version":2}"#]],
+        expect![[r#"{"token":"t","protocol_version":3}"#]],
     );
     check(&Subscribe { graph_id: GraphId(9) }, expect![[r#"{"graph_id":9}"#]]);
     let failure = OpFailure { op_id: OpId(12), operator: "div".into(), reason: "provider disconnected".into() };
@@ -456,4 +457,85 @@ fn f64_tensors_round_trip_through_json_bit_for_bit() {
     for (a, b) in values.iter().zip(&back) {
         assert_eq!(a.to_bits(), b.to_bits(), "{a:e} came back as {b:e}");
     }
+}
+
+#[test]
+fn training_checkpoints_travel_as_bytes_and_round_trip() {
+    use crate::checkpoint::*;
+    use crate::provider::*;
+    let weights = TensorData::from_f64(vec![2, 2], &[0.1, -0.2, 1.0 / 3.0, f64::MIN_POSITIVE]).unwrap();
+    let bias = TensorData::from_f64(vec![2], &[0.0, 2.5]).unwrap();
+    let checkpoint = Checkpoint {
+        version: 4,
+        seeds: 9,
+        layers: vec![LayerCheckpoint {
+            id: OpId(3),
+            kind: crate::OpKind::ForwardPassDense,
+            params: vec![
+                ParamCheckpoint {
+                    name: "w".into(),
+                    value: weights.clone(),
+                    optimizer: Some(OptimizerCheckpoint {
+                        spec: serde_json::from_str(r#"{"name": "adam", "lr": 0.01, "eps": 1e-8}"#).unwrap(),
+                        step: 4,
+                        buffers: vec![("exp_avg".into(), weights.clone()), ("exp_avg_sq".into(), weights)],
+                    }),
+                },
+                ParamCheckpoint { name: "b".into(), value: bias.clone(), optimizer: None },
+            ],
+            batchnorm: Some(BatchNormCheckpoint {
+                momentum: 0.1,
+                eps: 1e-5,
+                running_mean: bias.clone(),
+                running_var: bias,
+            }),
+        }],
+        layer_of: vec![(OpId(3), OpId(3)), (OpId(8), OpId(3))],
+    };
+    let bytes = checkpoint.encode();
+    assert_eq!(Checkpoint::decode(&bytes).unwrap(), checkpoint, "bit-exact round trip");
+    // The header holds the structure only: the weights are binary values, not JSON numbers.
+    let header_len = u32::from_le_bytes(bytes[..4].try_into().unwrap()) as usize;
+    let header = std::str::from_utf8(&bytes[4..4 + header_len]).unwrap();
+    assert!(
+        !header.contains("2.5") && header.contains(r#"["exp_avg",{"dtype":"u8","shape":[0],"data":[]}]"#),
+        "{header}"
+    );
+    assert!(Checkpoint::decode(&bytes[..bytes.len() - 1]).is_err());
+    assert!(matches!(
+        Checkpoint::from_value(&Value::Tensor(TensorData::from_f64(vec![1], &[1.0]).unwrap())),
+        Err(CheckpointError::NotBytes)
+    ));
+
+    // In an assignment, the checkpoint follows the inputs and the header announces it.
+    let mut frame = Frame {
+        header: AssignHeader {
+            assignment: 1,
+            graph: GraphId(2),
+            ops: vec![],
+            inputs: vec![OpId(1)],
+            outputs: vec![],
+            files: vec![],
+            state: None,
+        },
+        values: vec![Value::Tensor(TensorData::from_f64(vec![], &[1.0]).unwrap())],
+    };
+    frame.attach_checkpoint(&checkpoint);
+    check(&frame.header.state, expect![[r#"{"version":4,"checkpoint":true}"#]]);
+    let mut back = Frame::<AssignHeader>::decode(&frame.encode()).unwrap();
+    assert_eq!(back.take_checkpoint().unwrap(), Some(checkpoint.clone()));
+    assert_eq!(back.values.len(), 1, "only the inputs are left");
+    // A header announcing a checkpoint that is not there is refused, not misread.
+    let mut missing = Frame { header: back.header.clone(), values: back.values.clone() };
+    assert!(missing.take_checkpoint().is_err());
+
+    let mut result = Frame {
+        header: ResultHeader { assignment: 1, outputs: vec![], files: vec![], checkpoint: false },
+        values: vec![],
+    };
+    result.attach_checkpoint(&checkpoint);
+    check(&result.header, expect![[r#"{"assignment":1,"outputs":[],"checkpoint":true}"#]]);
+    let mut back = ResultMessage::new(&result).decode().unwrap();
+    assert_eq!(back.take_checkpoint().unwrap(), Some(checkpoint));
+    assert!(back.values.is_empty() && !back.header.checkpoint);
 }

@@ -43,6 +43,9 @@ pub struct ParticipateConfig {
     pub benchmark: Option<Benchmark>,
     /// Where to report progress (a terminal view, a test waiting for the join).
     pub events: Option<mpsc::UnboundedSender<ProviderEvent>>,
+    /// Leave after computing this many subgraphs (work already in hand is finished; work
+    /// assigned after that goes back to the server when the connection closes).
+    pub max_subgraphs: Option<u64>,
 }
 
 /// What a provider reports while it runs.
@@ -215,10 +218,19 @@ pub async fn participate(config: ParticipateConfig, shutdown: impl Future<Output
                 if let Err(error) = done {
                     tracing::error!(cause = %error, "assignment task failed");
                 }
+                let computed = summary.lock().unwrap_or_else(std::sync::PoisonError::into_inner).subgraphs;
+                if config.max_subgraphs.is_some_and(|max| computed >= max) {
+                    tracing::info!(computed, "computed the subgraphs asked for; leaving");
+                    break Ok(());
+                }
             }
             message = rx.recv() => match message {
                 None => break Ok(()),
                 Some(Incoming::Connected) => {
+                    // The server knows a connection, not a machine: after a reconnect it sends
+                    // the checkpoint of any graph it assigns here, so the old states only hold
+                    // memory.
+                    sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
                     // Join again after every (re)connect: the server forgets a provider when
                     // its socket closes.
                     let join = JoinRequest { benchmark: benchmark.clone(), graph: config.graph };
@@ -355,6 +367,14 @@ async fn handle_assignment(task: Task, bytes: Bytes) {
     let assignment = frame.header.assignment;
     let ops = frame.header.ops.len() as u64;
     let started = std::time::Instant::now();
+    // Before the input files, which are appended to the values: the checkpoint is last.
+    let checkpoint = match frame.take_checkpoint() {
+        Ok(checkpoint) => checkpoint,
+        Err(error) => {
+            give_back(&client, &frame.header, error.to_string()).await;
+            return;
+        }
+    };
     if !frame.header.files.is_empty() {
         let fetched = match &ftp {
             Some(ftp) => ftp.fetch_inputs(&mut frame).await,
@@ -365,17 +385,20 @@ async fn handle_assignment(task: Task, bytes: Bytes) {
             return;
         }
     }
-    let result = tokio::task::spawn_blocking(move || compute::run(frame, &sessions)).await;
+    let result = tokio::task::spawn_blocking(move || compute::run(frame, checkpoint, &sessions)).await;
     if withdrawn.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&assignment) {
         return;
     }
     match result {
-        Ok(Ok(mut frame)) => {
+        Ok(Ok((mut frame, checkpoint))) => {
             if let Some(ftp) = &ftp
                 && let Err(reason) = ftp.send_outputs(&mut frame).await
             {
                 tracing::warn!(assignment, %reason, "cannot upload outputs; the server will reassign");
                 return;
+            }
+            if let Some(checkpoint) = &checkpoint {
+                frame.attach_checkpoint(checkpoint);
             }
             let message = serde_json::to_value(ResultMessage::new(&frame)).expect("serializes");
             if let Err(error) = client.emit(EVENT_RESULT, message).await {

@@ -34,6 +34,9 @@ enum Command {
         /// Work only on this graph.
         #[arg(long)]
         graph: Option<u64>,
+        /// Leave after computing this many subgraphs (the work in hand is finished first).
+        #[arg(long)]
+        max_subgraphs: Option<u64>,
     },
     /// List the graphs open to providers, with their requirements.
     ListGraphs {
@@ -105,10 +108,16 @@ fn main() -> Result<()> {
     let cli = Cli::parse_from(args);
     let runtime = tokio::runtime::Runtime::new()?;
     match cli.command {
-        Command::Participate { server, token, graph } => {
+        Command::Participate { server, token, graph, max_subgraphs } => {
             let (events, view) = tokio::sync::mpsc::unbounded_channel();
-            let config =
-                ParticipateConfig { server, token, graph: graph.map(GraphId), benchmark: None, events: Some(events) };
+            let config = ParticipateConfig {
+                server,
+                token,
+                graph: graph.map(GraphId),
+                benchmark: None,
+                events: Some(events),
+                max_subgraphs,
+            };
             let shutdown = async {
                 let _ = tokio::signal::ctrl_c().await;
                 tracing::info!("Ctrl-C: finishing the work in hand, then leaving");

@@ -6,6 +6,7 @@
 
 use crate::auth::{self, Role};
 use crate::error::{Error, Result};
+use ravproto::checkpoint::Checkpoint;
 use ravproto::messages::{GraphMeta, OpRecord, OpRef};
 use ravproto::status::{GraphStatus, OpStatus};
 use ravproto::{GraphId, OpId, Operation, Value};
@@ -433,6 +434,7 @@ impl Db {
         values: &[(OpId, Value)],
         files: &[(OpId, u64)],
         computed: &[OpId],
+        checkpoint: Option<(GraphId, &Checkpoint)>,
     ) -> Result<()> {
         let values: Vec<(i64, Vec<u8>)> =
             values.iter().map(|(op, value)| (op.0 as i64, value.encode_binary())).collect();
@@ -449,8 +451,38 @@ impl Db {
             .bind(id_list(computed))
             .execute(&mut *tx)
             .await?;
+        if let Some((graph, checkpoint)) = checkpoint {
+            sqlx::query("INSERT OR REPLACE INTO checkpoints (graph_id, version, data) VALUES (?, ?, ?)")
+                .bind(graph.0 as i64)
+                .bind(checkpoint.version as i64)
+                .bind(checkpoint.encode())
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// The version of a graph's latest training checkpoint (0 when it has none).
+    pub async fn checkpoint_version(&self, graph: GraphId) -> Result<u64> {
+        let version: Option<i64> = sqlx::query_scalar("SELECT version FROM checkpoints WHERE graph_id = ?")
+            .bind(graph.0 as i64)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(version.map_or(0, |v| v as u64))
+    }
+
+    /// A graph's latest training checkpoint; [`Checkpoint::empty`] before its first step.
+    pub async fn checkpoint(&self, graph: GraphId) -> Result<Checkpoint> {
+        let data: Option<Vec<u8>> = sqlx::query_scalar("SELECT data FROM checkpoints WHERE graph_id = ?")
+            .bind(graph.0 as i64)
+            .fetch_optional(&self.pool)
+            .await?;
+        match data {
+            None => Ok(Checkpoint::empty()),
+            Some(bytes) => Checkpoint::decode(&bytes)
+                .map_err(|e| Error::Internal(format!("stored checkpoint of {graph} is unreadable: {e}"))),
+        }
     }
 
     /// Values of these ops (those that have one), in the order asked.

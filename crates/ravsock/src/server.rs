@@ -5,6 +5,11 @@
 //! Times are taken from tokio's clock, so tests can pause it. On start it resumes every graph
 //! that was executing when the server stopped: computed ops are loaded as computed and only the
 //! rest is scheduled again.
+//!
+//! Graphs that train keep their state (weights, optimizer state) on a provider between
+//! subgraphs; each training result brings a checkpoint, stored with the results, and a training
+//! subgraph sent to any provider other than the one known to hold the latest state carries
+//! that checkpoint, so training survives the loss of that provider.
 
 use crate::bulk::{Bulk, provider_user};
 use crate::db::{Db, StoredOp, StoredValue};
@@ -12,9 +17,11 @@ use crate::error::{Error, Result};
 use crate::scheduler::{Action, AssignmentId, Event, Millis, OpInfo, Scheduler, SchedulerConfig};
 use crate::socket::{graph_room, provider_room};
 use bytes::Bytes;
+use ravproto::checkpoint::Checkpoint;
 use ravproto::messages::{FileValue, GraphProgress, OpFailure};
 use ravproto::provider::{
-    AssignHeader, AssignedOp, EVENT_ASSIGN, EVENT_REJECTED, EVENT_WITHDRAW, Frame, NAMESPACE, Rejected, Withdraw, stuff,
+    AssignHeader, AssignedOp, EVENT_ASSIGN, EVENT_REJECTED, EVENT_WITHDRAW, Frame, NAMESPACE, Rejected, TrainingState,
+    Withdraw, stuff,
 };
 use ravproto::requester::{self, OpFailedNotice};
 use ravproto::status::{GraphStatus, OpStatus};
@@ -42,6 +49,8 @@ pub enum Command {
         values: Vec<(OpId, Value)>,
         /// Output values uploaded to the provider's ravftp home.
         files: Vec<FileValue>,
+        /// The training state after a training assignment.
+        checkpoint: Option<Checkpoint>,
     },
     /// Any other scheduler event (providers joining, results, failures).
     Event(Event),
@@ -141,6 +150,7 @@ pub async fn start_scheduler(
         events: handle.events.clone(),
         progress_sent: BTreeMap::new(),
         followups: Vec::new(),
+        training: BTreeMap::new(),
     };
     tokio::spawn(task.run(inbox.0));
     Ok(())
@@ -165,6 +175,18 @@ struct SchedulerTask {
     progress_sent: BTreeMap<GraphId, Instant>,
     /// Events that performing an action produced (an assignment the server could not send).
     followups: Vec<Event>,
+    /// The training state of each executing graph that trains.
+    training: BTreeMap<GraphId, TrainingTrack>,
+}
+
+/// Where a graph's training state stands.
+#[derive(Clone, Copy, Debug, Default)]
+struct TrainingTrack {
+    /// Version of the stored checkpoint (training assignments completed).
+    version: u64,
+    /// The provider known to hold exactly that version in memory: it gets the next training
+    /// assignment without the checkpoint; anyone else gets the checkpoint.
+    synced: Option<ProviderId>,
 }
 
 /// Progress of one graph is broadcast at most this often: every broadcast wakes the waiting
@@ -198,8 +220,8 @@ impl SchedulerTask {
                     cancelled = Some(graph);
                     Event::GraphCancelled { graph }
                 }
-                Command::Results { provider, assignment, values, files } => {
-                    match self.results(provider, assignment, values, files).await {
+                Command::Results { provider, assignment, values, files, checkpoint } => {
+                    match self.results(provider, assignment, values, files, checkpoint).await {
                         Some(event) => event,
                         None => continue,
                     }
@@ -222,6 +244,7 @@ impl SchedulerTask {
             }
             if let Some(graph) = cancelled {
                 self.payloads.remove(&graph);
+                self.training.remove(&graph);
                 self.progress_sent.remove(&graph);
                 self.announce_end(graph).await;
             }
@@ -251,6 +274,11 @@ impl SchedulerTask {
             })
             .collect();
         self.payloads.insert(graph, Arc::new(payload));
+        if ops.iter().any(|op| op.operation.kind().trains()) {
+            // After a restart nobody is known to hold the state: the checkpoint goes along.
+            let version = self.db.checkpoint_version(graph).await?;
+            self.training.insert(graph, TrainingTrack { version, synced: None });
+        }
         Ok(Event::GraphSubmitted { graph, ops: scheduler_ops(&ops), requirements: stored.meta.requirements })
     }
 
@@ -261,6 +289,7 @@ impl SchedulerTask {
         assignment: AssignmentId,
         values: Vec<(OpId, Value)>,
         files: Vec<FileValue>,
+        checkpoint: Option<Checkpoint>,
     ) -> Option<Event> {
         let Some((owner, graph, ops, outputs)) = self.scheduler.assignment(assignment) else {
             tracing::debug!(%provider, assignment = assignment.0, "late or unknown result ignored");
@@ -283,6 +312,21 @@ impl SchedulerTask {
                 expected.len()
             ));
         }
+        // A training assignment must leave the state one step further, checkpointed.
+        let trains = self
+            .payloads
+            .get(&graph)
+            .is_some_and(|payload| ops.iter().any(|op| payload.get(op).is_some_and(|o| o.operation.kind().trains())));
+        let track = self.training.get(&graph).copied().filter(|_| trains);
+        if let Some(track) = track {
+            match &checkpoint {
+                Some(c) if c.version == track.version + 1 => {}
+                Some(c) => {
+                    return fail(format!("checkpoint version {} returned, {} expected", c.version, track.version + 1));
+                }
+                None => return fail("a training subgraph came back without its checkpoint".into()),
+            }
+        }
         let user = provider_user(provider);
         let mut stored_files = Vec::with_capacity(files.len());
         for file in &files {
@@ -304,7 +348,8 @@ impl SchedulerTask {
                 }
             }
         }
-        if let Err(error) = self.db.store_results(&values, &stored_files, &ops).await {
+        let stored_checkpoint = track.and(checkpoint.as_ref()).map(|c| (graph, c));
+        if let Err(error) = self.db.store_results(&values, &stored_files, &ops, stored_checkpoint).await {
             tracing::error!(%graph, cause = %error, "cannot store results; the subgraph will be recomputed");
             let failure = OpFailure {
                 op_id: ops[0],
@@ -312,6 +357,11 @@ impl SchedulerTask {
                 reason: "server could not store results".into(),
             };
             return Some(Event::SubgraphFailed { provider, assignment, failure, retryable: true });
+        }
+        if track.is_some()
+            && let Some(track) = self.training.get_mut(&graph)
+        {
+            *track = TrainingTrack { version: track.version + 1, synced: Some(provider) };
         }
         Some(Event::SubgraphCompleted { provider, assignment })
     }
@@ -352,6 +402,7 @@ impl SchedulerTask {
             Action::GraphComputed { graph } => {
                 tracing::info!(%graph, "graph computed");
                 self.payloads.remove(&graph);
+                self.training.remove(&graph);
                 self.progress_sent.remove(&graph);
                 self.db.set_graph_status(graph, GraphStatus::Computed, None).await?;
                 self.announce_end(graph).await;
@@ -360,6 +411,7 @@ impl SchedulerTask {
             Action::GraphFailed { graph, failure } => {
                 tracing::warn!(%graph, op = %failure.op_id, reason = %failure.reason, "graph failed");
                 self.payloads.remove(&graph);
+                self.training.remove(&graph);
                 self.progress_sent.remove(&graph);
                 let notice = OpFailedNotice { graph_id: graph, failure, will_retry: false };
                 self.to_requesters(graph, requester::EVENT_OP_FAILED, &notice).await;
@@ -386,6 +438,11 @@ impl SchedulerTask {
             }
             Action::AttemptFailed { graph, failure } => {
                 tracing::info!(%graph, op = %failure.op_id, reason = %failure.reason, "attempt failed; retrying");
+                // Whoever ran the attempt may hold a state the server never stored: the retry
+                // carries the checkpoint.
+                if let Some(track) = self.training.get_mut(&graph) {
+                    track.synced = None;
+                }
                 let notice = OpFailedNotice { graph_id: graph, failure, will_retry: true };
                 self.to_requesters(graph, requester::EVENT_OP_FAILED, &notice).await;
                 Ok(())
@@ -437,8 +494,19 @@ impl SchedulerTask {
                     inputs,
                     outputs: assignment.outputs.clone(),
                     files,
+                    state: None,
                 };
-                let frame = Frame { header, values };
+                let mut frame = Frame { header, values };
+                if assignment.trains
+                    && let Some(track) = self.training.get(&assignment.graph).copied()
+                {
+                    frame.header.state = Some(TrainingState { version: track.version, checkpoint: false });
+                    if track.version > 0 && track.synced != Some(assignment.provider) {
+                        let checkpoint = self.db.checkpoint(assignment.graph).await?;
+                        tracing::info!(graph = %assignment.graph, provider = %assignment.provider, version = checkpoint.version, "sending the training checkpoint");
+                        frame.attach_checkpoint(&checkpoint);
+                    }
+                }
                 // Stuffed: the Rust client corrupts binary messages containing 0x1e (see `stuff`).
                 self.emit(assignment.provider, EVENT_ASSIGN, &Bytes::from(stuff(&frame.encode()))).await;
                 Ok(())

@@ -142,11 +142,16 @@ fn register(socket: &SocketRef, provider: ProviderId) {
          State(state): State<SocketState>,
          Extension(provider): Extension<ProviderId>| async move {
             match message.decode() {
-                Ok(frame) => {
+                Ok(mut frame) => {
+                    // An unreadable checkpoint is a missing one: the scheduler retries the subgraph.
+                    let checkpoint = frame.take_checkpoint().unwrap_or_else(|error| {
+                        tracing::warn!(%provider, cause = %error, "unreadable training checkpoint");
+                        None
+                    });
                     let values = frame.header.outputs.into_iter().zip(frame.values).collect();
                     let assignment = AssignmentId(frame.header.assignment);
                     let files = frame.header.files;
-                    send(&state, Command::Results { provider, assignment, values, files }).await;
+                    send(&state, Command::Results { provider, assignment, values, files, checkpoint }).await;
                 }
                 Err(error) => tracing::warn!(%provider, cause = %error, "undecodable result frame"),
             }

@@ -191,7 +191,7 @@ impl Conv2d {
                 let cols = self.im2col(&x_n, g * sh.cg, &sh);
                 let y = Self::group_weight(weight, g, &sh).dot(&cols);
                 let mut target = out_n.slice_axis_mut(Axis(0), Slice::from(g * sh.og..(g + 1) * sh.og));
-                let y = y.into_shape_with_order((sh.og, sh.oh, sh.ow)).expect("dot returns a standard array");
+                let y = super::standard(y).into_shape_with_order((sh.og, sh.oh, sh.ow)).expect("standard layout");
                 target.assign(&y);
             }
             if let Some(bias) = bias {

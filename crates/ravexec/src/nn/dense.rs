@@ -2,7 +2,7 @@
 //! `initial_W` layout), over the last axis of `x` (any leading axes are batch axes).
 
 use super::{NnError, NnFloat, NnResult};
-use ndarray::{Array1, Array2, ArrayD, ArrayView1, ArrayView2, ArrayViewD, Axis, Ix2};
+use ndarray::{Array1, Array2, ArrayD, ArrayView1, ArrayView2, ArrayViewD, Axis, CowArray, Ix2};
 
 /// Gradients of a dense layer.
 #[derive(Clone, Debug, PartialEq)]
@@ -15,14 +15,15 @@ pub struct DenseGrads<F> {
     pub bias: Option<Array1<F>>,
 }
 
-/// `x` as `(rows, in)` rows for a weight of `in` inputs.
-fn rows<'a, F: NnFloat>(x: &'a ArrayViewD<'_, F>, inputs: usize, what: &str) -> NnResult<ArrayView2<'a, F>> {
+/// `x` as `(rows, in)` rows for a weight of `in` inputs (copied only when `x` is not in
+/// standard layout: a gradient can arrive transposed or broadcast).
+fn rows<'a, F: NnFloat>(x: &'a ArrayViewD<'_, F>, inputs: usize, what: &str) -> NnResult<CowArray<'a, F, Ix2>> {
     let last = x.shape().last().copied();
     if last != Some(inputs) {
         return Err(NnError::Shape(format!("dense layer with {inputs} inputs got {what} of shape {:?}", x.shape())));
     }
     let n = x.len() / inputs.max(1);
-    x.view()
+    x.as_standard_layout()
         .into_shape_with_order((n, inputs))
         .map_err(|e| NnError::Shape(format!("dense {what} of shape {:?}: {e}", x.shape())))
 }
@@ -53,7 +54,7 @@ pub fn forward<F: NnFloat>(
     if let Some(last) = shape.last_mut() {
         *last = weight.ncols();
     }
-    y.into_shape_with_order(shape).map_err(|e| NnError::Shape(e.to_string()))
+    super::standard(y).into_shape_with_order(shape).map_err(|e| NnError::Shape(e.to_string()))
 }
 
 /// Gradients from the output's gradient `grad` (shaped like the output).
@@ -72,7 +73,9 @@ pub fn backward<F: NnFloat>(
             x.shape()
         )));
     }
-    let input = g2.dot(&weight.t()).into_shape_with_order(x.raw_dim()).map_err(|e| NnError::Shape(e.to_string()))?;
+    let input = super::standard(g2.dot(&weight.t()))
+        .into_shape_with_order(x.raw_dim())
+        .map_err(|e| NnError::Shape(e.to_string()))?;
     let weight = x2.t().dot(&g2);
     let bias = with_bias.then(|| g2.sum_axis(Axis(0)));
     Ok(DenseGrads { input, weight, bias })

@@ -26,6 +26,12 @@ pub mod pool;
 
 use ndarray::{LinalgScalar, ScalarOperand};
 
+/// `a` in row-major order, copied only when it is not: `dot` answers in column-major order
+/// when both operands are (one output unit or channel, say), and a reshape needs row-major.
+pub(crate) fn standard<F: Clone, D: ndarray::Dimension>(a: ndarray::Array<F, D>) -> ndarray::Array<F, D> {
+    if a.is_standard_layout() { a } else { a.as_standard_layout().into_owned() }
+}
+
 /// The element types layers compute in.
 pub trait NnFloat:
     num_traits::Float

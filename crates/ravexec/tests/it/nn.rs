@@ -112,25 +112,37 @@ fn activations_keep_extreme_inputs_finite() {
     assert!(activation::forward(&x.view(), &Activation::Hardtanh { min_val: Some(1.0), max_val: Some(0.0) }).is_err());
 }
 
-#[test]
-fn dense_gradients_match_finite_differences() {
-    let mut rng = Rng(11);
-    // Leading batch axes (2, 3) are flattened into rows.
-    let x = rng.array(&[2, 3, 4], -1.0, 1.0);
-    let w = rng.array(&[4, 5], -1.0, 1.0).into_dimensionality::<ndarray::Ix2>().unwrap();
-    let b = Array1::from_shape_simple_fn(5, || rng.uniform(-1.0, 1.0));
-    let r = rng.array(&[2, 3, 5], -1.0, 1.0);
+fn dense_case(x_shape: &[usize], units: usize, seed: u64) {
+    let mut rng = Rng(seed);
+    let inputs = *x_shape.last().unwrap();
+    let x = rng.array(x_shape, -1.0, 1.0);
+    let w = rng.array(&[inputs, units], -1.0, 1.0).into_dimensionality::<ndarray::Ix2>().unwrap();
+    let b = Array1::from_shape_simple_fn(units, || rng.uniform(-1.0, 1.0));
+    let mut out_shape = x_shape.to_vec();
+    *out_shape.last_mut().unwrap() = units;
+    let r = rng.array(&out_shape, -1.0, 1.0);
     let out = |x: &ArrayD<f64>, w: &Array2<f64>, b: &Array1<f64>| {
         project(&dense::forward(&x.view(), &w.view(), Some(&b.view())).unwrap(), &r)
     };
     let grads = dense::backward(&x.view(), &w.view(), true, &r.view()).unwrap();
-    assert_close("dense input", &grads.input, &numeric(&x, &|x| out(x, &w, &b)));
+    let what = format!("dense {x_shape:?} -> {units}");
+    assert_close(&format!("{what} input"), &grads.input, &numeric(&x, &|x| out(x, &w, &b)));
     let w_dyn = w.clone().into_dyn();
     let numeric_w = numeric(&w_dyn, &|w| out(&x, &w.clone().into_dimensionality().unwrap(), &b));
-    assert_close("dense weight", &grads.weight.into_dyn(), &numeric_w);
+    assert_close(&format!("{what} weight"), &grads.weight.into_dyn(), &numeric_w);
     let numeric_b = numeric(&b.clone().into_dyn(), &|b| out(&x, &w, &b.clone().into_dimensionality().unwrap()));
-    assert_close("dense bias", &grads.bias.unwrap().into_dyn(), &numeric_b);
+    assert_close(&format!("{what} bias"), &grads.bias.unwrap().into_dyn(), &numeric_b);
+}
+
+#[test]
+fn dense_gradients_match_finite_differences() {
+    // Leading batch axes (2, 3) are flattened into rows.
+    dense_case(&[2, 3, 4], 5, 11);
+    // One unit: `dot` answers in column-major order, which a reshape must not trip over.
+    dense_case(&[2, 2], 1, 12);
+    dense_case(&[1, 3], 1, 13);
     // A weight for 3 inputs does not fit rows of 4.
+    let x = Rng(14).array(&[2, 4], -1.0, 1.0);
     let narrow = Array2::<f64>::zeros((3, 5));
     assert!(dense::forward(&x.view(), &narrow.view(), None).is_err());
 }
@@ -164,6 +176,9 @@ fn conv2d_gradients_match_finite_differences() {
     conv_case(Conv2d { window: strided, groups: 1 }, [2, 3, 6, 5], 2, 2);
     let dilated = Window { kernel: [2, 2], stride: [1, 2], padding: [1, 0], dilation: [2, 2] };
     conv_case(Conv2d { window: dilated, groups: 2 }, [1, 4, 6, 7], 4, 3);
+    // One output channel and one output pixel (column-major products inside).
+    let whole = Window { kernel: [3, 3], stride: [1, 1], padding: [0, 0], dilation: [1, 1] };
+    conv_case(Conv2d { window: whole, groups: 1 }, [2, 2, 3, 3], 1, 4);
 }
 
 #[test]

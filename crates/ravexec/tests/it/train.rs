@@ -4,6 +4,7 @@
 use ndarray::{ArrayD, IxDyn};
 use ravexec::train::Session;
 use ravexec::{Tensor, TensorValue};
+use ravproto::checkpoint::Checkpoint;
 use ravproto::{OpId, Operation, TensorData};
 use serde_json::json;
 
@@ -104,8 +105,10 @@ fn network_gradients_match_finite_differences() {
 }
 
 /// Two-layer MLP on a separable 2-class problem; batches share weights through
-/// `previous_forward_pass`; the loss per epoch.
-fn train_mlp(epochs: usize, optimizer: serde_json::Value) -> Vec<f64> {
+/// `previous_forward_pass`; the loss per epoch. With `resume`, every step continues in a new
+/// session restored from the previous one's encoded checkpoint, as a provider taking over a
+/// graph does.
+fn train_mlp_with(epochs: usize, optimizer: serde_json::Value, resume: bool) -> Vec<f64> {
     let n = 64;
     let x = grid(&[n, 2], 4.0, 0);
     let labels: Vec<f64> = x.rows().into_iter().map(|r| if r[0] + r[1] > 0.0 { 1.0 } else { 0.0 }).collect();
@@ -152,10 +155,53 @@ fn train_mlp(epochs: usize, optimizer: serde_json::Value) -> Vec<f64> {
             let loss = run(l, op("cross_entropy_loss", json!({})), &[(yi, tensor(&yb)), (d2, logits)]);
             epoch_loss += value(&loss).sum() / 4.0;
             run(fresh(), op("start_backward_marker", json!({})), &[(l, loss)]);
+            if resume {
+                session.version += 1;
+                let bytes = session.checkpoint().encode();
+                session = Session::from_checkpoint(&Checkpoint::decode(&bytes).unwrap()).unwrap();
+            }
         }
         losses.push(epoch_loss);
     }
     losses
+}
+
+fn train_mlp(epochs: usize, optimizer: serde_json::Value) -> Vec<f64> {
+    train_mlp_with(epochs, optimizer, false)
+}
+
+#[test]
+fn training_resumed_from_checkpoints_follows_the_same_curve() {
+    for optimizer in [
+        json!({"name": "adam", "lr": 0.05, "eps": 1e-8}),
+        json!({"name": "sgd", "lr": 0.5, "momentum": 0.9, "nesterov": true}),
+        json!({"name": "adadelta", "lr": 1.0, "rho": 0.9, "eps": 1e-6}),
+    ] {
+        assert_eq!(train_mlp_with(5, optimizer.clone(), true), train_mlp(5, optimizer.clone()), "{optimizer}");
+    }
+}
+
+#[test]
+fn a_checkpoint_holds_batch_norm_statistics_and_survives_a_round_trip() {
+    let labels = ArrayD::from_shape_vec(IxDyn(&[4]), vec![0.0, 2.0, 1.0, 2.0]).unwrap();
+    let weights = [
+        grid(&[3, 2, 3, 3], 1.0, 1),
+        grid(&[3], 0.5, 2),
+        grid(&[3], 0.5, 3) + 1.0,
+        grid(&[12, 3], 1.0, 4),
+        grid(&[3], 0.5, 5),
+    ];
+    let (_, session) = network(&weights, &grid(&[4, 2, 4, 4], 2.0, 0), &labels);
+    let checkpoint = session.checkpoint();
+    assert!(checkpoint.layers.iter().any(|l| l.batchnorm.is_some()), "the network has a batch norm");
+    let restored = Session::from_checkpoint(&Checkpoint::decode(&checkpoint.encode()).unwrap()).unwrap();
+    assert_eq!(restored.checkpoint(), checkpoint);
+    let stats = |s: &Session| s.layers()[&OpId(3)].batchnorm.clone().expect("batch norm statistics");
+    assert_eq!(stats(&restored), stats(&session));
+    // A checkpoint naming a layer it does not hold is refused.
+    let mut broken = checkpoint.clone();
+    broken.layer_of.push((OpId(77), OpId(78)));
+    assert!(Session::from_checkpoint(&broken).is_err());
 }
 
 #[test]

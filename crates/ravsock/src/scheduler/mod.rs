@@ -126,6 +126,8 @@ pub struct Assignment {
     pub outputs: Vec<OpId>,
     /// When the scheduler gives up on this hand-out.
     pub deadline: Millis,
+    /// Whether it trains (starts from the graph's training state and changes it).
+    pub trains: bool,
 }
 
 /// What the server must do.
@@ -205,6 +207,9 @@ struct GraphState {
     trains: bool,
     /// The provider holding the training state.
     holder: Option<ProviderId>,
+    /// A training subgraph is out: the next one waits, as it starts from the state this one
+    /// leaves.
+    training_out: bool,
 }
 
 struct ProviderState {
@@ -218,6 +223,7 @@ struct InFlight {
     graph: GraphId,
     subgraph: usize,
     deadline: Millis,
+    trains: bool,
 }
 
 /// The scheduler state machine.
@@ -357,6 +363,7 @@ impl Scheduler {
                 .iter()
                 .any(|op| matches!(op.kind.group(), ravproto::Group::DeepLearning | ravproto::Group::WholeModel)),
             holder: None,
+            training_out: false,
         };
         let done = state.subgraphs.is_empty();
         self.graphs.insert(graph, state);
@@ -436,6 +443,11 @@ impl Scheduler {
 
     fn release(&mut self, assignment: AssignmentId) -> Option<InFlight> {
         let flight = self.in_flight.remove(&assignment)?;
+        if flight.trains
+            && let Some(graph) = self.graphs.get_mut(&flight.graph)
+        {
+            graph.training_out = false;
+        }
         if let Some(provider) = self.providers.get_mut(&flight.provider) {
             provider.in_flight.remove(&assignment);
         }
@@ -470,7 +482,7 @@ impl Scheduler {
                         g.subgraphs
                             .iter()
                             .enumerate()
-                            .filter(|(_, s)| s.status == SubgraphStatus::Ready)
+                            .filter(|(_, s)| s.status == SubgraphStatus::Ready && !(s.subgraph.trains && g.training_out))
                             .map(move |(index, s)| (s.subgraph.ops.len(), *id, index))
                     })
                     .max_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)).then(b.2.cmp(&a.2)));
@@ -485,8 +497,10 @@ impl Scheduler {
                 let sub = &mut graph.subgraphs[index];
                 sub.status = SubgraphStatus::Assigned;
                 sub.attempts += 1;
+                let trains = sub.subgraph.trains;
+                graph.training_out |= trains;
                 self.in_flight
-                    .insert(id, InFlight { provider: provider_id, graph: graph_id, subgraph: index, deadline });
+                    .insert(id, InFlight { provider: provider_id, graph: graph_id, subgraph: index, deadline, trains });
                 self.providers.get_mut(&provider_id).expect("listed").in_flight.insert(id);
                 actions.push(Action::Assign(Assignment {
                     id,
@@ -497,6 +511,7 @@ impl Scheduler {
                     external_inputs: sub.subgraph.external_inputs.iter().copied().collect(),
                     outputs: sub.subgraph.outputs.clone(),
                     deadline,
+                    trains,
                 }));
                 assigned_any = true;
             }

@@ -2,7 +2,7 @@
 //!
 //! Pending ops are cut, in dependency (id) order, into contiguous windows of at most
 //! `window` ops, and a window always ends right after a `start_backward_marker`, which closes a
-//! training step. Each subgraph records the ops it needs from outside (its external inputs)
+//! training step; a window never ends inside a training step (it grows until the marker). Each subgraph records the ops it needs from outside (its external inputs)
 //! and which of its ops must be kept after it runs (consumed elsewhere, or persisted).
 
 use ravproto::{OpId, OpKind};
@@ -32,6 +32,9 @@ pub struct Subgraph {
     pub external_inputs: BTreeSet<OpId>,
     /// Its ops whose values must be kept (read by other subgraphs, or persisted).
     pub outputs: Vec<OpId>,
+    /// Whether it has training ops ([`OpKind::trains`]): it reads and changes the graph's
+    /// training state, so it runs alone and where the state is.
+    pub trains: bool,
 }
 
 /// Cuts the pending ops of `ops` into subgraphs of at most `window` ops.
@@ -39,9 +42,16 @@ pub fn partition(ops: &[OpInfo], window: usize) -> Vec<Subgraph> {
     let window = window.max(1);
     let mut groups: Vec<Vec<&OpInfo>> = Vec::new();
     let mut current: Vec<&OpInfo> = Vec::new();
+    // A training step (training ops up to their `start_backward_marker`) is never cut: the
+    // state checkpointed after a subgraph is then always between steps.
+    let mut step_open = false;
     for op in ops.iter().filter(|op| !op.computed) {
         current.push(op);
-        if current.len() >= window || op.kind == OpKind::StartBackwardMarker {
+        step_open |= op.kind.trains();
+        if op.kind == OpKind::StartBackwardMarker {
+            step_open = false;
+            groups.push(std::mem::take(&mut current));
+        } else if current.len() >= window && !step_open {
             groups.push(std::mem::take(&mut current));
         }
     }
@@ -73,7 +83,8 @@ pub fn partition(ops: &[OpInfo], window: usize) -> Vec<Subgraph> {
                 .collect();
             let outputs =
                 group.iter().filter(|op| op.persisted || read_elsewhere.contains(&op.id)).map(|op| op.id).collect();
-            Subgraph { ops: group.iter().map(|op| op.id).collect(), external_inputs, outputs }
+            let trains = group.iter().any(|op| op.kind.trains());
+            Subgraph { ops: group.iter().map(|op| op.id).collect(), external_inputs, outputs, trains }
         })
         .collect()
 }

@@ -272,3 +272,37 @@ fn a_training_graph_stays_with_the_provider_holding_its_weights() {
     s.handle(0, Event::ProviderLeft { provider: holder });
     assert_eq!(s.in_flight(ProviderId(other)).len(), 1, "the remaining provider took the training graph over");
 }
+
+#[test]
+fn a_training_step_is_never_cut_and_training_subgraphs_go_out_one_at_a_time() {
+    // Window 2, but a step of 4 training ops stays whole up to its marker; plain ops after
+    // the marker are cut by the window again.
+    let mut ops = vec![constant(0)];
+    ops.push(op(1, OpKind::ForwardPassDense, &[0]));
+    ops.push(op(2, OpKind::ForwardPassActivation, &[1]));
+    ops.push(op(3, OpKind::SquareLoss, &[0, 2]));
+    ops.push(op(4, OpKind::StartBackwardMarker, &[3]));
+    ops.extend((5..=8).map(|i| op(i, OpKind::Neg, &[0])));
+    let parts = partition(&ops, 2);
+    let ids: Vec<Vec<u64>> = parts.iter().map(|p| p.ops.iter().map(|o| o.0).collect()).collect();
+    assert_eq!(ids, vec![vec![1, 2, 3, 4], vec![5, 6], vec![7, 8]]);
+    assert_eq!(parts.iter().map(|p| p.trains).collect::<Vec<_>>(), vec![true, false, false]);
+
+    // Two independent training chains of one graph: their steps share the graph's state, so
+    // only one is out at a time, even with free slots.
+    let mut s = Scheduler::new(SchedulerConfig { slots_per_provider: 2, ..config(8) });
+    join(&mut s, 1, 10.0);
+    let mut ops = vec![constant(0)];
+    for start in [1u64, 20] {
+        ops.push(op(start, OpKind::ForwardPassDense, &[0]));
+        ops.push(op(start + 1, OpKind::StartBackwardMarker, &[start]));
+    }
+    let first = assignments(&submit(&mut s, 5, ops));
+    assert_eq!(first.len(), 1, "one training subgraph out: {first:?}");
+    assert!(first[0].trains);
+    let second = assignments(&complete(&mut s, &first[0]));
+    assert_eq!(second.len(), 1, "the other step follows once the first is back");
+    assert_ne!(second[0].ops, first[0].ops);
+    complete(&mut s, &second[0]);
+    assert_eq!(s.graph_status(GraphId(5)), Some(GraphStatus::Computed));
+}

@@ -62,6 +62,7 @@ async fn a_killed_server_resumes_the_graph_and_loses_nothing() {
             graph: None,
             benchmark: Some(Benchmark { ram_bytes: 1 << 30, cores: 1, gpu: false, speed_score: 1.0 }),
             events: None,
+            max_subgraphs: None,
         },
         async move {
             let _ = stopped.await;

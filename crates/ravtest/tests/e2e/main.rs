@@ -2,6 +2,7 @@
 //! in a temp dir, providers from `ravpy` in-process, and requesters using `ravop::Client`.
 //! Every result must equal the `LocalExecutor`'s.
 
+mod classic;
 mod distributed;
 mod federated;
 mod stack;

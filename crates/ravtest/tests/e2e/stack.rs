@@ -119,6 +119,15 @@ impl Stack {
     }
 
     pub(crate) fn provider_with(&self, token: &str, speed: f64) -> Provider {
+        self.provider_config(token, speed, None)
+    }
+
+    /// A provider that leaves after computing `subgraphs` subgraphs.
+    pub(crate) fn provider_leaving_after(&self, speed: f64, subgraphs: u64) -> Provider {
+        self.provider_config(&self.provider_token, speed, Some(subgraphs))
+    }
+
+    fn provider_config(&self, token: &str, speed: f64, max_subgraphs: Option<u64>) -> Provider {
         let (events_tx, events) = tokio::sync::mpsc::unbounded_channel();
         let config = ParticipateConfig {
             server: self.url.clone(),
@@ -126,6 +135,7 @@ impl Stack {
             graph: None,
             benchmark: Some(Benchmark { ram_bytes: 8 << 30, cores: 2, gpu: false, speed_score: speed }),
             events: Some(events_tx),
+            max_subgraphs,
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(ravpy::participate(config, async move {

@@ -1,6 +1,7 @@
 //! Training through ravsock: a two-layer MLP trained over batches and epochs on two providers
 //! gives exactly the local executor's loss curve (the weights stay with one provider between
-//! subgraphs, and its kernels are the local executor's).
+//! subgraphs, and its kernels are the local executor's), and keeps it when that provider
+//! leaves and the server restarts: the next provider resumes from the stored checkpoint.
 
 use crate::stack::Stack;
 use ndarray::{Array1, Array2};
@@ -69,4 +70,43 @@ async fn an_mlp_trained_on_the_grid_follows_the_local_loss_curve() {
     assert!(last_epoch < first_epoch, "the loss went down: {curve:?}");
     let (one, two) = (one.stop().await.unwrap(), two.stop().await.unwrap());
     assert!(one.subgraphs == 0 || two.subgraphs == 0, "one provider held the weights: {one:?} {two:?}");
+}
+
+/// The losses of every step, fetched from the grid, checked bit for bit against the local run.
+async fn check_curve(client: &ravop::Client, id: ravop::GraphId, local: &ravop::Results) {
+    for epoch in 0..EPOCHS {
+        for batch in 0..BATCHES {
+            let name = format!("loss-{epoch}-{batch}");
+            let remote = client.fetch(id, &name).await.expect("fetch a loss").as_tensor().unwrap().to_f64_array().sum();
+            let expected = local.array::<f64>(&name).unwrap().sum();
+            assert_eq!(remote, expected, "{name}: grid {remote} vs local {expected}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn training_resumes_from_the_checkpoint_when_the_holder_is_gone_and_the_server_restarts() {
+    let graph = mlp();
+    let local = LocalExecutor::default().run(&graph).expect("local training");
+    let mut stack = Stack::start(30_000).await;
+    // The provider holding the weights trains three steps, then leaves with them.
+    let mut holder = stack.provider_leaving_after(100.0, 3);
+    holder.joined().await;
+    let id = {
+        let client = stack.client().await;
+        let id = client.submit(&graph).await.expect("submit");
+        client.execute(id).await.expect("execute");
+        id
+    };
+    let held = holder.task.await.expect("provider task").expect("the holder leaves cleanly");
+    let steps = (EPOCHS * BATCHES) as u64;
+    assert!(held.subgraphs >= 3 && held.subgraphs < steps, "the holder left mid-training: {held:?}");
+    // The server restarts too: only the stored checkpoint is left of the training state.
+    stack.restart(30_000).await;
+    let successor = stack.provider(1.0);
+    let client = stack.client().await;
+    client.wait(id, |_| {}).await.expect("training completes on the successor");
+    check_curve(&client, id, &local).await;
+    let took_over = successor.stop().await.unwrap();
+    assert_eq!(took_over.subgraphs, steps - held.subgraphs, "the successor trained the remaining steps only");
 }
