@@ -2,21 +2,11 @@
 """The shapes of crates/ravexec/benches/nn.rs in NumPy (OpenBLAS), as a same-machine baseline:
 conv2d by im2col (sliding_window_view + matmul) forward and backward, dense forward and
 backward, float32. Run: python3 scripts/bench_nn_numpy.py (needs numpy).
-PyTorch CPU is the baseline the issue names; its Linux wheel needs the CUDA libraries, which
-the build machines have no room for, so NumPy stands in (see the README)."""
-import time
+scripts/bench_nn_torch.py is the PyTorch CPU baseline the issue names; scripts/bench_nn.sh runs
+both beside the Rust bench."""
+from benchtime import median_secs
 
 import numpy as np
-
-
-def median(f, budget=2.0):
-    f()
-    times, start = [], time.perf_counter()
-    while len(times) < 5 or (time.perf_counter() - start < budget and len(times) < 100):
-        t = time.perf_counter()
-        f()
-        times.append(time.perf_counter() - t)
-    return sorted(times)[len(times) // 2]
 
 
 rng = np.random.default_rng(0)
@@ -52,7 +42,7 @@ def backward():
     return dw, dx[:, :, 1:-1, 1:-1], g.sum(0)
 
 
-fwd, bwd = median(forward), median(backward)
+fwd, bwd = median_secs(forward), median_secs(backward)
 macs = n * o * h * w * c * k * k
 print(f"numpy conv2d {n}x{c}x{h}x{w} -> {o} (3x3): forward {fwd * 1e3:.2f} ms ({2 * macs / fwd / 1e9:.1f} GFLOP/s), "
       f"backward {bwd * 1e3:.2f} ms ({4 * macs / bwd / 1e9:.1f} GFLOP/s), {n / (fwd + bwd):.0f} images/s forward+backward")
@@ -62,8 +52,8 @@ xd = rng.random((rows, inputs), dtype=np.float32) - 0.5
 wd = rng.random((inputs, units), dtype=np.float32) - 0.5
 bd = rng.random(units, dtype=np.float32)
 yd = xd @ wd + bd
-fwd = median(lambda: xd @ wd + bd)
-bwd = median(lambda: (yd @ wd.T, xd.T @ yd, yd.sum(0)))
+fwd = median_secs(lambda: xd @ wd + bd)
+bwd = median_secs(lambda: (yd @ wd.T, xd.T @ yd, yd.sum(0)))
 macs = rows * inputs * units
 print(f"numpy dense {rows}x{inputs} -> {units}: forward {fwd * 1e3:.2f} ms ({2 * macs / fwd / 1e9:.1f} GFLOP/s), "
       f"backward {bwd * 1e3:.2f} ms ({4 * macs / bwd / 1e9:.1f} GFLOP/s), {rows / (fwd + bwd):.0f} rows/s forward+backward")

@@ -22,6 +22,7 @@ from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.naive_bayes import GaussianNB
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+from sklearn.svm import SVC, SVR
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 OUT = os.path.join(
@@ -82,6 +83,22 @@ results["decision_tree_regressor"] = {"r2": DecisionTreeRegressor(random_state=0
 results["random_forest_regressor"] = {
     "r2": RandomForestRegressor(n_estimators=100, random_state=0).fit(*r_train).score(*r_test)
 }
+# libsvm with scikit-learn's defaults (C = 1, gamma = "scale", epsilon = 0.1, tol = 1e-3); the
+# pairwise (ovo) decisions and the SVR predictions let the test compare the solutions too.
+results["svm_svc"], results["svm_svr"] = {}, {}
+for kernel in ["linear", "rbf", "poly"]:
+    svc = SVC(kernel=kernel, decision_function_shape="ovo").fit(*c_train)
+    results["svm_svc"][kernel] = {
+        "accuracy": svc.score(*c_test),
+        "n_support": int(svc.support_.size),
+        "decision": arr(svc.decision_function(c_test[0])),
+    }
+    svr = SVR(kernel=kernel).fit(*r_train)
+    results["svm_svr"][kernel] = {
+        "r2": svr.score(*r_test),
+        "n_support": int(svr.support_.size),
+        "prediction": arr(svr.predict(r_test[0])),
+    }
 km = KMeans(n_clusters=4, n_init=10, random_state=0).fit(clusters)
 results["kmeans"] = {"n_clusters": 4, "inertia": float(km.inertia_)}
 

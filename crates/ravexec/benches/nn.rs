@@ -4,7 +4,8 @@
 //! 16x28x28 with 32 filters of 3x3, padding 1 (the middle layer of a small CNN); dense on 256
 //! rows of 1024 -> 1024. Each figure is the median of repeated runs; GFLOP/s counts the
 //! multiply-adds of the forward (1x) and backward (2x: input and weight gradients).
-//! The issue asks for PyTorch CPU on the same machine; see the README for how that was run.
+//! `scripts/bench_nn.sh` runs this and then the same shapes in PyTorch CPU and NumPy; the
+//! README's Benchmarks section has one run of all three.
 
 #![allow(clippy::print_stdout)]
 

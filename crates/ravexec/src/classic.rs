@@ -7,12 +7,13 @@
 //! defaults); linfa works on ndarray 0.16, so arrays are converted at this boundary. k-NN and
 //! Gaussian naive Bayes are written here: their fitted state is the training set or four small
 //! tables, and linfa's fitted types do not expose the parameters a model value must carry.
-//! Trees and forests are in [`crate::trees`] (linfa-trees has neither regression nor forests).
+//! Trees and forests are in [`crate::trees`] (linfa-trees has neither regression nor forests),
+//! SVMs in [`crate::svm`] (libsvm's solver; linfa-svm keeps its fitted machine private).
 //!
 //! Everything computes in `f64`; labels are numbers (class indices or any float labels).
-//! Not yet here: the SVMs (a typed error).
 
 use crate::error::{ErrorKind, KResult};
+use crate::svm;
 use crate::tensor::Tensor;
 use crate::trees::{self, Growth, Targets};
 use linfa::traits::Fit;
@@ -20,8 +21,8 @@ use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis, Ix1, Ix2};
 use ndarray016 as nd16;
 use rand_xoshiro::Xoshiro256Plus;
 use rand_xoshiro::rand_core::SeedableRng;
-use ravproto::model::{FittedModel, Tree};
-use ravproto::ops::{Criterion, KMeansParams, KnnParams, TreeParams};
+use ravproto::model::{FittedModel, SvmKernelModel, SvmMachine, Tree};
+use ravproto::ops::{Criterion, KMeansParams, KnnParams, SvmParams, TreeParams};
 use ravproto::{OpKind, TensorData};
 
 fn matrix(t: &Tensor, what: &str) -> KResult<Array2<f64>> {
@@ -87,10 +88,43 @@ pub fn fit(kind: OpKind, operation: &ravproto::Operation, x: &Tensor, y: Option<
         | O::DecisionTreeRegressor(p)
         | O::RandomForestClassifier(p)
         | O::RandomForestRegressor(p) => trees_fit(kind, p, &x, &targets(y)?),
-        _ => Err(ErrorKind::Unsupported(format!(
-            "`{kind}` is not implemented yet (SVMs are the group F ops still missing)"
-        ))),
+        O::SvmSvc(p) => svc(p, &x, &targets(y)?),
+        O::SvmSvr(p) => {
+            let kernel = svm::kernel_for(p.kernel, &x);
+            let m = svm::fit_svr(&kernel, &x, &targets(y)?)?;
+            Ok(FittedModel::SvmSvr { kernel, machine: machine_value(m) })
+        }
+        _ => Err(ErrorKind::Unsupported(format!("`{kind}` is not a classic-ML fit op"))),
     }
+}
+
+fn machine_value(m: svm::Machine) -> SvmMachine {
+    SvmMachine { support: data(m.support.into_dyn().view()), coef: data(m.coef.into_dyn().view()), rho: m.rho }
+}
+
+fn svc(p: &SvmParams, x: &Array2<f64>, y: &Array1<f64>) -> KResult<FittedModel> {
+    let classes = classes(y);
+    if classes.len() < 2 {
+        return Err(ErrorKind::Value("an SVM classifier needs at least two classes in y".into()));
+    }
+    let kernel = svm::kernel_for(p.kernel, x);
+    let machines = svm::fit_svc(&kernel, x, &class_indices(&classes, y), classes.len())?;
+    Ok(FittedModel::SvmSvc { classes, kernel, machines: machines.into_iter().map(machine_value).collect() })
+}
+
+/// A machine's decisions on `x`, after checking its arrays agree.
+fn machine_decision(kernel: &SvmKernelModel, m: &SvmMachine, x: &Array2<f64>) -> KResult<Array1<f64>> {
+    let (support, coef) = (model_matrix(&m.support, "support vectors")?, model_vector(&m.coef));
+    if support.nrows() != coef.len() || (support.nrows() > 0 && support.ncols() != x.ncols()) {
+        return Err(ErrorKind::Shape(format!(
+            "the SVM has {} support vectors of {} features and {} coefficients; X has {} features",
+            support.nrows(),
+            support.ncols(),
+            coef.len(),
+            x.ncols()
+        )));
+    }
+    Ok(svm::decision(kernel, &support, &coef, m.rho, x))
 }
 
 /// Each label's index in `classes`.
@@ -428,6 +462,29 @@ pub fn predict(model: &FittedModel, x: &Tensor) -> KResult<Array1<f64>> {
                 (x.dot(&coef) + &intercept).rows().into_iter().map(|r| r.to_owned()).collect();
             Array1::from_iter(trees::argmax_rows(&scores).into_iter().map(|c| classes[c]))
         }
+        FittedModel::SvmSvc { classes, kernel, machines } => {
+            let pairs = classes.len() * classes.len().saturating_sub(1) / 2;
+            if machines.len() != pairs {
+                return Err(ErrorKind::Value(format!(
+                    "an SVM classifier of {} classes has {pairs} machines, this one {}",
+                    classes.len(),
+                    machines.len()
+                )));
+            }
+            let mut votes = Array2::<f64>::zeros((x.nrows(), classes.len()));
+            let mut machine = machines.iter();
+            for a in 0..classes.len() {
+                for b in a + 1..classes.len() {
+                    let decisions = machine_decision(kernel, machine.next().expect("counted above"), &x)?;
+                    for (row, d) in decisions.iter().enumerate() {
+                        votes[[row, if *d > 0.0 { a } else { b }]] += 1.0;
+                    }
+                }
+            }
+            let votes: Vec<Array1<f64>> = votes.rows().into_iter().map(|r| r.to_owned()).collect();
+            Array1::from_iter(trees::argmax_rows(&votes).into_iter().map(|c| classes[c]))
+        }
+        FittedModel::SvmSvr { kernel, machine } => machine_decision(kernel, machine, &x)?,
         FittedModel::DecisionTreeClassifier { classes, tree } => {
             let p = average_leaves(&[tree], &x)?;
             Array1::from_iter(trees::argmax_rows(&p).into_iter().map(|c| classes.get(c).copied().unwrap_or(f64::NAN)))
@@ -462,7 +519,8 @@ pub fn score(model: &FittedModel, x: &Tensor, y: &Tensor) -> KResult<f64> {
         | FittedModel::GaussianNb { .. }
         | FittedModel::LogisticRegression { .. }
         | FittedModel::DecisionTreeClassifier { .. }
-        | FittedModel::RandomForestClassifier { .. } => {
+        | FittedModel::RandomForestClassifier { .. }
+        | FittedModel::SvmSvc { .. } => {
             y.iter().zip(&predicted).filter(|(a, b)| a == b).count() as f64 / y.len() as f64
         }
         _ => {

@@ -23,6 +23,7 @@ pub mod nn;
 mod random;
 mod reduce;
 mod shape;
+mod svm;
 pub mod tensor;
 pub mod train;
 mod trees;

@@ -19,7 +19,7 @@
 //! catalogue op's, with scikit-learn's defaults.
 
 use crate::graph::Op;
-use ravproto::ops::{Criterion, KMeansParams, KnnParams, LogisticRegressionParams, TreeParams};
+use ravproto::ops::{Criterion, KMeansParams, KnnParams, LogisticRegressionParams, SvmKernel, SvmParams, TreeParams};
 
 /// A fitted model inside a graph: the fit op, and ops that use it.
 #[derive(Clone, Debug)]
@@ -121,6 +121,30 @@ impl KMeans {
     /// Clusters the rows of `x`.
     pub fn fit(self, x: &Op) -> Model {
         Model { op: x.kmeans(self.params) }
+    }
+}
+
+/// A support vector machine (libsvm's C-SVC and epsilon-SVR with scikit-learn's defaults:
+/// `C = 1`, `gamma = "scale"`, `epsilon = 0.1`); at most 5,000 training samples.
+#[derive(Clone, Copy, Debug)]
+pub struct Svm {
+    kernel: SvmKernel,
+}
+
+impl Svm {
+    /// An SVM with `kernel` (the original's default is linear).
+    pub fn new(kernel: SvmKernel) -> Svm {
+        Svm { kernel }
+    }
+
+    /// A classifier of the labels `y` (one machine per pair of classes).
+    pub fn classifier(self, x: &Op, y: &Op) -> Model {
+        Model { op: x.svm_svc(y, SvmParams { kernel: self.kernel }) }
+    }
+
+    /// A regressor of the targets `y`.
+    pub fn regressor(self, x: &Op, y: &Op) -> Model {
+        Model { op: x.svm_svr(y, SvmParams { kernel: self.kernel }) }
     }
 }
 

@@ -199,7 +199,7 @@ fn sequential_emits_the_hand_written_training_loop_and_learns() {
 
 #[test]
 fn estimators_record_fit_ops_and_use_their_models() {
-    use crate::ml::{KMeans, Knn, LinearRegression, Trees};
+    use crate::ml::{KMeans, Knn, LinearRegression, Svm, Trees};
     let graph = Graph::new("estimators");
     let x = graph.t(ndarray::array![[0.0, 1.0], [1.0, 0.0], [2.0, 2.0], [3.0, 1.0], [4.0, 5.0], [5.0, 3.0]].into_dyn());
     let y = graph.t(ndarray::array![1.0, 2.0, 4.5, 5.5, 9.0, 9.5].into_dyn());
@@ -210,6 +210,7 @@ fn estimators_record_fit_ops_and_use_their_models() {
     Trees::tree().classifier(&x, &labels).score(&x, &labels).persist("tree_accuracy");
     Trees::forest(10).seed(1).classifier(&x, &labels).score(&x, &labels).persist("forest_accuracy");
     Knn::new(1).classifier(&x, &labels).predict(&x).persist("knn");
+    Svm::new(crate::ops::SvmKernel::Linear).classifier(&x, &labels).score(&x, &labels).persist("svm_accuracy");
     KMeans::new(2).seed(3).fit(&x).model().persist("kmeans");
     let results = LocalExecutor::default().run(&graph).unwrap();
     assert!(results.array::<f64>("r2").unwrap().sum() > 0.95);
@@ -223,6 +224,7 @@ fn estimators_record_fit_ops_and_use_their_models() {
         vec![0.0, 0.0, 0.0, 1.0, 1.0, 1.0],
         "1-NN predicts its own training labels"
     );
+    assert_eq!(results.array::<f64>("svm_accuracy").unwrap().sum(), 1.0, "a linear SVM separates x0 < 2.5");
     let model = crate::FittedModel::from_value(&results.get("kmeans").unwrap().to_wire()).unwrap();
     assert_eq!(model.name(), "kmeans");
 }

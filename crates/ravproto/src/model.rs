@@ -7,6 +7,7 @@
 //! reads it with [`FittedModel::from_value`].
 
 use crate::blob::{BlobError, bytes_value, decode_blob, encode_blob, value_bytes};
+use crate::ops::SvmKernel;
 use crate::tensor::{TensorData, Value};
 use serde::{Deserialize, Serialize};
 
@@ -84,6 +85,24 @@ pub enum FittedModel {
         /// The trees.
         trees: Vec<Tree>,
     },
+    /// Support vector classification (libsvm's C-SVC, `C = 1`): one binary machine per pair
+    /// of classes, and the pairs vote (ties: the smallest label), as scikit-learn's `SVC`.
+    SvmSvc {
+        /// The class labels, ascending.
+        classes: Vec<f64>,
+        /// The kernel the machines were fitted with.
+        kernel: SvmKernelModel,
+        /// One machine per pair of classes `(a, b)`, `a < b`, in the order (0,1), (0,2), ...,
+        /// (1,2), ...; a positive decision is a vote for `a`.
+        machines: Vec<SvmMachine>,
+    },
+    /// Epsilon support vector regression (libsvm's epsilon-SVR, `C = 1`, `epsilon = 0.1`).
+    SvmSvr {
+        /// The kernel the machine was fitted with.
+        kernel: SvmKernelModel,
+        /// The machine; its decision is the prediction.
+        machine: SvmMachine,
+    },
     /// k-means clustering.
     Kmeans {
         /// The cluster centres (`f64`, `(clusters, features)`).
@@ -108,6 +127,38 @@ pub struct Tree {
     pub value: TensorData,
 }
 
+/// A fitted SVM's kernel, with the values scikit-learn's defaults resolve to.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SvmKernelModel {
+    /// `linear`: `a · b`; `rbf`: `exp(-gamma |a - b|²)`; `poly`: `(gamma a · b + coef0)^degree`.
+    pub kind: SvmKernel,
+    /// `gamma = "scale"`: `1 / (features · var(X))` of the training set.
+    pub gamma: f64,
+    /// Degree of the polynomial kernel (3).
+    pub degree: i32,
+    /// Constant term of the polynomial kernel (0).
+    pub coef0: f64,
+}
+
+/// One kernel machine: `decision(x) = sum_i coef_i K(support_i, x) - rho`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SvmMachine {
+    /// The support vectors (`f64`, `(vectors, features)`).
+    pub support: TensorData,
+    /// Their dual coefficients (`f64`, `(vectors,)`).
+    pub coef: TensorData,
+    /// The offset.
+    pub rho: f64,
+}
+
+impl SvmMachine {
+    fn tensors_mut(&mut self) -> [&mut TensorData; 2] {
+        [&mut self.support, &mut self.coef]
+    }
+}
+
 impl Tree {
     fn tensors_mut(&mut self) -> [&mut TensorData; 4] {
         [&mut self.feature, &mut self.threshold, &mut self.children, &mut self.value]
@@ -127,6 +178,8 @@ impl FittedModel {
             FittedModel::DecisionTreeRegressor { .. } => "decision_tree_regressor",
             FittedModel::RandomForestClassifier { .. } => "random_forest_classifier",
             FittedModel::RandomForestRegressor { .. } => "random_forest_regressor",
+            FittedModel::SvmSvc { .. } => "svm_svc",
+            FittedModel::SvmSvr { .. } => "svm_svr",
             FittedModel::Kmeans { .. } => "kmeans",
         }
     }
@@ -143,6 +196,8 @@ impl FittedModel {
             FittedModel::RandomForestClassifier { trees, .. } | FittedModel::RandomForestRegressor { trees } => {
                 trees.iter_mut().flat_map(Tree::tensors_mut).collect()
             }
+            FittedModel::SvmSvc { machines, .. } => machines.iter_mut().flat_map(SvmMachine::tensors_mut).collect(),
+            FittedModel::SvmSvr { machine, .. } => machine.tensors_mut().into_iter().collect(),
             FittedModel::Kmeans { centroids, .. } => vec![centroids],
         }
     }

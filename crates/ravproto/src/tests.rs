@@ -539,3 +539,40 @@ fn training_checkpoints_travel_as_bytes_and_round_trip() {
     assert_eq!(back.take_checkpoint().unwrap(), Some(checkpoint));
     assert!(back.values.is_empty() && !back.header.checkpoint);
 }
+
+#[test]
+fn fitted_models_travel_as_bytes_and_round_trip() {
+    use crate::model::*;
+    use crate::ops::SvmKernel;
+    let machine = SvmMachine {
+        support: TensorData::from_f64(vec![2, 2], &[0.5, -1.0, 1.0 / 3.0, 2.0]).unwrap(),
+        coef: TensorData::from_f64(vec![2], &[1.0, -1.0]).unwrap(),
+        rho: -0.25,
+    };
+    let kernel = SvmKernelModel { kind: SvmKernel::Rbf, gamma: 0.5, degree: 3, coef0: 0.0 };
+    let svc = FittedModel::SvmSvc { classes: vec![0.0, 2.0], kernel: kernel.clone(), machines: vec![machine.clone()] };
+    let kmeans =
+        FittedModel::Kmeans { centroids: TensorData::from_f64(vec![1, 2], &[0.1, 0.2]).unwrap(), inertia: 3.5 };
+    // The JSON form of the structure, frozen: a renamed field or tag breaks saved models.
+    check(
+        &svc,
+        expect![[
+            r#"{"model":"svm_svc","classes":[0.0,2.0],"kernel":{"kind":"rbf","gamma":0.5,"degree":3,"coef0":0.0},"machines":[{"support":{"dtype":"f64","shape":[2,2],"data":[0.5,-1.0,0.3333333333333333,2.0]},"coef":{"dtype":"f64","shape":[2],"data":[1.0,-1.0]},"rho":-0.25}]}"#
+        ]],
+    );
+    check(
+        &kmeans,
+        expect![[r#"{"model":"kmeans","centroids":{"dtype":"f64","shape":[1,2],"data":[0.1,0.2]},"inertia":3.5}"#]],
+    );
+    for model in [svc, kmeans, FittedModel::SvmSvr { kernel, machine }] {
+        let value = model.to_value();
+        assert_eq!(FittedModel::from_value(&value).unwrap(), model, "{} round trips bit for bit", model.name());
+        // The blob's header holds the structure; the numbers follow as binary tensors.
+        let bytes = model.encode();
+        let header_len = u32::from_le_bytes(bytes[..4].try_into().unwrap()) as usize;
+        let header = std::str::from_utf8(&bytes[4..4 + header_len]).unwrap();
+        assert!(header.contains(model.name()) && !header.contains("0.3333") && !header.contains("0.2]"), "{header}");
+        assert!(FittedModel::decode(&bytes[..bytes.len() - 1]).is_err(), "a truncated model is refused");
+    }
+    assert!(FittedModel::from_value(&Value::Tensor(TensorData::from_f64(vec![1], &[1.0]).unwrap())).is_err());
+}

@@ -8,6 +8,7 @@
 //! keeping them, trading one unroll for `N * K * Ho * Wo` elements of memory.
 
 use super::{NnError, NnFloat, NnResult};
+use ndarray::linalg::general_mat_mul;
 use ndarray::{Array1, Array2, Array4, ArrayView1, ArrayView2, ArrayView3, ArrayView4, ArrayViewMut3, Axis, Slice};
 use rayon::prelude::*;
 
@@ -108,52 +109,74 @@ impl Conv2d {
         Ok(Shapes { n, c, h, w, o, cg, og: o / g, oh, ow, k: cg * kh * kw })
     }
 
-    /// Unrolls channels `c0..c0 + cg` of one sample into columns.
-    fn im2col<F: NnFloat>(&self, x: &ArrayView3<'_, F>, c0: usize, sh: &Shapes) -> Array2<F> {
+    /// The output columns `lo..hi` whose input column `ox * stride + offset` lies inside a
+    /// row of `len`, so the copy loops below need no bounds test per element.
+    fn valid_range(offset: isize, stride: usize, len: usize, out_len: usize) -> (usize, usize) {
+        let stride = stride as isize;
+        let lo = if offset >= 0 { 0 } else { (-offset + stride - 1) / stride };
+        let last = len as isize - 1 - offset;
+        let hi = if last < 0 { 0 } else { (last / stride + 1).min(out_len as isize) };
+        (lo as usize, (hi.max(lo)) as usize)
+    }
+
+    /// Unrolls channels `c0..c0 + cg` of one sample (standard layout) into `cols`, whose
+    /// padding cells must already be zero.
+    fn im2col<F: NnFloat>(&self, x: &ArrayView3<'_, F>, c0: usize, sh: &Shapes, cols: &mut Array2<F>) {
         let Window { kernel: [kh, kw], stride: [sy, sx], padding: [py, px], dilation: [dy, dx] } = self.window;
-        let mut cols = Array2::zeros((sh.k, sh.oh * sh.ow));
+        let x = x.as_slice().expect("samples of a standard array are contiguous");
         for c in 0..sh.cg {
+            let plane = &x[(c0 + c) * sh.h * sh.w..(c0 + c + 1) * sh.h * sh.w];
             for i in 0..kh {
+                let (y_lo, y_hi) = Self::valid_range((i * dy) as isize - py as isize, sy, sh.h, sh.oh);
                 for j in 0..kw {
-                    let row = (c * kh + i) * kw + j;
-                    let mut out = cols.row_mut(row);
-                    let out = out.as_slice_mut().expect("rows of a standard array are contiguous");
-                    for oy in 0..sh.oh {
-                        let y = (oy * sy + i * dy) as isize - py as isize;
-                        if y < 0 || y >= sh.h as isize {
-                            continue;
-                        }
-                        let src = x.index_axis(Axis(0), c0 + c);
-                        let src = src.index_axis(Axis(0), y as usize);
-                        for ox in 0..sh.ow {
-                            let xx = (ox * sx + j * dx) as isize - px as isize;
-                            if xx >= 0 && xx < sh.w as isize {
-                                out[oy * sh.ow + ox] = src[xx as usize];
+                    let offset = (j * dx) as isize - px as isize;
+                    let (lo, hi) = Self::valid_range(offset, sx, sh.w, sh.ow);
+                    let mut row = cols.row_mut((c * kh + i) * kw + j);
+                    let row = row.as_slice_mut().expect("rows of a standard array are contiguous");
+                    for oy in y_lo..y_hi {
+                        let y = oy * sy + i * dy - py;
+                        let src = &plane[y * sh.w..(y + 1) * sh.w];
+                        let dst = &mut row[oy * sh.ow + lo..oy * sh.ow + hi];
+                        let first = (lo * sx) as isize + offset;
+                        if sx == 1 {
+                            dst.copy_from_slice(&src[first as usize..first as usize + (hi - lo)]);
+                        } else {
+                            for (k, d) in dst.iter_mut().enumerate() {
+                                *d = src[first as usize + k * sx];
                             }
                         }
                     }
                 }
             }
         }
-        cols
     }
 
-    /// Adds columns back into channels `c0..c0 + cg` of one sample's input gradient.
+    /// Adds columns back into channels `c0..c0 + cg` of one sample's input gradient (standard
+    /// layout).
     fn col2im<F: NnFloat>(&self, cols: &Array2<F>, dx: &mut ArrayViewMut3<'_, F>, c0: usize, sh: &Shapes) {
         let Window { kernel: [kh, kw], stride: [sy, sx], padding: [py, px], dilation: [dy, dx_] } = self.window;
+        let dx = dx.as_slice_mut().expect("samples of a standard array are contiguous");
         for c in 0..sh.cg {
+            let plane = &mut dx[(c0 + c) * sh.h * sh.w..(c0 + c + 1) * sh.h * sh.w];
             for i in 0..kh {
+                let (y_lo, y_hi) = Self::valid_range((i * dy) as isize - py as isize, sy, sh.h, sh.oh);
                 for j in 0..kw {
+                    let offset = (j * dx_) as isize - px as isize;
+                    let (lo, hi) = Self::valid_range(offset, sx, sh.w, sh.ow);
                     let row = cols.row((c * kh + i) * kw + j);
-                    for oy in 0..sh.oh {
-                        let y = (oy * sy + i * dy) as isize - py as isize;
-                        if y < 0 || y >= sh.h as isize {
-                            continue;
-                        }
-                        for ox in 0..sh.ow {
-                            let xx = (ox * sx + j * dx_) as isize - px as isize;
-                            if xx >= 0 && xx < sh.w as isize {
-                                dx[[c0 + c, y as usize, xx as usize]] += row[oy * sh.ow + ox];
+                    let row = row.as_slice().expect("rows of a standard array are contiguous");
+                    for oy in y_lo..y_hi {
+                        let y = oy * sy + i * dy - py;
+                        let dst = &mut plane[y * sh.w..(y + 1) * sh.w];
+                        let src = &row[oy * sh.ow + lo..oy * sh.ow + hi];
+                        let first = ((lo * sx) as isize + offset) as usize;
+                        if sx == 1 {
+                            for (d, &s) in dst[first..first + src.len()].iter_mut().zip(src) {
+                                *d = *d + s;
+                            }
+                        } else {
+                            for (k, &s) in src.iter().enumerate() {
+                                dst[first + k * sx] = dst[first + k * sx] + s;
                             }
                         }
                     }
@@ -185,14 +208,16 @@ impl Conv2d {
         {
             return Err(NnError::Shape(format!("conv2d bias has {} entries for {} channels", bias.len(), sh.o)));
         }
+        let x = &x.as_standard_layout();
         let mut out = Array4::zeros((sh.n, sh.o, sh.oh, sh.ow));
         out.axis_iter_mut(Axis(0)).into_par_iter().zip(x.axis_iter(Axis(0))).for_each(|(mut out_n, x_n)| {
+            let mut cols = Array2::zeros((sh.k, sh.oh * sh.ow));
             for g in 0..self.groups {
-                let cols = self.im2col(&x_n, g * sh.cg, &sh);
-                let y = Self::group_weight(weight, g, &sh).dot(&cols);
-                let mut target = out_n.slice_axis_mut(Axis(0), Slice::from(g * sh.og..(g + 1) * sh.og));
-                let y = super::standard(y).into_shape_with_order((sh.og, sh.oh, sh.ow)).expect("standard layout");
-                target.assign(&y);
+                self.im2col(&x_n, g * sh.cg, &sh, &mut cols);
+                let target = out_n.slice_axis_mut(Axis(0), Slice::from(g * sh.og..(g + 1) * sh.og));
+                let mut target =
+                    target.into_shape_with_order((sh.og, sh.oh * sh.ow)).expect("channels of a sample are contiguous");
+                general_mat_mul(F::one(), &Self::group_weight(weight, g, &sh), &cols, F::zero(), &mut target);
             }
             if let Some(bias) = bias {
                 for (mut channel, &b) in out_n.axis_iter_mut(Axis(0)).zip(bias.iter()) {
@@ -221,6 +246,7 @@ impl Conv2d {
                 [sh.n, sh.o, sh.oh, sh.ow]
             )));
         }
+        let x = &x.as_standard_layout();
         let mut dx = Array4::zeros((sh.n, sh.c, sh.h, sh.w));
         // Each sample's share of the weight gradient, summed below in sample order.
         let parts: Vec<Array2<F>> = dx
@@ -230,13 +256,16 @@ impl Conv2d {
             .zip(grad.axis_iter(Axis(0)))
             .map(|((mut dx_n, x_n), g_n)| {
                 let mut dw = Array2::zeros((sh.o, sh.k));
+                let mut cols = Array2::zeros((sh.k, sh.oh * sh.ow));
+                let mut dcols = Array2::zeros((sh.k, sh.oh * sh.ow));
                 for g in 0..self.groups {
-                    let cols = self.im2col(&x_n, g * sh.cg, &sh);
+                    self.im2col(&x_n, g * sh.cg, &sh, &mut cols);
                     let g_out = g_n.slice_axis(Axis(0), Slice::from(g * sh.og..(g + 1) * sh.og));
                     let g_out = g_out.as_standard_layout();
                     let g_out = g_out.into_shape_with_order((sh.og, sh.oh * sh.ow)).expect("standard layout");
-                    dw.slice_axis_mut(Axis(0), Slice::from(g * sh.og..(g + 1) * sh.og)).assign(&g_out.dot(&cols.t()));
-                    let dcols = Self::group_weight(weight, g, &sh).t().dot(&g_out);
+                    let mut dw_g = dw.slice_axis_mut(Axis(0), Slice::from(g * sh.og..(g + 1) * sh.og));
+                    general_mat_mul(F::one(), &g_out, &cols.t(), F::zero(), &mut dw_g);
+                    general_mat_mul(F::one(), &Self::group_weight(weight, g, &sh).t(), &g_out, F::zero(), &mut dcols);
                     self.col2im(&dcols, &mut dx_n, g * sh.cg, &sh);
                 }
                 dw

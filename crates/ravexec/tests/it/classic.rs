@@ -115,6 +115,80 @@ fn model_value_round_trip(value: &TensorValue) -> TensorValue {
     TensorValue::from_wire(&FittedModel::decode(&bytes).unwrap().to_value())
 }
 
+/// `sum_i coef_i K(support_i, x) - rho` for each row of `x`, written out independently of
+/// ravexec's kernel code.
+fn svm_decisions(
+    kernel: &ravproto::model::SvmKernelModel,
+    m: &ravproto::model::SvmMachine,
+    x: &ArrayD<f64>,
+) -> Vec<f64> {
+    let support = Tensor::from_data(&m.support).to_f64_array();
+    let coef = Tensor::from_data(&m.coef).to_f64_array();
+    let k = |a: &[f64], b: &[f64]| {
+        let dot: f64 = a.iter().zip(b).map(|(a, b)| a * b).sum();
+        let distance: f64 = a.iter().zip(b).map(|(a, b)| (a - b) * (a - b)).sum();
+        match kernel.kind {
+            ravproto::ops::SvmKernel::Linear => dot,
+            ravproto::ops::SvmKernel::Rbf => (-kernel.gamma * distance).exp(),
+            ravproto::ops::SvmKernel::Poly => (kernel.gamma * dot + kernel.coef0).powi(kernel.degree),
+        }
+    };
+    let features = x.shape()[1];
+    let rows = |a: &ArrayD<f64>| a.as_slice().unwrap().chunks(features).map(<[f64]>::to_vec).collect::<Vec<_>>();
+    let (support, x) = (rows(&support), rows(x));
+    x.iter().map(|row| support.iter().zip(coef.iter()).map(|(s, c)| c * k(s, row)).sum::<f64>() - m.rho).collect()
+}
+
+/// The SVMs run libsvm's algorithm with scikit-learn's defaults, so beyond the scores their
+/// solutions match: the pairwise decisions, the SVR predictions, the support-vector counts.
+#[test]
+fn svms_find_the_solutions_scikit_learn_finds() {
+    let fixture = fixture();
+    let close = |ours: &[f64], theirs: &ArrayD<f64>, what: &str| {
+        let scale = theirs.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+        for (a, b) in ours.iter().zip(theirs.iter()) {
+            assert!((a - b).abs() <= 0.01 * scale, "{what}: {a} vs scikit-learn {b}");
+        }
+        assert_eq!(ours.len(), theirs.len(), "{what}");
+    };
+    for kernel in ["linear", "rbf", "poly"] {
+        let (data, reference) = (&fixture["classification"], &fixture["sklearn"]["svm_svc"][kernel]);
+        let (fitted, accuracy) = fit_and_score("svm_svc", json!({"kernel": kernel}), data);
+        let want = reference["accuracy"].as_f64().unwrap();
+        assert!((accuracy - want).abs() <= 0.02, "svc {kernel}: accuracy {accuracy} vs scikit-learn {want}");
+        let FittedModel::SvmSvc { classes, kernel: k, machines } = model(&fitted) else { panic!("an SVC model") };
+        assert_eq!((classes, machines.len()), (vec![0.0, 1.0, 2.0], 3));
+        let x_test = array(&data["x_test"]);
+        let per_machine: Vec<Vec<f64>> = machines.iter().map(|m| svm_decisions(&k, m, &x_test)).collect();
+        // scikit-learn's ovo decision_function: one column per pair, row by row.
+        let ours: Vec<f64> = (0..x_test.shape()[0]).flat_map(|r| per_machine.iter().map(move |d| d[r])).collect();
+        close(&ours, &array(&reference["decision"]), &format!("svc {kernel} decisions"));
+        let mut vectors: Vec<Vec<u64>> = machines
+            .iter()
+            .flat_map(|m| {
+                let s = Tensor::from_data(&m.support).to_f64_array();
+                s.rows().into_iter().map(|r| r.iter().map(|v| v.to_bits()).collect()).collect::<Vec<_>>()
+            })
+            .collect();
+        vectors.sort();
+        vectors.dedup();
+        let want = reference["n_support"].as_u64().unwrap() as usize;
+        assert!(vectors.len().abs_diff(want) <= 2, "svc {kernel}: {} support vectors vs {want}", vectors.len());
+
+        let (data, reference) = (&fixture["regression"], &fixture["sklearn"]["svm_svr"][kernel]);
+        let (fitted, r2) = fit_and_score("svm_svr", json!({"kernel": kernel}), data);
+        let want = reference["r2"].as_f64().unwrap();
+        assert!((r2 - want).abs() <= 0.01, "svr {kernel}: R² {r2} vs scikit-learn {want}");
+        let predicted = run(&op("predict", json!({})), &[fitted.clone(), tensor(&data["x_test"])]);
+        let predicted: Vec<f64> = predicted.as_tensor().unwrap().to_f64_array().iter().copied().collect();
+        close(&predicted, &array(&reference["prediction"]), &format!("svr {kernel} predictions"));
+        let FittedModel::SvmSvr { machine, .. } = model(&fitted) else { panic!("an SVR model") };
+        let want = reference["n_support"].as_u64().unwrap() as usize;
+        let count = Tensor::from_data(&machine.coef).to_f64_array().len();
+        assert!(count.abs_diff(want) <= 2, "svr {kernel}: {count} support vectors vs {want}");
+    }
+}
+
 #[test]
 fn a_malformed_tree_is_refused_not_followed() {
     let fixture = fixture();
@@ -179,7 +253,7 @@ fn bad_inputs_get_typed_errors() {
         ],
     )
     .unwrap_err();
-    assert!(error.to_string().contains("not implemented yet"), "{error}");
+    assert!(error.to_string().contains("at least two classes"), "{error}");
     let error = execute(
         &op("decision_tree_regressor", json!({"criterion": "gini"})),
         &[

@@ -179,6 +179,28 @@ fn conv2d_gradients_match_finite_differences() {
     // One output channel and one output pixel (column-major products inside).
     let whole = Window { kernel: [3, 3], stride: [1, 1], padding: [0, 0], dilation: [1, 1] };
     conv_case(Conv2d { window: whole, groups: 1 }, [2, 2, 3, 3], 1, 4);
+    // Padding wider than the kernel's reach: whole output rows and columns see only zeros.
+    let padded = Window { kernel: [2, 2], stride: [1, 1], padding: [3, 3], dilation: [1, 1] };
+    conv_case(Conv2d { window: padded, groups: 1 }, [1, 2, 3, 3], 2, 5);
+    let sparse = Window { kernel: [2, 3], stride: [3, 2], padding: [2, 2], dilation: [1, 2] };
+    conv_case(Conv2d { window: sparse, groups: 1 }, [2, 2, 5, 6], 3, 6);
+}
+
+#[test]
+fn conv2d_reads_inputs_of_any_memory_layout() {
+    let mut rng = Rng(7);
+    let window = Window { kernel: [3, 3], stride: [1, 2], padding: [1, 1], dilation: [1, 1] };
+    let conv = Conv2d { window, groups: 1 };
+    let x = rng.array(&[3, 2, 5, 4], -1.0, 1.0).into_dimensionality::<ndarray::Ix4>().unwrap();
+    let w = rng.array(&[2, 2, 3, 3], -1.0, 1.0).into_dimensionality::<ndarray::Ix4>().unwrap();
+    // The same numbers, stored with the width and height axes swapped.
+    let swapped = x.clone().permuted_axes([0, 1, 3, 2]).as_standard_layout().into_owned();
+    let strided = swapped.view().permuted_axes([0, 1, 3, 2]);
+    assert!(!strided.is_standard_layout());
+    let y = conv.forward(&x.view(), &w.view(), None).unwrap();
+    assert_eq!(conv.forward(&strided, &w.view(), None).unwrap(), y);
+    let g = conv.backward(&x.view(), &w.view(), false, &y.view()).unwrap();
+    assert_eq!(conv.backward(&strided, &w.view(), false, &y.view()).unwrap(), g);
 }
 
 #[test]
