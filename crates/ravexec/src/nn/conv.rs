@@ -172,11 +172,11 @@ impl Conv2d {
                         let first = ((lo * sx) as isize + offset) as usize;
                         if sx == 1 {
                             for (d, &s) in dst[first..first + src.len()].iter_mut().zip(src) {
-                                *d = *d + s;
+                                *d += s;
                             }
                         } else {
                             for (k, &s) in src.iter().enumerate() {
-                                dst[first + k * sx] = dst[first + k * sx] + s;
+                                dst[first + k * sx] += s;
                             }
                         }
                     }
