@@ -3,12 +3,16 @@
 # temporary data directory) and two providers, runs every grid tutorial against them, and stops
 # everything. Usage: bash scripts/demo.sh
 # With RAVEN_HE=1 the federated tutorial runs encrypted (tfhe: about 11 more minutes of build).
+# With RAVEN_ONNX=1 the providers run ONNX models and the onnx_inference tutorial runs too
+# (tract: about 5 more minutes of build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+wanted=()
+if [ "${RAVEN_HE:-0}" = 1 ]; then wanted+=(ravsock/he ravpy/he examples/he); fi
+if [ "${RAVEN_ONNX:-0}" = 1 ]; then wanted+=(ravpy/onnx); fi
 features=()
-if [ "${RAVEN_HE:-0}" = 1 ]; then features=(--features he); fi
-cargo build --release -q -p ravsock -p ravpy "${features[@]}"
-cargo build --release -q -p examples --examples "${features[@]}"
+if [ ${#wanted[@]} -gt 0 ]; then features=(--features "$(IFS=,; echo "${wanted[*]}")"); fi
+cargo build --release -q -p ravsock -p ravpy -p examples --bins --examples "${features[@]}"
 bin=target/release
 data=$(mktemp -d)
 port=${RAVSOCK_PORT:-9999}
@@ -28,7 +32,9 @@ worker=$!
 $bin/ravpy participate --server "$RAVSOCK_URL" --token "$provider" > "$data/ravpy-2.log" 2>&1 &
 worker2=$!
 export RAVSOCK_TOKEN=$requester
-for tutorial in hello_graph tensor_tour linear_regression sorter throughput train_mlp knn_classifier kmeans; do
+tutorials=(hello_graph tensor_tour linear_regression sorter throughput train_mlp knn_classifier kmeans)
+if [ "${RAVEN_ONNX:-0}" = 1 ]; then tutorials+=(onnx_inference); fi
+for tutorial in "${tutorials[@]}"; do
   echo "== $tutorial"
   $bin/examples/$tutorial
 done

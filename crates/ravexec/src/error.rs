@@ -47,6 +47,9 @@ pub enum ErrorKind {
     /// An input is a list where a tensor is needed.
     #[error("input {0} must be a tensor, got a list")]
     NotTensor(usize),
+    /// A whole model (ONNX) that cannot be read or run.
+    #[error("model error: {0}")]
+    Model(String),
     /// The op exists in the catalogue but this executor does not run it.
     #[error("not yet supported: {0}")]
     Unsupported(String),

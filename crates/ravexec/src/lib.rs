@@ -20,6 +20,8 @@ mod index;
 mod linalg;
 mod losses;
 pub mod nn;
+#[cfg(feature = "onnx")]
+mod onnx;
 mod random;
 mod reduce;
 mod shape;
@@ -56,8 +58,10 @@ pub fn execute(operation: &Operation, inputs: &[TensorValue]) -> Result<TensorVa
     let kind = operation.kind();
     let arity = kind.arity();
     let list_input = matches!(inputs, [TensorValue::List(_)]) && matches!(kind, OpKind::Concat | OpKind::Stack);
-    if !arity.accepts(inputs.len()) && !list_input {
-        return Err(ExecError { op: kind, kind: ErrorKind::Arity { expected: arity, got: inputs.len() } });
+    // The values of param references (`forward_pass`'s model) follow the inputs.
+    let given = inputs.len().checked_sub(operation.value_refs().len());
+    if !given.is_some_and(|n| arity.accepts(n)) && !list_input {
+        return Err(ExecError { op: kind, kind: ErrorKind::Arity { expected: arity, got: given.unwrap_or(0) } });
     }
     run(operation, inputs).map_err(|kind_error| ExecError { op: kind, kind: kind_error })
 }
@@ -218,9 +222,31 @@ fn run(operation: &Operation, inputs: &[TensorValue]) -> KResult<TensorValue> {
         }
         O::Predict(_) => Tensor::F64(classic::predict(&classic::read_model(t(0)?)?, t(1)?)?.into_dyn()),
         O::Score(_) => Tensor::scalar_f64(classic::score(&classic::read_model(t(0)?)?, t(1)?, t(2)?)?),
+        O::ForwardPass(p) => {
+            if p.model.is_none() {
+                return Err(ErrorKind::Value(
+                    "`forward_pass` needs `model`: the `pytorch_model` node holding the ONNX bytes".into(),
+                ));
+            }
+            return forward_pass(p, t(0)?, t(1)?);
+        }
         other => return Err(unsupported(other.kind())),
     };
     Ok(TensorValue::Tensor(out))
+}
+
+#[cfg(feature = "onnx")]
+fn forward_pass(p: &ravproto::ops::ForwardPassParams, x: &Tensor, model: &Tensor) -> KResult<TensorValue> {
+    onnx::forward_pass(p, x, model)
+}
+
+#[cfg(not(feature = "onnx"))]
+fn forward_pass(_: &ravproto::ops::ForwardPassParams, _: &Tensor, _: &Tensor) -> KResult<TensorValue> {
+    Err(ErrorKind::Unsupported(
+        "`forward_pass`: this build runs no ONNX models (build with the `onnx` feature, e.g. \
+         `cargo run -p ravpy --features onnx`)"
+            .into(),
+    ))
 }
 
 fn cnn_expr(p: &ravproto::ops::CnnIndexParams) -> IndexExpr {

@@ -59,8 +59,12 @@ impl LocalExecutor {
         });
         // How many consumers each value still has; a value is freed after its last one.
         let mut remaining: Vec<usize> = vec![0; nodes.len()];
+        // A node reads its inputs, then the values of its param references (an ONNX model).
+        let reads = |node: &crate::graph::Node| -> Vec<OpId> {
+            node.inputs.iter().copied().chain(node.operation.value_refs()).collect()
+        };
         for node in &nodes {
-            for input in &node.inputs {
+            for input in reads(node) {
                 remaining[input.0 as usize] += 1;
             }
         }
@@ -73,8 +77,7 @@ impl LocalExecutor {
                 Some(constant) => TensorValue::Tensor(constant.clone()),
                 None => {
                     // The last consumer of a value takes it; earlier ones get a copy.
-                    let inputs: Vec<TensorValue> = node
-                        .inputs
+                    let inputs: Vec<TensorValue> = reads(node)
                         .iter()
                         .map(|id| {
                             let slot = id.0 as usize;

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::values::IntoTensor;
 use ravexec::Tensor;
 use ravproto::messages::{GraphMeta, OpRecord, OpRef};
-use ravproto::ops::{LinParams, ModelParams};
+use ravproto::ops::{ForwardPassParams, LinParams, ModelParams};
 use ravproto::{OpId, Operation};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -182,6 +182,14 @@ impl Graph {
                 state.errors.push(error);
             }
         }
+        for model in operation.value_refs() {
+            let is_model =
+                state.nodes.get(model.0 as usize).is_some_and(|n| matches!(n.operation, Operation::PytorchModel(_)));
+            if !is_model {
+                let error = build_error(format!("`model` {model} is not a model node (Graph::model)"));
+                state.errors.push(error);
+            }
+        }
         state.nodes.push(Node { id, operation, inputs: inputs.iter().map(|op| op.id).collect(), value: None });
         Op { graph: self.clone(), id }
     }
@@ -268,6 +276,22 @@ impl Op {
     pub fn persist(&self, name: impl Into<String>) -> Op {
         self.graph.persist(self.id, name.into());
         self.clone()
+    }
+
+    /// Runs the ONNX `model` (a [`Graph::model`] node) on this batch: `forward_pass`, inference
+    /// only. The batch is converted to the element type the model declares; a model with
+    /// several outputs gives a list.
+    pub fn infer(&self, model: &Op) -> Op {
+        let foreign = !model.graph.same(&self.graph);
+        // A foreign model's id means nothing here: it is left out, and the mistake reported.
+        let model_ref = (!foreign).then_some(model.id);
+        let params =
+            ForwardPassParams { model: model_ref, previous_forward_pass: None, optimizer: None, training: false };
+        let op = self.apply(Operation::ForwardPass(params), &[]);
+        if foreign {
+            self.graph.record_error(op.id, "forward_pass", format!("model {} belongs to another graph", model.id));
+        }
+        op
     }
 
     /// Records an op with `self` as first input.

@@ -228,3 +228,39 @@ fn estimators_record_fit_ops_and_use_their_models() {
     let model = crate::FittedModel::from_value(&results.get("kmeans").unwrap().to_wire()).unwrap();
     assert_eq!(model.name(), "kmeans");
 }
+
+#[test]
+fn models_must_be_model_nodes_of_the_same_graph() {
+    let graph = Graph::new("infer");
+    let x = graph.t(array![[1.0, 2.0]]);
+    let not_a_model = graph.t(vec![1u8, 2, 3]);
+    x.infer(&not_a_model).persist("y");
+    assert_eq!(
+        graph.validate().unwrap_err().to_string(),
+        "op#2 (`forward_pass`): `model` op#1 is not a model node (Graph::model)"
+    );
+    let other = Graph::new("other");
+    let model = other.model(vec![0u8; 4]);
+    let graph = Graph::new("foreign");
+    let x = graph.t(array![[1.0, 2.0]]);
+    graph.model(vec![1u8]);
+    x.infer(&model);
+    assert!(graph.validate().unwrap_err().to_string().contains("belongs to another graph"));
+}
+
+/// Without the `onnx` feature the local executor says how to get it; with it, the model runs.
+#[test]
+fn the_local_executor_runs_onnx_models_with_the_feature() {
+    let graph = Graph::new("tiny mlp");
+    let model = graph.model(include_bytes!("../../../examples/data/tiny_mlp.onnx").to_vec());
+    graph.t(array![[0.5, -1.0, 2.0, 0.0], [1.0, 1.0, 1.0, 1.0]]).infer(&model).persist("p");
+    let ran = LocalExecutor::default().run(&graph);
+    if cfg!(feature = "onnx") {
+        let p = ran.unwrap().array::<f64>("p").unwrap();
+        assert_eq!(p.shape(), &[2, 3]);
+        assert!(p.rows().into_iter().all(|row| (row.sum() - 1.0).abs() < 1e-6), "softmax rows: {p}");
+    } else {
+        let error = ran.unwrap_err().to_string();
+        assert!(error.contains("features onnx") || error.contains("`onnx` feature"), "{error}");
+    }
+}

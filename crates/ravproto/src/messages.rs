@@ -37,6 +37,10 @@ pub struct Requirements {
     /// Least benchmark score.
     #[serde(default)]
     pub min_speed_score: Option<f64>,
+    /// The provider must run ONNX models (built with the `onnx` feature). ravsock sets it for
+    /// graphs with `forward_pass` ops; a requester need not.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub onnx_required: bool,
 }
 
 /// Requester-chosen description of a graph.
@@ -213,6 +217,9 @@ pub struct Benchmark {
     pub gpu: bool,
     /// Speed score: higher is faster (GFLOP/s of the benchmark's matmul).
     pub speed_score: f64,
+    /// Whether the provider runs ONNX models (`forward_pass`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub onnx: bool,
 }
 
 impl Requirements {
@@ -221,6 +228,7 @@ impl Requirements {
         self.min_ram_bytes.is_none_or(|min| benchmark.ram_bytes >= min)
             && (!self.gpu_required || benchmark.gpu)
             && self.min_speed_score.is_none_or(|min| benchmark.speed_score >= min)
+            && (!self.onnx_required || benchmark.onnx)
     }
 }
 

@@ -1630,6 +1630,16 @@ impl Operation {
             .collect()
     }
 
+    /// Param references whose values the kernel reads, in order: `forward_pass`'s `model`
+    /// (the ONNX bytes). Executors pass these values after the op's inputs; the other
+    /// references (`previous_forward_pass`) only order the ops.
+    pub fn value_refs(&self) -> Vec<OpId> {
+        match self {
+            Operation::ForwardPass(params) => params.model.into_iter().collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// The same op with every param reference passed through `map` (a requester's local ids
     /// to the server's). `None` when a reference has no mapping.
     pub fn with_param_refs(&self, map: impl Fn(OpId) -> Option<OpId>) -> Option<Operation> {

@@ -131,7 +131,12 @@ fn graph_messages() {
             max_clients: Some(5),
             privacy: Privacy::Encrypted,
         }),
-        requirements: Requirements { min_ram_bytes: Some(1 << 30), gpu_required: false, min_speed_score: None },
+        requirements: Requirements {
+            min_ram_bytes: Some(1 << 30),
+            gpu_required: false,
+            min_speed_score: None,
+            onnx_required: false,
+        },
     };
     check(
         &meta,
@@ -141,11 +146,21 @@ fn graph_messages() {
     );
     check(&CreateGraphResponse { graph_id: GraphId(42) }, expect![[r#"{"graph_id":42}"#]]);
     check(&Hello { protocol_version: crate::PROTOCOL_VERSION }, expect![[r#"{"protocol_version":3}"#]]);
-    let benchmark = Benchmark { ram_bytes: 8 << 30, cores: 2, gpu: false, speed_score: 120.5 };
+    let benchmark = Benchmark { ram_bytes: 8 << 30, cores: 2, gpu: false, speed_score: 120.5, onnx: false };
     check(&benchmark, expect![[r#"{"ram_bytes":8589934592,"cores":2,"gpu":false,"speed_score":120.5}"#]]);
     let needs_gpu = Requirements { gpu_required: true, ..Requirements::default() };
     assert!(!needs_gpu.accepts(&benchmark));
     assert!(Requirements { min_ram_bytes: Some(4 << 30), ..Requirements::default() }.accepts(&benchmark));
+    // ONNX graphs go to providers that run ONNX; the flag is absent from JSON when false.
+    let onnx = Requirements { onnx_required: true, ..Requirements::default() };
+    assert!(!onnx.accepts(&benchmark));
+    let with_onnx = Benchmark { onnx: true, ..benchmark };
+    assert!(onnx.accepts(&with_onnx));
+    check(&with_onnx, expect![[r#"{"ram_bytes":8589934592,"cores":2,"gpu":false,"speed_score":120.5,"onnx":true}"#]]);
+    check(
+        &onnx,
+        expect![[r#"{"min_ram_bytes":null,"gpu_required":false,"min_speed_score":null,"onnx_required":true}"#]],
+    );
 }
 
 #[test]
@@ -288,7 +303,7 @@ fn provider_frames() {
         },
         expect![[r#"{"assignment":7,"op_id":11,"operator":"inv","reason":"singular matrix","retryable":false}"#]],
     );
-    let benchmark = Benchmark { ram_bytes: 1 << 30, cores: 4, gpu: true, speed_score: 99.5 };
+    let benchmark = Benchmark { ram_bytes: 1 << 30, cores: 4, gpu: true, speed_score: 99.5, onnx: false };
     check(
         &JoinRequest { benchmark, graph: Some(GraphId(3)) },
         expect![[r#"{"benchmark":{"ram_bytes":1073741824,"cores":4,"gpu":true,"speed_score":99.5},"graph":3}"#]],

@@ -26,6 +26,7 @@ pub fn measure() -> Benchmark {
         cores: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
         gpu: std::path::Path::new("/dev/nvidia0").exists(),
         speed_score,
+        onnx: cfg!(feature = "onnx"),
     }
 }
 

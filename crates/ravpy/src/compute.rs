@@ -122,9 +122,11 @@ fn compute(
             reason,
             retryable,
         };
+        // The op's inputs, then the values its params name (an ONNX model).
         let inputs: Vec<TensorValue> = op
             .inputs
             .iter()
+            .chain(&op.operation.value_refs())
             .map(|id| known.get(id).cloned())
             .collect::<Option<_>>()
             // A missing input is the server's mistake, not the op's: another attempt may work.

@@ -279,7 +279,10 @@ impl SchedulerTask {
             let version = self.db.checkpoint_version(graph).await?;
             self.training.insert(graph, TrainingTrack { version, synced: None });
         }
-        Ok(Event::GraphSubmitted { graph, ops: scheduler_ops(&ops), requirements: stored.meta.requirements })
+        let mut requirements = stored.meta.requirements;
+        // Only providers built with the `onnx` feature run whole models.
+        requirements.onnx_required |= ops.iter().any(|op| op.operation.kind() == ravproto::OpKind::ForwardPass);
+        Ok(Event::GraphSubmitted { graph, ops: scheduler_ops(&ops), requirements })
     }
 
     /// Checks and stores a provider's results; the event to apply, or `None` to ignore them.

@@ -154,6 +154,12 @@ fn param_refs_are_extra_dependencies() {
     let op: Operation =
         serde_json::from_str(r#"{"operator":"forward_pass","params":{"model":3,"previous_forward_pass":9}}"#).unwrap();
     assert_eq!(op.param_refs(), vec![OpId(9), OpId(3)]);
+    // Only the model's value reaches the kernel.
+    assert_eq!(op.value_refs(), vec![OpId(3)]);
     let add: Operation = serde_json::from_str(r#"{"operator":"add"}"#).unwrap();
-    assert!(add.param_refs().is_empty());
+    assert!(add.param_refs().is_empty() && add.value_refs().is_empty());
+    let dense: Operation =
+        serde_json::from_str(r#"{"operator":"forward_pass_dense","params":{"n_units":2,"previous_forward_pass":4}}"#)
+            .unwrap();
+    assert_eq!((dense.param_refs(), dense.value_refs()), (vec![OpId(4)], vec![]));
 }

@@ -27,7 +27,7 @@ fn chain(n: u64) -> Vec<OpInfo> {
 }
 
 fn bench(score: f64) -> Benchmark {
-    Benchmark { ram_bytes: 8 << 30, cores: 2, gpu: false, speed_score: score }
+    Benchmark { ram_bytes: 8 << 30, cores: 2, gpu: false, speed_score: score, onnx: false }
 }
 
 fn config(window: usize) -> SchedulerConfig {

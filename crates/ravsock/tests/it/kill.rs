@@ -60,7 +60,7 @@ async fn a_killed_server_resumes_the_graph_and_loses_nothing() {
             server: url.clone(),
             token: provider_token,
             graph: None,
-            benchmark: Some(Benchmark { ram_bytes: 1 << 30, cores: 1, gpu: false, speed_score: 1.0 }),
+            benchmark: Some(Benchmark { ram_bytes: 1 << 30, cores: 1, gpu: false, speed_score: 1.0, onnx: false }),
             events: None,
             max_subgraphs: None,
         },

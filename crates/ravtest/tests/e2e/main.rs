@@ -5,5 +5,7 @@
 mod classic;
 mod distributed;
 mod federated;
+#[cfg(feature = "onnx")]
+mod onnx;
 mod stack;
 mod training;

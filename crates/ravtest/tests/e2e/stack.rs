@@ -128,12 +128,23 @@ impl Stack {
     }
 
     fn provider_config(&self, token: &str, speed: f64, max_subgraphs: Option<u64>) -> Provider {
+        // As ravpy reports itself: ONNX models run when it is built with them.
+        self.provider_reporting(token, speed, max_subgraphs, cfg!(feature = "onnx"))
+    }
+
+    /// A provider that says it cannot run ONNX models, whatever it was built with.
+    #[cfg(feature = "onnx")]
+    pub(crate) fn provider_without_onnx(&self, speed: f64) -> Provider {
+        self.provider_reporting(&self.provider_token, speed, None, false)
+    }
+
+    fn provider_reporting(&self, token: &str, speed: f64, max_subgraphs: Option<u64>, onnx: bool) -> Provider {
         let (events_tx, events) = tokio::sync::mpsc::unbounded_channel();
         let config = ParticipateConfig {
             server: self.url.clone(),
             token: token.to_string(),
             graph: None,
-            benchmark: Some(Benchmark { ram_bytes: 8 << 30, cores: 2, gpu: false, speed_score: speed }),
+            benchmark: Some(Benchmark { ram_bytes: 8 << 30, cores: 2, gpu: false, speed_score: speed, onnx }),
             events: Some(events_tx),
             max_subgraphs,
         };
