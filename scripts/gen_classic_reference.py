@@ -25,6 +25,8 @@ from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.svm import SVC, SVR
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
+from fixturecheck import close
+
 OUT = os.path.join(
     os.path.dirname(__file__), "..", "crates", "ravexec", "tests", "it", "fixtures", "classic_reference.json"
 )
@@ -112,7 +114,7 @@ fixture = {
 text = json.dumps(fixture, indent=1, sort_keys=True) + "\n"
 if "--check" in sys.argv:
     with open(OUT) as f:
-        if f.read() != text:
+        if not close(json.load(f), json.loads(text)):
             sys.exit("classic_reference.json differs from what the script writes; regenerate it")
     print("classic_reference.json matches the script")
 else:

@@ -11,11 +11,12 @@ PyTorch's torch.optim documentation. The Rust test compares ravexec::nn with all
 libraries. These loops are an independent second implementation instead.)
 """
 import json
-import math
 import os
 import sys
 
 import numpy as np
+
+from fixturecheck import close
 
 rng = np.random.default_rng(20261124)
 OUT = os.path.join(os.path.dirname(__file__), "..", "crates", "ravexec", "tests", "it", "fixtures", "nn_reference.json")
@@ -226,16 +227,6 @@ def build():
         ref["optimizers"].append({"spec": spec, "param": t(p0), "grads": [t(g) for g in grads],
                                   "after": [t(p) for p in optimizer_steps(spec, p0, grads)]})
     return ref
-
-
-def close(a, b):
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(close(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(close(x, y) for x, y in zip(a, b))
-    if isinstance(a, float) and isinstance(b, float):
-        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
-    return a == b
 
 
 ref = build()

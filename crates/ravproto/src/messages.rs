@@ -225,10 +225,25 @@ pub struct Benchmark {
 impl Requirements {
     /// Whether a provider with this benchmark may take part.
     pub fn accepts(&self, benchmark: &Benchmark) -> bool {
-        self.min_ram_bytes.is_none_or(|min| benchmark.ram_bytes >= min)
-            && (!self.gpu_required || benchmark.gpu)
-            && self.min_speed_score.is_none_or(|min| benchmark.speed_score >= min)
-            && (!self.onnx_required || benchmark.onnx)
+        self.shortfalls(benchmark).is_empty()
+    }
+
+    /// What a provider with this benchmark lacks, in words (empty: it may take part).
+    pub fn shortfalls(&self, benchmark: &Benchmark) -> Vec<String> {
+        let mut missing = Vec::new();
+        if let Some(min) = self.min_ram_bytes.filter(|&min| benchmark.ram_bytes < min) {
+            missing.push(format!("{min} bytes of RAM (it has {})", benchmark.ram_bytes));
+        }
+        if self.gpu_required && !benchmark.gpu {
+            missing.push("a GPU".to_string());
+        }
+        if let Some(min) = self.min_speed_score.filter(|&min| benchmark.speed_score < min) {
+            missing.push(format!("a speed score of {min} (it has {:.1})", benchmark.speed_score));
+        }
+        if self.onnx_required && !benchmark.onnx {
+            missing.push("ONNX models (a provider built with `--features onnx`)".to_string());
+        }
+        missing
     }
 }
 

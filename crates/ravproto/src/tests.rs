@@ -156,6 +156,12 @@ fn graph_messages() {
     assert!(!onnx.accepts(&benchmark));
     let with_onnx = Benchmark { onnx: true, ..benchmark };
     assert!(onnx.accepts(&with_onnx));
+    // A refusal says what is missing.
+    let demanding = Requirements { min_speed_score: Some(500.0), ..onnx.clone() };
+    assert_eq!(
+        demanding.shortfalls(&benchmark),
+        ["a speed score of 500 (it has 120.5)", "ONNX models (a provider built with `--features onnx`)"]
+    );
     check(&with_onnx, expect![[r#"{"ram_bytes":8589934592,"cores":2,"gpu":false,"speed_score":120.5,"onnx":true}"#]]);
     check(
         &onnx,

@@ -52,6 +52,9 @@ pub fn table(graphs: &[OpenGraph]) -> String {
         if req.gpu_required {
             needs.push("gpu".into());
         }
+        if req.onnx_required {
+            needs.push("onnx".into());
+        }
         if let Some(score) = req.min_speed_score {
             needs.push(format!("speed >= {score}"));
         }

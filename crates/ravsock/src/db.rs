@@ -232,6 +232,17 @@ impl Db {
         Ok(GraphId(id as u64))
     }
 
+    /// Replaces a graph's meta (e.g. requirements learned from its ops).
+    pub async fn set_graph_meta(&self, graph: GraphId, meta: &GraphMeta) -> Result<()> {
+        let meta = serde_json::to_string(meta).map_err(|e| Error::Internal(e.to_string()))?;
+        sqlx::query("UPDATE graphs SET meta = ? WHERE id = ?")
+            .bind(meta)
+            .bind(graph.0 as i64)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// A graph, if it exists.
     pub async fn graph(&self, graph: GraphId) -> Result<Option<StoredGraph>> {
         let row: Option<(i64, i64, String, String, Option<String>)> =

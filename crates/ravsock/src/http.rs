@@ -218,6 +218,14 @@ async fn upload_ops(
     };
     match state.db.insert_ops(graph.id, &chunk.ops, known, adopt).await {
         Ok(id_map) => {
+            // Only providers built with the `onnx` feature run whole models; stored in the meta
+            // so that `list-graphs` shows it too.
+            let runs_models = chunk.ops.iter().any(|op| op.operation.kind() == ravproto::OpKind::ForwardPass);
+            if runs_models && !graph.meta.requirements.onnx_required {
+                let mut meta = graph.meta.clone();
+                meta.requirements.onnx_required = true;
+                state.db.set_graph_meta(graph.id, &meta).await?;
+            }
             if query.execute {
                 start(&state, &graph).await?;
             }

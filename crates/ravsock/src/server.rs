@@ -280,7 +280,8 @@ impl SchedulerTask {
             self.training.insert(graph, TrainingTrack { version, synced: None });
         }
         let mut requirements = stored.meta.requirements;
-        // Only providers built with the `onnx` feature run whole models.
+        // Only providers built with the `onnx` feature run whole models. The upload sets this in
+        // the stored meta too; graphs stored by an older ravsock get it here.
         requirements.onnx_required |= ops.iter().any(|op| op.operation.kind() == ravproto::OpKind::ForwardPass);
         Ok(Event::GraphSubmitted { graph, ops: scheduler_ops(&ops), requirements })
     }

@@ -252,9 +252,10 @@ impl Scheduler {
                 if let Some(chosen) = graph {
                     let reason = match self.graphs.get(&chosen) {
                         None => Some(format!("{chosen} does not exist or is finished")),
-                        Some(state) if !state.requirements.accepts(&benchmark) => {
-                            Some(format!("this provider does not meet the requirements of {chosen}"))
-                        }
+                        Some(state) if !state.requirements.accepts(&benchmark) => Some(format!(
+                            "this provider does not meet the requirements of {chosen}: it needs {}",
+                            state.requirements.shortfalls(&benchmark).join(", ")
+                        )),
                         Some(_) => None,
                     };
                     if let Some(reason) = reason {

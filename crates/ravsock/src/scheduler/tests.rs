@@ -205,7 +205,10 @@ fn requirements_decide_who_may_compute() {
     assert!(assignments(&join(&mut s, 1, 100.0)).is_empty(), "a CPU provider gets nothing");
     let refused =
         s.handle(0, Event::ProviderJoined { provider: ProviderId(2), benchmark: bench(1.0), graph: Some(GraphId(1)) });
-    assert!(matches!(&refused[..], [Action::Rejected { provider: ProviderId(2), .. }]));
+    assert!(
+        matches!(&refused[..], [Action::Rejected { provider: ProviderId(2), reason }] if reason.ends_with("it needs a GPU")),
+        "{refused:?}"
+    );
     let gpu = Benchmark { gpu: true, ..bench(1.0) };
     let out = s.handle(0, Event::ProviderJoined { provider: ProviderId(3), benchmark: gpu, graph: Some(GraphId(1)) });
     assert_eq!(assignments(&out).len(), 1);

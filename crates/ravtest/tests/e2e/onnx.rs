@@ -1,6 +1,6 @@
 //! ONNX models on the grid (feature `onnx`): batches run through the committed tiny MLP on a
 //! provider give exactly the local executor's outputs, and a provider that cannot run ONNX
-//! models is never handed the graph.
+//! models is never handed the graph (and sees the requirement in `list-graphs`).
 
 use crate::stack::Stack;
 use ndarray::Array2;
@@ -34,6 +34,11 @@ async fn onnx_batches_run_on_providers_that_have_onnx_and_match_the_local_run() 
     let client = stack.client().await;
     let id = client.submit(&graph).await.expect("submit");
     client.execute(id).await.expect("execute");
+    // Providers see the requirement before they join.
+    let open = ravpy::list_graphs(&stack.url, &stack.provider_token, None).await.expect("list graphs");
+    let listed = open.iter().find(|g| g.graph_id == id).expect("the graph is open");
+    assert!(listed.requirements.onnx_required, "{listed:?}");
+    assert!(ravpy::view::table(&open).contains("onnx"), "{}", ravpy::view::table(&open));
     // The graph waits for a provider that runs ONNX models; the faster one without is skipped.
     let mut with = stack.provider(1.0);
     with.joined().await;
