@@ -260,11 +260,11 @@ impl Tensor {
     pub fn to_data(&self) -> TensorData {
         let shape = self.shape().to_vec();
         let built = match self {
-            Tensor::F32(a) => TensorData::from_f32(shape, &standard_vec(a)),
-            Tensor::F64(a) => TensorData::from_f64(shape, &standard_vec(a)),
-            Tensor::I64(a) => TensorData::from_i64(shape, &standard_vec(a)),
-            Tensor::U8(a) => TensorData::from_u8(shape, &standard_vec(a)),
-            Tensor::Bool(a) => TensorData::from_bool(shape, &standard_vec(a)),
+            Tensor::F32(a) => TensorData::from_f32(shape, &standard_slice(a)),
+            Tensor::F64(a) => TensorData::from_f64(shape, &standard_slice(a)),
+            Tensor::I64(a) => TensorData::from_i64(shape, &standard_slice(a)),
+            Tensor::U8(a) => TensorData::from_u8(shape, &standard_slice(a)),
+            Tensor::Bool(a) => TensorData::from_bool(shape, &standard_slice(a)),
         };
         built.expect("an ndarray's element count matches its shape")
     }
@@ -283,6 +283,14 @@ impl Tensor {
             DType::U8 => Tensor::U8(build(shape, data.to_u8())),
             DType::Bool => Tensor::Bool(build(shape, data.to_bool())),
         }
+    }
+}
+
+/// Row-major values of an array, borrowed when its memory is already in that order.
+fn standard_slice<T: Clone>(a: &ArrayD<T>) -> std::borrow::Cow<'_, [T]> {
+    match a.as_slice() {
+        Some(slice) => std::borrow::Cow::Borrowed(slice),
+        None => std::borrow::Cow::Owned(a.iter().cloned().collect()),
     }
 }
 

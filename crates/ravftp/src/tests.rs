@@ -108,3 +108,19 @@ fn the_ftp_host_is_the_ravsock_host() {
     assert_eq!(host_of_url("https://user@[::1]:9999"), "::1");
     assert_eq!(host_of_url("localhost"), "localhost");
 }
+
+#[tokio::test]
+async fn an_upload_replaces_the_file_and_never_writes_into_a_linked_one() {
+    let running = start().await;
+    let creds = credentials(&running, "dora");
+    let home = running.users.home("dora").unwrap();
+    // What ravsock does when it lends a stored value: a hard link into the home.
+    let stored = home.parent().unwrap().join("stored.ravv");
+    std::fs::write(&stored, b"the stored value").unwrap();
+    std::fs::hard_link(&stored, home.join("lent.ravv")).unwrap();
+    let mut client = FtpClient::connect("127.0.0.1", &creds).await.unwrap();
+    client.put("lent.ravv", b"overwritten").await.unwrap();
+    assert_eq!(client.get("lent.ravv", 11).await.unwrap(), b"overwritten");
+    assert_eq!(std::fs::read(&stored).unwrap(), b"the stored value");
+    client.quit().await;
+}

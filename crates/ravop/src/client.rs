@@ -215,7 +215,7 @@ impl Client {
                 let bytes = ftp.get(&file.name, file.len).await.map_err(|e| Error::Ftp(e.to_string()))?;
                 let _ = ftp.delete(&file.name).await;
                 ftp.quit().await;
-                Value::decode_binary(&bytes).map_err(|e| Error::Transport(format!("result `{name}`: {e}")))?
+                Value::decode_binary_owned(bytes).map_err(|e| Error::Transport(format!("result `{name}`: {e}")))?
             }
             other => other?,
         };

@@ -149,10 +149,12 @@ macro_rules! typed_access {
     ($from:ident, $to:ident, $t:ty, $dtype:expr) => {
         /// Builds a tensor from row-major values.
         pub fn $from(shape: Vec<usize>, values: &[$t]) -> Result<TensorData, TensorError> {
-            let mut data = Vec::with_capacity(values.len() * $dtype.size());
-            for value in values {
-                data.extend_from_slice(&value.to_le_bytes());
-            }
+            // The wire is little-endian: on such targets the values are the bytes (one memcpy;
+            // this is on the path of every big tensor).
+            #[cfg(target_endian = "little")]
+            let data = bytemuck::cast_slice::<$t, u8>(values).to_vec();
+            #[cfg(not(target_endian = "little"))]
+            let data = values.iter().flat_map(|value| value.to_le_bytes()).collect();
             TensorData::from_bytes($dtype, shape, data)
         }
 
@@ -161,17 +163,16 @@ macro_rules! typed_access {
             if self.dtype != $dtype {
                 return None;
             }
-            const N: usize = std::mem::size_of::<$t>();
-            Some(
-                self.data
-                    .chunks_exact(N)
-                    .map(|chunk| {
-                        let mut bytes = [0u8; N];
-                        bytes.copy_from_slice(chunk);
-                        <$t>::from_le_bytes(bytes)
-                    })
-                    .collect(),
-            )
+            // The byte buffer may not be aligned for the element type: copied, not cast.
+            #[cfg(target_endian = "little")]
+            let values = bytemuck::allocation::pod_collect_to_vec::<u8, $t>(&self.data);
+            #[cfg(not(target_endian = "little"))]
+            let values = self
+                .data
+                .chunks_exact(std::mem::size_of::<$t>())
+                .map(|chunk| <$t>::from_le_bytes(chunk.try_into().expect("chunks_exact")))
+                .collect();
+            Some(values)
         }
     };
 }
@@ -251,6 +252,12 @@ impl TensorData {
     /// each dimension as `u64`, then the raw data (all little-endian).
     pub fn encode_binary(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(10 + 8 * self.shape.len() + self.data.len());
+        self.encode_into(&mut out);
+        out
+    }
+
+    /// Appends the binary frame to `out`.
+    fn encode_into(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(BINARY_MAGIC);
         out.push(BINARY_VERSION);
         out.push(self.dtype.code());
@@ -259,7 +266,6 @@ impl TensorData {
             out.extend_from_slice(&(dim as u64).to_le_bytes());
         }
         out.extend_from_slice(&self.data);
-        out
     }
 
     /// Splits a binary frame into dtype, shape and the data bytes that follow the header (which
@@ -545,7 +551,7 @@ impl Value {
     /// Encodes a value as bytes: `T` + a tensor frame ([`TensorData::encode_binary`]), or `L`
     /// + the item count (`u32` little-endian) + each item as `u64` length + its encoding.
     pub fn encode_binary(&self) -> Vec<u8> {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(usize::try_from(self.encoded_len()).unwrap_or(0));
         self.encode_into(&mut out);
         out
     }
@@ -562,15 +568,14 @@ impl Value {
         match self {
             Value::Tensor(t) => {
                 out.push(b'T');
-                out.extend_from_slice(&t.encode_binary());
+                t.encode_into(out);
             }
             Value::List(items) => {
                 out.push(b'L');
                 out.extend_from_slice(&(items.len() as u32).to_le_bytes());
                 for item in items {
-                    let encoded = item.encode_binary();
-                    out.extend_from_slice(&(encoded.len() as u64).to_le_bytes());
-                    out.extend_from_slice(&encoded);
+                    out.extend_from_slice(&item.encoded_len().to_le_bytes());
+                    item.encode_into(out);
                 }
             }
         }
@@ -579,6 +584,18 @@ impl Value {
     /// Decodes bytes written by [`Value::encode_binary`].
     pub fn decode_binary(bytes: &[u8]) -> Result<Value, TensorError> {
         Value::decode_depth(bytes, 0)
+    }
+
+    /// Decodes bytes written by [`Value::encode_binary`], reusing their buffer for a tensor's
+    /// data (received bulk values: no second buffer of their size).
+    pub fn decode_binary_owned(mut bytes: Vec<u8>) -> Result<Value, TensorError> {
+        let Some((b'T', frame)) = bytes.split_first() else {
+            return Value::decode_binary(&bytes);
+        };
+        let (dtype, shape, data) = TensorData::decode_header(frame)?;
+        let header = bytes.len() - data.len();
+        bytes.drain(..header);
+        Ok(Value::Tensor(TensorData::from_bytes(dtype, shape, bytes)?))
     }
 
     /// For an encoded single tensor, its total encoded length read from the header in `prefix`

@@ -269,6 +269,18 @@ fn value_binary_round_trips() {
     assert_eq!(Value::decode_binary(&bytes).unwrap(), value);
     assert!(Value::decode_binary(&bytes[..bytes.len() - 1]).is_err());
     assert!(Value::decode_binary(b"X").is_err());
+    // Decoding an owned buffer gives the same values, and the same errors.
+    assert_eq!(Value::decode_binary_owned(bytes.clone()).unwrap(), value);
+    let tensor = Value::Tensor(TensorData::from_f64(vec![2, 3], &[0.5, -1.0, 2.0, 1e300, -0.0, 7.25]).unwrap());
+    let encoded = tensor.encode_binary();
+    assert_eq!(tensor.encoded_len(), encoded.len() as u64);
+    assert_eq!(Value::decode_binary_owned(encoded.clone()).unwrap(), tensor);
+    assert!(matches!(
+        Value::decode_binary_owned(encoded[..encoded.len() - 1].to_vec()),
+        Err(TensorError::LengthMismatch { .. })
+    ));
+    assert!(Value::decode_binary_owned(b"TRAVX".to_vec()).is_err());
+    assert!(Value::decode_binary_owned(Vec::new()).is_err());
     let mut nested = Value::Tensor(TensorData::scalar(Scalar::Int(1)));
     for _ in 0..40 {
         nested = Value::List(vec![nested]);

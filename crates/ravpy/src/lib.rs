@@ -293,7 +293,8 @@ impl Bulk {
         for file in files {
             let bytes = ftp.get(&file.name, file.len).await.map_err(|e| e.to_string())?;
             let _ = ftp.delete(&file.name).await;
-            let value = ravproto::Value::decode_binary(&bytes).map_err(|e| format!("input file {}: {e}", file.name))?;
+            let value =
+                ravproto::Value::decode_binary_owned(bytes).map_err(|e| format!("input file {}: {e}", file.name))?;
             frame.header.inputs.push(file.op);
             frame.values.push(value);
         }
@@ -314,6 +315,7 @@ impl Bulk {
                 continue;
             }
             let bytes = value.encode_binary();
+            drop(value); // Not kept twice while it uploads.
             let client = match &mut ftp {
                 Some(client) => client,
                 None => ftp.insert(self.connect().await.map_err(|e| e.to_string())?),

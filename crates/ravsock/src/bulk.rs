@@ -2,17 +2,19 @@
 //!
 //! Values whose encoding is longer than the inline limit never travel inside a socket.io or
 //! HTTP message. They live as files in `<data-dir>/blobs/<op>.ravv` (the database records
-//! their length). The server never decodes them; it moves them by rename and copies them with
-//! the filesystem's copy (`copy_file_range`, a reflink where the filesystem has them):
+//! their length). The server never decodes them; it moves them by rename and lends them by
+//! hard link:
 //!
 //! - a provider uploads a big output to its home; ravsock checks the file's header against
 //!   its length and renames it into the blob store;
-//! - a big input of an assignment is copied into the provider's home for it to download;
+//! - a big input of an assignment is linked into the provider's home for it to download;
 //! - a requester uploads a big `lin` value to its home before naming it in the op; a big result
-//!   is copied into the requester's home when asked for.
+//!   is linked into the requester's home when asked for.
 //!
-//! Copies, not hard links: a hard link would let an FTP user overwrite the stored value in
-//! place, and file modes do not stop a server that runs as root.
+//! A link shares the stored bytes, so nothing may write into a lent file: ravftp stores every
+//! upload as a new file (unlinking the old name first) and refuses appends and restarts at an
+//! offset, which are the only ways FTP writes into an existing file. Where linking fails (the
+//! homes on another file system) the value is copied.
 //!
 //! Provider users (`provider-<id>`) exist for one connection; requester users (`requester-<account>`)
 //! get a new password each time they ask for one.
@@ -118,13 +120,21 @@ impl Bulk {
             .map_err(|e| Error::Internal(format!("cannot move {} into the blob store: {e}", path.display())))
     }
 
-    /// Copies the stored value of `op` into `user`'s home as `name` (replacing a file of that
+    /// Places the stored value of `op` in `user`'s home as `name` (replacing a file of that
     /// name); returns its length.
+    ///
+    /// A hard link, not a copy (the blobs and the homes share the data directory): ravftp
+    /// writes an upload to a new file, never into an existing one, so the blob cannot change
+    /// through the link. A copy where linking fails (another file system).
     pub fn lend(&self, op: OpId, user: &str, name: &str) -> Result<u64> {
         let target = self.home_file(user, name)?;
         let _ = std::fs::remove_file(&target);
-        std::fs::copy(self.blob_path(op), &target)
-            .map_err(|e| Error::Internal(format!("cannot place {op} in the ftp home of {user}: {e}")))
+        let blob = self.blob_path(op);
+        let fail = |e: std::io::Error| Error::Internal(format!("cannot place {op} in the ftp home of {user}: {e}"));
+        match std::fs::hard_link(&blob, &target) {
+            Ok(()) => Ok(std::fs::metadata(&target).map_err(fail)?.len()),
+            Err(_) => std::fs::copy(&blob, &target).map_err(fail),
+        }
     }
 
     /// Reads and decodes the stored value of `op` (small callers only: lists in files, tests).

@@ -203,8 +203,10 @@ async fn main() {
     big.sum(ReduceParams::all()).persist("check");
     let start = Instant::now();
     let id = client.run(&graph, |_| {}).await.unwrap();
+    let ran = start.elapsed().as_secs_f64();
     let back = client.fetch(id, "back").await.unwrap();
     let took = start.elapsed().as_secs_f64();
+    println!("P5 phases: build + upload + compute {ran:.2} s, fetch {:.2} s", took - ran);
     let back = back.as_tensor().unwrap().to_f64_array();
     assert_eq!(back.len(), n);
     assert_eq!(back[n - 1], n as f64);
