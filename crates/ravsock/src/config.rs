@@ -19,10 +19,11 @@ pub struct Config {
     /// Address for HTTP and socket.io.
     #[arg(long, env = "RAVSOCK_BIND", default_value = DEFAULT_BIND)]
     pub bind: SocketAddr,
-    /// Directory for the SQLite database (created if missing).
+    /// Directory for the SQLite database, the blob store and the FTP homes (created if missing).
     #[arg(long, env = "RAVSOCK_DATA_DIR", default_value = "ravsock-data")]
     pub data_dir: PathBuf,
-    /// Database URL; default `sqlite://<data-dir>/ravsock.db`.
+    /// Database URL: `sqlite://PATH`, or `postgres://USER:PASSWORD@HOST:PORT/DB` for PostgreSQL
+    /// (the database must exist; ravsock creates its tables). Default `sqlite://<data-dir>/ravsock.db`.
     #[arg(long, env = "RAVSOCK_DATABASE_URL")]
     pub database_url: Option<String>,
     /// Most ops per subgraph.
@@ -71,12 +72,39 @@ impl Config {
         }
     }
 
-    /// The database URL with any password replaced, for logs.
+    /// The database URL with its user, password and query parameters (which may hold a
+    /// password too) replaced, for logs.
     pub fn redacted_database_url(&self) -> String {
-        let url = self.database_url();
+        let mut url = self.database_url();
+        if let Some(query) = url.find('?') {
+            url.replace_range(query.., "?***");
+        }
         match (url.find("://"), url.rfind('@')) {
             (Some(scheme), Some(at)) if at > scheme => format!("{}://***{}", &url[..scheme], &url[at..]),
             _ => url,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        config: Config,
+    }
+
+    fn redacted(url: &str) -> String {
+        Cli::parse_from(["ravsock", "--database-url", url]).config.redacted_database_url()
+    }
+
+    #[test]
+    fn logged_database_urls_hold_no_credentials() {
+        assert_eq!(redacted("postgres://raven:s3cret@db:5432/raven"), "postgres://***@db:5432/raven");
+        assert_eq!(redacted("postgres://db/raven?user=raven&password=s3cret"), "postgres://db/raven?***");
+        assert_eq!(redacted("sqlite://data/ravsock.db"), "sqlite://data/ravsock.db");
     }
 }

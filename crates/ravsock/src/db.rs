@@ -1,8 +1,14 @@
-//! The ravsock database (SQLite by default): accounts, graphs, ops and their values.
+//! The ravsock database: accounts, graphs, ops and their values, in SQLite (the default, a file
+//! in the data directory) or PostgreSQL (a `postgres://` URL).
 //!
 //! Port of the original's tables (§3.2) reduced to what the scheduler needs, with statuses as
 //! checked enums and server-allocated ids. Results of a subgraph are written in one transaction
 //! ([`Db::store_results`]), never one fsync per op.
+//!
+//! Every query is written once, with `$N` placeholders (which SQLite accepts too), and runs on
+//! the backend's own sqlx driver through [`on_backend!`]; the few statements that differ live in
+//! a [`Dialect`]. sqlx's `Any` driver would avoid the macro but copies every row and argument
+//! into its own representation.
 
 use crate::auth::{self, Role};
 use crate::error::{Error, Result};
@@ -10,6 +16,7 @@ use ravproto::checkpoint::Checkpoint;
 use ravproto::messages::{GraphMeta, OpRecord, OpRef};
 use ravproto::status::{GraphStatus, OpStatus};
 use ravproto::{GraphId, OpId, Operation, Value};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -17,6 +24,8 @@ use std::time::Duration;
 
 /// The embedded SQLite migrations.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
+/// The embedded PostgreSQL migrations (the same schema in PostgreSQL's DDL).
+pub static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
 
 /// An authenticated account.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -76,13 +85,93 @@ pub enum StoredValue {
 /// Handle to the database.
 #[derive(Clone, Debug)]
 pub struct Db {
-    pool: SqlitePool,
+    pool: Pool,
     /// Accounts by token hash, so a request does not wait on the database to authenticate.
     /// Tokens cannot be revoked yet; a revoke command must remove its entry here.
     accounts: std::sync::Arc<std::sync::RwLock<std::collections::HashMap<String, Account>>>,
 }
 
-/// Rows per multi-row INSERT (7 columns each, far under SQLite's 32,766 variables).
+/// The connection pool of the backend in use.
+#[derive(Clone, Debug)]
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// The statements whose SQL differs between the backends.
+struct Dialect {
+    /// Starts a transaction that writes.
+    begin_write: &'static str,
+    /// Run first in [`Db::insert_ops`]: holds off other uploads until the commit, so the ids read
+    /// next stay ours (SQLite's `BEGIN IMMEDIATE` already holds the database's write lock).
+    lock_op_ids: Option<&'static str>,
+    /// The first free op id.
+    next_op_id: &'static str,
+    /// Marks the ops listed in `$1` (a JSON array of ids) computed.
+    mark_computed: &'static str,
+    /// Inline values of the ops listed in `$1`.
+    values_in: &'static str,
+    /// Blob lengths of the ops listed in `$1`.
+    files_in: &'static str,
+    /// A graph's status, locked until the commit where the backend can lock rows.
+    graph_status_for_update: &'static str,
+}
+
+const SQLITE: Dialect = Dialect {
+    // IMMEDIATE takes the write lock now rather than at the first write, so two writers never
+    // deadlock upgrading their read locks.
+    begin_write: "BEGIN IMMEDIATE",
+    lock_op_ids: None,
+    // sqlite_sequence too: AUTOINCREMENT never reuses the id of a deleted row.
+    next_op_id: "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'ops'), 0), \
+                 COALESCE((SELECT MAX(id) FROM ops), 0)) + 1",
+    mark_computed: "UPDATE ops SET status = 'computed' WHERE id IN (SELECT value FROM json_each($1))",
+    values_in: "SELECT op_id, value FROM op_values WHERE op_id IN (SELECT value FROM json_each($1))",
+    files_in: "SELECT op_id, len FROM op_files WHERE op_id IN (SELECT value FROM json_each($1))",
+    graph_status_for_update: "SELECT status FROM graphs WHERE id = $1",
+};
+
+const POSTGRES: Dialect = Dialect {
+    begin_write: "BEGIN",
+    // A transaction-scoped advisory lock (its key is "rave" in ASCII): uploads run one at a time,
+    // as on SQLite, while results and reads go on beside them.
+    lock_op_ids: Some("SELECT pg_advisory_xact_lock(1918989925)"),
+    next_op_id: "SELECT COALESCE(MAX(id), 0) + 1 FROM ops",
+    mark_computed: "UPDATE ops SET status = 'computed' \
+                    WHERE id IN (SELECT json_array_elements_text($1::json)::bigint)",
+    values_in: "SELECT op_id, value FROM op_values \
+                WHERE op_id IN (SELECT json_array_elements_text($1::json)::bigint)",
+    files_in: "SELECT op_id, len FROM op_files \
+               WHERE op_id IN (SELECT json_array_elements_text($1::json)::bigint)",
+    graph_status_for_update: "SELECT status FROM graphs WHERE id = $1 FOR UPDATE",
+};
+
+/// Runs `$body` once per backend: `$pool` is the backend's pool, `$sql` its [`Dialect`] and
+/// `$DB` its sqlx database type, so the queries in `$body` are written once and each backend
+/// runs them with its own driver.
+macro_rules! on_backend {
+    ($db:expr, |$pool:ident, $sql:ident, $DB:ident| $body:expr) => {
+        match &$db.pool {
+            Pool::Sqlite($pool) => {
+                #[allow(unused)]
+                type $DB = sqlx::Sqlite;
+                #[allow(unused)]
+                let $sql = &SQLITE;
+                $body
+            }
+            Pool::Postgres($pool) => {
+                #[allow(unused)]
+                type $DB = sqlx::Postgres;
+                #[allow(unused)]
+                let $sql = &POSTGRES;
+                $body
+            }
+        }
+    };
+}
+
+/// Rows per multi-row INSERT (7 columns each, far under SQLite's 32,766 and PostgreSQL's 65,535
+/// bind variables).
 const ROWS_PER_INSERT: usize = 500;
 /// Encoded value bytes per multi-row INSERT of values.
 const VALUE_BYTES_PER_INSERT: usize = 8 << 20;
@@ -97,39 +186,76 @@ struct OpRow {
     status: &'static str,
 }
 
-/// A JSON array of op ids, for `IN (SELECT value FROM json_each(?))`: one bind for any count.
+/// A JSON array of op ids, bound as one parameter for any count (see the `Dialect`'s `…_in`).
 fn id_list(ops: &[OpId]) -> String {
     let ids: Vec<u64> = ops.iter().map(|op| op.0).collect();
     serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into())
 }
 
-/// Inserts `(op_id, encoded value)` rows with `head` (`INSERT … INTO op_values (op_id, value) `),
-/// several rows per statement.
-async fn insert_values(
-    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
-    values: &[(i64, Vec<u8>)],
-    head: &'static str,
-) -> Result<()> {
-    let mut rest = values;
-    while !rest.is_empty() {
-        let mut take = 0;
-        let mut bytes = 0;
-        while take < rest.len()
-            && take < ROWS_PER_INSERT
-            && (take == 0 || bytes + rest[take].1.len() <= VALUE_BYTES_PER_INSERT)
-        {
-            bytes += rest[take].1.len();
-            take += 1;
+/// Inserts `(op_id, encoded value)` rows into `op_values` in transaction `$tx` of backend `$DB`,
+/// several rows per statement; an op that has a value already gets the new one.
+macro_rules! insert_values {
+    ($tx:expr, $DB:ty, $values:expr) => {{
+        let mut rest: &[(i64, Vec<u8>)] = $values;
+        while !rest.is_empty() {
+            let mut take = 0;
+            let mut bytes = 0;
+            while take < rest.len()
+                && take < ROWS_PER_INSERT
+                && (take == 0 || bytes + rest[take].1.len() <= VALUE_BYTES_PER_INSERT)
+            {
+                bytes += rest[take].1.len();
+                take += 1;
+            }
+            let (batch, tail) = rest.split_at(take);
+            let mut insert = sqlx::QueryBuilder::<$DB>::new("INSERT INTO op_values (op_id, value) ");
+            insert.push_values(batch, |mut row, (op, value)| {
+                row.push_bind(*op).push_bind(value.as_slice());
+            });
+            insert.push(" ON CONFLICT (op_id) DO UPDATE SET value = excluded.value");
+            insert.build().execute(&mut *$tx).await?;
+            rest = tail;
         }
-        let (batch, tail) = rest.split_at(take);
-        let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(head);
-        insert.push_values(batch, |mut row, (op, value)| {
-            row.push_bind(*op).push_bind(value.clone());
-        });
-        insert.build().execute(&mut **tx).await?;
-        rest = tail;
+    }};
+}
+
+/// The variable naming a PostgreSQL server (a URL whose account may create databases) on which
+/// tests and benchmarks run instead of SQLite; see [`scratch_database_url`].
+pub const TEST_POSTGRES_ENV: &str = "RAVEN_TEST_POSTGRES_URL";
+
+/// A database for one test or benchmark run: a new, empty database on the PostgreSQL server
+/// named by [`TEST_POSTGRES_ENV`] when that is set (CI runs the end-to-end suites on both
+/// backends this way), otherwise a SQLite file in `dir`.
+pub async fn scratch_database_url(dir: &std::path::Path) -> Result<String> {
+    let Ok(server) = std::env::var(TEST_POSTGRES_ENV) else {
+        return Ok(format!("sqlite://{}", dir.join("ravsock.db").display()));
+    };
+    use sqlx::Connection;
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    // Unique across the processes of a run (pid) and across runs on one server (time).
+    let name = format!(
+        "raven_scratch_{}_{}_{}",
+        now_secs(),
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let mut admin = sqlx::PgConnection::connect(&server).await?;
+    // The name is ours and plain ([a-z0-9_]), so it is safe to splice in; CREATE DATABASE takes
+    // no bind parameters.
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await?;
+    admin.close().await?;
+    Ok(url_with_database(&server, &name))
+}
+
+/// `url` (a PostgreSQL URL) naming database `name` instead of its own.
+fn url_with_database(url: &str, name: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, None), |(base, query)| (base, Some(query)));
+    let host = base.find("://").map_or(0, |scheme| scheme + 3);
+    let base = base[host..].find('/').map_or(base, |slash| &base[..host + slash]);
+    match query {
+        Some(query) => format!("{base}/{name}?{query}"),
+        None => format!("{base}/{name}"),
     }
-    Ok(())
 }
 
 fn now_secs() -> i64 {
@@ -151,8 +277,12 @@ fn parse_status<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
 }
 
 impl Db {
-    /// Opens (creating if missing) the database at `url` and applies the migrations.
+    /// Opens the database at `url` and applies the migrations: PostgreSQL for a `postgres://`
+    /// (or `postgresql://`) URL, otherwise SQLite, creating the file if it is missing.
     pub async fn connect(url: &str) -> Result<Db> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Db::connect_postgres(url).await;
+        }
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -172,21 +302,43 @@ impl Db {
         Ok(Db::from_pool(pool))
     }
 
-    /// Wraps an existing pool (tests use `#[sqlx::test]` pools).
+    async fn connect_postgres(url: &str) -> Result<Db> {
+        let options = PgConnectOptions::from_str(url)?.application_name("ravsock");
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        POSTGRES_MIGRATOR.run(&pool).await.map_err(|e| Error::Internal(format!("migrations failed: {e}")))?;
+        Ok(Db { pool: Pool::Postgres(pool), accounts: Default::default() })
+    }
+
+    /// Wraps an existing SQLite pool (migrations already applied).
     pub fn from_pool(pool: SqlitePool) -> Db {
-        Db { pool, accounts: Default::default() }
+        Db { pool: Pool::Sqlite(pool), accounts: Default::default() }
+    }
+
+    /// Which backend this is, for logs: `sqlite` or `postgres`.
+    pub fn backend(&self) -> &'static str {
+        match self.pool {
+            Pool::Sqlite(_) => "sqlite",
+            Pool::Postgres(_) => "postgres",
+        }
     }
 
     /// Creates an account and returns its token; only the token's hash is stored.
     pub async fn create_account(&self, name: &str, role: Role) -> Result<String> {
         let token = auth::new_token()?;
-        let inserted = sqlx::query("INSERT INTO accounts (name, role, token_sha256, created_at) VALUES (?, ?, ?, ?)")
-            .bind(name)
-            .bind(role.name())
-            .bind(auth::token_hash(&token))
-            .bind(now_secs())
-            .execute(&self.pool)
-            .await;
+        let inserted = on_backend!(self, |pool, sql, DB| sqlx::query(
+            "INSERT INTO accounts (name, role, token_sha256, created_at) VALUES ($1, $2, $3, $4)"
+        )
+        .bind(name)
+        .bind(role.name())
+        .bind(auth::token_hash(&token))
+        .bind(now_secs())
+        .execute(pool)
+        .await
+        .map(|_| ()));
         match inserted {
             Ok(_) => Ok(token),
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
@@ -202,11 +354,12 @@ impl Db {
         if let Some(account) = self.accounts.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(&hash) {
             return Ok(Some(account.clone()));
         }
-        let row: Option<(i64, String, String)> =
-            sqlx::query_as("SELECT id, name, role FROM accounts WHERE token_sha256 = ?")
-                .bind(&hash)
-                .fetch_optional(&self.pool)
-                .await?;
+        let row: Option<(i64, String, String)> = on_backend!(self, |pool, sql, DB| sqlx::query_as(
+            "SELECT id, name, role FROM accounts WHERE token_sha256 = $1"
+        )
+        .bind(&hash)
+        .fetch_optional(pool)
+        .await)?;
         let account = row
             .map(|(id, name, role)| Ok::<_, Error>(Account { id, name, role: Role::from_name(&role)? }))
             .transpose()?;
@@ -221,35 +374,38 @@ impl Db {
     /// Creates a graph owned by `owner`.
     pub async fn create_graph(&self, owner: i64, meta: &GraphMeta) -> Result<GraphId> {
         let meta = serde_json::to_string(meta).map_err(|e| Error::Internal(e.to_string()))?;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO graphs (owner, meta, status, created_at) VALUES (?, ?, 'pending', ?) RETURNING id",
+        let id: i64 = on_backend!(self, |pool, sql, DB| sqlx::query_scalar(
+            "INSERT INTO graphs (owner, meta, status, created_at) VALUES ($1, $2, 'pending', $3) RETURNING id",
         )
         .bind(owner)
         .bind(meta)
         .bind(now_secs())
-        .fetch_one(&self.pool)
-        .await?;
+        .fetch_one(pool)
+        .await)?;
         Ok(GraphId(id as u64))
     }
 
     /// Replaces a graph's meta (e.g. requirements learned from its ops).
     pub async fn set_graph_meta(&self, graph: GraphId, meta: &GraphMeta) -> Result<()> {
         let meta = serde_json::to_string(meta).map_err(|e| Error::Internal(e.to_string()))?;
-        sqlx::query("UPDATE graphs SET meta = ? WHERE id = ?")
+        on_backend!(self, |pool, sql, DB| sqlx::query("UPDATE graphs SET meta = $1 WHERE id = $2")
             .bind(meta)
             .bind(graph.0 as i64)
-            .execute(&self.pool)
-            .await?;
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
         Ok(())
     }
 
     /// A graph, if it exists.
     pub async fn graph(&self, graph: GraphId) -> Result<Option<StoredGraph>> {
         let row: Option<(i64, i64, String, String, Option<String>)> =
-            sqlx::query_as("SELECT id, owner, meta, status, failure FROM graphs WHERE id = ?")
-                .bind(graph.0 as i64)
-                .fetch_optional(&self.pool)
-                .await?;
+            on_backend!(self, |pool, sql, DB| sqlx::query_as(
+                "SELECT id, owner, meta, status, failure FROM graphs WHERE id = $1"
+            )
+            .bind(graph.0 as i64)
+            .fetch_optional(pool)
+            .await)?;
         row.map(|(id, owner, meta, status, failure)| {
             Ok(StoredGraph {
                 id: GraphId(id as u64),
@@ -264,15 +420,24 @@ impl Db {
 
     /// Every graph of an owner, newest first.
     pub async fn graphs_of(&self, owner: i64) -> Result<Vec<StoredGraph>> {
-        let ids = sqlx::query_scalar("SELECT id FROM graphs WHERE owner = ? ORDER BY id DESC").bind(owner);
-        self.graphs_by_ids(ids.fetch_all(&self.pool).await?).await
+        let ids = on_backend!(self, |pool, sql, DB| {
+            sqlx::query_scalar("SELECT id FROM graphs WHERE owner = $1 ORDER BY id DESC")
+                .bind(owner)
+                .fetch_all(pool)
+                .await?
+        });
+        self.graphs_by_ids(ids).await
     }
 
     /// Every graph with this status, newest first.
     pub async fn graphs_with_status(&self, status: GraphStatus) -> Result<Vec<StoredGraph>> {
-        let ids =
-            sqlx::query_scalar("SELECT id FROM graphs WHERE status = ? ORDER BY id DESC").bind(status_name(status));
-        self.graphs_by_ids(ids.fetch_all(&self.pool).await?).await
+        let ids = on_backend!(self, |pool, sql, DB| {
+            sqlx::query_scalar("SELECT id FROM graphs WHERE status = $1 ORDER BY id DESC")
+                .bind(status_name(status))
+                .fetch_all(pool)
+                .await?
+        });
+        self.graphs_by_ids(ids).await
     }
 
     async fn graphs_by_ids(&self, ids: Vec<i64>) -> Result<Vec<StoredGraph>> {
@@ -287,12 +452,13 @@ impl Db {
 
     /// Sets a graph's status (and failure reason).
     pub async fn set_graph_status(&self, graph: GraphId, status: GraphStatus, failure: Option<&str>) -> Result<()> {
-        sqlx::query("UPDATE graphs SET status = ?, failure = ? WHERE id = ?")
+        on_backend!(self, |pool, sql, DB| sqlx::query("UPDATE graphs SET status = $1, failure = $2 WHERE id = $3")
             .bind(status_name(status))
             .bind(failure)
             .bind(graph.0 as i64)
-            .execute(&self.pool)
-            .await?;
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
         Ok(())
     }
 
@@ -309,79 +475,78 @@ impl Db {
         known: &mut BTreeMap<u64, OpId>,
         mut adopt_file: impl FnMut(OpId, &OpRecord) -> Result<u64>,
     ) -> Result<BTreeMap<u64, OpId>> {
-        // IMMEDIATE takes the write lock now, so the ids read below stay ours until the commit.
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let next: i64 = sqlx::query_scalar(
-            "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'ops'), 0), \
-             COALESCE((SELECT MAX(id) FROM ops), 0)) + 1",
-        )
-        .fetch_one(&mut *tx)
-        .await?;
-        let mut mapped = BTreeMap::new();
-        let mut rows = Vec::with_capacity(records.len());
-        for (offset, record) in records.iter().enumerate() {
-            let id = OpId((next + offset as i64) as u64);
-            let inputs: Vec<u64> = record
-                .inputs
-                .iter()
-                .map(|input| match input {
-                    OpRef::Local(local) => known.get(local).map(|id| id.0),
-                    OpRef::Server(id) => Some(id.0),
-                })
-                .collect::<Option<_>>()
-                .ok_or_else(|| Error::Internal("inputs were validated before storing".into()))?;
-            let status = if record.value.is_some() || record.value_file.is_some() { "computed" } else { "pending" };
-            rows.push(OpRow {
-                id: id.0 as i64,
-                local_id: record.local_id as i64,
-                operation: serde_json::to_string(&record.operation).map_err(|e| Error::Internal(e.to_string()))?,
-                inputs: serde_json::to_string(&inputs).map_err(|e| Error::Internal(e.to_string()))?,
-                persist: record.persist.clone(),
-                status,
-            });
-            known.insert(record.local_id, id);
-            mapped.insert(record.local_id, id);
-        }
-        for batch in rows.chunks(ROWS_PER_INSERT) {
-            let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "INSERT INTO ops (id, graph_id, local_id, operation, inputs, persist, status) ",
-            );
-            insert.push_values(batch, |mut row, op| {
-                row.push_bind(op.id)
-                    .push_bind(graph.0 as i64)
-                    .push_bind(op.local_id)
-                    .push_bind(op.operation.clone())
-                    .push_bind(op.inputs.clone())
-                    .push_bind(op.persist.clone())
-                    .push_bind(op.status);
-            });
-            match insert.build().execute(&mut *tx).await {
-                Ok(_) => {}
-                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                    drop(tx);
-                    return Err(self.duplicate_name(graph, records).await);
-                }
-                Err(e) => return Err(e.into()),
+        on_backend!(self, |pool, sql, DB| {
+            let mut tx = pool.begin_with(sql.begin_write).await?;
+            if let Some(lock) = sql.lock_op_ids {
+                sqlx::query(lock).execute(&mut *tx).await?;
             }
-        }
-        let values: Vec<(i64, Vec<u8>)> = records
-            .iter()
-            .filter_map(|record| Some((mapped[&record.local_id].0 as i64, record.value.as_ref()?.encode_binary())))
-            .collect();
-        insert_values(&mut tx, &values, "INSERT INTO op_values (op_id, value) ").await?;
-        for record in records.iter().filter(|record| record.value_file.is_some()) {
-            let id = mapped[&record.local_id];
-            // Moved before the commit: if the commit fails the blob is an orphan, never a
-            // computed op without its value.
-            let len = adopt_file(id, record)?;
-            sqlx::query("INSERT INTO op_files (op_id, len) VALUES (?, ?)")
-                .bind(id.0 as i64)
-                .bind(len as i64)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(mapped)
+            let next: i64 = sqlx::query_scalar(sql.next_op_id).fetch_one(&mut *tx).await?;
+            let mut mapped = BTreeMap::new();
+            let mut rows = Vec::with_capacity(records.len());
+            for (offset, record) in records.iter().enumerate() {
+                let id = OpId((next + offset as i64) as u64);
+                let inputs: Vec<u64> = record
+                    .inputs
+                    .iter()
+                    .map(|input| match input {
+                        OpRef::Local(local) => known.get(local).map(|id| id.0),
+                        OpRef::Server(id) => Some(id.0),
+                    })
+                    .collect::<Option<_>>()
+                    .ok_or_else(|| Error::Internal("inputs were validated before storing".into()))?;
+                let status = if record.value.is_some() || record.value_file.is_some() { "computed" } else { "pending" };
+                rows.push(OpRow {
+                    id: id.0 as i64,
+                    local_id: record.local_id as i64,
+                    operation: serde_json::to_string(&record.operation).map_err(|e| Error::Internal(e.to_string()))?,
+                    inputs: serde_json::to_string(&inputs).map_err(|e| Error::Internal(e.to_string()))?,
+                    persist: record.persist.clone(),
+                    status,
+                });
+                known.insert(record.local_id, id);
+                mapped.insert(record.local_id, id);
+            }
+            for batch in rows.chunks(ROWS_PER_INSERT) {
+                let mut insert = sqlx::QueryBuilder::<DB>::new(
+                    "INSERT INTO ops (id, graph_id, local_id, operation, inputs, persist, status) ",
+                );
+                insert.push_values(batch, |mut row, op| {
+                    row.push_bind(op.id)
+                        .push_bind(graph.0 as i64)
+                        .push_bind(op.local_id)
+                        .push_bind(op.operation.clone())
+                        .push_bind(op.inputs.clone())
+                        .push_bind(op.persist.clone())
+                        .push_bind(op.status);
+                });
+                match insert.build().execute(&mut *tx).await {
+                    Ok(_) => {}
+                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                        drop(tx);
+                        return Err(self.duplicate_name(graph, records).await);
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            let values: Vec<(i64, Vec<u8>)> = records
+                .iter()
+                .filter_map(|record| Some((mapped[&record.local_id].0 as i64, record.value.as_ref()?.encode_binary())))
+                .collect();
+            insert_values!(tx, DB, &values);
+            for record in records.iter().filter(|record| record.value_file.is_some()) {
+                let id = mapped[&record.local_id];
+                // Moved before the commit: if the commit fails the blob is an orphan, never a
+                // computed op without its value.
+                let len = adopt_file(id, record)?;
+                sqlx::query("INSERT INTO op_files (op_id, len) VALUES ($1, $2)")
+                    .bind(id.0 as i64)
+                    .bind(len as i64)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(mapped)
+        })
     }
 
     /// The error for a chunk that broke a uniqueness rule: local ids were validated, so it is a
@@ -390,12 +555,13 @@ impl Db {
         let mut seen = std::collections::BTreeSet::new();
         for record in records {
             let Some(name) = &record.persist else { continue };
-            let stored: std::result::Result<Option<i64>, _> =
-                sqlx::query_scalar("SELECT id FROM ops WHERE graph_id = ? AND persist = ?")
-                    .bind(graph.0 as i64)
-                    .bind(name)
-                    .fetch_optional(&self.pool)
-                    .await;
+            let stored: std::result::Result<Option<i64>, _> = on_backend!(self, |pool, sql, DB| sqlx::query_scalar(
+                "SELECT id FROM ops WHERE graph_id = $1 AND persist = $2"
+            )
+            .bind(graph.0 as i64)
+            .bind(name)
+            .fetch_optional(pool)
+            .await);
             if !seen.insert(name) || matches!(stored, Ok(Some(_))) {
                 return Error::InvalidOp {
                     op: OpRef::Local(record.local_id),
@@ -408,12 +574,13 @@ impl Db {
 
     /// Every op of a graph, in id (dependency) order.
     pub async fn ops(&self, graph: GraphId) -> Result<Vec<StoredOp>> {
-        let rows: Vec<(i64, i64, String, String, Option<String>, String)> = sqlx::query_as(
-            "SELECT id, local_id, operation, inputs, persist, status FROM ops WHERE graph_id = ? ORDER BY id",
-        )
-        .bind(graph.0 as i64)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows: Vec<(i64, i64, String, String, Option<String>, String)> =
+            on_backend!(self, |pool, sql, DB| sqlx::query_as(
+                "SELECT id, local_id, operation, inputs, persist, status FROM ops WHERE graph_id = $1 ORDER BY id",
+            )
+            .bind(graph.0 as i64)
+            .fetch_all(pool)
+            .await)?;
         rows.into_iter()
             .map(|(id, local_id, operation, inputs, persist, status)| {
                 let inputs: Vec<u64> = serde_json::from_str(&inputs).map_err(|e| Error::Internal(e.to_string()))?;
@@ -431,10 +598,11 @@ impl Db {
 
     /// Local id → server id of every op of a graph.
     pub async fn id_map(&self, graph: GraphId) -> Result<BTreeMap<u64, OpId>> {
-        let rows: Vec<(i64, i64)> = sqlx::query_as("SELECT local_id, id FROM ops WHERE graph_id = ?")
-            .bind(graph.0 as i64)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows: Vec<(i64, i64)> =
+            on_backend!(self, |pool, sql, DB| sqlx::query_as("SELECT local_id, id FROM ops WHERE graph_id = $1")
+                .bind(graph.0 as i64)
+                .fetch_all(pool)
+                .await)?;
         Ok(rows.into_iter().map(|(local, id)| (local as u64, OpId(id as u64))).collect())
     }
 
@@ -449,46 +617,54 @@ impl Db {
     ) -> Result<()> {
         let values: Vec<(i64, Vec<u8>)> =
             values.iter().map(|(op, value)| (op.0 as i64, value.encode_binary())).collect();
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        insert_values(&mut tx, &values, "INSERT OR REPLACE INTO op_values (op_id, value) ").await?;
-        for (op, len) in files {
-            sqlx::query("INSERT OR REPLACE INTO op_files (op_id, len) VALUES (?, ?)")
+        on_backend!(self, |pool, sql, DB| {
+            let mut tx = pool.begin_with(sql.begin_write).await?;
+            insert_values!(tx, DB, &values);
+            for (op, len) in files {
+                sqlx::query(
+                    "INSERT INTO op_files (op_id, len) VALUES ($1, $2) \
+                     ON CONFLICT (op_id) DO UPDATE SET len = excluded.len",
+                )
                 .bind(op.0 as i64)
                 .bind(*len as i64)
                 .execute(&mut *tx)
                 .await?;
-        }
-        sqlx::query("UPDATE ops SET status = 'computed' WHERE id IN (SELECT value FROM json_each(?))")
-            .bind(id_list(computed))
-            .execute(&mut *tx)
-            .await?;
-        if let Some((graph, checkpoint)) = checkpoint {
-            sqlx::query("INSERT OR REPLACE INTO checkpoints (graph_id, version, data) VALUES (?, ?, ?)")
+            }
+            sqlx::query(sql.mark_computed).bind(id_list(computed)).execute(&mut *tx).await?;
+            if let Some((graph, checkpoint)) = checkpoint {
+                sqlx::query(
+                    "INSERT INTO checkpoints (graph_id, version, data) VALUES ($1, $2, $3) \
+                     ON CONFLICT (graph_id) DO UPDATE SET version = excluded.version, data = excluded.data",
+                )
                 .bind(graph.0 as i64)
                 .bind(checkpoint.version as i64)
                 .bind(checkpoint.encode())
                 .execute(&mut *tx)
                 .await?;
-        }
-        tx.commit().await?;
+            }
+            tx.commit().await?;
+        });
         Ok(())
     }
 
     /// The version of a graph's latest training checkpoint (0 when it has none).
     pub async fn checkpoint_version(&self, graph: GraphId) -> Result<u64> {
-        let version: Option<i64> = sqlx::query_scalar("SELECT version FROM checkpoints WHERE graph_id = ?")
-            .bind(graph.0 as i64)
-            .fetch_optional(&self.pool)
-            .await?;
+        let version: Option<i64> = on_backend!(self, |pool, sql, DB| sqlx::query_scalar(
+            "SELECT version FROM checkpoints WHERE graph_id = $1"
+        )
+        .bind(graph.0 as i64)
+        .fetch_optional(pool)
+        .await)?;
         Ok(version.map_or(0, |v| v as u64))
     }
 
     /// A graph's latest training checkpoint; [`Checkpoint::empty`] before its first step.
     pub async fn checkpoint(&self, graph: GraphId) -> Result<Checkpoint> {
-        let data: Option<Vec<u8>> = sqlx::query_scalar("SELECT data FROM checkpoints WHERE graph_id = ?")
-            .bind(graph.0 as i64)
-            .fetch_optional(&self.pool)
-            .await?;
+        let data: Option<Vec<u8>> =
+            on_backend!(self, |pool, sql, DB| sqlx::query_scalar("SELECT data FROM checkpoints WHERE graph_id = $1")
+                .bind(graph.0 as i64)
+                .fetch_optional(pool)
+                .await)?;
         match data {
             None => Ok(Checkpoint::empty()),
             Some(bytes) => Checkpoint::decode(&bytes)
@@ -502,16 +678,11 @@ impl Db {
             return Ok(Vec::new());
         }
         let ids = id_list(ops);
-        let inline: Vec<(i64, Vec<u8>)> =
-            sqlx::query_as("SELECT op_id, value FROM op_values WHERE op_id IN (SELECT value FROM json_each(?))")
-                .bind(&ids)
-                .fetch_all(&self.pool)
-                .await?;
-        let files: Vec<(i64, i64)> =
-            sqlx::query_as("SELECT op_id, len FROM op_files WHERE op_id IN (SELECT value FROM json_each(?))")
-                .bind(&ids)
-                .fetch_all(&self.pool)
-                .await?;
+        let (inline, files) = on_backend!(self, |pool, sql, DB| {
+            let inline: Vec<(i64, Vec<u8>)> = sqlx::query_as(sql.values_in).bind(&ids).fetch_all(pool).await?;
+            let files: Vec<(i64, i64)> = sqlx::query_as(sql.files_in).bind(&ids).fetch_all(pool).await?;
+            (inline, files)
+        });
         let mut found: BTreeMap<OpId, StoredValue> =
             files.into_iter().map(|(op, len)| (OpId(op as u64), StoredValue::File { len: len as u64 })).collect();
         for (op, bytes) in inline {
@@ -525,11 +696,13 @@ impl Db {
 
     /// The persisted value named `name` in a graph: `Ok(None)` while it is not computed.
     pub async fn persisted_value(&self, graph: GraphId, name: &str) -> Result<Option<(OpId, StoredValue)>> {
-        let op: Option<i64> = sqlx::query_scalar("SELECT id FROM ops WHERE graph_id = ? AND persist = ?")
-            .bind(graph.0 as i64)
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?;
+        let op: Option<i64> = on_backend!(self, |pool, sql, DB| sqlx::query_scalar(
+            "SELECT id FROM ops WHERE graph_id = $1 AND persist = $2"
+        )
+        .bind(graph.0 as i64)
+        .bind(name)
+        .fetch_optional(pool)
+        .await)?;
         let Some(op) = op else {
             return Err(Error::NotFound(format!("no op persisted as `{name}` in {graph}")));
         };
@@ -538,69 +711,78 @@ impl Db {
 
     /// Number of ops per status in a graph.
     pub async fn op_counts(&self, graph: GraphId) -> Result<BTreeMap<OpStatus, u64>> {
-        let rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT status, COUNT(*) FROM ops WHERE graph_id = ? GROUP BY status")
-                .bind(graph.0 as i64)
-                .fetch_all(&self.pool)
-                .await?;
+        let rows: Vec<(String, i64)> = on_backend!(self, |pool, sql, DB| sqlx::query_as(
+            "SELECT status, COUNT(*) FROM ops WHERE graph_id = $1 GROUP BY status"
+        )
+        .bind(graph.0 as i64)
+        .fetch_all(pool)
+        .await)?;
         rows.into_iter().map(|(status, count)| Ok((parse_status(&status)?, count as u64))).collect()
     }
 
     /// Marks every not-computed op of a graph with `status` (failed graphs fail their ops).
     pub async fn set_pending_ops(&self, graph: GraphId, status: OpStatus) -> Result<()> {
-        sqlx::query("UPDATE ops SET status = ? WHERE graph_id = ? AND status != 'computed'")
-            .bind(status_name(status))
-            .bind(graph.0 as i64)
-            .execute(&self.pool)
-            .await?;
+        on_backend!(self, |pool, sql, DB| sqlx::query(
+            "UPDATE ops SET status = $1 WHERE graph_id = $2 AND status != 'computed'"
+        )
+        .bind(status_name(status))
+        .bind(graph.0 as i64)
+        .execute(pool)
+        .await
+        .map(|_| ()))?;
         Ok(())
     }
 
     /// Closes every connection (callers that hand the file to another process).
     pub async fn close(&self) {
-        self.pool.close().await;
+        on_backend!(self, |pool, sql, DB| pool.close().await)
     }
 
     /// Graphs that were executing: a restarted server resumes them.
     pub async fn unfinished_graphs(&self) -> Result<Vec<GraphId>> {
-        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM graphs WHERE status = 'computing' ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?;
+        let ids: Vec<i64> = on_backend!(self, |pool, sql, DB| sqlx::query_scalar(
+            "SELECT id FROM graphs WHERE status = 'computing' ORDER BY id"
+        )
+        .fetch_all(pool)
+        .await)?;
         Ok(ids.into_iter().map(|id| GraphId(id as u64)).collect())
     }
 
     /// Stores a federated graph's evaluation keys and the public key providers download.
     pub async fn set_federated_keys(&self, graph: GraphId, public_key: &[u8], evaluation_keys: &[u8]) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO federated_queries (graph_id, public_key, evaluation_keys) VALUES (?, ?, ?)
+        on_backend!(self, |pool, sql, DB| sqlx::query(
+            "INSERT INTO federated_queries (graph_id, public_key, evaluation_keys) VALUES ($1, $2, $3)
              ON CONFLICT (graph_id) DO UPDATE SET public_key = excluded.public_key,
              evaluation_keys = excluded.evaluation_keys",
         )
         .bind(graph.0 as i64)
         .bind(public_key)
         .bind(evaluation_keys)
-        .execute(&self.pool)
-        .await?;
+        .execute(pool)
+        .await
+        .map(|_| ()))?;
         Ok(())
     }
 
     /// The public key of a federated graph, if uploaded.
     pub async fn federated_public_key(&self, graph: GraphId) -> Result<Option<Vec<u8>>> {
-        let key: Option<Option<Vec<u8>>> =
-            sqlx::query_scalar("SELECT public_key FROM federated_queries WHERE graph_id = ?")
-                .bind(graph.0 as i64)
-                .fetch_optional(&self.pool)
-                .await?;
+        let key: Option<Option<Vec<u8>>> = on_backend!(self, |pool, sql, DB| sqlx::query_scalar(
+            "SELECT public_key FROM federated_queries WHERE graph_id = $1"
+        )
+        .bind(graph.0 as i64)
+        .fetch_optional(pool)
+        .await)?;
         Ok(key.flatten())
     }
 
     /// The evaluation keys of a federated graph, if uploaded.
     pub async fn federated_evaluation_keys(&self, graph: GraphId) -> Result<Option<Vec<u8>>> {
-        let keys: Option<Option<Vec<u8>>> =
-            sqlx::query_scalar("SELECT evaluation_keys FROM federated_queries WHERE graph_id = ?")
-                .bind(graph.0 as i64)
-                .fetch_optional(&self.pool)
-                .await?;
+        let keys: Option<Option<Vec<u8>>> = on_backend!(self, |pool, sql, DB| sqlx::query_scalar(
+            "SELECT evaluation_keys FROM federated_queries WHERE graph_id = $1"
+        )
+        .bind(graph.0 as i64)
+        .fetch_optional(pool)
+        .await)?;
         Ok(keys.flatten())
     }
 
@@ -614,93 +796,111 @@ impl Db {
         payload: &str,
         max_clients: u32,
     ) -> Result<u32> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let status: Option<String> = sqlx::query_scalar("SELECT status FROM graphs WHERE id = ?")
-            .bind(graph.0 as i64)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if status.as_deref() != Some("computing") {
-            return Err(Error::Conflict(format!("{graph} is not open to submissions")));
-        }
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM federated_submissions WHERE graph_id = ?")
-            .bind(graph.0 as i64)
-            .fetch_one(&mut *tx)
-            .await?;
-        if count >= i64::from(max_clients) {
-            return Err(Error::Conflict(format!("{graph} already has its {max_clients} providers")));
-        }
-        let inserted = sqlx::query(
-            "INSERT INTO federated_submissions (graph_id, provider, payload, created_at) VALUES (?, ?, ?, ?)",
-        )
-        .bind(graph.0 as i64)
-        .bind(provider)
-        .bind(payload)
-        .bind(now_secs())
-        .execute(&mut *tx)
-        .await;
-        match inserted {
-            Ok(_) => {}
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                return Err(Error::Conflict(format!(
-                    "this provider already reported to {graph}; each provider reports once"
-                )));
+        let count = on_backend!(self, |pool, sql, DB| {
+            let mut tx = pool.begin_with(sql.begin_write).await?;
+            let status: Option<String> =
+                sqlx::query_scalar(sql.graph_status_for_update).bind(graph.0 as i64).fetch_optional(&mut *tx).await?;
+            if status.as_deref() != Some("computing") {
+                return Err(Error::Conflict(format!("{graph} is not open to submissions")));
             }
-            Err(e) => return Err(e.into()),
-        }
-        tx.commit().await?;
+            let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM federated_submissions WHERE graph_id = $1")
+                .bind(graph.0 as i64)
+                .fetch_one(&mut *tx)
+                .await?;
+            if count >= i64::from(max_clients) {
+                return Err(Error::Conflict(format!("{graph} already has its {max_clients} providers")));
+            }
+            let inserted = sqlx::query(
+                "INSERT INTO federated_submissions (graph_id, provider, payload, created_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(graph.0 as i64)
+            .bind(provider)
+            .bind(payload)
+            .bind(now_secs())
+            .execute(&mut *tx)
+            .await;
+            match inserted {
+                Ok(_) => {}
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                    return Err(Error::Conflict(format!(
+                        "this provider already reported to {graph}; each provider reports once"
+                    )));
+                }
+                Err(e) => return Err(e.into()),
+            }
+            tx.commit().await?;
+            count
+        });
         Ok(count as u32 + 1)
     }
 
     /// Providers that reported to a federated graph.
     pub async fn federated_contributors(&self, graph: GraphId) -> Result<u32> {
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM federated_submissions WHERE graph_id = ?")
-            .bind(graph.0 as i64)
-            .fetch_one(&self.pool)
-            .await?;
+        let count: i64 = on_backend!(self, |pool, sql, DB| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM federated_submissions WHERE graph_id = $1"
+        )
+        .bind(graph.0 as i64)
+        .fetch_one(pool)
+        .await)?;
         Ok(count as u32)
     }
 
     /// Every submission to a federated graph (their payload JSON), oldest first.
     pub async fn federated_submissions(&self, graph: GraphId) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar(
-            "SELECT payload FROM federated_submissions WHERE graph_id = ? ORDER BY created_at, provider",
+        Ok(on_backend!(self, |pool, sql, DB| sqlx::query_scalar(
+            "SELECT payload FROM federated_submissions WHERE graph_id = $1 ORDER BY created_at, provider",
         )
         .bind(graph.0 as i64)
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(pool)
+        .await)?)
     }
 
     /// The aggregate of a closed federated graph (JSON of a `FederatedAggregate`).
     pub async fn federated_aggregate(&self, graph: GraphId) -> Result<Option<String>> {
-        let aggregate: Option<Option<String>> =
-            sqlx::query_scalar("SELECT aggregate FROM federated_queries WHERE graph_id = ?")
-                .bind(graph.0 as i64)
-                .fetch_optional(&self.pool)
-                .await?;
+        let aggregate: Option<Option<String>> = on_backend!(self, |pool, sql, DB| sqlx::query_scalar(
+            "SELECT aggregate FROM federated_queries WHERE graph_id = $1"
+        )
+        .bind(graph.0 as i64)
+        .fetch_optional(pool)
+        .await)?;
         Ok(aggregate.flatten())
     }
 
     /// Closes a federated graph in one transaction: stores its aggregate and marks the graph
     /// and its ops computed.
     pub async fn close_federated(&self, graph: GraphId, aggregate: &str) -> Result<()> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query(
-            "INSERT INTO federated_queries (graph_id, aggregate) VALUES (?, ?)
-             ON CONFLICT (graph_id) DO UPDATE SET aggregate = excluded.aggregate",
-        )
-        .bind(graph.0 as i64)
-        .bind(aggregate)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("UPDATE graphs SET status = 'computed' WHERE id = ?")
+        on_backend!(self, |pool, sql, DB| {
+            let mut tx = pool.begin_with(sql.begin_write).await?;
+            sqlx::query(
+                "INSERT INTO federated_queries (graph_id, aggregate) VALUES ($1, $2)
+                 ON CONFLICT (graph_id) DO UPDATE SET aggregate = excluded.aggregate",
+            )
             .bind(graph.0 as i64)
+            .bind(aggregate)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("UPDATE ops SET status = 'computed' WHERE graph_id = ?")
-            .bind(graph.0 as i64)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
+            sqlx::query("UPDATE graphs SET status = 'computed' WHERE id = $1")
+                .bind(graph.0 as i64)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE ops SET status = 'computed' WHERE graph_id = $1")
+                .bind(graph.0 as i64)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        });
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::url_with_database;
+
+    #[test]
+    fn scratch_urls_name_the_new_database_and_keep_the_rest() {
+        assert_eq!(url_with_database("postgres://u:p@h:5432/postgres", "x"), "postgres://u:p@h:5432/x");
+        assert_eq!(url_with_database("postgres://h", "x"), "postgres://h/x");
+        assert_eq!(url_with_database("postgresql://h/db?sslmode=disable", "x"), "postgresql://h/x?sslmode=disable");
     }
 }

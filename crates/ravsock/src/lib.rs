@@ -3,8 +3,9 @@
 //! - [`scheduler`]: one event-driven state machine that partitions graphs into subgraphs,
 //!   keeps the ready frontier, dispatches ready subgraphs to idle eligible providers in
 //!   parallel, and handles deadlines, failures, retries and late results. It does no I/O.
-//! - [`db`]: SQLite storage (accounts with hashed tokens, graphs, ops, values), results
-//!   written one transaction per subgraph.
+//! - [`db`]: storage in SQLite (the default) or PostgreSQL (a `postgres://` database URL):
+//!   accounts with hashed tokens, graphs, ops, values; results written one transaction per
+//!   subgraph.
 //! - [`http`]: the requester API; [`server`]: the task that runs the scheduler against the
 //!   database and resumes unfinished graphs after a restart; [`socket`]: the provider
 //!   protocol over socket.io.
@@ -12,8 +13,6 @@
 //!   aggregate), outside the scheduler; encrypted ones need the cargo feature `he`.
 //! - [`bulk`]: the embedded ravftp server and the blob store for values above the inline
 //!   limit.
-//!
-//! Not yet: PostgreSQL (the `--database-url` must be SQLite).
 
 pub mod auth;
 pub mod bulk;

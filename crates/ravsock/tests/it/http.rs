@@ -23,7 +23,8 @@ struct Server {
 impl Server {
     async fn start() -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
-        let db = Db::connect("sqlite::memory:").await.expect("database");
+        let url = ravsock::db::scratch_database_url(dir.path()).await.expect("scratch database");
+        let db = Db::connect(&url).await.expect("database");
         // No FTP server runs here: tests put files in the homes directly.
         let bulk = Bulk::new(dir.path(), 0, 1 << 20).expect("bulk storage");
         let scheduler = spawn_scheduler(db.clone(), bulk.clone(), SchedulerConfig::default()).await.expect("scheduler");

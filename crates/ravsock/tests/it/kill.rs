@@ -19,10 +19,11 @@ impl Drop for Server {
     }
 }
 
-fn start(data_dir: &Path, port: u16) -> Server {
+fn start(data_dir: &Path, database_url: &str, port: u16) -> Server {
     let child = Command::new(env!("CARGO_BIN_EXE_ravsock"))
         .arg("--data-dir")
         .arg(data_dir)
+        .args(["--database-url", database_url])
         .args(["--bind", &format!("127.0.0.1:{port}"), "--ftp-bind", "127.0.0.1:0", "--window", "2"])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
@@ -45,13 +46,14 @@ async fn connect(url: &str, token: &str) -> Client {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_killed_server_resumes_the_graph_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::connect(&format!("sqlite://{}", dir.path().join("ravsock.db").display())).await.unwrap();
+    let database_url = ravsock::db::scratch_database_url(dir.path()).await.unwrap();
+    let db = Db::connect(&database_url).await.unwrap();
     let requester = db.create_account("alice", Role::Requester).await.unwrap();
     let provider_token = db.create_account("worker", Role::Provider).await.unwrap();
     db.close().await;
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let url = format!("http://127.0.0.1:{port}");
-    let server = start(dir.path(), port);
+    let server = start(dir.path(), &database_url, port);
     let client = connect(&url, &requester).await;
 
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -89,7 +91,7 @@ async fn a_killed_server_resumes_the_graph_and_loses_nothing() {
         .await;
     assert!(server.is_none() && waited.is_err(), "killed mid-graph: {waited:?}");
 
-    let _server = start(dir.path(), port);
+    let _server = start(dir.path(), &database_url, port);
     let client = connect(&url, &requester).await;
     let resumed = client.progress(id).await.unwrap();
     assert_eq!(resumed.status, GraphStatus::Computing, "resumed, not finished: {resumed:?}");

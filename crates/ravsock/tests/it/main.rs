@@ -1,5 +1,6 @@
-//! ravsock integration tests: the HTTP API against a real SQLite database, in-process, and the
-//! `ravsock` binary killed with SIGKILL mid-graph.
+//! ravsock integration tests: the HTTP API against a real database, in-process, and the
+//! `ravsock` binary killed with SIGKILL mid-graph. The database is SQLite, or PostgreSQL when
+//! `RAVEN_TEST_POSTGRES_URL` names a server (`ravsock::db::scratch_database_url`).
 
 mod http;
 mod kill;

@@ -147,7 +147,7 @@ async fn plain_federated_statistics_equal_those_of_the_kept_rows() {
     let run = run_query(&stack, Privacy::Plain).await;
     // Plain mode stores the sums as sent: the scan of the encrypted test finds them here,
     // which shows that it can fail.
-    let found = leaks(&clear_forms(&run.contributions), &database_files(&stack));
+    let found = leaks(&clear_forms(&run.contributions), &database_files(&stack).await);
     assert!(found.iter().any(|leak| leak.contains("sum")), "{found:?}");
 }
 
@@ -247,14 +247,43 @@ fn clear_forms(contributions: &[Contribution]) -> Vec<(String, Vec<u8>)> {
     forms
 }
 
-/// The database files of the stack's ravsock (the main file, its WAL and shared memory).
-fn database_files(stack: &Stack) -> Vec<(String, Vec<u8>)> {
+/// What the stack's ravsock stored: its SQLite files (the main file, its WAL and shared memory),
+/// or on PostgreSQL every column of every table.
+async fn database_files(stack: &Stack) -> Vec<(String, Vec<u8>)> {
+    if stack.database_url.starts_with("postgres") {
+        return postgres_columns(&stack.database_url).await;
+    }
     let mut stored = Vec::new();
     for entry in std::fs::read_dir(stack.data_dir()).unwrap() {
         let path = entry.unwrap().path();
         if path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("ravsock.db")) {
             stored.push((path.display().to_string(), std::fs::read(&path).unwrap()));
         }
+    }
+    stored
+}
+
+/// Every column of every table of a PostgreSQL database, its values joined: `bytea` as the bytes
+/// stored, everything else as its text form.
+async fn postgres_columns(url: &str) -> Vec<(String, Vec<u8>)> {
+    use sqlx::Connection;
+    let mut connection = sqlx::PgConnection::connect(url).await.unwrap();
+    let columns: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT table_name::text, column_name::text, data_type::text FROM information_schema.columns \
+         WHERE table_schema = 'public'",
+    )
+    .fetch_all(&mut connection)
+    .await
+    .unwrap();
+    assert!(columns.iter().any(|(table, ..)| table == "federated_submissions"), "the schema is there");
+    let mut stored = Vec::new();
+    for (table, column, kind) in columns {
+        let value =
+            if kind == "bytea" { format!("\"{column}\"") } else { format!("convert_to(\"{column}\"::text, 'UTF8')") };
+        let sql = format!("SELECT {value} FROM \"{table}\"");
+        let values: Vec<Option<Vec<u8>>> =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_all(&mut connection).await.unwrap();
+        stored.push((format!("{table}.{column}"), values.into_iter().flatten().flatten().collect()));
     }
     stored
 }
@@ -303,7 +332,7 @@ async fn encrypted_federated_statistics_match_and_ravsock_never_sees_them() {
     let run = run_query(&stack, Privacy::Encrypted).await;
     let logs = logs.0.lock().unwrap().clone();
     assert!(String::from_utf8_lossy(&logs).contains("federated submission stored"), "logs were captured");
-    let mut stored = database_files(&stack);
+    let mut stored = database_files(&stack).await;
     assert!(stored.iter().map(|(_, bytes)| bytes.len()).sum::<usize>() > 1 << 20, "the keys are stored");
     stored.push(("logs".into(), logs));
     let found = leaks(&clear_forms(&run.contributions), &stored);

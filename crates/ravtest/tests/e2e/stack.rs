@@ -79,7 +79,7 @@ pub(crate) async fn serve(config: Config) -> (String, oneshot::Sender<()>, JoinH
 impl Stack {
     pub(crate) async fn start(deadline_base_ms: u64) -> Stack {
         let dir = tempfile::tempdir().unwrap();
-        let database_url = format!("sqlite://{}", dir.path().join("ravsock.db").display());
+        let database_url = ravsock::db::scratch_database_url(dir.path()).await.unwrap();
         let db = Db::connect(&database_url).await.unwrap();
         let requester = db.create_account("alice", Role::Requester).await.unwrap();
         let other_requester = db.create_account("bob", Role::Requester).await.unwrap();
