@@ -258,6 +258,19 @@ fn url_with_database(url: &str, name: &str) -> String {
     }
 }
 
+/// A `graphs` row: id, owner, meta, status, failure.
+type GraphRow = (i64, i64, String, String, Option<String>);
+
+fn stored_graph((id, owner, meta, status, failure): GraphRow) -> Result<StoredGraph> {
+    Ok(StoredGraph {
+        id: GraphId(id as u64),
+        owner,
+        meta: serde_json::from_str(&meta).map_err(|e| Error::Internal(e.to_string()))?,
+        status: parse_status(&status)?,
+        failure,
+    })
+}
+
 fn now_secs() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
@@ -399,55 +412,35 @@ impl Db {
 
     /// A graph, if it exists.
     pub async fn graph(&self, graph: GraphId) -> Result<Option<StoredGraph>> {
-        let row: Option<(i64, i64, String, String, Option<String>)> =
-            on_backend!(self, |pool, sql, DB| sqlx::query_as(
-                "SELECT id, owner, meta, status, failure FROM graphs WHERE id = $1"
-            )
-            .bind(graph.0 as i64)
-            .fetch_optional(pool)
-            .await)?;
-        row.map(|(id, owner, meta, status, failure)| {
-            Ok(StoredGraph {
-                id: GraphId(id as u64),
-                owner,
-                meta: serde_json::from_str(&meta).map_err(|e| Error::Internal(e.to_string()))?,
-                status: parse_status(&status)?,
-                failure,
-            })
-        })
-        .transpose()
+        let row: Option<GraphRow> = on_backend!(self, |pool, sql, DB| sqlx::query_as(
+            "SELECT id, owner, meta, status, failure FROM graphs WHERE id = $1"
+        )
+        .bind(graph.0 as i64)
+        .fetch_optional(pool)
+        .await)?;
+        row.map(stored_graph).transpose()
     }
 
     /// Every graph of an owner, newest first.
     pub async fn graphs_of(&self, owner: i64) -> Result<Vec<StoredGraph>> {
-        let ids = on_backend!(self, |pool, sql, DB| {
-            sqlx::query_scalar("SELECT id FROM graphs WHERE owner = $1 ORDER BY id DESC")
-                .bind(owner)
-                .fetch_all(pool)
-                .await?
-        });
-        self.graphs_by_ids(ids).await
+        let rows: Vec<GraphRow> = on_backend!(self, |pool, sql, DB| sqlx::query_as(
+            "SELECT id, owner, meta, status, failure FROM graphs WHERE owner = $1 ORDER BY id DESC"
+        )
+        .bind(owner)
+        .fetch_all(pool)
+        .await)?;
+        rows.into_iter().map(stored_graph).collect()
     }
 
     /// Every graph with this status, newest first.
     pub async fn graphs_with_status(&self, status: GraphStatus) -> Result<Vec<StoredGraph>> {
-        let ids = on_backend!(self, |pool, sql, DB| {
-            sqlx::query_scalar("SELECT id FROM graphs WHERE status = $1 ORDER BY id DESC")
-                .bind(status_name(status))
-                .fetch_all(pool)
-                .await?
-        });
-        self.graphs_by_ids(ids).await
-    }
-
-    async fn graphs_by_ids(&self, ids: Vec<i64>) -> Result<Vec<StoredGraph>> {
-        let mut graphs = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(graph) = self.graph(GraphId(id as u64)).await? {
-                graphs.push(graph);
-            }
-        }
-        Ok(graphs)
+        let rows: Vec<GraphRow> = on_backend!(self, |pool, sql, DB| sqlx::query_as(
+            "SELECT id, owner, meta, status, failure FROM graphs WHERE status = $1 ORDER BY id DESC"
+        )
+        .bind(status_name(status))
+        .fetch_all(pool)
+        .await)?;
+        rows.into_iter().map(stored_graph).collect()
     }
 
     /// Sets a graph's status (and failure reason).
@@ -468,12 +461,16 @@ impl Db {
     ///
     /// Rows go in as multi-row INSERTs with ids allocated here: each statement is a round trip
     /// to SQLite's worker thread, and one per op held uploads to about 20,000 ops/s.
+    ///
+    /// With `then_compute`, the same transaction marks the graph computing (the last chunk of
+    /// an upload with `?execute=true`: one commit fewer on the requester's round trip).
     pub async fn insert_ops(
         &self,
         graph: GraphId,
         records: &[OpRecord],
         known: &mut BTreeMap<u64, OpId>,
         mut adopt_file: impl FnMut(OpId, &OpRecord) -> Result<u64>,
+        then_compute: bool,
     ) -> Result<BTreeMap<u64, OpId>> {
         on_backend!(self, |pool, sql, DB| {
             let mut tx = pool.begin_with(sql.begin_write).await?;
@@ -541,6 +538,12 @@ impl Db {
                 sqlx::query("INSERT INTO op_files (op_id, len) VALUES ($1, $2)")
                     .bind(id.0 as i64)
                     .bind(len as i64)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if then_compute {
+                sqlx::query("UPDATE graphs SET status = 'computing' WHERE id = $1")
+                    .bind(graph.0 as i64)
                     .execute(&mut *tx)
                     .await?;
             }
@@ -688,7 +691,7 @@ impl Db {
         for (op, bytes) in inline {
             let op = OpId(op as u64);
             let value =
-                Value::decode_binary(&bytes).map_err(|e| Error::Internal(format!("stored value of {op}: {e}")))?;
+                Value::decode_binary_owned(bytes).map_err(|e| Error::Internal(format!("stored value of {op}: {e}")))?;
             found.insert(op, StoredValue::Inline(value));
         }
         Ok(ops.iter().filter_map(|op| Some((*op, found.remove(op)?))).collect())
@@ -696,17 +699,34 @@ impl Db {
 
     /// The persisted value named `name` in a graph: `Ok(None)` while it is not computed.
     pub async fn persisted_value(&self, graph: GraphId, name: &str) -> Result<Option<(OpId, StoredValue)>> {
-        let op: Option<i64> = on_backend!(self, |pool, sql, DB| sqlx::query_scalar(
-            "SELECT id FROM ops WHERE graph_id = $1 AND persist = $2"
+        // One query, not a lookup and then the value: results are fetched on the requester's
+        // round trip.
+        let row: Option<(i64, Option<Vec<u8>>, Option<i64>)> = on_backend!(self, |pool, sql, DB| sqlx::query_as(
+            "SELECT ops.id, op_values.value, op_files.len FROM ops \
+             LEFT JOIN op_values ON op_values.op_id = ops.id \
+             LEFT JOIN op_files ON op_files.op_id = ops.id \
+             WHERE ops.graph_id = $1 AND ops.persist = $2"
         )
         .bind(graph.0 as i64)
         .bind(name)
         .fetch_optional(pool)
         .await)?;
-        let Some(op) = op else {
+        let Some((op, inline, file)) = row else {
             return Err(Error::NotFound(format!("no op persisted as `{name}` in {graph}")));
         };
-        Ok(self.values(&[OpId(op as u64)]).await?.pop())
+        let op = OpId(op as u64);
+        // As in `values`: an inline value wins over a file.
+        Ok(match (inline, file) {
+            (Some(bytes), _) => Some((
+                op,
+                StoredValue::Inline(
+                    Value::decode_binary_owned(bytes)
+                        .map_err(|e| Error::Internal(format!("stored value of {op}: {e}")))?,
+                ),
+            )),
+            (None, Some(len)) => Some((op, StoredValue::File { len: len as u64 })),
+            (None, None) => None,
+        })
     }
 
     /// Number of ops per status in a graph.

@@ -149,6 +149,11 @@ async fn create_graph(
     requester(&caller)?;
     crate::federated::check_meta(&meta)?;
     let graph_id = state.db.create_graph(caller.id, &meta).await?;
+    // A new graph has no ops: its first chunk needs no id map read from the database.
+    *state
+        .upload_slot(graph_id)
+        .try_lock()
+        .map_err(|_| Error::Internal("a new graph's upload slot is busy".into()))? = Some(BTreeMap::new());
     tracing::info!(%graph_id, owner = %caller.name, "graph created");
     Ok(Json(CreateGraphResponse { graph_id }))
 }
@@ -216,7 +221,9 @@ async fn upload_ops(
         bulk.adopt(&user, name, op)?;
         Ok(check.len)
     };
-    match state.db.insert_ops(graph.id, &chunk.ops, known, adopt).await {
+    // A federated graph opens to providers instead (`start`), outside this transaction.
+    let then_compute = query.execute && graph.meta.approach != Approach::Federated;
+    match state.db.insert_ops(graph.id, &chunk.ops, known, adopt, then_compute).await {
         Ok(id_map) => {
             // Only providers built with the `onnx` feature run whole models; stored in the meta
             // so that `list-graphs` shows it too.
@@ -226,7 +233,10 @@ async fn upload_ops(
                 meta.requirements.onnx_required = true;
                 state.db.set_graph_meta(graph.id, &meta).await?;
             }
-            if query.execute {
+            if then_compute {
+                state.forget_upload(graph.id);
+                state.scheduler.send(Command::Execute(graph.id)).await?;
+            } else if query.execute {
                 start(&state, &graph).await?;
             }
             Ok(Json(OpChunkResponse { id_map }))

@@ -389,9 +389,16 @@ impl Scheduler {
                 }
             }
         }
-        actions.push(Action::Progress { graph: flight.graph, computed: graph.computed_ops, total: graph.total_ops });
         if graph.subgraphs.iter().all(|s| s.status == SubgraphStatus::Computed) {
+            // No last progress at 100%: the end is announced with the graph's counts, and a
+            // progress first would wake every waiting requester for one more round trip.
             self.finish(flight.graph, GraphStatus::Computed, actions);
+        } else {
+            actions.push(Action::Progress {
+                graph: flight.graph,
+                computed: graph.computed_ops,
+                total: graph.total_ops,
+            });
         }
     }
 
