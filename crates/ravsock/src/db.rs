@@ -109,10 +109,9 @@ struct Dialect {
     next_op_id: &'static str,
     /// Marks the ops listed in `$1` (a JSON array of ids) computed.
     mark_computed: &'static str,
-    /// Inline values of the ops listed in `$1`.
+    /// `(op id, inline value, blob length)` of each op listed in `$1`. The values are looked up
+    /// per id by key: a join let PostgreSQL's planner scan the whole `op_values` table.
     values_in: &'static str,
-    /// Blob lengths of the ops listed in `$1`.
-    files_in: &'static str,
     /// A graph's status, locked until the commit where the backend can lock rows.
     graph_status_for_update: &'static str,
 }
@@ -126,8 +125,8 @@ const SQLITE: Dialect = Dialect {
     next_op_id: "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'ops'), 0), \
                  COALESCE((SELECT MAX(id) FROM ops), 0)) + 1",
     mark_computed: "UPDATE ops SET status = 'computed' WHERE id IN (SELECT value FROM json_each($1))",
-    values_in: "SELECT op_id, value FROM op_values WHERE op_id IN (SELECT value FROM json_each($1))",
-    files_in: "SELECT op_id, len FROM op_files WHERE op_id IN (SELECT value FROM json_each($1))",
+    values_in: "SELECT ids.value, (SELECT value FROM op_values WHERE op_id = ids.value), \
+                (SELECT len FROM op_files WHERE op_id = ids.value) FROM json_each($1) AS ids",
     graph_status_for_update: "SELECT status FROM graphs WHERE id = $1",
 };
 
@@ -137,12 +136,13 @@ const POSTGRES: Dialect = Dialect {
     // as on SQLite, while results and reads go on beside them.
     lock_op_ids: Some("SELECT pg_advisory_xact_lock(1918989925)"),
     next_op_id: "SELECT COALESCE(MAX(id), 0) + 1 FROM ops",
+    // An array, not `IN (subquery)`: the generic plan of the prepared statement then still
+    // looks ids up by key instead of scanning `ops` (3–5 ms per subgraph at 20,000 ops).
     mark_computed: "UPDATE ops SET status = 'computed' \
-                    WHERE id IN (SELECT json_array_elements_text($1::json)::bigint)",
-    values_in: "SELECT op_id, value FROM op_values \
-                WHERE op_id IN (SELECT json_array_elements_text($1::json)::bigint)",
-    files_in: "SELECT op_id, len FROM op_files \
-               WHERE op_id IN (SELECT json_array_elements_text($1::json)::bigint)",
+                    WHERE id = ANY(ARRAY(SELECT json_array_elements_text($1::json)::bigint))",
+    values_in: "SELECT ids.id, (SELECT value FROM op_values WHERE op_id = ids.id), \
+                (SELECT len FROM op_files WHERE op_id = ids.id) \
+                FROM (SELECT json_array_elements_text($1::json)::bigint AS id) AS ids",
     graph_status_for_update: "SELECT status FROM graphs WHERE id = $1 FOR UPDATE",
 };
 
@@ -268,6 +268,21 @@ fn stored_graph((id, owner, meta, status, failure): GraphRow) -> Result<StoredGr
         meta: serde_json::from_str(&meta).map_err(|e| Error::Internal(e.to_string()))?,
         status: parse_status(&status)?,
         failure,
+    })
+}
+
+/// An op's stored value as queried: `(op id, inline value, blob length)`.
+type ValueRow = (i64, Option<Vec<u8>>, Option<i64>);
+
+/// The value of a [`ValueRow`]. An op has one or the other; should it have both, the inline
+/// value is used.
+fn stored_value(op: OpId, inline: Option<Vec<u8>>, file: Option<i64>) -> Result<Option<StoredValue>> {
+    Ok(match (inline, file) {
+        (Some(bytes), _) => Some(StoredValue::Inline(
+            Value::decode_binary_owned(bytes).map_err(|e| Error::Internal(format!("stored value of {op}: {e}")))?,
+        )),
+        (None, Some(len)) => Some(StoredValue::File { len: len as u64 }),
+        (None, None) => None,
     })
 }
 
@@ -681,18 +696,15 @@ impl Db {
             return Ok(Vec::new());
         }
         let ids = id_list(ops);
-        let (inline, files) = on_backend!(self, |pool, sql, DB| {
-            let inline: Vec<(i64, Vec<u8>)> = sqlx::query_as(sql.values_in).bind(&ids).fetch_all(pool).await?;
-            let files: Vec<(i64, i64)> = sqlx::query_as(sql.files_in).bind(&ids).fetch_all(pool).await?;
-            (inline, files)
-        });
-        let mut found: BTreeMap<OpId, StoredValue> =
-            files.into_iter().map(|(op, len)| (OpId(op as u64), StoredValue::File { len: len as u64 })).collect();
-        for (op, bytes) in inline {
+        // One query for both places a value may be: this runs before every hand-out.
+        let rows: Vec<ValueRow> =
+            on_backend!(self, |pool, sql, DB| sqlx::query_as(sql.values_in).bind(&ids).fetch_all(pool).await)?;
+        let mut found = BTreeMap::new();
+        for (op, inline, file) in rows {
             let op = OpId(op as u64);
-            let value =
-                Value::decode_binary_owned(bytes).map_err(|e| Error::Internal(format!("stored value of {op}: {e}")))?;
-            found.insert(op, StoredValue::Inline(value));
+            if let Some(value) = stored_value(op, inline, file)? {
+                found.insert(op, value);
+            }
         }
         Ok(ops.iter().filter_map(|op| Some((*op, found.remove(op)?))).collect())
     }
@@ -701,7 +713,7 @@ impl Db {
     pub async fn persisted_value(&self, graph: GraphId, name: &str) -> Result<Option<(OpId, StoredValue)>> {
         // One query, not a lookup and then the value: results are fetched on the requester's
         // round trip.
-        let row: Option<(i64, Option<Vec<u8>>, Option<i64>)> = on_backend!(self, |pool, sql, DB| sqlx::query_as(
+        let row: Option<ValueRow> = on_backend!(self, |pool, sql, DB| sqlx::query_as(
             "SELECT ops.id, op_values.value, op_files.len FROM ops \
              LEFT JOIN op_values ON op_values.op_id = ops.id \
              LEFT JOIN op_files ON op_files.op_id = ops.id \
@@ -715,18 +727,7 @@ impl Db {
             return Err(Error::NotFound(format!("no op persisted as `{name}` in {graph}")));
         };
         let op = OpId(op as u64);
-        // As in `values`: an inline value wins over a file.
-        Ok(match (inline, file) {
-            (Some(bytes), _) => Some((
-                op,
-                StoredValue::Inline(
-                    Value::decode_binary_owned(bytes)
-                        .map_err(|e| Error::Internal(format!("stored value of {op}: {e}")))?,
-                ),
-            )),
-            (None, Some(len)) => Some((op, StoredValue::File { len: len as u64 })),
-            (None, None) => None,
-        })
+        Ok(stored_value(op, inline, file)?.map(|value| (op, value)))
     }
 
     /// Number of ops per status in a graph.

@@ -393,23 +393,34 @@ impl SchedulerTask {
             Err(error) => Err(error),
         };
         match progress {
-            Ok(progress) => {
-                let _ = self.events.send(GraphEvent { graph, progress: progress.clone() });
-                self.to_requesters(graph, requester::EVENT_GRAPH_DONE, &progress).await;
-            }
+            Ok(progress) => self.announce(graph, progress).await,
             Err(error) => tracing::error!(%graph, cause = %error, "cannot read a finished graph"),
         }
+    }
+
+    /// Tells long polls and subscribed requesters that a graph ended with `progress`.
+    async fn announce(&self, graph: GraphId, progress: GraphProgress) {
+        let _ = self.events.send(GraphEvent { graph, progress: progress.clone() });
+        self.to_requesters(graph, requester::EVENT_GRAPH_DONE, &progress).await;
     }
 
     async fn perform(&mut self, action: Action) -> Result<()> {
         match action {
             Action::GraphComputed { graph } => {
                 tracing::info!(%graph, "graph computed");
-                self.payloads.remove(&graph);
+                let total = self.payloads.remove(&graph).map(|ops| ops.len() as u64);
                 self.training.remove(&graph);
                 self.progress_sent.remove(&graph);
                 self.db.set_graph_status(graph, GraphStatus::Computed, None).await?;
-                self.announce_end(graph).await;
+                match total {
+                    // Every op of the graph is computed: the counts need no query, and the
+                    // requester waiting on this graph hears of it sooner.
+                    Some(total) => {
+                        let ops = BTreeMap::from([(OpStatus::Computed, total)]);
+                        self.announce(graph, crate::http::progress_of(graph, GraphStatus::Computed, ops, None)).await;
+                    }
+                    None => self.announce_end(graph).await,
+                }
                 Ok(())
             }
             Action::GraphFailed { graph, failure } => {
