@@ -416,7 +416,8 @@ impl SchedulerTask {
                     // Every op of the graph is computed: the counts need no query, and the
                     // requester waiting on this graph hears of it sooner.
                     Some(total) => {
-                        let ops = BTreeMap::from([(OpStatus::Computed, total)]);
+                        // As the stored counts read: no entry at all for a graph without ops.
+                        let ops = BTreeMap::from_iter((total > 0).then_some((OpStatus::Computed, total)));
                         self.announce(graph, crate::http::progress_of(graph, GraphStatus::Computed, ops, None)).await;
                     }
                     None => self.announce_end(graph).await,
