@@ -25,12 +25,14 @@ mod onnx;
 mod random;
 mod reduce;
 mod shape;
+pub mod store;
 mod svm;
 pub mod tensor;
 pub mod train;
 mod trees;
 
 pub use error::{ErrorKind, ExecError};
+pub use store::ValueStore;
 pub use tensor::{Elem, Tensor, TensorValue};
 
 use error::KResult;

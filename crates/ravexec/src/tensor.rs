@@ -256,32 +256,85 @@ impl Tensor {
         T::unwrap(self)
     }
 
-    /// Converts to the wire encoding.
+    /// Converts to the wire encoding (a copy of the elements).
     pub fn to_data(&self) -> TensorData {
-        let shape = self.shape().to_vec();
+        self.clone().into_data()
+    }
+
+    /// Converts to the wire encoding, handing the elements over without a copy when the
+    /// array is in standard (row-major) layout, as kernel results are.
+    pub fn into_data(self) -> TensorData {
+        fn row_major<T: Clone>(array: ArrayD<T>) -> (Vec<usize>, Vec<T>) {
+            let (shape, count) = (array.shape().to_vec(), array.len());
+            if !array.is_standard_layout() {
+                return (shape, array.iter().cloned().collect());
+            }
+            // The buffer may hold more than the array (a slice of a bigger one): cut in place.
+            let (mut values, offset) = array.into_raw_vec_and_offset();
+            let start = offset.unwrap_or(0);
+            values.truncate(start + count);
+            values.drain(..start);
+            (shape, values)
+        }
         let built = match self {
-            Tensor::F32(a) => TensorData::from_f32(shape, &standard_slice(a)),
-            Tensor::F64(a) => TensorData::from_f64(shape, &standard_slice(a)),
-            Tensor::I64(a) => TensorData::from_i64(shape, &standard_slice(a)),
-            Tensor::U8(a) => TensorData::from_u8(shape, &standard_slice(a)),
-            Tensor::Bool(a) => TensorData::from_bool(shape, &standard_slice(a)),
+            Tensor::F32(a) => {
+                let (shape, values) = row_major(a);
+                TensorData::from_f32_vec(shape, values)
+            }
+            Tensor::F64(a) => {
+                let (shape, values) = row_major(a);
+                TensorData::from_f64_vec(shape, values)
+            }
+            Tensor::I64(a) => {
+                let (shape, values) = row_major(a);
+                TensorData::from_i64_vec(shape, values)
+            }
+            Tensor::U8(a) => {
+                let (shape, values) = row_major(a);
+                TensorData::from_u8_vec(shape, values)
+            }
+            Tensor::Bool(a) => TensorData::from_bool(a.shape().to_vec(), &standard_slice(&a)),
         };
         built.expect("an ndarray's element count matches its shape")
     }
 
-    /// Converts from the wire encoding.
+    /// Converts from the wire encoding (a copy of the elements).
     pub fn from_data(data: &TensorData) -> Tensor {
+        Tensor::from_data_owned(data.clone())
+    }
+
+    /// Converts from the wire encoding, taking its elements over without a copy (bool
+    /// tensors are converted from their bytes).
+    pub fn from_data_owned(data: TensorData) -> Tensor {
         let shape = IxDyn(data.shape());
-        fn build<T>(shape: IxDyn, values: Option<Vec<T>>) -> ArrayD<T> {
-            let values = values.expect("dtype checked by the match");
+        fn build<T>(shape: IxDyn, values: Result<Vec<T>, TensorData>) -> ArrayD<T> {
+            let values = values.unwrap_or_else(|_| unreachable!("dtype checked by the match"));
             ArrayD::from_shape_vec(shape, values).expect("TensorData validated its length")
         }
         match data.dtype() {
-            DType::F32 => Tensor::F32(build(shape, data.to_f32())),
-            DType::F64 => Tensor::F64(build(shape, data.to_f64())),
-            DType::I64 => Tensor::I64(build(shape, data.to_i64())),
-            DType::U8 => Tensor::U8(build(shape, data.to_u8())),
-            DType::Bool => Tensor::Bool(build(shape, data.to_bool())),
+            DType::F32 => Tensor::F32(build(shape, data.into_f32_vec())),
+            DType::F64 => Tensor::F64(build(shape, data.into_f64_vec())),
+            DType::I64 => Tensor::I64(build(shape, data.into_i64_vec())),
+            DType::U8 => Tensor::U8(build(shape, data.into_u8_vec())),
+            DType::Bool => Tensor::Bool(build(shape, data.to_bool().ok_or(data))),
+        }
+    }
+
+    /// The wire bytes of the elements (little-endian, row-major): borrowed when the array is in
+    /// standard layout, so a big array is sent from its own memory.
+    pub fn le_bytes(&self) -> Cow<'_, [u8]> {
+        fn bytes<T: bytemuck::Pod>(array: &ArrayD<T>) -> Cow<'_, [u8]> {
+            match standard_slice(array) {
+                Cow::Borrowed(values) => Cow::Borrowed(bytemuck::cast_slice(values)),
+                Cow::Owned(values) => Cow::Owned(bytemuck::cast_slice(&values).to_vec()),
+            }
+        }
+        match self {
+            Tensor::F32(a) => bytes(a),
+            Tensor::F64(a) => bytes(a),
+            Tensor::I64(a) => bytes(a),
+            Tensor::U8(a) => bytes(a),
+            Tensor::Bool(a) => Cow::Owned(a.iter().map(|&b| u8::from(b)).collect()),
         }
     }
 }
@@ -336,11 +389,24 @@ impl TensorValue {
         }
     }
 
+    /// Converts to the wire form without copying standard-layout arrays.
+    pub fn into_wire(self) -> Value {
+        match self {
+            TensorValue::Tensor(t) => Value::Tensor(t.into_data()),
+            TensorValue::List(items) => Value::List(items.into_iter().map(TensorValue::into_wire).collect()),
+        }
+    }
+
     /// Converts from the wire form.
     pub fn from_wire(value: &Value) -> TensorValue {
+        TensorValue::from_wire_owned(value.clone())
+    }
+
+    /// Converts from the wire form, taking the elements over without a copy.
+    pub fn from_wire_owned(value: Value) -> TensorValue {
         match value {
-            Value::Tensor(t) => TensorValue::Tensor(Tensor::from_data(t)),
-            Value::List(items) => TensorValue::List(items.iter().map(TensorValue::from_wire).collect()),
+            Value::Tensor(t) => TensorValue::Tensor(Tensor::from_data_owned(t)),
+            Value::List(items) => TensorValue::List(items.into_iter().map(TensorValue::from_wire_owned).collect()),
         }
     }
 
@@ -468,4 +534,51 @@ pub(crate) fn norm_axes(axes: &[i64], ndim: usize) -> KResult<Vec<usize>> {
         out.push(fixed);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    //! Conversions to and from the wire form: big arrays change hands without copies, and
+    //! every layout converts to the same row-major values.
+
+    use super::*;
+    use ndarray::{Array2, Axis, Slice};
+
+    #[test]
+    fn standard_arrays_cross_to_the_wire_and_back_without_a_copy() {
+        let array = Array2::from_shape_fn((3, 4), |(i, j)| (i * 4 + j) as f64).into_dyn();
+        let tensor = Tensor::F64(array.clone());
+        let address = array.as_ptr();
+        assert_eq!(Tensor::F64(array.clone()).le_bytes().as_ref(), tensor.to_data().bytes());
+        let data = Tensor::F64(array).into_data();
+        assert_eq!(data.bytes().as_ptr(), address.cast::<u8>());
+        let back = Tensor::from_data_owned(data);
+        assert_eq!(back.as_array::<f64>().unwrap().as_ptr(), address);
+        assert_eq!(back, tensor);
+        assert_eq!(back.le_bytes().as_ptr(), address.cast::<u8>(), "borrowed, not copied");
+    }
+
+    #[test]
+    fn every_layout_converts_to_row_major_values() {
+        let array = Array2::from_shape_fn((3, 4), |(i, j)| (i * 4 + j) as i64).into_dyn();
+        // Owned arrays that do not start at their buffer or are not row-major: transposed,
+        // a window of rows (standard layout, offset), columns (strided).
+        let transposed = array.clone().reversed_axes();
+        let mut rows = array.clone();
+        rows.slice_axis_inplace(Axis(0), Slice::from(1..3));
+        let mut columns = array.clone();
+        columns.slice_axis_inplace(Axis(1), Slice::from(1..3));
+        for owned in [transposed, rows, columns] {
+            let expected: Vec<i64> = owned.iter().copied().collect();
+            let tensor = Tensor::I64(owned.clone());
+            let data = tensor.clone().into_data();
+            assert_eq!(data.to_i64().unwrap(), expected);
+            assert_eq!(data.shape(), owned.shape());
+            assert_eq!(tensor.le_bytes().as_ref(), data.bytes());
+            assert_eq!(Tensor::from_data(&data), tensor);
+        }
+        let bools = Tensor::Bool(ndarray::arr1(&[true, false, true]).into_dyn());
+        assert_eq!(Tensor::from_data_owned(bools.clone().into_data()), bools);
+        assert_eq!(bools.le_bytes().as_ref(), &[1, 0, 1]);
+    }
 }

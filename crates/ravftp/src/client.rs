@@ -2,6 +2,7 @@
 //! binary mode.
 
 use ravproto::messages::FtpCredentials;
+use ravproto::{TensorReceiver, Value};
 use suppaftp::tokio::AsyncFtpStream;
 use suppaftp::types::FileType;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -16,6 +17,14 @@ pub enum FtpError {
         action: &'static str,
         /// The server's or the network's answer.
         message: String,
+    },
+    /// The file does not hold one encoded value.
+    #[error("ftp file {name}: {reason}")]
+    BadValue {
+        /// The file.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
     },
     /// A file name that could leave the home directory.
     #[error("invalid ftp file name {0:?}")]
@@ -63,11 +72,31 @@ impl FtpClient {
 
     /// Stores `bytes` as `name` in the home directory.
     pub async fn put(&mut self, name: &str, bytes: &[u8]) -> Result<(), FtpError> {
+        self.put_parts(name, &[bytes]).await
+    }
+
+    /// Stores the concatenation of `parts` as `name` (a value's header and its data, sent
+    /// from where they are).
+    pub async fn put_parts(&mut self, name: &str, parts: &[&[u8]]) -> Result<(), FtpError> {
         check_name(name)?;
         let mut upload = self.stream.put_with_stream(name).await.map_err(ftp_err("upload"))?;
-        upload.write_all(bytes).await.map_err(io_err("upload"))?;
+        for part in parts {
+            upload.write_all(part).await.map_err(io_err("upload"))?;
+        }
         upload.finish().await.map_err(ftp_err("upload"))?;
         Ok(())
+    }
+
+    /// Stores `value` in its binary encoding as `name`; a tensor's data goes out from its own
+    /// buffer.
+    pub async fn put_value(&mut self, name: &str, value: &Value) -> Result<(), FtpError> {
+        match value {
+            Value::Tensor(tensor) => {
+                let header = Value::tensor_header(tensor.dtype(), tensor.shape());
+                self.put_parts(name, &[&header, tensor.bytes()]).await
+            }
+            Value::List(_) => self.put(name, &value.encode_binary()).await,
+        }
     }
 
     /// Reads `name` from the home directory; `expected_len` sizes the buffer and is checked.
@@ -81,6 +110,55 @@ impl FtpClient {
             return Err(FtpError::Length { name: name.to_string(), expected: expected_len, got: bytes.len() as u64 });
         }
         Ok(bytes)
+    }
+
+    /// Reads `name` as one encoded value of `expected_len` bytes. A tensor's data is read
+    /// straight into its elements (no buffer of the encoding, no copy to align it).
+    pub async fn get_value(&mut self, name: &str, expected_len: u64) -> Result<Value, FtpError> {
+        check_name(name)?;
+        let bad = |reason: String| FtpError::BadValue { name: name.to_string(), reason };
+        let length = |got: u64| FtpError::Length { name: name.to_string(), expected: expected_len, got };
+        let mut download = self.stream.retr_as_stream(name).await.map_err(ftp_err("download"))?;
+        let mut header = Vec::with_capacity(ravproto::tensor::MAX_BINARY_HEADER + 1);
+        (&mut download)
+            .take(ravproto::tensor::VALUE_FIXED_HEADER as u64)
+            .read_to_end(&mut header)
+            .await
+            .map_err(io_err("download"))?;
+        let value = match Value::tensor_header_len(&header) {
+            Some(Ok(header_len)) => {
+                let missing = (header_len - header.len()) as u64;
+                (&mut download).take(missing).read_to_end(&mut header).await.map_err(io_err("download"))?;
+                if header.len() < header_len {
+                    return Err(length(header.len() as u64));
+                }
+                let mut receiver = TensorReceiver::new(&header, expected_len).map_err(|e| bad(e.to_string()))?;
+                let buffer = receiver.buffer();
+                let mut filled = 0;
+                while filled < buffer.len() {
+                    match download.read(&mut buffer[filled..]).await.map_err(io_err("download"))? {
+                        0 => return Err(length((header.len() + filled) as u64)),
+                        n => filled += n,
+                    }
+                }
+                let extra = tokio::io::copy(&mut download, &mut tokio::io::sink()).await.map_err(io_err("download"))?;
+                if extra > 0 {
+                    return Err(length(expected_len + extra));
+                }
+                receiver.finish().map_err(|e| bad(e.to_string()))?
+            }
+            Some(Err(error)) => return Err(bad(error.to_string())),
+            None => {
+                let mut bytes = header;
+                download.read_to_end(&mut bytes).await.map_err(io_err("download"))?;
+                if bytes.len() as u64 != expected_len {
+                    return Err(length(bytes.len() as u64));
+                }
+                Value::decode_binary(&bytes).map_err(|e| bad(e.to_string()))?
+            }
+        };
+        download.finish().await.map_err(ftp_err("download"))?;
+        Ok(value)
     }
 
     /// Deletes `name` from the home directory.

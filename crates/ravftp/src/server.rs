@@ -65,12 +65,144 @@ impl HomeFs {
     }
 
     async fn open(&self, path: PathBuf, options: cap_std::fs::OpenOptions) -> std::io::Result<tokio::fs::File> {
+        Ok(tokio::fs::File::from_std(self.open_std(path, options).await?))
+    }
+
+    async fn open_std(&self, path: PathBuf, options: cap_std::fs::OpenOptions) -> std::io::Result<std::fs::File> {
         let home = self.home.clone();
         let file = tokio::task::spawn_blocking(move || home.open_with(path, &options))
             .await
             .map_err(std::io::Error::other)??;
-        Ok(tokio::fs::File::from_std(file.into_std()))
+        Ok(file.into_std())
     }
+}
+
+/// Buffers in flight between a transfer's socket and its file (one being filled, one being
+/// drained, one spare).
+const TRANSFER_BUFFERS: usize = 3;
+
+/// Copies `input` into `file`: this task reads the socket into a buffer while a blocking
+/// thread writes the previous one (std I/O, no extra copy into tokio's file buffer), so
+/// the network and the disk work at the same time.
+async fn socket_to_file<R: tokio::io::AsyncRead + Unpin>(mut input: R, file: std::fs::File) -> std::io::Result<u64> {
+    use std::io::Write;
+    use tokio::io::AsyncReadExt;
+    let (full_tx, mut full_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(1);
+    let (empty_tx, mut empty_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(TRANSFER_BUFFERS);
+    let writer = tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
+        let mut file = file;
+        let mut written = 0;
+        while let Some(buffer) = full_rx.blocking_recv() {
+            file.write_all(&buffer)?;
+            written += buffer.len() as u64;
+            let _ = empty_tx.try_send(buffer);
+        }
+        Ok(written)
+    });
+    let mut allocated = 0;
+    let mut reading: std::io::Result<()> = Ok(());
+    'socket: loop {
+        let mut buffer = match empty_rx.try_recv() {
+            Ok(buffer) => buffer,
+            Err(_) if allocated < TRANSFER_BUFFERS => {
+                allocated += 1;
+                Vec::with_capacity(TRANSFER_BUFFER)
+            }
+            Err(_) => match empty_rx.recv().await {
+                Some(buffer) => buffer,
+                None => break,
+            },
+        };
+        buffer.clear();
+        let mut end = false;
+        while buffer.len() < TRANSFER_BUFFER {
+            match input.read_buf(&mut buffer).await {
+                Ok(0) => {
+                    end = true;
+                    break;
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    reading = Err(error);
+                    break 'socket;
+                }
+            }
+        }
+        // A closed channel means the writer stopped on an error, which it returns below.
+        if (!buffer.is_empty() && full_tx.send(buffer).await.is_err()) || end {
+            break;
+        }
+    }
+    drop(full_tx);
+    let written = writer.await.map_err(std::io::Error::other)??;
+    reading.map(|()| written)
+}
+
+/// Reads `file` into `buffer` until it is full or the file ends; returns the bytes read.
+fn fill(file: &mut std::fs::File, buffer: &mut [u8]) -> std::io::Result<usize> {
+    use std::io::Read;
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match file.read(&mut buffer[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(filled)
+}
+
+/// Copies `file` to `output`: a blocking thread reads the file into buffers while this task
+/// writes the previous one to the socket.
+async fn file_to_socket<W: tokio::io::AsyncWrite + Unpin + ?Sized>(
+    file: std::fs::File,
+    output: &mut W,
+) -> std::io::Result<u64> {
+    let (full_tx, mut full_rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(1);
+    let (empty_tx, mut empty_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(TRANSFER_BUFFERS);
+    tokio::task::spawn_blocking(move || {
+        let mut file = file;
+        let mut allocated = 0;
+        loop {
+            let mut buffer = match empty_rx.try_recv() {
+                Ok(buffer) => buffer,
+                Err(_) if allocated < TRANSFER_BUFFERS => {
+                    allocated += 1;
+                    vec![0; TRANSFER_BUFFER]
+                }
+                Err(_) => match empty_rx.blocking_recv() {
+                    Some(buffer) => buffer,
+                    None => return,
+                },
+            };
+            buffer.resize(TRANSFER_BUFFER, 0);
+            let filled = match fill(&mut file, &mut buffer) {
+                Ok(filled) => filled,
+                Err(error) => {
+                    let _ = full_tx.blocking_send(Err(error));
+                    return;
+                }
+            };
+            buffer.truncate(filled);
+            // An empty buffer is the end of the file.
+            if full_tx.blocking_send(Ok(buffer)).is_err() || filled == 0 {
+                return;
+            }
+        }
+    });
+    let mut copied = 0;
+    while let Some(buffer) = full_rx.recv().await {
+        let buffer = buffer?;
+        if buffer.is_empty() {
+            break;
+        }
+        output.write_all(&buffer).await?;
+        copied += buffer.len() as u64;
+        let _ = empty_tx.try_send(buffer);
+    }
+    output.flush().await?;
+    Ok(copied)
 }
 
 fn storage_error(error: std::io::Error) -> unftp_core::storage::Error {
@@ -137,8 +269,13 @@ impl StorageBackend<HomeUser> for HomeFs {
     {
         // The default copies through an 8 KiB buffer (one socket write per 8 KiB, which held
         // downloads to about 250 MB/s); this writes whole buffers of the file.
-        let mut reader = self.reader(path, start_pos).await?;
-        tokio::io::copy_buf(&mut reader, output).await.map_err(storage_error)
+        if start_pos > 0 {
+            return Err(unftp_core::storage::ErrorKind::CommandNotImplemented.into());
+        }
+        let mut options = cap_std::fs::OpenOptions::new();
+        options.read(true);
+        let file = self.open_std(Self::relative(path), options).await.map_err(storage_error)?;
+        file_to_socket(file, output).await.map_err(storage_error)
     }
 
     async fn put<P: AsRef<Path> + Send + std::fmt::Debug, R: tokio::io::AsyncRead + Send + Sync + Unpin + 'static>(
@@ -166,12 +303,8 @@ impl StorageBackend<HomeUser> for HomeFs {
         .map_err(storage_error)?;
         let mut options = cap_std::fs::OpenOptions::new();
         options.write(true).create(true).truncate(true);
-        let file = self.open(path, options).await.map_err(storage_error)?;
-        let mut reader = tokio::io::BufReader::with_capacity(TRANSFER_BUFFER, input);
-        let mut writer = tokio::io::BufWriter::with_capacity(TRANSFER_BUFFER, file);
-        let copied = tokio::io::copy_buf(&mut reader, &mut writer).await.map_err(storage_error)?;
-        writer.flush().await.map_err(storage_error)?;
-        Ok(copied)
+        let file = self.open_std(path, options).await.map_err(storage_error)?;
+        socket_to_file(input, file).await.map_err(storage_error)
     }
 
     async fn del<P: AsRef<Path> + Send + std::fmt::Debug>(

@@ -124,3 +124,40 @@ async fn an_upload_replaces_the_file_and_never_writes_into_a_linked_one() {
     assert_eq!(std::fs::read(&stored).unwrap(), b"the stored value");
     client.quit().await;
 }
+
+#[tokio::test]
+async fn values_travel_whole_and_malformed_files_are_refused() {
+    use ravproto::{TensorData, Value};
+    let running = start().await;
+    let creds = credentials(&running, "erin");
+    let home = running.users.home("erin").unwrap();
+    let mut client = FtpClient::connect("127.0.0.1", &creds).await.unwrap();
+    let tensor = Value::Tensor(TensorData::from_f64(vec![3, 2], &[1.0, f64::NAN, -0.0, 4.5, 1e-300, 6.0]).unwrap());
+    let list =
+        Value::List(vec![tensor.clone(), Value::Tensor(TensorData::from_bool(vec![2], &[true, false]).unwrap())]);
+    for value in [&tensor, &list] {
+        client.put_value("v.ravv", value).await.unwrap();
+        assert_eq!(std::fs::read(home.join("v.ravv")).unwrap(), value.encode_binary());
+        assert_eq!(&client.get_value("v.ravv", value.encoded_len()).await.unwrap(), value);
+    }
+    // Every refusal comes before a buffer of the announced size is allocated, or after the
+    // bytes are counted; each one on a fresh session (a refused transfer is abandoned).
+    let encoded = tensor.encode_binary();
+    let mut bad_bool = Value::Tensor(TensorData::from_bool(vec![2], &[true, false]).unwrap()).encode_binary();
+    *bad_bool.last_mut().unwrap() = 7;
+    let cases: Vec<(&str, Vec<u8>, u64, &str)> = vec![
+        ("announced longer", encoded.clone(), encoded.len() as u64 + 8, "another length"),
+        ("truncated data", encoded[..encoded.len() - 1].to_vec(), encoded.len() as u64, "expected"),
+        ("trailing bytes", [encoded.as_slice(), b"xx"].concat(), encoded.len() as u64, "got 77"),
+        ("truncated header", encoded[..14].to_vec(), encoded.len() as u64, "expected"),
+        ("not a value", b"hello".to_vec(), 5, "starts with T or L"),
+        ("bad bool", bad_bool.clone(), bad_bool.len() as u64, "bool"),
+    ];
+    for (case, bytes, announced, says) in cases {
+        std::fs::write(home.join("bad.ravv"), &bytes).unwrap();
+        let mut client = FtpClient::connect("127.0.0.1", &creds).await.unwrap();
+        let error = client.get_value("bad.ravv", announced).await.expect_err(case).to_string();
+        assert!(error.contains(says), "{case}: {error}");
+    }
+    client.quit().await;
+}

@@ -135,21 +135,26 @@ impl Client {
     pub(crate) async fn upload(&self, graph: &Graph, execute: bool) -> Result<GraphId> {
         graph.validate()?;
         let created: CreateGraphResponse = self.post("/v1/graphs", &graph.meta()).await?;
-        let mut records = graph.to_records();
-        let value_len = |record: &OpRecord| record.value.as_ref().map_or(0, |v| v.encoded_len());
-        if records.iter().any(|record| value_len(record) > SMALLEST_LIMIT) {
+        // Values longer than the server's inline limit go to ravftp first, straight from their
+        // arrays (no encoded copy), and their ops name the files.
+        let encoded_len = |t: &ravexec::Tensor| Value::tensor_encoded_len(t.dtype(), t.shape()).unwrap_or(u64::MAX);
+        let big: Vec<_> = graph.values().into_iter().filter(|(_, t)| encoded_len(t) > SMALLEST_LIMIT).collect();
+        let mut files = std::collections::BTreeMap::new();
+        if !big.is_empty() {
             let (mut ftp, credentials) = self.ftp().await?;
-            for record in &mut records {
-                if value_len(record) > credentials.inline_limit
-                    && let Some(value) = record.value.take()
-                {
-                    let name = format!("lin-{}-{}.ravv", created.graph_id.0, record.local_id);
-                    ftp.put(&name, &value.encode_binary()).await.map_err(|e| Error::Ftp(e.to_string()))?;
-                    record.value_file = Some(name);
-                }
+            for (id, tensor) in big.iter().filter(|(_, t)| encoded_len(t) > credentials.inline_limit) {
+                let name = format!("lin-{}-{}.ravv", created.graph_id.0, id.0);
+                let header = Value::tensor_header(tensor.dtype(), tensor.shape());
+                ftp.put_parts(&name, &[&header, &tensor.le_bytes()]).await.map_err(|e| Error::Ftp(e.to_string()))?;
+                files.insert(id.0, name);
             }
             ftp.quit().await;
         }
+        let mut records = graph.records(|node| !files.contains_key(&node.id.0));
+        for record in &mut records {
+            record.value_file = files.remove(&record.local_id);
+        }
+        let value_len = |record: &OpRecord| record.value.as_ref().map_or(0, |v| v.encoded_len());
         let path = format!("/v1/graphs/{}/ops", created.graph_id.0);
         let mut chunk = Vec::new();
         let mut chunk_bytes = 0;
@@ -212,14 +217,14 @@ impl Client {
             Err(Error::Server { code: ErrorCode::TooLarge, .. }) => {
                 let (mut ftp, _) = self.ftp().await?;
                 let file: ResultFile = self.get(&format!("{path}/file")).await?;
-                let bytes = ftp.get(&file.name, file.len).await.map_err(|e| Error::Ftp(e.to_string()))?;
+                let value = ftp.get_value(&file.name, file.len).await.map_err(|e| Error::Ftp(e.to_string()))?;
                 let _ = ftp.delete(&file.name).await;
                 ftp.quit().await;
-                Value::decode_binary_owned(bytes).map_err(|e| Error::Transport(format!("result `{name}`: {e}")))?
+                value
             }
             other => other?,
         };
-        Ok(TensorValue::from_wire(&value))
+        Ok(TensorValue::from_wire_owned(value))
     }
 
     /// Submits, executes and waits for a graph; returns its id.

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::graph::Graph;
 use ndarray::ArrayD;
 use ravexec::train::Session;
-use ravexec::{Elem, Tensor, TensorValue};
+use ravexec::{Elem, Tensor, TensorValue, ValueStore};
 use ravproto::OpId;
 use std::collections::BTreeMap;
 
@@ -53,52 +53,31 @@ impl LocalExecutor {
         graph.validate()?;
         let nodes = graph.nodes();
         let persisted = graph.persisted();
-        let keep: BTreeMap<OpId, Vec<String>> = persisted.iter().fold(BTreeMap::new(), |mut map, (name, id)| {
-            map.entry(*id).or_insert_with(Vec::new).push(name.clone());
-            map
-        });
-        // How many consumers each value still has; a value is freed after its last one.
-        let mut remaining: Vec<usize> = vec![0; nodes.len()];
-        // A node reads its inputs, then the values of its param references (an ONNX model).
+        // A node reads its inputs, then the values of its param references (an ONNX model);
+        // each persisted name reads its op's value once more, at the end.
         let reads = |node: &crate::graph::Node| -> Vec<OpId> {
             node.inputs.iter().copied().chain(node.operation.value_refs()).collect()
         };
-        for node in &nodes {
-            for input in reads(node) {
-                remaining[input.0 as usize] += 1;
-            }
-        }
-        let mut values: Vec<Option<TensorValue>> = vec![None; nodes.len()];
+        let mut store = ValueStore::new(nodes.iter().flat_map(reads).chain(persisted.values().copied()));
         let mut results = Results::default();
         // Layer weights, optimizer state and the forward tape of the training ops.
         let mut session = Session::new();
         for node in &nodes {
             let value = match &node.value {
-                Some(constant) => TensorValue::Tensor(constant.clone()),
+                Some(constant) => TensorValue::Tensor(Tensor::clone(constant)),
                 None => {
-                    // The last consumer of a value takes it; earlier ones get a copy.
-                    let inputs: Vec<TensorValue> = reads(node)
-                        .iter()
-                        .map(|id| {
-                            let slot = id.0 as usize;
-                            remaining[slot] -= 1;
-                            let value = if remaining[slot] == 0 { values[slot].take() } else { values[slot].clone() };
-                            value.expect("inputs precede their consumers")
-                        })
-                        .collect();
-                    session
-                        .run(node.id, &node.operation, &node.inputs, &inputs)
-                        .map_err(|source| Error::Exec { op_id: node.id, source })?
+                    let ids = reads(node);
+                    let inputs = store.lend(&ids).expect("inputs precede their consumers");
+                    let result = session.run(node.id, &node.operation, &node.inputs, &inputs);
+                    store.give_back(&ids, inputs, true);
+                    result.map_err(|source| Error::Exec { op_id: node.id, source })?
                 }
             };
-            if let Some(names) = keep.get(&node.id) {
-                for name in names {
-                    results.values.insert(name.clone(), value.clone());
-                }
-            }
-            if remaining[node.id.0 as usize] > 0 {
-                values[node.id.0 as usize] = Some(value);
-            }
+            store.insert(node.id, value);
+        }
+        for (name, id) in persisted {
+            let value = store.take(id).expect("every persisted op was computed");
+            results.values.insert(name, value);
         }
         Ok(results)
     }

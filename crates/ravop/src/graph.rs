@@ -23,8 +23,9 @@ pub struct Node {
     pub operation: Operation,
     /// Positional inputs.
     pub inputs: Vec<OpId>,
-    /// The constant value of an input node (`lin`, `pytorch_model`).
-    pub value: Option<Tensor>,
+    /// The constant value of an input node (`lin`, `pytorch_model`), shared by every copy of
+    /// the node (a big array is never copied to be uploaded or run).
+    pub value: Option<Arc<Tensor>>,
 }
 
 #[derive(Default)]
@@ -107,6 +108,11 @@ impl Graph {
         self.lock().nodes.clone()
     }
 
+    /// The constant values of the graph's input nodes, shared (not copied).
+    pub fn values(&self) -> Vec<(OpId, Arc<Tensor>)> {
+        self.lock().nodes.iter().filter_map(|node| Some((node.id, node.value.clone()?))).collect()
+    }
+
     /// Persisted names and their ops.
     pub fn persisted(&self) -> BTreeMap<String, OpId> {
         self.lock().persisted.clone()
@@ -157,7 +163,7 @@ impl Graph {
     fn push_value(&self, operation: Operation, value: Tensor) -> Op {
         let mut state = self.lock();
         let id = OpId(state.nodes.len() as u64);
-        state.nodes.push(Node { id, operation, inputs: vec![], value: Some(value) });
+        state.nodes.push(Node { id, operation, inputs: vec![], value: Some(Arc::new(value)) });
         Op { graph: self.clone(), id }
     }
 
@@ -221,6 +227,12 @@ impl Graph {
 
     /// The ops as wire records for upload, with the client's ids as local references.
     pub fn to_records(&self) -> Vec<OpRecord> {
+        self.records(|_| true)
+    }
+
+    /// [`Graph::to_records`], with the values of the nodes `inline` refuses left out (the
+    /// client sends those through ravftp and names the files).
+    pub(crate) fn records(&self, inline: impl Fn(&Node) -> bool) -> Vec<OpRecord> {
         let state = self.lock();
         let names: BTreeMap<OpId, &String> = state.persisted.iter().map(|(name, id)| (*id, name)).collect();
         state
@@ -231,7 +243,7 @@ impl Graph {
                 operation: node.operation.clone(),
                 inputs: node.inputs.iter().map(|id| OpRef::Local(id.0)).collect(),
                 persist: names.get(&node.id).map(|name| (*name).clone()),
-                value: node.value.as_ref().map(|t| ravproto::Value::Tensor(t.to_data())),
+                value: node.value.as_ref().filter(|_| inline(node)).map(|t| ravproto::Value::Tensor(t.to_data())),
                 value_file: None,
             })
             .collect()

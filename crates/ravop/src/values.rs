@@ -23,6 +23,24 @@ fn vector<T: Elem>(values: Vec<T>) -> Tensor {
     T::wrap(ArrayD::from_shape_vec(IxDyn(&[n]), values).expect("1-D of its own length"))
 }
 
+/// Element conversion of whole arrays: none for the types we compute with (a big array
+/// becomes a tensor without a copy), `i32` widens to `i64`.
+trait Widen<E>: Sized {
+    fn widen(array: ArrayD<Self>) -> ArrayD<E>;
+}
+
+impl<T: Elem> Widen<T> for T {
+    fn widen(array: ArrayD<T>) -> ArrayD<T> {
+        array
+    }
+}
+
+impl Widen<i64> for i32 {
+    fn widen(array: ArrayD<i32>) -> ArrayD<i64> {
+        array.mapv(i64::from)
+    }
+}
+
 macro_rules! into_tensor {
     ($($t:ty => $elem:ty),*) => {$(
         impl IntoTensor for $t {
@@ -47,7 +65,7 @@ macro_rules! into_tensor {
         }
         impl<D: Dimension> IntoTensor for Array<$t, D> {
             fn into_tensor(self) -> Tensor {
-                <$elem as Elem>::wrap(self.into_dyn().mapv(<$elem>::from))
+                <$elem as Elem>::wrap(<$t as Widen<$elem>>::widen(self.into_dyn()))
             }
         }
     )*};

@@ -21,7 +21,7 @@ pub mod tensor;
 pub use ids::{GraphId, OpId, ProviderId, SubgraphId};
 pub use index::{IndexExpr, IndexItem, IndexParseError};
 pub use ops::{Arity, Group, OpKind, Operation, OperationError};
-pub use tensor::{DType, Scalar, TensorData, TensorError, Value};
+pub use tensor::{DType, Scalar, TensorData, TensorError, TensorReceiver, Value};
 
 /// Version of the wire protocol; peers with a different major version refuse each other.
 pub const PROTOCOL_VERSION: u32 = 3;

@@ -114,12 +114,75 @@ pub enum TensorError {
     ShapeOverflow(Vec<usize>),
 }
 
-/// A dense, row-major (C order) tensor with little-endian element bytes.
-#[derive(Clone, PartialEq)]
+// The wire is little-endian and tensors keep their elements as native values, so that their
+// bytes are the wire bytes (a big tensor is sent and received without a conversion pass).
+#[cfg(not(target_endian = "little"))]
+compile_error!("Raven's tensor encoding assumes a little-endian target");
+
+/// The elements of a tensor, typed by its dtype: a buffer of `f64` is aligned for `f64`, so an
+/// array can take it over without a copy. `u8` and bool share the byte buffer.
+#[derive(Clone)]
+enum Elements {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+    I64(Vec<i64>),
+    Bytes(Vec<u8>),
+}
+
+impl Elements {
+    /// `count` zeros of `dtype` (a fresh allocation, zeroed by the allocator).
+    fn zeroed(dtype: DType, count: usize) -> Elements {
+        match dtype {
+            DType::F32 => Elements::F32(vec![0.0; count]),
+            DType::F64 => Elements::F64(vec![0.0; count]),
+            DType::I64 => Elements::I64(vec![0; count]),
+            DType::Bool | DType::U8 => Elements::Bytes(vec![0; count]),
+        }
+    }
+
+    /// The elements of `dtype` held in `bytes` (which need not be aligned): one copy.
+    fn from_slice(dtype: DType, bytes: &[u8]) -> Elements {
+        use bytemuck::allocation::pod_collect_to_vec;
+        match dtype {
+            DType::F32 => Elements::F32(pod_collect_to_vec(bytes)),
+            DType::F64 => Elements::F64(pod_collect_to_vec(bytes)),
+            DType::I64 => Elements::I64(pod_collect_to_vec(bytes)),
+            DType::Bool | DType::U8 => Elements::Bytes(bytes.to_vec()),
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Elements::F32(v) => bytemuck::cast_slice(v),
+            Elements::F64(v) => bytemuck::cast_slice(v),
+            Elements::I64(v) => bytemuck::cast_slice(v),
+            Elements::Bytes(v) => v,
+        }
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        match self {
+            Elements::F32(v) => bytemuck::cast_slice_mut(v),
+            Elements::F64(v) => bytemuck::cast_slice_mut(v),
+            Elements::I64(v) => bytemuck::cast_slice_mut(v),
+            Elements::Bytes(v) => v,
+        }
+    }
+}
+
+/// A dense, row-major (C order) tensor; its bytes are the little-endian elements.
+#[derive(Clone)]
 pub struct TensorData {
     dtype: DType,
     shape: Vec<usize>,
-    data: Vec<u8>,
+    data: Elements,
+}
+
+/// Equal when dtype, shape and bytes are: a NaN equals the same NaN, as a wire value should.
+impl PartialEq for TensorData {
+    fn eq(&self, other: &TensorData) -> bool {
+        self.dtype == other.dtype && self.shape == other.shape && self.bytes() == other.bytes()
+    }
 }
 
 impl fmt::Debug for TensorData {
@@ -127,7 +190,7 @@ impl fmt::Debug for TensorData {
         f.debug_struct("TensorData")
             .field("dtype", &self.dtype)
             .field("shape", &self.shape)
-            .field("bytes", &self.data.len())
+            .field("bytes", &self.bytes().len())
             .finish()
     }
 }
@@ -135,8 +198,53 @@ impl fmt::Debug for TensorData {
 /// Magic bytes opening a binary tensor frame.
 pub const BINARY_MAGIC: &[u8; 4] = b"RAVT";
 const BINARY_VERSION: u8 = 1;
+/// The header of a binary tensor frame before its dimensions: magic, version, dtype, ndim.
+const FIXED_HEADER: usize = 4 + 1 + 1 + 4;
 /// The longest header of a binary tensor frame (64 dimensions).
-pub const MAX_BINARY_HEADER: usize = 4 + 1 + 1 + 4 + 8 * 64;
+pub const MAX_BINARY_HEADER: usize = FIXED_HEADER + 8 * 64;
+
+/// The bytes of an encoded tensor value before its dimensions: `T`, magic, version, dtype,
+/// ndim.
+pub const VALUE_FIXED_HEADER: usize = 1 + FIXED_HEADER;
+
+/// A tensor value being received from a stream: allocated from its header, its data read
+/// straight into the elements' own buffer (no second buffer, no copy to align it).
+#[derive(Debug)]
+pub struct TensorReceiver {
+    tensor: TensorData,
+}
+
+impl TensorReceiver {
+    /// The tensor announced by `header` (a value's whole header, see
+    /// [`Value::tensor_header_len`]), which must be `total_len` bytes long with its data: the
+    /// length the sender announced, checked before anything is allocated.
+    pub fn new(header: &[u8], total_len: u64) -> Result<TensorReceiver, TensorError> {
+        let (b'T', frame) = header.split_first().ok_or(TensorError::BadFrame("truncated"))? else {
+            return Err(TensorError::BadFrame("not a tensor value"));
+        };
+        let (dtype, shape, rest) = TensorData::decode_header(frame)?;
+        if !rest.is_empty() {
+            return Err(TensorError::BadFrame("header longer than its dimensions"));
+        }
+        let announced = Value::tensor_encoded_len(dtype, &shape)?;
+        if announced != total_len {
+            return Err(TensorError::BadFrame("header announces another length than the file's"));
+        }
+        let count = element_count(&shape)?;
+        Ok(TensorReceiver { tensor: TensorData { dtype, data: Elements::zeroed(dtype, count), shape } })
+    }
+
+    /// Where the data bytes go: fill it completely, then [`TensorReceiver::finish`].
+    pub fn buffer(&mut self) -> &mut [u8] {
+        self.tensor.data.bytes_mut()
+    }
+
+    /// The received value, once its bytes are checked (bool bytes must be 0 or 1).
+    pub fn finish(self) -> Result<Value, TensorError> {
+        let TensorData { dtype, shape, data } = self.tensor;
+        Ok(Value::Tensor(TensorData::checked(dtype, shape, data)?))
+    }
+}
 
 fn element_count(shape: &[usize]) -> Result<usize, TensorError> {
     shape
@@ -145,58 +253,79 @@ fn element_count(shape: &[usize]) -> Result<usize, TensorError> {
         .ok_or_else(|| TensorError::ShapeOverflow(shape.to_vec()))
 }
 
+/// Bytes of the data of a `dtype` tensor of `shape`.
+fn data_len(dtype: DType, shape: &[usize]) -> Result<usize, TensorError> {
+    element_count(shape)?.checked_mul(dtype.size()).ok_or_else(|| TensorError::ShapeOverflow(shape.to_vec()))
+}
+
 macro_rules! typed_access {
-    ($from:ident, $to:ident, $t:ty, $dtype:expr) => {
-        /// Builds a tensor from row-major values.
+    ($from:ident, $to:ident, $from_vec:ident, $into_vec:ident, $t:ty, $dtype:expr, $variant:ident) => {
+        /// Builds a tensor from row-major values (copied).
         pub fn $from(shape: Vec<usize>, values: &[$t]) -> Result<TensorData, TensorError> {
-            // The wire is little-endian: on such targets the values are the bytes (one memcpy;
-            // this is on the path of every big tensor).
-            #[cfg(target_endian = "little")]
-            let data = bytemuck::cast_slice::<$t, u8>(values).to_vec();
-            #[cfg(not(target_endian = "little"))]
-            let data = values.iter().flat_map(|value| value.to_le_bytes()).collect();
-            TensorData::from_bytes($dtype, shape, data)
+            TensorData::$from_vec(shape, values.to_vec())
         }
 
-        /// Returns the row-major values, or `None` if the dtype differs.
+        /// Builds a tensor that takes over `values` (row-major), without a copy.
+        pub fn $from_vec(shape: Vec<usize>, values: Vec<$t>) -> Result<TensorData, TensorError> {
+            TensorData::checked($dtype, shape, Elements::$variant(values))
+        }
+
+        /// Returns a copy of the row-major values, or `None` if the dtype differs.
         pub fn $to(&self) -> Option<Vec<$t>> {
-            if self.dtype != $dtype {
-                return None;
+            match &self.data {
+                Elements::$variant(values) if self.dtype == $dtype => Some(values.clone()),
+                _ => None,
             }
-            // The byte buffer may not be aligned for the element type: copied, not cast.
-            #[cfg(target_endian = "little")]
-            let values = bytemuck::allocation::pod_collect_to_vec::<u8, $t>(&self.data);
-            #[cfg(not(target_endian = "little"))]
-            let values = self
-                .data
-                .chunks_exact(std::mem::size_of::<$t>())
-                .map(|chunk| <$t>::from_le_bytes(chunk.try_into().expect("chunks_exact")))
-                .collect();
-            Some(values)
+        }
+
+        /// Gives up the row-major values without a copy; the tensor back if the dtype differs.
+        pub fn $into_vec(self) -> Result<Vec<$t>, TensorData> {
+            match self.data {
+                Elements::$variant(values) if self.dtype == $dtype => Ok(values),
+                data => Err(TensorData { data, ..self }),
+            }
         }
     };
 }
 
 impl TensorData {
-    /// Builds a tensor from raw little-endian bytes, checking length and bool bytes.
-    pub fn from_bytes(dtype: DType, shape: Vec<usize>, data: Vec<u8>) -> Result<TensorData, TensorError> {
-        let count = element_count(&shape)?;
-        let expected = count.checked_mul(dtype.size()).ok_or_else(|| TensorError::ShapeOverflow(shape.clone()))?;
-        if data.len() != expected {
-            return Err(TensorError::LengthMismatch { dtype, shape, expected, got: data.len() });
+    /// A tensor of `dtype` and `shape` around `data`, checking its length and bool bytes.
+    fn checked(dtype: DType, shape: Vec<usize>, data: Elements) -> Result<TensorData, TensorError> {
+        let expected = data_len(dtype, &shape)?;
+        let bytes = data.bytes();
+        if bytes.len() != expected {
+            return Err(TensorError::LengthMismatch { dtype, shape, expected, got: bytes.len() });
         }
         if dtype == DType::Bool
-            && let Some(&bad) = data.iter().find(|&&b| b > 1)
+            && let Some(&bad) = bytes.iter().find(|&&b| b > 1)
         {
             return Err(TensorError::BadBool(bad));
         }
         Ok(TensorData { dtype, shape, data })
     }
 
-    typed_access!(from_f32, to_f32, f32, DType::F32);
-    typed_access!(from_f64, to_f64, f64, DType::F64);
-    typed_access!(from_i64, to_i64, i64, DType::I64);
-    typed_access!(from_u8, to_u8, u8, DType::U8);
+    /// Builds a tensor from raw little-endian bytes, checking length and bool bytes (the
+    /// bytes of a `u8` or bool tensor are kept; other dtypes copy them into their elements).
+    pub fn from_bytes(dtype: DType, shape: Vec<usize>, data: Vec<u8>) -> Result<TensorData, TensorError> {
+        match dtype {
+            DType::Bool | DType::U8 => TensorData::checked(dtype, shape, Elements::Bytes(data)),
+            _ => TensorData::from_slice(dtype, shape, &data),
+        }
+    }
+
+    /// Builds a tensor from raw little-endian bytes (copied), checking length and bool bytes.
+    pub fn from_slice(dtype: DType, shape: Vec<usize>, data: &[u8]) -> Result<TensorData, TensorError> {
+        let expected = data_len(dtype, &shape)?;
+        if data.len() != expected {
+            return Err(TensorError::LengthMismatch { dtype, shape, expected, got: data.len() });
+        }
+        TensorData::checked(dtype, shape, Elements::from_slice(dtype, data))
+    }
+
+    typed_access!(from_f32, to_f32, from_f32_vec, into_f32_vec, f32, DType::F32, F32);
+    typed_access!(from_f64, to_f64, from_f64_vec, into_f64_vec, f64, DType::F64, F64);
+    typed_access!(from_i64, to_i64, from_i64_vec, into_i64_vec, i64, DType::I64, I64);
+    typed_access!(from_u8, to_u8, from_u8_vec, into_u8_vec, u8, DType::U8, Bytes);
 
     /// Builds a bool tensor.
     pub fn from_bool(shape: Vec<usize>, values: &[bool]) -> Result<TensorData, TensorError> {
@@ -205,7 +334,7 @@ impl TensorData {
 
     /// Returns the bool values, or `None` if the dtype differs.
     pub fn to_bool(&self) -> Option<Vec<bool>> {
-        (self.dtype == DType::Bool).then(|| self.data.iter().map(|&b| b != 0).collect())
+        (self.dtype == DType::Bool).then(|| self.bytes().iter().map(|&b| b != 0).collect())
     }
 
     /// A 0-d tensor holding one scalar.
@@ -230,42 +359,43 @@ impl TensorData {
 
     /// Raw little-endian bytes.
     pub fn bytes(&self) -> &[u8] {
-        &self.data
-    }
-
-    /// Consumes the tensor and returns its raw bytes.
-    pub fn into_bytes(self) -> Vec<u8> {
-        self.data
+        self.data.bytes()
     }
 
     /// Number of elements.
     pub fn len(&self) -> usize {
-        self.data.len() / self.dtype.size()
+        self.bytes().len() / self.dtype.size()
     }
 
     /// Whether the tensor has no elements.
     pub fn is_empty(&self) -> bool {
-        self.data.is_empty()
+        self.bytes().is_empty()
     }
 
     /// Encodes the compact binary frame: `RAVT`, version `u8`, dtype code `u8`, ndim `u32`,
     /// each dimension as `u64`, then the raw data (all little-endian).
     pub fn encode_binary(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(10 + 8 * self.shape.len() + self.data.len());
+        let mut out = Vec::with_capacity(FIXED_HEADER + 8 * self.shape.len() + self.bytes().len());
         self.encode_into(&mut out);
         out
     }
 
     /// Appends the binary frame to `out`.
     fn encode_into(&self, out: &mut Vec<u8>) {
+        TensorData::encode_header(self.dtype, &self.shape, out);
+        out.extend_from_slice(self.bytes());
+    }
+
+    /// Appends the header of the binary frame of a `dtype` tensor of `shape` to `out` (the
+    /// frame is this header, then the data bytes).
+    fn encode_header(dtype: DType, shape: &[usize], out: &mut Vec<u8>) {
         out.extend_from_slice(BINARY_MAGIC);
         out.push(BINARY_VERSION);
-        out.push(self.dtype.code());
-        out.extend_from_slice(&(self.shape.len() as u32).to_le_bytes());
-        for &dim in &self.shape {
+        out.push(dtype.code());
+        out.extend_from_slice(&(shape.len() as u32).to_le_bytes());
+        for &dim in shape {
             out.extend_from_slice(&(dim as u64).to_le_bytes());
         }
-        out.extend_from_slice(&self.data);
     }
 
     /// Splits a binary frame into dtype, shape and the data bytes that follow the header (which
@@ -296,7 +426,7 @@ impl TensorData {
     /// Decodes a frame written by [`TensorData::encode_binary`].
     pub fn decode_binary(frame: &[u8]) -> Result<TensorData, TensorError> {
         let (dtype, shape, data) = TensorData::decode_header(frame)?;
-        TensorData::from_bytes(dtype, shape, data.to_vec())
+        TensorData::from_slice(dtype, shape, data)
     }
 
     /// The total length of the binary frame that starts with `prefix`, read from its header
@@ -305,11 +435,7 @@ impl TensorData {
     pub fn binary_len(prefix: &[u8]) -> Result<u64, TensorError> {
         let (dtype, shape, data) = TensorData::decode_header(prefix)?;
         let header = (prefix.len() - data.len()) as u64;
-        let elements = element_count(&shape)? as u64;
-        elements
-            .checked_mul(dtype.size() as u64)
-            .and_then(|bytes| bytes.checked_add(header))
-            .ok_or_else(|| TensorError::ShapeOverflow(shape.clone()))
+        (data_len(dtype, &shape)? as u64).checked_add(header).ok_or(TensorError::ShapeOverflow(shape))
     }
 }
 
@@ -483,8 +609,8 @@ impl TensorData {
             DType::F32 => self.to_f32().unwrap_or_default().into_iter().map(|x| float_to_json(f64::from(x))).collect(),
             DType::F64 => self.to_f64().unwrap_or_default().into_iter().map(float_to_json).collect(),
             DType::I64 => self.to_i64().unwrap_or_default().into_iter().map(JsonNumber::Int).collect(),
-            DType::U8 => self.data.iter().map(|&b| JsonNumber::Int(i64::from(b))).collect(),
-            DType::Bool => self.data.iter().map(|&b| JsonNumber::Bool(b != 0)).collect(),
+            DType::U8 => self.bytes().iter().map(|&b| JsonNumber::Int(i64::from(b))).collect(),
+            DType::Bool => self.bytes().iter().map(|&b| JsonNumber::Bool(b != 0)).collect(),
         }
     }
 
@@ -529,8 +655,12 @@ impl Serialize for TensorData {
         if serializer.is_human_readable() {
             JsonTensor { dtype: self.dtype, shape: self.shape.clone(), data: self.json_data() }.serialize(serializer)
         } else {
-            BinaryTensor { dtype: self.dtype, shape: self.shape.clone(), data: std::borrow::Cow::Borrowed(&self.data) }
-                .serialize(serializer)
+            BinaryTensor {
+                dtype: self.dtype,
+                shape: self.shape.clone(),
+                data: std::borrow::Cow::Borrowed(self.bytes()),
+            }
+            .serialize(serializer)
         }
     }
 }
@@ -542,7 +672,7 @@ impl<'de> Deserialize<'de> for TensorData {
             TensorData::from_json(json).map_err(de::Error::custom)
         } else {
             let binary = BinaryTensor::deserialize(deserializer)?;
-            TensorData::from_bytes(binary.dtype, binary.shape, binary.data.into_owned()).map_err(de::Error::custom)
+            TensorData::from_slice(binary.dtype, binary.shape, &binary.data).map_err(de::Error::custom)
         }
     }
 }
@@ -559,7 +689,7 @@ impl Value {
     /// The length of [`Value::encode_binary`]'s output, without encoding.
     pub fn encoded_len(&self) -> u64 {
         match self {
-            Value::Tensor(t) => 1 + 10 + 8 * t.shape().len() as u64 + t.bytes().len() as u64,
+            Value::Tensor(t) => (VALUE_FIXED_HEADER + 8 * t.shape().len() + t.bytes().len()) as u64,
             Value::List(items) => 1 + 4 + items.iter().map(|item| 8 + item.encoded_len()).sum::<u64>(),
         }
     }
@@ -581,6 +711,42 @@ impl Value {
         }
     }
 
+    /// The binary encoding of a tensor value up to its data: send this, then the tensor's
+    /// little-endian bytes (a big array goes out from its own memory, with no encoded copy).
+    pub fn tensor_header(dtype: DType, shape: &[usize]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(VALUE_FIXED_HEADER + 8 * shape.len());
+        out.push(b'T');
+        TensorData::encode_header(dtype, shape, &mut out);
+        out
+    }
+
+    /// The length of the binary encoding of a `dtype` tensor value of `shape`.
+    pub fn tensor_encoded_len(dtype: DType, shape: &[usize]) -> Result<u64, TensorError> {
+        let data = data_len(dtype, shape)? as u64;
+        data.checked_add((VALUE_FIXED_HEADER + 8 * shape.len()) as u64)
+            .ok_or_else(|| TensorError::ShapeOverflow(shape.to_vec()))
+    }
+
+    /// From the first [`VALUE_FIXED_HEADER`] bytes of an encoded value: the length of the
+    /// whole header when it is a tensor (what to read before [`TensorReceiver::new`]), `None`
+    /// for a list.
+    pub fn tensor_header_len(fixed: &[u8]) -> Option<Result<usize, TensorError>> {
+        let (b'T', frame) = fixed.split_first()? else {
+            return None;
+        };
+        let checked = (|| {
+            let rest =
+                frame.strip_prefix(BINARY_MAGIC.as_slice()).ok_or(TensorError::BadFrame("missing RAVT magic"))?;
+            let ndim = rest.get(2..6).ok_or(TensorError::BadFrame("truncated"))?;
+            let ndim = u32::from_le_bytes(ndim.try_into().expect("a 4-byte slice")) as usize;
+            if ndim > 64 {
+                return Err(TensorError::BadFrame("more than 64 dimensions"));
+            }
+            Ok(VALUE_FIXED_HEADER + 8 * ndim)
+        })();
+        Some(checked)
+    }
+
     /// Decodes bytes written by [`Value::encode_binary`].
     pub fn decode_binary(bytes: &[u8]) -> Result<Value, TensorError> {
         Value::decode_depth(bytes, 0)
@@ -593,6 +759,10 @@ impl Value {
             return Value::decode_binary(&bytes);
         };
         let (dtype, shape, data) = TensorData::decode_header(frame)?;
+        if dtype.size() > 1 {
+            // Typed elements need an aligned buffer: one copy either way.
+            return Ok(Value::Tensor(TensorData::from_slice(dtype, shape, data)?));
+        }
         let header = bytes.len() - data.len();
         bytes.drain(..header);
         Ok(Value::Tensor(TensorData::from_bytes(dtype, shape, bytes)?))

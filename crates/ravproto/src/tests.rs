@@ -4,7 +4,7 @@ use crate::index::{IndexExpr, IndexItem};
 use crate::messages::*;
 use crate::ops::{Operation, ReduceParams};
 use crate::status::*;
-use crate::tensor::{DType, Scalar, TensorData, TensorError, Value};
+use crate::tensor::{DType, Scalar, TensorData, TensorError, TensorReceiver, Value};
 use crate::{GraphId, OpId};
 use expect_test::{Expect, expect};
 use std::collections::BTreeMap;
@@ -289,6 +289,53 @@ fn value_binary_round_trips() {
         Value::decode_binary(&nested.encode_binary()),
         Err(TensorError::BadFrame("value lists nested too deeply"))
     );
+}
+
+#[test]
+fn tensors_are_sent_from_and_received_into_their_own_buffers() {
+    let values = vec![0.5, -1.0, f64::NAN, 7.25, 1e300, -0.0];
+    let address = values.as_ptr();
+    let tensor = TensorData::from_f64_vec(vec![2, 3], values).unwrap();
+    // Building the tensor took the buffer over, and taking the elements back gives it back.
+    assert_eq!(tensor.bytes().as_ptr(), address.cast::<u8>());
+    let copy = tensor.clone();
+    let copy_address = copy.bytes().as_ptr();
+    let elements = copy.into_f64_vec().unwrap();
+    assert_eq!(elements.as_ptr().cast::<u8>(), copy_address);
+    assert_eq!(tensor.clone().into_f32_vec(), Err(tensor.clone()), "another dtype gives the tensor back");
+    let value = Value::Tensor(tensor);
+    let encoded = value.encode_binary();
+    let Value::Tensor(tensor) = &value else { unreachable!() };
+    // The header, then the bytes, is the encoding.
+    let header = Value::tensor_header(tensor.dtype(), tensor.shape());
+    assert_eq!([header.as_slice(), tensor.bytes()].concat(), encoded);
+    assert_eq!(Value::tensor_encoded_len(DType::F64, &[2, 3]).unwrap(), encoded.len() as u64);
+    // A receiver learns the header length from its fixed part, then takes the data.
+    let fixed = &encoded[..crate::tensor::VALUE_FIXED_HEADER];
+    assert_eq!(Value::tensor_header_len(fixed), Some(Ok(header.len())));
+    let mut receiver = TensorReceiver::new(&header, encoded.len() as u64).unwrap();
+    receiver.buffer().copy_from_slice(&encoded[header.len()..]);
+    let received = receiver.finish().unwrap();
+    assert_eq!(received, value, "NaN equals the same NaN: values compare by bytes");
+    let Value::Tensor(received) = received else { unreachable!() };
+    assert_eq!(received.into_f64_vec().unwrap()[3], 7.25);
+
+    // What a receiver refuses before allocating: another length than announced, a list
+    // header, a malformed one.
+    let wrong = TensorReceiver::new(&header, encoded.len() as u64 + 1).unwrap_err();
+    assert_eq!(wrong, TensorError::BadFrame("header announces another length than the file's"));
+    assert!(TensorReceiver::new(b"L\x01\0\0\0", 5).is_err());
+    assert_eq!(Value::tensor_header_len(b"L\x01\0\0\0"), None);
+    let mut too_many = fixed.to_vec();
+    too_many[7..11].copy_from_slice(&65u32.to_le_bytes());
+    assert_eq!(Value::tensor_header_len(&too_many), Some(Err(TensorError::BadFrame("more than 64 dimensions"))));
+    assert!(Value::tensor_header_len(b"TRAV").unwrap().is_err(), "truncated");
+    // Bool bytes are checked once received.
+    let bools = Value::Tensor(TensorData::from_bool(vec![2], &[true, false]).unwrap()).encode_binary();
+    let header_len = bools.len() - 2;
+    let mut receiver = TensorReceiver::new(&bools[..header_len], bools.len() as u64).unwrap();
+    receiver.buffer().copy_from_slice(&[1, 2]);
+    assert_eq!(receiver.finish(), Err(TensorError::BadBool(2)));
 }
 
 #[test]

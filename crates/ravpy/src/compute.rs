@@ -14,8 +14,8 @@
 //! server then sends the checkpoint along). A failed op rolls the session back, and the state
 //! before the last assignment is kept, so a retry never applies a step twice.
 
-use ravexec::TensorValue;
 use ravexec::train::Session;
+use ravexec::{TensorValue, ValueStore};
 use ravproto::checkpoint::Checkpoint;
 use ravproto::provider::{AssignHeader, Frame, OpFailedReport, ResultHeader, TrainingState};
 use ravproto::{GraphId, OpId};
@@ -112,8 +112,16 @@ fn compute(
     values: Vec<ravproto::Value>,
     session: &mut Session,
 ) -> Result<Frame<ResultHeader>, OpFailedReport> {
-    let mut known: BTreeMap<OpId, TensorValue> =
-        header.inputs.iter().copied().zip(values.iter().map(TensorValue::from_wire)).collect();
+    // What an op reads: its inputs, then the values its params name (an ONNX model). Values
+    // are lent to ops, not copied, and the outputs leave as they are: a big tensor exists once
+    // on this provider.
+    let reads = |op: &ravproto::provider::AssignedOp| -> Vec<OpId> {
+        op.inputs.iter().copied().chain(op.operation.value_refs()).collect()
+    };
+    let mut store = ValueStore::new(header.ops.iter().flat_map(reads).chain(header.outputs.iter().copied()));
+    for (id, value) in header.inputs.iter().zip(values) {
+        store.insert(*id, TensorValue::from_wire_owned(value));
+    }
     for op in &header.ops {
         let failure = |reason: String, retryable: bool| OpFailedReport {
             assignment: header.assignment,
@@ -122,30 +130,24 @@ fn compute(
             reason,
             retryable,
         };
-        // The op's inputs, then the values its params name (an ONNX model).
-        let inputs: Vec<TensorValue> = op
-            .inputs
-            .iter()
-            .chain(&op.operation.value_refs())
-            .map(|id| known.get(id).cloned())
-            .collect::<Option<_>>()
-            // A missing input is the server's mistake, not the op's: another attempt may work.
-            .ok_or_else(|| failure("an input value was not sent".into(), true))?;
-        let value =
-            session.run(op.id, &op.operation, &op.inputs, &inputs).map_err(|e| failure(e.to_string(), false))?;
-        known.insert(op.id, value);
+        let ids = reads(op);
+        // A missing input is the server's mistake, not the op's: another attempt may work.
+        let inputs = store.lend(&ids).ok_or_else(|| failure("an input value was not sent".into(), true))?;
+        let result = session.run(op.id, &op.operation, &op.inputs, &inputs);
+        store.give_back(&ids, inputs, true);
+        store.insert(op.id, result.map_err(|e| failure(e.to_string(), false))?);
     }
     let outputs = header.outputs.clone();
     let mut out = Vec::with_capacity(outputs.len());
     for id in &outputs {
-        let value = known.get(id).ok_or_else(|| OpFailedReport {
+        let value = store.take(*id).ok_or_else(|| OpFailedReport {
             assignment: header.assignment,
             op_id: *id,
             operator: "subgraph".into(),
             reason: "an output is not an op of this assignment".into(),
             retryable: true,
         })?;
-        out.push(value.to_wire());
+        out.push(value.into_wire());
     }
     Ok(Frame {
         header: ResultHeader { assignment: header.assignment, outputs, files: vec![], checkpoint: false },

@@ -291,10 +291,8 @@ impl Bulk {
         }
         let mut ftp = self.connect().await.map_err(|e| e.to_string())?;
         for file in files {
-            let bytes = ftp.get(&file.name, file.len).await.map_err(|e| e.to_string())?;
+            let value = ftp.get_value(&file.name, file.len).await.map_err(|e| e.to_string())?;
             let _ = ftp.delete(&file.name).await;
-            let value =
-                ravproto::Value::decode_binary_owned(bytes).map_err(|e| format!("input file {}: {e}", file.name))?;
             frame.header.inputs.push(file.op);
             frame.values.push(value);
         }
@@ -314,15 +312,13 @@ impl Bulk {
                 values.push(value);
                 continue;
             }
-            let bytes = value.encode_binary();
-            drop(value); // Not kept twice while it uploads.
             let client = match &mut ftp {
                 Some(client) => client,
                 None => ftp.insert(self.connect().await.map_err(|e| e.to_string())?),
             };
             let name = format!("out-{}-{}.ravv", frame.header.assignment, op.0);
-            client.put(&name, &bytes).await.map_err(|e| e.to_string())?;
-            frame.header.files.push(FileValue { op, name, len: bytes.len() as u64 });
+            client.put_value(&name, &value).await.map_err(|e| e.to_string())?;
+            frame.header.files.push(FileValue { op, name, len: value.encoded_len() });
         }
         if let Some(client) = ftp {
             client.quit().await;
