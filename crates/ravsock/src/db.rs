@@ -89,6 +89,61 @@ pub struct Db {
     /// Accounts by token hash, so a request does not wait on the database to authenticate.
     /// Tokens cannot be revoked yet; a revoke command must remove its entry here.
     accounts: std::sync::Arc<std::sync::RwLock<std::collections::HashMap<String, Account>>>,
+    graphs: std::sync::Arc<GraphCache>,
+}
+
+/// Graph rows as this process last read them: a requester's round trip (upload, wait,
+/// fetch) checks the graph's owner and status at every step, and each read is a round trip
+/// to the database.
+///
+/// ravsock is the only writer of `graphs`, and every write in [`Db`] forgets the row once it
+/// has committed. A read fills the cache only if no write was made while it ran (the
+/// generation), so a row read before a commit cannot outlive it.
+#[derive(Debug, Default)]
+struct GraphCache {
+    rows: std::sync::Mutex<std::collections::HashMap<GraphId, StoredGraph>>,
+    generation: std::sync::atomic::AtomicU64,
+}
+
+impl GraphCache {
+    /// Rows kept at most; the cache starts over when it is full.
+    const LIMIT: usize = 10_000;
+
+    fn rows(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<GraphId, StoredGraph>> {
+        self.rows.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn get(&self, graph: GraphId) -> Option<StoredGraph> {
+        self.rows().get(&graph).cloned()
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Keeps `row`, read from the database when the generation was `read_at`.
+    fn fill(&self, read_at: u64, row: &StoredGraph) {
+        let mut rows = self.rows();
+        if self.generation() == read_at {
+            if rows.len() >= GraphCache::LIMIT {
+                rows.clear();
+            }
+            rows.insert(row.id, row.clone());
+        }
+    }
+
+    /// After a write of the row of `graph`: applies `change` to the cached row when the write
+    /// committed, forgets the row when it did not (a failed commit may still have landed).
+    fn written(&self, graph: GraphId, committed: bool, change: impl FnOnce(&mut StoredGraph)) {
+        let mut rows = self.rows();
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        match (committed, rows.get_mut(&graph)) {
+            (true, Some(row)) => change(row),
+            _ => {
+                rows.remove(&graph);
+            }
+        }
+    }
 }
 
 /// The connection pool of the backend in use.
@@ -286,6 +341,12 @@ fn stored_value(op: OpId, inline: Option<Vec<u8>>, file: Option<i64>) -> Result<
     })
 }
 
+/// The change to a graph row that [`Db::store_results`] and [`Db::close_federated`] make.
+fn computed_status(row: &mut StoredGraph) {
+    row.status = GraphStatus::Computed;
+    row.failure = None;
+}
+
 fn now_secs() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
@@ -338,12 +399,12 @@ impl Db {
             .connect_with(options)
             .await?;
         POSTGRES_MIGRATOR.run(&pool).await.map_err(|e| Error::Internal(format!("migrations failed: {e}")))?;
-        Ok(Db { pool: Pool::Postgres(pool), accounts: Default::default() })
+        Ok(Db { pool: Pool::Postgres(pool), accounts: Default::default(), graphs: Default::default() })
     }
 
     /// Wraps an existing SQLite pool (migrations already applied).
     pub fn from_pool(pool: SqlitePool) -> Db {
-        Db { pool: Pool::Sqlite(pool), accounts: Default::default() }
+        Db { pool: Pool::Sqlite(pool), accounts: Default::default(), graphs: Default::default() }
     }
 
     /// Which backend this is, for logs: `sqlite` or `postgres`.
@@ -415,25 +476,50 @@ impl Db {
 
     /// Replaces a graph's meta (e.g. requirements learned from its ops).
     pub async fn set_graph_meta(&self, graph: GraphId, meta: &GraphMeta) -> Result<()> {
+        let cached = meta.clone();
         let meta = serde_json::to_string(meta).map_err(|e| Error::Internal(e.to_string()))?;
-        on_backend!(self, |pool, sql, DB| sqlx::query("UPDATE graphs SET meta = $1 WHERE id = $2")
-            .bind(meta)
-            .bind(graph.0 as i64)
-            .execute(pool)
-            .await
-            .map(|_| ()))?;
-        Ok(())
+        self.writing_graph(graph, |row| row.meta = cached, async {
+            on_backend!(self, |pool, sql, DB| sqlx::query("UPDATE graphs SET meta = $1 WHERE id = $2")
+                .bind(meta)
+                .bind(graph.0 as i64)
+                .execute(pool)
+                .await
+                .map(|_| ()))?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Runs `write`, which changes the row of `graph` as `change` does, then brings the cached
+    /// row up to date.
+    async fn writing_graph<T>(
+        &self,
+        graph: GraphId,
+        change: impl FnOnce(&mut StoredGraph),
+        write: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let written = write.await;
+        self.graphs.written(graph, written.is_ok(), change);
+        written
     }
 
     /// A graph, if it exists.
     pub async fn graph(&self, graph: GraphId) -> Result<Option<StoredGraph>> {
+        if let Some(row) = self.graphs.get(graph) {
+            return Ok(Some(row));
+        }
+        let read_at = self.graphs.generation();
         let row: Option<GraphRow> = on_backend!(self, |pool, sql, DB| sqlx::query_as(
             "SELECT id, owner, meta, status, failure FROM graphs WHERE id = $1"
         )
         .bind(graph.0 as i64)
         .fetch_optional(pool)
         .await)?;
-        row.map(stored_graph).transpose()
+        let row = row.map(stored_graph).transpose()?;
+        if let Some(row) = &row {
+            self.graphs.fill(read_at, row);
+        }
+        Ok(row)
     }
 
     /// Every graph of an owner, newest first.
@@ -460,19 +546,29 @@ impl Db {
 
     /// Sets a graph's status (and failure reason).
     pub async fn set_graph_status(&self, graph: GraphId, status: GraphStatus, failure: Option<&str>) -> Result<()> {
-        on_backend!(self, |pool, sql, DB| sqlx::query("UPDATE graphs SET status = $1, failure = $2 WHERE id = $3")
+        let cached = failure.map(str::to_string);
+        let change = |row: &mut StoredGraph| {
+            row.status = status;
+            row.failure = cached;
+        };
+        self.writing_graph(graph, change, async {
+            on_backend!(self, |pool, sql, DB| sqlx::query(
+                "UPDATE graphs SET status = $1, failure = $2 WHERE id = $3"
+            )
             .bind(status_name(status))
             .bind(failure)
             .bind(graph.0 as i64)
             .execute(pool)
             .await
             .map(|_| ()))?;
-        Ok(())
+            Ok(())
+        })
+        .await
     }
 
-    /// Stores one upload chunk in a transaction, mapping the client's ids to server ids.
-    /// `known` maps local ids already stored for this graph; it is extended with the chunk's
-    /// (and must be dropped by the caller if this fails).
+    /// Stores one upload chunk in a transaction, mapping the client's ids to server ids, and
+    /// returns its ops as stored. `known` maps local ids already stored for this graph; it is
+    /// extended with the chunk's (and must be dropped by the caller if this fails).
     ///
     /// Rows go in as multi-row INSERTs with ids allocated here: each statement is a round trip
     /// to SQLite's worker thread, and one per op held uploads to about 20,000 ops/s.
@@ -484,40 +580,70 @@ impl Db {
         graph: GraphId,
         records: &[OpRecord],
         known: &mut BTreeMap<u64, OpId>,
+        adopt_file: impl FnMut(OpId, &OpRecord) -> Result<u64>,
+        then_compute: bool,
+    ) -> Result<Vec<StoredOp>> {
+        let insert = self.insert_ops_tx(graph, records, known, adopt_file, then_compute);
+        let change = |row: &mut StoredGraph| {
+            if then_compute {
+                row.status = GraphStatus::Computing;
+            }
+        };
+        self.writing_graph(graph, change, insert).await
+    }
+
+    async fn insert_ops_tx(
+        &self,
+        graph: GraphId,
+        records: &[OpRecord],
+        known: &mut BTreeMap<u64, OpId>,
         mut adopt_file: impl FnMut(OpId, &OpRecord) -> Result<u64>,
         then_compute: bool,
-    ) -> Result<BTreeMap<u64, OpId>> {
+    ) -> Result<Vec<StoredOp>> {
         on_backend!(self, |pool, sql, DB| {
             let mut tx = pool.begin_with(sql.begin_write).await?;
             if let Some(lock) = sql.lock_op_ids {
                 sqlx::query(lock).execute(&mut *tx).await?;
             }
             let next: i64 = sqlx::query_scalar(sql.next_op_id).fetch_one(&mut *tx).await?;
-            let mut mapped = BTreeMap::new();
-            let mut rows = Vec::with_capacity(records.len());
+            let mut stored = Vec::with_capacity(records.len());
             for (offset, record) in records.iter().enumerate() {
                 let id = OpId((next + offset as i64) as u64);
-                let inputs: Vec<u64> = record
+                let inputs: Vec<OpId> = record
                     .inputs
                     .iter()
                     .map(|input| match input {
-                        OpRef::Local(local) => known.get(local).map(|id| id.0),
-                        OpRef::Server(id) => Some(id.0),
+                        OpRef::Local(local) => known.get(local).copied(),
+                        OpRef::Server(id) => Some(*id),
                     })
                     .collect::<Option<_>>()
                     .ok_or_else(|| Error::Internal("inputs were validated before storing".into()))?;
-                let status = if record.value.is_some() || record.value_file.is_some() { "computed" } else { "pending" };
-                rows.push(OpRow {
-                    id: id.0 as i64,
-                    local_id: record.local_id as i64,
-                    operation: serde_json::to_string(&record.operation).map_err(|e| Error::Internal(e.to_string()))?,
-                    inputs: serde_json::to_string(&inputs).map_err(|e| Error::Internal(e.to_string()))?,
-                    persist: record.persist.clone(),
-                    status,
-                });
+                let has_value = record.value.is_some() || record.value_file.is_some();
                 known.insert(record.local_id, id);
-                mapped.insert(record.local_id, id);
+                stored.push(StoredOp {
+                    id,
+                    local_id: record.local_id,
+                    operation: record.operation.clone(),
+                    inputs,
+                    persist: record.persist.clone(),
+                    status: if has_value { OpStatus::Computed } else { OpStatus::Pending },
+                });
             }
+            let rows = stored
+                .iter()
+                .map(|op| {
+                    let inputs: Vec<u64> = op.inputs.iter().map(|id| id.0).collect();
+                    Ok(OpRow {
+                        id: op.id.0 as i64,
+                        local_id: op.local_id as i64,
+                        operation: serde_json::to_string(&op.operation).map_err(|e| Error::Internal(e.to_string()))?,
+                        inputs: serde_json::to_string(&inputs).map_err(|e| Error::Internal(e.to_string()))?,
+                        persist: op.persist.clone(),
+                        status: if op.status == OpStatus::Computed { "computed" } else { "pending" },
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let mapped: BTreeMap<u64, OpId> = stored.iter().map(|op| (op.local_id, op.id)).collect();
             for batch in rows.chunks(ROWS_PER_INSERT) {
                 let mut insert = sqlx::QueryBuilder::<DB>::new(
                     "INSERT INTO ops (id, graph_id, local_id, operation, inputs, persist, status) ",
@@ -563,7 +689,7 @@ impl Db {
                     .await?;
             }
             tx.commit().await?;
-            Ok(mapped)
+            Ok(stored)
         })
     }
 
@@ -626,12 +752,32 @@ impl Db {
 
     /// Stores the results of a subgraph and marks its ops computed, in one transaction of a
     /// few statements. `files` are values already moved into the blob store, with their lengths.
+    /// With `finishes`, that graph is marked computed in the same transaction (its last
+    /// subgraph: one commit fewer before the requester hears of it).
     pub async fn store_results(
         &self,
         values: &[(OpId, Value)],
         files: &[(OpId, u64)],
         computed: &[OpId],
         checkpoint: Option<(GraphId, &Checkpoint)>,
+        finishes: Option<GraphId>,
+    ) -> Result<()> {
+        match finishes {
+            Some(graph) => {
+                let store = self.store_results_tx(values, files, computed, checkpoint, finishes);
+                self.writing_graph(graph, computed_status, store).await
+            }
+            None => self.store_results_tx(values, files, computed, checkpoint, None).await,
+        }
+    }
+
+    async fn store_results_tx(
+        &self,
+        values: &[(OpId, Value)],
+        files: &[(OpId, u64)],
+        computed: &[OpId],
+        checkpoint: Option<(GraphId, &Checkpoint)>,
+        finishes: Option<GraphId>,
     ) -> Result<()> {
         let values: Vec<(i64, Vec<u8>)> =
             values.iter().map(|(op, value)| (op.0 as i64, value.encode_binary())).collect();
@@ -659,6 +805,12 @@ impl Db {
                 .bind(checkpoint.encode())
                 .execute(&mut *tx)
                 .await?;
+            }
+            if let Some(graph) = finishes {
+                sqlx::query("UPDATE graphs SET status = 'computed', failure = NULL WHERE id = $1")
+                    .bind(graph.0 as i64)
+                    .execute(&mut *tx)
+                    .await?;
             }
             tx.commit().await?;
         });
@@ -890,6 +1042,10 @@ impl Db {
     /// Closes a federated graph in one transaction: stores its aggregate and marks the graph
     /// and its ops computed.
     pub async fn close_federated(&self, graph: GraphId, aggregate: &str) -> Result<()> {
+        self.writing_graph(graph, computed_status, self.close_federated_tx(graph, aggregate)).await
+    }
+
+    async fn close_federated_tx(&self, graph: GraphId, aggregate: &str) -> Result<()> {
         on_backend!(self, |pool, sql, DB| {
             let mut tx = pool.begin_with(sql.begin_write).await?;
             sqlx::query(
@@ -900,7 +1056,7 @@ impl Db {
             .bind(aggregate)
             .execute(&mut *tx)
             .await?;
-            sqlx::query("UPDATE graphs SET status = 'computed' WHERE id = $1")
+            sqlx::query("UPDATE graphs SET status = 'computed', failure = NULL WHERE id = $1")
                 .bind(graph.0 as i64)
                 .execute(&mut *tx)
                 .await?;
@@ -916,7 +1072,62 @@ impl Db {
 
 #[cfg(test)]
 mod tests {
-    use super::url_with_database;
+    use super::*;
+
+    fn row(id: u64, status: GraphStatus) -> StoredGraph {
+        StoredGraph { id: GraphId(id), owner: 1, meta: GraphMeta::default(), status, failure: None }
+    }
+
+    #[test]
+    fn the_graph_cache_never_keeps_a_row_older_than_a_write() {
+        let cache = GraphCache::default();
+        let graph = GraphId(7);
+        // A read that started before a write does not fill the cache...
+        let read_at = cache.generation();
+        cache.written(graph, true, |row| row.status = GraphStatus::Computing);
+        cache.fill(read_at, &row(7, GraphStatus::Pending));
+        assert_eq!(cache.get(graph), None);
+        // ...one after it does, and later writes change the cached row.
+        cache.fill(cache.generation(), &row(7, GraphStatus::Computing));
+        cache.written(graph, true, |row| row.status = GraphStatus::Computed);
+        assert_eq!(cache.get(graph).map(|r| r.status), Some(GraphStatus::Computed));
+        // A write that may not have committed drops the row: the next read asks the database.
+        cache.written(graph, false, |row| row.status = GraphStatus::Failed);
+        assert_eq!(cache.get(graph), None);
+    }
+
+    #[tokio::test]
+    async fn graph_reads_see_every_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap();
+        let owner = db.create_account("req", Role::Requester).await.unwrap();
+        let owner = db.account_by_token(&owner).await.unwrap().unwrap().id;
+        let graph = db.create_graph(owner, &GraphMeta::default()).await.unwrap();
+        let status = |db: Db| async move { db.graph(graph).await.unwrap().unwrap().status };
+        assert_eq!(status(db.clone()).await, GraphStatus::Pending);
+        let record = OpRecord {
+            local_id: 0,
+            operation: serde_json::from_value(
+                serde_json::json!({"operator": "lin", "params": {"dtype": "f64", "shape": []}}),
+            )
+            .unwrap(),
+            inputs: vec![],
+            persist: Some("x".into()),
+            value: Some(Value::Tensor(ravproto::TensorData::from_f64(vec![], &[1.0]).unwrap())),
+            value_file: None,
+        };
+        let refuse = |_: OpId, _: &OpRecord| -> Result<u64> { unreachable!("no files") };
+        let stored = db.insert_ops(graph, &[record], &mut BTreeMap::new(), refuse, true).await.unwrap();
+        assert_eq!(status(db.clone()).await, GraphStatus::Computing);
+        db.set_graph_status(graph, GraphStatus::Failed, Some("why")).await.unwrap();
+        assert_eq!(db.graph(graph).await.unwrap().unwrap().failure.as_deref(), Some("why"));
+        db.store_results(&[], &[], &[stored[0].id], None, Some(graph)).await.unwrap();
+        let read = db.graph(graph).await.unwrap().unwrap();
+        assert_eq!((read.status, read.failure.as_deref()), (GraphStatus::Computed, None));
+        // What the cache says is what the database says.
+        let fresh = Db::connect(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap();
+        assert_eq!(fresh.graph(graph).await.unwrap(), Some(read));
+    }
 
     #[test]
     fn scratch_urls_name_the_new_database_and_keep_the_rest() {

@@ -223,19 +223,27 @@ async fn upload_ops(
     };
     // A federated graph opens to providers instead (`start`), outside this transaction.
     let then_compute = query.execute && graph.meta.approach != Approach::Federated;
+    // Whether this chunk is the whole graph: then the scheduler gets its ops from here
+    // instead of reading them back.
+    let whole_graph = known.is_empty();
     match state.db.insert_ops(graph.id, &chunk.ops, known, adopt, then_compute).await {
-        Ok(id_map) => {
+        Ok(stored) => {
+            let id_map = stored.iter().map(|op| (op.local_id, op.id)).collect();
             // Only providers built with the `onnx` feature run whole models; stored in the meta
             // so that `list-graphs` shows it too.
             let runs_models = chunk.ops.iter().any(|op| op.operation.kind() == ravproto::OpKind::ForwardPass);
-            if runs_models && !graph.meta.requirements.onnx_required {
-                let mut meta = graph.meta.clone();
+            let mut meta = graph.meta.clone();
+            if runs_models && !meta.requirements.onnx_required {
                 meta.requirements.onnx_required = true;
                 state.db.set_graph_meta(graph.id, &meta).await?;
             }
             if then_compute {
                 state.forget_upload(graph.id);
-                state.scheduler.send(Command::Execute(graph.id)).await?;
+                let command = match whole_graph {
+                    true => Command::ExecuteStored { graph: graph.id, requirements: meta.requirements, ops: stored },
+                    false => Command::Execute(graph.id),
+                };
+                state.scheduler.send(command).await?;
             } else if query.execute {
                 start(&state, &graph).await?;
             }

@@ -18,7 +18,7 @@ use crate::scheduler::{Action, AssignmentId, Event, Millis, OpInfo, Scheduler, S
 use crate::socket::{graph_room, provider_room};
 use bytes::Bytes;
 use ravproto::checkpoint::Checkpoint;
-use ravproto::messages::{FileValue, GraphProgress, OpFailure};
+use ravproto::messages::{FileValue, GraphProgress, OpFailure, Requirements};
 use ravproto::provider::{
     AssignHeader, AssignedOp, EVENT_ASSIGN, EVENT_REJECTED, EVENT_WITHDRAW, Frame, NAMESPACE, Rejected, TrainingState,
     Withdraw, stuff,
@@ -37,6 +37,16 @@ use tokio::time::Instant;
 pub enum Command {
     /// Start (or resume) a graph whose ops are stored.
     Execute(GraphId),
+    /// Start a graph whose ops were just stored, all of them in one upload: they come along
+    /// instead of being read back.
+    ExecuteStored {
+        /// The graph.
+        graph: GraphId,
+        /// Its requirements.
+        requirements: Requirements,
+        /// Every op of the graph, as stored.
+        ops: Vec<StoredOp>,
+    },
     /// Cancel a graph.
     Cancel(GraphId),
     /// A provider returned values for an assignment (not yet stored).
@@ -149,6 +159,7 @@ pub async fn start_scheduler(
         payloads: BTreeMap::new(),
         events: handle.events.clone(),
         progress_sent: BTreeMap::new(),
+        status_stored: BTreeSet::new(),
         followups: Vec::new(),
         training: BTreeMap::new(),
     };
@@ -173,6 +184,8 @@ struct SchedulerTask {
     events: tokio::sync::broadcast::Sender<GraphEvent>,
     /// When each graph's progress was last broadcast.
     progress_sent: BTreeMap<GraphId, Instant>,
+    /// Graphs whose computed status went in with their last results (no second write).
+    status_stored: BTreeSet<GraphId>,
     /// Events that performing an action produced (an assignment the server could not send).
     followups: Vec<Event>,
     /// The training state of each executing graph that trains.
@@ -216,6 +229,15 @@ impl SchedulerTask {
                         continue;
                     }
                 },
+                Command::ExecuteStored { graph, requirements, ops } => {
+                    match self.submission_of(graph, requirements, &ops).await {
+                        Ok(event) => event,
+                        Err(error) => {
+                            tracing::error!(%graph, cause = %error, "cannot start graph");
+                            continue;
+                        }
+                    }
+                }
                 Command::Cancel(graph) => {
                     cancelled = Some(graph);
                     Event::GraphCancelled { graph }
@@ -254,6 +276,16 @@ impl SchedulerTask {
     async fn submission(&mut self, graph: GraphId) -> Result<Event> {
         let stored = self.db.graph(graph).await?.ok_or_else(|| Error::NotFound(format!("no graph {graph}")))?;
         let ops = self.db.ops(graph).await?;
+        self.submission_of(graph, stored.meta.requirements, &ops).await
+    }
+
+    /// The submission of `graph` with these ops (every op of the graph, in id order).
+    async fn submission_of(
+        &mut self,
+        graph: GraphId,
+        mut requirements: Requirements,
+        ops: &[StoredOp],
+    ) -> Result<Event> {
         let by_local: BTreeMap<u64, OpId> = ops.iter().map(|op| (op.local_id, op.id)).collect();
         let payload = ops
             .iter()
@@ -279,11 +311,10 @@ impl SchedulerTask {
             let version = self.db.checkpoint_version(graph).await?;
             self.training.insert(graph, TrainingTrack { version, synced: None });
         }
-        let mut requirements = stored.meta.requirements;
         // Only providers built with the `onnx` feature run whole models. The upload sets this in
         // the stored meta too; graphs stored by an older ravsock get it here.
         requirements.onnx_required |= ops.iter().any(|op| op.operation.kind() == ravproto::OpKind::ForwardPass);
-        Ok(Event::GraphSubmitted { graph, ops: scheduler_ops(&ops), requirements })
+        Ok(Event::GraphSubmitted { graph, ops: scheduler_ops(ops), requirements })
     }
 
     /// Checks and stores a provider's results; the event to apply, or `None` to ignore them.
@@ -353,7 +384,9 @@ impl SchedulerTask {
             }
         }
         let stored_checkpoint = track.and(checkpoint.as_ref()).map(|c| (graph, c));
-        if let Err(error) = self.db.store_results(&values, &stored_files, &ops, stored_checkpoint).await {
+        // The graph's last subgraph: its status goes in the same transaction.
+        let finishes = self.scheduler.completes(assignment).then_some(graph);
+        if let Err(error) = self.db.store_results(&values, &stored_files, &ops, stored_checkpoint, finishes).await {
             tracing::error!(%graph, cause = %error, "cannot store results; the subgraph will be recomputed");
             let failure = OpFailure {
                 op_id: ops[0],
@@ -361,6 +394,9 @@ impl SchedulerTask {
                 reason: "server could not store results".into(),
             };
             return Some(Event::SubgraphFailed { provider, assignment, failure, retryable: true });
+        }
+        if let Some(graph) = finishes {
+            self.status_stored.insert(graph);
         }
         if track.is_some()
             && let Some(track) = self.training.get_mut(&graph)
@@ -411,7 +447,9 @@ impl SchedulerTask {
                 let total = self.payloads.remove(&graph).map(|ops| ops.len() as u64);
                 self.training.remove(&graph);
                 self.progress_sent.remove(&graph);
-                self.db.set_graph_status(graph, GraphStatus::Computed, None).await?;
+                if !self.status_stored.remove(&graph) {
+                    self.db.set_graph_status(graph, GraphStatus::Computed, None).await?;
+                }
                 match total {
                     // Every op of the graph is computed: the counts need no query, and the
                     // requester waiting on this graph hears of it sooner.

@@ -327,6 +327,14 @@ impl Scheduler {
         Some((flight.provider, flight.graph, sub.ops.clone(), sub.outputs.clone()))
     }
 
+    /// Whether completing `assignment` finishes its graph: every other op is computed.
+    pub fn completes(&self, assignment: AssignmentId) -> bool {
+        let Some(flight) = self.in_flight.get(&assignment) else { return false };
+        let Some(graph) = self.graphs.get(&flight.graph) else { return false };
+        let Some(sub) = graph.subgraphs.get(flight.subgraph) else { return false };
+        graph.status == GraphStatus::Computing && graph.computed_ops + sub.subgraph.ops.len() as u64 == graph.total_ops
+    }
+
     /// Assignments currently out, by provider.
     pub fn in_flight(&self, provider: ProviderId) -> Vec<AssignmentId> {
         self.providers.get(&provider).map(|p| p.in_flight.iter().copied().collect()).unwrap_or_default()

@@ -79,11 +79,16 @@ fn independent_subgraphs_go_to_every_provider_at_once() {
     let mut done = 0;
     let mut computed = false;
     while let Some(a) = pending.pop() {
+        // The server stores the graph's status with the results that finish it.
+        let finishes = s.completes(a.id);
         let actions = complete(&mut s, &a);
         done += 1;
         pending.extend(assignments(&actions));
-        computed |= actions.contains(&Action::GraphComputed { graph: GraphId(7) });
+        let finished = actions.contains(&Action::GraphComputed { graph: GraphId(7) });
+        assert_eq!(finishes, finished, "completes() foretold assignment {done}");
+        computed |= finished;
     }
+    assert!(!s.completes(AssignmentId(999)), "an unknown assignment finishes nothing");
     assert_eq!(done, 6);
     assert!(computed);
     assert_eq!(s.graph_status(GraphId(7)), Some(GraphStatus::Computed));
