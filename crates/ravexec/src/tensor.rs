@@ -264,35 +264,27 @@ impl Tensor {
     /// Converts to the wire encoding, handing the elements over without a copy when the
     /// array is in standard (row-major) layout, as kernel results are.
     pub fn into_data(self) -> TensorData {
-        fn row_major<T: Clone>(array: ArrayD<T>) -> (Vec<usize>, Vec<T>) {
+        /// Builds the wire form of `array` with `build`, handing its buffer over.
+        fn row_major<T: Clone>(
+            array: ArrayD<T>,
+            build: fn(Vec<usize>, Vec<T>) -> Result<TensorData, ravproto::TensorError>,
+        ) -> Result<TensorData, ravproto::TensorError> {
             let (shape, count) = (array.shape().to_vec(), array.len());
             if !array.is_standard_layout() {
-                return (shape, array.iter().cloned().collect());
+                return build(shape, array.iter().cloned().collect());
             }
             // The buffer may hold more than the array (a slice of a bigger one): cut in place.
             let (mut values, offset) = array.into_raw_vec_and_offset();
             let start = offset.unwrap_or(0);
             values.truncate(start + count);
             values.drain(..start);
-            (shape, values)
+            build(shape, values)
         }
         let built = match self {
-            Tensor::F32(a) => {
-                let (shape, values) = row_major(a);
-                TensorData::from_f32_vec(shape, values)
-            }
-            Tensor::F64(a) => {
-                let (shape, values) = row_major(a);
-                TensorData::from_f64_vec(shape, values)
-            }
-            Tensor::I64(a) => {
-                let (shape, values) = row_major(a);
-                TensorData::from_i64_vec(shape, values)
-            }
-            Tensor::U8(a) => {
-                let (shape, values) = row_major(a);
-                TensorData::from_u8_vec(shape, values)
-            }
+            Tensor::F32(a) => row_major(a, TensorData::from_f32_vec),
+            Tensor::F64(a) => row_major(a, TensorData::from_f64_vec),
+            Tensor::I64(a) => row_major(a, TensorData::from_i64_vec),
+            Tensor::U8(a) => row_major(a, TensorData::from_u8_vec),
             Tensor::Bool(a) => TensorData::from_bool(a.shape().to_vec(), &standard_slice(&a)),
         };
         built.expect("an ndarray's element count matches its shape")
