@@ -9,6 +9,11 @@ use crate::TensorValue;
 use ravproto::OpId;
 use std::collections::BTreeMap;
 
+/// What an op reads, in order: its inputs, then the values its params name (an ONNX model).
+pub fn reads(inputs: &[OpId], operation: &ravproto::Operation) -> Vec<OpId> {
+    inputs.iter().copied().chain(operation.value_refs()).collect()
+}
+
 /// Values by op, each with the number of reads it still has to serve.
 #[derive(Debug, Default)]
 pub struct ValueStore {

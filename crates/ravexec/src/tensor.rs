@@ -256,9 +256,9 @@ impl Tensor {
         T::unwrap(self)
     }
 
-    /// Converts to the wire encoding (a copy of the elements).
+    /// Converts to the wire encoding (one copy of the elements, in row-major order).
     pub fn to_data(&self) -> TensorData {
-        self.clone().into_data()
+        with_array!(self, a => Tensor::from(a.as_standard_layout().into_owned())).into_data()
     }
 
     /// Converts to the wire encoding, handing the elements over without a copy when the

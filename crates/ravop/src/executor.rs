@@ -11,7 +11,6 @@ use crate::graph::Graph;
 use ndarray::ArrayD;
 use ravexec::train::Session;
 use ravexec::{Elem, Tensor, TensorValue, ValueStore};
-use ravproto::OpId;
 use std::collections::BTreeMap;
 
 /// Runs graphs in this process.
@@ -53,11 +52,8 @@ impl LocalExecutor {
         graph.validate()?;
         let nodes = graph.nodes();
         let persisted = graph.persisted();
-        // A node reads its inputs, then the values of its param references (an ONNX model);
-        // each persisted name reads its op's value once more, at the end.
-        let reads = |node: &crate::graph::Node| -> Vec<OpId> {
-            node.inputs.iter().copied().chain(node.operation.value_refs()).collect()
-        };
+        // Each persisted name reads its op's value once more, at the end.
+        let reads = |node: &crate::graph::Node| ravexec::store::reads(&node.inputs, &node.operation);
         let mut store = ValueStore::new(nodes.iter().flat_map(reads).chain(persisted.values().copied()));
         let mut results = Results::default();
         // Layer weights, optimizer state and the forward tape of the training ops.

@@ -112,12 +112,9 @@ fn compute(
     values: Vec<ravproto::Value>,
     session: &mut Session,
 ) -> Result<Frame<ResultHeader>, OpFailedReport> {
-    // What an op reads: its inputs, then the values its params name (an ONNX model). Values
-    // are lent to ops, not copied, and the outputs leave as they are: a big tensor exists once
-    // on this provider.
-    let reads = |op: &ravproto::provider::AssignedOp| -> Vec<OpId> {
-        op.inputs.iter().copied().chain(op.operation.value_refs()).collect()
-    };
+    // Values are lent to ops, not copied, and the outputs leave as they are: a big tensor
+    // exists once on this provider.
+    let reads = |op: &ravproto::provider::AssignedOp| ravexec::store::reads(&op.inputs, &op.operation);
     let mut store = ValueStore::new(header.ops.iter().flat_map(reads).chain(header.outputs.iter().copied()));
     for (id, value) in header.inputs.iter().zip(values) {
         store.insert(*id, TensorValue::from_wire_owned(value));

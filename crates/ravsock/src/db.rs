@@ -476,15 +476,29 @@ impl Db {
 
     /// Replaces a graph's meta (e.g. requirements learned from its ops).
     pub async fn set_graph_meta(&self, graph: GraphId, meta: &GraphMeta) -> Result<()> {
+        let json = serde_json::to_string(meta).map_err(|e| Error::Internal(e.to_string()))?;
         let cached = meta.clone();
-        let meta = serde_json::to_string(meta).map_err(|e| Error::Internal(e.to_string()))?;
-        self.writing_graph(graph, |row| row.meta = cached, async {
-            on_backend!(self, |pool, sql, DB| sqlx::query("UPDATE graphs SET meta = $1 WHERE id = $2")
-                .bind(meta)
-                .bind(graph.0 as i64)
-                .execute(pool)
-                .await
-                .map(|_| ()))?;
+        self.update_graph(graph, |row| row.meta = cached, "UPDATE graphs SET meta = $1 WHERE id = $2", &[Some(&json)])
+            .await
+    }
+
+    /// Runs one `UPDATE` of the row of `graph` (`statement` binds `values` as `$1`… and the
+    /// graph's id last), which changes it as `change` does.
+    async fn update_graph(
+        &self,
+        graph: GraphId,
+        change: impl FnOnce(&mut StoredGraph),
+        statement: &'static str,
+        values: &[Option<&str>],
+    ) -> Result<()> {
+        self.writing_graph(graph, change, async {
+            on_backend!(self, |pool, sql, DB| {
+                let mut query = sqlx::query(statement);
+                for value in values {
+                    query = query.bind(*value);
+                }
+                query.bind(graph.0 as i64).execute(pool).await?;
+            });
             Ok(())
         })
         .await
@@ -551,19 +565,8 @@ impl Db {
             row.status = status;
             row.failure = cached;
         };
-        self.writing_graph(graph, change, async {
-            on_backend!(self, |pool, sql, DB| sqlx::query(
-                "UPDATE graphs SET status = $1, failure = $2 WHERE id = $3"
-            )
-            .bind(status_name(status))
-            .bind(failure)
-            .bind(graph.0 as i64)
-            .execute(pool)
-            .await
-            .map(|_| ()))?;
-            Ok(())
-        })
-        .await
+        let statement = "UPDATE graphs SET status = $1, failure = $2 WHERE id = $3";
+        self.update_graph(graph, change, statement, &[Some(&status_name(status)), failure]).await
     }
 
     /// Stores one upload chunk in a transaction, mapping the client's ids to server ids, and
@@ -762,59 +765,48 @@ impl Db {
         checkpoint: Option<(GraphId, &Checkpoint)>,
         finishes: Option<GraphId>,
     ) -> Result<()> {
-        match finishes {
-            Some(graph) => {
-                let store = self.store_results_tx(values, files, computed, checkpoint, finishes);
-                self.writing_graph(graph, computed_status, store).await
-            }
-            None => self.store_results_tx(values, files, computed, checkpoint, None).await,
-        }
-    }
-
-    async fn store_results_tx(
-        &self,
-        values: &[(OpId, Value)],
-        files: &[(OpId, u64)],
-        computed: &[OpId],
-        checkpoint: Option<(GraphId, &Checkpoint)>,
-        finishes: Option<GraphId>,
-    ) -> Result<()> {
         let values: Vec<(i64, Vec<u8>)> =
             values.iter().map(|(op, value)| (op.0 as i64, value.encode_binary())).collect();
-        on_backend!(self, |pool, sql, DB| {
-            let mut tx = pool.begin_with(sql.begin_write).await?;
-            insert_values!(tx, DB, &values);
-            for (op, len) in files {
-                sqlx::query(
-                    "INSERT INTO op_files (op_id, len) VALUES ($1, $2) \
-                     ON CONFLICT (op_id) DO UPDATE SET len = excluded.len",
-                )
-                .bind(op.0 as i64)
-                .bind(*len as i64)
-                .execute(&mut *tx)
-                .await?;
-            }
-            sqlx::query(sql.mark_computed).bind(id_list(computed)).execute(&mut *tx).await?;
-            if let Some((graph, checkpoint)) = checkpoint {
-                sqlx::query(
-                    "INSERT INTO checkpoints (graph_id, version, data) VALUES ($1, $2, $3) \
-                     ON CONFLICT (graph_id) DO UPDATE SET version = excluded.version, data = excluded.data",
-                )
-                .bind(graph.0 as i64)
-                .bind(checkpoint.version as i64)
-                .bind(checkpoint.encode())
-                .execute(&mut *tx)
-                .await?;
-            }
-            if let Some(graph) = finishes {
-                sqlx::query("UPDATE graphs SET status = 'computed', failure = NULL WHERE id = $1")
-                    .bind(graph.0 as i64)
+        let store = async {
+            on_backend!(self, |pool, sql, DB| {
+                let mut tx = pool.begin_with(sql.begin_write).await?;
+                insert_values!(tx, DB, &values);
+                for (op, len) in files {
+                    sqlx::query(
+                        "INSERT INTO op_files (op_id, len) VALUES ($1, $2) \
+                         ON CONFLICT (op_id) DO UPDATE SET len = excluded.len",
+                    )
+                    .bind(op.0 as i64)
+                    .bind(*len as i64)
                     .execute(&mut *tx)
                     .await?;
-            }
-            tx.commit().await?;
-        });
-        Ok(())
+                }
+                sqlx::query(sql.mark_computed).bind(id_list(computed)).execute(&mut *tx).await?;
+                if let Some((graph, checkpoint)) = checkpoint {
+                    sqlx::query(
+                        "INSERT INTO checkpoints (graph_id, version, data) VALUES ($1, $2, $3) \
+                         ON CONFLICT (graph_id) DO UPDATE SET version = excluded.version, data = excluded.data",
+                    )
+                    .bind(graph.0 as i64)
+                    .bind(checkpoint.version as i64)
+                    .bind(checkpoint.encode())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                if let Some(graph) = finishes {
+                    sqlx::query("UPDATE graphs SET status = 'computed', failure = NULL WHERE id = $1")
+                        .bind(graph.0 as i64)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+            });
+            Ok(())
+        };
+        match finishes {
+            Some(graph) => self.writing_graph(graph, computed_status, store).await,
+            None => store.await,
+        }
     }
 
     /// The version of a graph's latest training checkpoint (0 when it has none).
