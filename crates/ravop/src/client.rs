@@ -4,23 +4,27 @@
 //! Port of ravop's `initialize`/`activate`/`execute`/`track_progress`/`fetch_persisting_op`
 //! (§2.2) without the global singleton: the server allocates graph ids, ops go up in chunks of
 //! [`CHUNK_OPS`] with the client's ids mapped to server ids, and waiting uses the server's
-//! long-poll endpoint, which answers as soon as the graph changes. [`BlockingClient`] wraps the
-//! async client for code without a runtime.
+//! long-poll endpoint, which answers as soon as the graph changes. A graph that fits one request
+//! goes to `POST /v1/graphs/run` instead: created, stored, executed and waited for at once, and
+//! [`Client::compute`] gets its persisted results in that same request. [`BlockingClient`] wraps
+//! the async client for code without a runtime.
 //!
 //! Big tensors never go through JSON: an input value whose encoding is longer than the
 //! server's inline limit is uploaded to ravftp first and named in its op, and a big result is
 //! downloaded from ravftp (the server answers `too_large` to the plain fetch).
 
 use crate::error::{Error, Result};
+use crate::executor::Results;
 use crate::graph::Graph;
 use ravexec::TensorValue;
 use ravproto::messages::{
     CreateGraphResponse, ErrorBody, ErrorCode, FtpCredentials, GraphProgress, OpChunkRequest, OpChunkResponse,
-    OpRecord, ResultFile,
+    OpRecord, ResultFile, RunGraphRequest, RunGraphResponse,
 };
 use ravproto::status::GraphStatus;
 use ravproto::{GraphId, Value};
 use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
 
 /// Ops per upload request.
 pub const CHUNK_OPS: usize = 1000;
@@ -137,7 +141,6 @@ impl Client {
         let created: CreateGraphResponse = self.post("/v1/graphs", &graph.meta()).await?;
         // Values longer than the server's inline limit go to ravftp first, straight from their
         // arrays (no encoded copy), and their ops name the files.
-        let encoded_len = |t: &ravexec::Tensor| Value::tensor_encoded_len(t.dtype(), t.shape()).unwrap_or(u64::MAX);
         let big: Vec<_> = graph.values().into_iter().filter(|(_, t)| encoded_len(t) > SMALLEST_LIMIT).collect();
         let mut files = std::collections::BTreeMap::new();
         if !big.is_empty() {
@@ -198,14 +201,11 @@ impl Client {
     /// cancelled graph is an error naming the op and the reason.
     pub async fn wait(&self, graph: GraphId, mut on_progress: impl FnMut(&GraphProgress)) -> Result<GraphProgress> {
         loop {
-            let progress: GraphProgress = self.get(&format!("/v1/graphs/{}/wait?timeout_ms=10000", graph.0)).await?;
+            let path = format!("/v1/graphs/{}/wait?timeout_ms={WAIT_MS}", graph.0);
+            let progress: GraphProgress = self.get(&path).await?;
             on_progress(&progress);
-            match progress.status {
-                GraphStatus::Computed => return Ok(progress),
-                GraphStatus::Failed => return Err(Error::GraphFailed { graph, failure: progress.failure }),
-                GraphStatus::Cancelled => return Err(Error::Cancelled(graph)),
-                GraphStatus::Pending => return Err(Error::Transport(format!("{graph} was never executed"))),
-                GraphStatus::Computing => {}
+            if ended(&progress)? {
+                return Ok(progress);
             }
         }
     }
@@ -228,10 +228,87 @@ impl Client {
     }
 
     /// Submits, executes and waits for a graph; returns its id.
-    pub async fn run(&self, graph: &Graph, on_progress: impl FnMut(&GraphProgress)) -> Result<GraphId> {
-        let id = self.upload(graph, true).await?;
+    pub async fn run(&self, graph: &Graph, mut on_progress: impl FnMut(&GraphProgress)) -> Result<GraphId> {
+        let id = match self.run_whole(graph, false).await? {
+            Some(answer) => {
+                on_progress(&answer.progress);
+                if ended(&answer.progress)? {
+                    return Ok(answer.progress.graph_id);
+                }
+                answer.progress.graph_id
+            }
+            None => self.upload(graph, true).await?,
+        };
         self.wait(id, on_progress).await?;
         Ok(id)
+    }
+
+    /// Runs a graph on the providers and returns its id and persisted results, as
+    /// [`crate::LocalExecutor::run`] does in this process. A graph that fits one request
+    /// (at most [`CHUNK_OPS`] ops, no value big enough for ravftp) is submitted, executed,
+    /// waited for and answered with its results in a single request.
+    pub async fn compute(&self, graph: &Graph) -> Result<(GraphId, Results)> {
+        let (id, mut values, fetch) = match self.run_whole(graph, true).await? {
+            Some(answer) if ended(&answer.progress)? => {
+                (answer.progress.graph_id, answer.results, answer.large_results)
+            }
+            Some(answer) => {
+                self.wait(answer.progress.graph_id, |_| {}).await?;
+                (answer.progress.graph_id, BTreeMap::new(), graph.persisted().into_keys().collect())
+            }
+            None => (self.run(graph, |_| {}).await?, BTreeMap::new(), graph.persisted().into_keys().collect()),
+        };
+        let mut results = BTreeMap::new();
+        for (name, value) in std::mem::take(&mut values) {
+            results.insert(name, TensorValue::from_wire_owned(value));
+        }
+        for name in fetch {
+            let value = self.fetch(id, &name).await?;
+            results.insert(name, value);
+        }
+        Ok((id, Results::from_values(results)))
+    }
+
+    /// `POST /v1/graphs/run` for a graph that fits one request: created, stored and executed
+    /// at once, answered when it ends (or after [`WAIT_MS`]); `None` for a graph that must go
+    /// up in chunks or through ravftp.
+    async fn run_whole(&self, graph: &Graph, with_results: bool) -> Result<Option<RunGraphResponse>> {
+        graph.validate()?;
+        let mut inline_bytes = 0;
+        for (_, tensor) in graph.values() {
+            let len = encoded_len(&tensor);
+            if len > SMALLEST_LIMIT {
+                return Ok(None);
+            }
+            inline_bytes += len;
+        }
+        if graph.len() > CHUNK_OPS || inline_bytes > CHUNK_VALUE_BYTES {
+            return Ok(None);
+        }
+        let request =
+            RunGraphRequest { meta: graph.meta(), ops: graph.records(|_| true), wait_ms: WAIT_MS, with_results };
+        Ok(Some(self.post("/v1/graphs/run", &request).await?))
+    }
+}
+
+/// Longest wait asked of the server per request; the client then asks again.
+const WAIT_MS: u64 = 10_000;
+
+/// Length of a tensor's wire encoding.
+fn encoded_len(tensor: &ravexec::Tensor) -> u64 {
+    Value::tensor_encoded_len(tensor.dtype(), tensor.shape()).unwrap_or(u64::MAX)
+}
+
+/// Whether a graph in this state is computed (`false` while it computes); a failed,
+/// cancelled or never executed graph is the error saying so.
+fn ended(progress: &GraphProgress) -> Result<bool> {
+    let graph = progress.graph_id;
+    match progress.status {
+        GraphStatus::Computed => Ok(true),
+        GraphStatus::Computing => Ok(false),
+        GraphStatus::Failed => Err(Error::GraphFailed { graph, failure: progress.failure.clone() }),
+        GraphStatus::Cancelled => Err(Error::Cancelled(graph)),
+        GraphStatus::Pending => Err(Error::Transport(format!("{graph} was never executed"))),
     }
 }
 
@@ -256,6 +333,11 @@ impl BlockingClient {
     /// See [`Client::run`].
     pub fn run(&self, graph: &Graph, on_progress: impl FnMut(&GraphProgress)) -> Result<GraphId> {
         self.runtime.block_on(self.inner.run(graph, on_progress))
+    }
+
+    /// See [`Client::compute`].
+    pub fn compute(&self, graph: &Graph) -> Result<(GraphId, Results)> {
+        self.runtime.block_on(self.inner.compute(graph))
     }
 
     /// See [`Client::submit`].

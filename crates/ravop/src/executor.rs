@@ -24,6 +24,11 @@ pub struct Results {
 }
 
 impl Results {
+    /// Results made of these values.
+    pub(crate) fn from_values(values: BTreeMap<String, TensorValue>) -> Results {
+        Results { values }
+    }
+
     /// The value persisted as `name`.
     pub fn get(&self, name: &str) -> Result<&TensorValue> {
         self.values.get(name).ok_or_else(|| Error::UnknownResult(name.to_string()))

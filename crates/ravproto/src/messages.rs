@@ -121,6 +121,41 @@ pub struct OpChunkResponse {
     pub id_map: BTreeMap<u64, OpId>,
 }
 
+/// `POST /graphs/run` body: a whole small graph in one request. The server creates it, stores
+/// its ops and starts it in one transaction, then answers when the graph ends (or after
+/// `wait_ms`), with its persisted results when asked: a single-op round trip is one request.
+/// A graph bigger than one chunk, or with values uploaded through ravftp, goes the long way
+/// (`POST /graphs`, `POST /graphs/{id}/ops`, …).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunGraphRequest {
+    /// The graph's description (not federated: those open to providers instead).
+    pub meta: GraphMeta,
+    /// Every op, in dependency order.
+    pub ops: Vec<OpRecord>,
+    /// Longest wait for the graph to end, in milliseconds (the server caps it; 0 answers at
+    /// once, with the graph computing).
+    #[serde(default)]
+    pub wait_ms: u64,
+    /// Whether the reply carries the persisted results of a computed graph.
+    #[serde(default)]
+    pub with_results: bool,
+}
+
+/// `POST /graphs/run` reply.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunGraphResponse {
+    /// The graph's id and where it stands: still computing when the wait ran out.
+    pub progress: GraphProgress,
+    /// Persisted results by name, when asked for and the graph is computed; only those short
+    /// enough to travel inline.
+    #[serde(default)]
+    pub results: BTreeMap<String, Value>,
+    /// Names of persisted results too long to travel inline: fetch them through ravftp.
+    #[serde(default)]
+    pub large_results: Vec<String>,
+}
+
 /// Op counts and overall status of a graph.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GraphProgress {

@@ -204,6 +204,49 @@ fn op_chunk_messages() {
 }
 
 #[test]
+fn run_graph_messages() {
+    let request = RunGraphRequest {
+        meta: GraphMeta { name: "p3".into(), ..GraphMeta::default() },
+        ops: vec![OpRecord {
+            local_id: 0,
+            operation: serde_json::from_str(r#"{"operator":"lin","params":{"dtype":"f64","shape":[]}}"#).unwrap(),
+            inputs: vec![],
+            persist: Some("x".into()),
+            value: Some(Value::Tensor(TensorData::from_f64(vec![], &[3.0]).unwrap())),
+            value_file: None,
+        }],
+        wait_ms: 10_000,
+        with_results: true,
+    };
+    check(
+        &request,
+        expect![[
+            r#"{"meta":{"name":"p3","algorithm":null,"approach":"distributed","rules":null,"requirements":{"min_ram_bytes":null,"gpu_required":false,"min_speed_score":null}},"ops":[{"local_id":0,"operation":{"operator":"lin","params":{"dtype":"f64","shape":[]}},"inputs":[],"persist":"x","value":{"tensor":{"dtype":"f64","shape":[],"data":[3.0]}}}],"wait_ms":10000,"with_results":true}"#
+        ]],
+    );
+    // Both knobs may be left out: answer at once, without results.
+    let bare: RunGraphRequest = serde_json::from_str(r#"{"meta":{"name":"g"},"ops":[]}"#).unwrap();
+    assert_eq!((bare.wait_ms, bare.with_results), (0, false));
+    let response = RunGraphResponse {
+        progress: GraphProgress {
+            graph_id: GraphId(7),
+            status: GraphStatus::Computed,
+            ops: BTreeMap::from([(OpStatus::Computed, 2)]),
+            percent: 100.0,
+            failure: None,
+        },
+        results: BTreeMap::from([("y".to_string(), Value::Tensor(TensorData::from_f64(vec![], &[6.0]).unwrap()))]),
+        large_results: vec!["big".into()],
+    };
+    check(
+        &response,
+        expect![[
+            r#"{"progress":{"graph_id":7,"status":"computed","ops":{"computed":2},"percent":100.0,"failure":null},"results":{"y":{"tensor":{"dtype":"f64","shape":[],"data":[6.0]}}},"large_results":["big"]}"#
+        ]],
+    );
+}
+
+#[test]
 fn progress_and_error_messages() {
     let progress = GraphProgress {
         graph_id: GraphId(3),

@@ -20,6 +20,9 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use std::collections::BTreeMap;
 use std::str::FromStr;
+use write::{Statement, WriteTx};
+
+mod write;
 use std::time::Duration;
 
 /// The embedded SQLite migrations.
@@ -162,8 +165,9 @@ struct Dialect {
     lock_op_ids: Option<&'static str>,
     /// The first free op id.
     next_op_id: &'static str,
-    /// Marks the ops listed in `$1` (a JSON array of ids) computed.
-    mark_computed: &'static str,
+    /// Marks the ops listed in a JSON array of ids computed: the SQL before the array and
+    /// after it.
+    mark_computed: (&'static str, &'static str),
     /// `(op id, inline value, blob length)` of each op listed in `$1`. The values are looked up
     /// per id by key: a join let PostgreSQL's planner scan the whole `op_values` table.
     values_in: &'static str,
@@ -179,7 +183,7 @@ const SQLITE: Dialect = Dialect {
     // sqlite_sequence too: AUTOINCREMENT never reuses the id of a deleted row.
     next_op_id: "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'ops'), 0), \
                  COALESCE((SELECT MAX(id) FROM ops), 0)) + 1",
-    mark_computed: "UPDATE ops SET status = 'computed' WHERE id IN (SELECT value FROM json_each($1))",
+    mark_computed: ("UPDATE ops SET status = 'computed' WHERE id IN (SELECT value FROM json_each(", "))"),
     values_in: "SELECT ids.value, (SELECT value FROM op_values WHERE op_id = ids.value), \
                 (SELECT len FROM op_files WHERE op_id = ids.value) FROM json_each($1) AS ids",
     graph_status_for_update: "SELECT status FROM graphs WHERE id = $1",
@@ -193,8 +197,10 @@ const POSTGRES: Dialect = Dialect {
     next_op_id: "SELECT COALESCE(MAX(id), 0) + 1 FROM ops",
     // An array, not `IN (subquery)`: the generic plan of the prepared statement then still
     // looks ids up by key instead of scanning `ops` (3–5 ms per subgraph at 20,000 ops).
-    mark_computed: "UPDATE ops SET status = 'computed' \
-                    WHERE id = ANY(ARRAY(SELECT json_array_elements_text($1::json)::bigint))",
+    mark_computed: (
+        "UPDATE ops SET status = 'computed' WHERE id = ANY(ARRAY(SELECT json_array_elements_text(",
+        "::json)::bigint))",
+    ),
     values_in: "SELECT ids.id, (SELECT value FROM op_values WHERE op_id = ids.id), \
                 (SELECT len FROM op_files WHERE op_id = ids.id) \
                 FROM (SELECT json_array_elements_text($1::json)::bigint AS id) AS ids",
@@ -231,14 +237,13 @@ const ROWS_PER_INSERT: usize = 500;
 /// Encoded value bytes per multi-row INSERT of values.
 const VALUE_BYTES_PER_INSERT: usize = 8 << 20;
 
-/// An op row ready to insert.
-struct OpRow {
-    id: i64,
-    local_id: i64,
-    operation: String,
-    inputs: String,
-    persist: Option<String>,
-    status: &'static str,
+/// The graph an upload goes to.
+#[derive(Clone, Copy)]
+enum Target<'a> {
+    /// One that exists.
+    Graph(GraphId),
+    /// One created in the upload's transaction, with its meta as JSON.
+    New { owner: i64, meta: &'a str },
 }
 
 /// A JSON array of op ids, bound as one parameter for any count (see the `Dialect`'s `…_in`).
@@ -247,31 +252,24 @@ fn id_list(ops: &[OpId]) -> String {
     serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into())
 }
 
-/// Inserts `(op_id, encoded value)` rows into `op_values` in transaction `$tx` of backend `$DB`,
-/// several rows per statement; an op that has a value already gets the new one.
-macro_rules! insert_values {
-    ($tx:expr, $DB:ty, $values:expr) => {{
-        let mut rest: &[(i64, Vec<u8>)] = $values;
-        while !rest.is_empty() {
-            let mut take = 0;
-            let mut bytes = 0;
-            while take < rest.len()
-                && take < ROWS_PER_INSERT
-                && (take == 0 || bytes + rest[take].1.len() <= VALUE_BYTES_PER_INSERT)
-            {
-                bytes += rest[take].1.len();
-                take += 1;
-            }
-            let (batch, tail) = rest.split_at(take);
-            let mut insert = sqlx::QueryBuilder::<$DB>::new("INSERT INTO op_values (op_id, value) ");
-            insert.push_values(batch, |mut row, (op, value)| {
-                row.push_bind(*op).push_bind(value.as_slice());
-            });
-            insert.push(" ON CONFLICT (op_id) DO UPDATE SET value = excluded.value");
-            insert.build().execute(&mut *$tx).await?;
-            rest = tail;
+/// The statements inserting `(op_id, encoded value)` rows into `op_values`, several rows per
+/// statement; an op that has a value already gets the new one.
+fn value_inserts(values: Vec<(i64, Vec<u8>)>) -> Vec<Statement> {
+    let mut statements = Vec::new();
+    let mut values = values.into_iter().peekable();
+    while values.peek().is_some() {
+        let mut insert = Statement::new("INSERT INTO op_values (op_id, value) VALUES ");
+        let (mut rows, mut bytes) = (0, 0);
+        while let Some((op, value)) = values.next_if(|(_, value)| {
+            rows == 0 || (rows < ROWS_PER_INSERT && bytes + value.len() <= VALUE_BYTES_PER_INSERT)
+        }) {
+            bytes += value.len();
+            insert = insert.sql(if rows == 0 { "(" } else { ", (" }).int(op).sql(", ").blob(value).sql(")");
+            rows += 1;
         }
-    }};
+        statements.push(insert.sql(" ON CONFLICT (op_id) DO UPDATE SET value = excluded.value"));
+    }
+    statements
 }
 
 /// The variable naming a PostgreSQL server (a URL whose account may create databases) on which
@@ -328,6 +326,8 @@ fn stored_graph((id, owner, meta, status, failure): GraphRow) -> Result<StoredGr
 
 /// An op's stored value as queried: `(op id, inline value, blob length)`.
 type ValueRow = (i64, Option<Vec<u8>>, Option<i64>);
+/// `(persist name, op id, inline value, blob length)` of a persisted op.
+type PersistedRow = (String, i64, Option<Vec<u8>>, Option<i64>);
 
 /// The value of a [`ValueRow`]. An op has one or the other; should it have both, the inline
 /// value is used.
@@ -386,7 +386,10 @@ impl Db {
             .foreign_keys(true);
         // An in-memory database exists once per connection, so it must use exactly one.
         let max = if url.contains(":memory:") { 1 } else { 4 };
-        let pool = SqlitePoolOptions::new().max_connections(max).connect_with(options).await?;
+        // No ping before each use: an SQLite connection is a file handle in this process and
+        // cannot go stale, and the ping is one more round trip to its worker thread per query.
+        let pool =
+            SqlitePoolOptions::new().max_connections(max).test_before_acquire(false).connect_with(options).await?;
         MIGRATOR.run(&pool).await.map_err(|e| Error::Internal(format!("migrations failed: {e}")))?;
         Ok(Db::from_pool(pool))
     }
@@ -405,6 +408,22 @@ impl Db {
     /// Wraps an existing SQLite pool (migrations already applied).
     pub fn from_pool(pool: SqlitePool) -> Db {
         Db { pool: Pool::Sqlite(pool), accounts: Default::default(), graphs: Default::default() }
+    }
+
+    /// The statements of the backend in use.
+    fn dialect(&self) -> &'static Dialect {
+        match self.pool {
+            Pool::Sqlite(_) => &SQLITE,
+            Pool::Postgres(_) => &POSTGRES,
+        }
+    }
+
+    /// A write transaction on the backend in use.
+    async fn write_tx(&self) -> Result<WriteTx> {
+        Ok(match &self.pool {
+            Pool::Sqlite(pool) => WriteTx::sqlite(pool).await?,
+            Pool::Postgres(pool) => WriteTx::postgres(pool).await?,
+        })
     }
 
     /// Which backend this is, for logs: `sqlite` or `postgres`.
@@ -586,114 +605,171 @@ impl Db {
         adopt_file: impl FnMut(OpId, &OpRecord) -> Result<u64>,
         then_compute: bool,
     ) -> Result<Vec<StoredOp>> {
-        let insert = self.insert_ops_tx(graph, records, known, adopt_file, then_compute);
+        let insert = self.insert_ops_tx(Target::Graph(graph), records, known, adopt_file, then_compute);
         let change = |row: &mut StoredGraph| {
             if then_compute {
                 row.status = GraphStatus::Computing;
             }
         };
-        self.writing_graph(graph, change, insert).await
+        Ok(self.writing_graph(graph, change, insert).await?.1)
+    }
+
+    /// Creates a graph owned by `owner` with all its `records`, already computing, in one
+    /// transaction (`POST /graphs/run`: one commit for the whole submission).
+    pub async fn create_computing_graph(
+        &self,
+        owner: i64,
+        meta: &GraphMeta,
+        records: &[OpRecord],
+        adopt_file: impl FnMut(OpId, &OpRecord) -> Result<u64>,
+    ) -> Result<(GraphId, Vec<StoredOp>)> {
+        let json = serde_json::to_string(meta).map_err(|e| Error::Internal(e.to_string()))?;
+        let read_at = self.graphs.generation();
+        let target = Target::New { owner, meta: &json };
+        let (graph, stored) = self.insert_ops_tx(target, records, &mut BTreeMap::new(), adopt_file, true).await?;
+        // Nobody knows the new id yet: the row as written is the row as stored.
+        let row = StoredGraph { id: graph, owner, meta: meta.clone(), status: GraphStatus::Computing, failure: None };
+        self.graphs.fill(read_at, &row);
+        Ok((graph, stored))
     }
 
     async fn insert_ops_tx(
         &self,
-        graph: GraphId,
+        target: Target<'_>,
         records: &[OpRecord],
         known: &mut BTreeMap<u64, OpId>,
         mut adopt_file: impl FnMut(OpId, &OpRecord) -> Result<u64>,
         then_compute: bool,
-    ) -> Result<Vec<StoredOp>> {
-        on_backend!(self, |pool, sql, DB| {
-            let mut tx = pool.begin_with(sql.begin_write).await?;
-            if let Some(lock) = sql.lock_op_ids {
-                sqlx::query(lock).execute(&mut *tx).await?;
-            }
-            let next: i64 = sqlx::query_scalar(sql.next_op_id).fetch_one(&mut *tx).await?;
-            let mut stored = Vec::with_capacity(records.len());
-            for (offset, record) in records.iter().enumerate() {
-                let id = OpId((next + offset as i64) as u64);
-                let inputs: Vec<OpId> = record
-                    .inputs
-                    .iter()
-                    .map(|input| match input {
-                        OpRef::Local(local) => known.get(local).copied(),
-                        OpRef::Server(id) => Some(*id),
-                    })
-                    .collect::<Option<_>>()
-                    .ok_or_else(|| Error::Internal("inputs were validated before storing".into()))?;
-                let has_value = record.value.is_some() || record.value_file.is_some();
-                known.insert(record.local_id, id);
-                stored.push(StoredOp {
-                    id,
-                    local_id: record.local_id,
-                    operation: record.operation.clone(),
-                    inputs,
-                    persist: record.persist.clone(),
-                    status: if has_value { OpStatus::Computed } else { OpStatus::Pending },
-                });
-            }
-            let rows = stored
+    ) -> Result<(GraphId, Vec<StoredOp>)> {
+        let sql = self.dialect();
+        let mut tx = self.write_tx().await?;
+        if let Some(lock) = sql.lock_op_ids {
+            tx.execute(Statement::new(lock)).await?;
+        }
+        // One round trip on SQLite for the new graph's id and the first free op id.
+        let mut reads = Vec::new();
+        if let Target::New { owner, meta } = target {
+            let status = if then_compute { "computing" } else { "pending" };
+            reads.push(
+                Statement::new("INSERT INTO graphs (owner, meta, status, created_at) VALUES (")
+                    .int(owner)
+                    .sql(", ")
+                    .text(Some(meta.to_string()))
+                    .sql(", ")
+                    .text(Some(status.to_string()))
+                    .sql(", ")
+                    .int(now_secs())
+                    .sql(") RETURNING id"),
+            );
+        }
+        reads.push(Statement::new(sql.next_op_id));
+        let ids = tx.ids(reads).await?;
+        let (graph, next) = match (target, ids.as_slice()) {
+            (Target::Graph(graph), [next]) => (graph, *next),
+            (Target::New { .. }, [graph, next]) => (GraphId(*graph as u64), *next),
+            _ => return Err(Error::Internal(format!("{} ids read where one per statement was expected", ids.len()))),
+        };
+        let mut stored = Vec::with_capacity(records.len());
+        for (offset, record) in records.iter().enumerate() {
+            let id = OpId((next + offset as i64) as u64);
+            let inputs: Vec<OpId> = record
+                .inputs
                 .iter()
-                .map(|op| {
-                    let inputs: Vec<u64> = op.inputs.iter().map(|id| id.0).collect();
-                    Ok(OpRow {
-                        id: op.id.0 as i64,
-                        local_id: op.local_id as i64,
-                        operation: serde_json::to_string(&op.operation).map_err(|e| Error::Internal(e.to_string()))?,
-                        inputs: serde_json::to_string(&inputs).map_err(|e| Error::Internal(e.to_string()))?,
-                        persist: op.persist.clone(),
-                        status: if op.status == OpStatus::Computed { "computed" } else { "pending" },
-                    })
+                .map(|input| match input {
+                    OpRef::Local(local) => known.get(local).copied(),
+                    OpRef::Server(id) => Some(*id),
                 })
-                .collect::<Result<Vec<_>>>()?;
-            let mapped: BTreeMap<u64, OpId> = stored.iter().map(|op| (op.local_id, op.id)).collect();
-            for batch in rows.chunks(ROWS_PER_INSERT) {
-                let mut insert = sqlx::QueryBuilder::<DB>::new(
-                    "INSERT INTO ops (id, graph_id, local_id, operation, inputs, persist, status) ",
-                );
-                insert.push_values(batch, |mut row, op| {
-                    row.push_bind(op.id)
-                        .push_bind(graph.0 as i64)
-                        .push_bind(op.local_id)
-                        .push_bind(op.operation.clone())
-                        .push_bind(op.inputs.clone())
-                        .push_bind(op.persist.clone())
-                        .push_bind(op.status);
-                });
-                match insert.build().execute(&mut *tx).await {
-                    Ok(_) => {}
-                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                        drop(tx);
-                        return Err(self.duplicate_name(graph, records).await);
-                    }
-                    Err(e) => return Err(e.into()),
-                }
+                .collect::<Option<_>>()
+                .ok_or_else(|| Error::Internal("inputs were validated before storing".into()))?;
+            let has_value = record.value.is_some() || record.value_file.is_some();
+            known.insert(record.local_id, id);
+            stored.push(StoredOp {
+                id,
+                local_id: record.local_id,
+                operation: record.operation.clone(),
+                inputs,
+                persist: record.persist.clone(),
+                status: if has_value { OpStatus::Computed } else { OpStatus::Pending },
+            });
+        }
+        let mapped: BTreeMap<u64, OpId> = stored.iter().map(|op| (op.local_id, op.id)).collect();
+        for batch in stored.chunks(ROWS_PER_INSERT) {
+            let mut insert =
+                Statement::new("INSERT INTO ops (id, graph_id, local_id, operation, inputs, persist, status) VALUES ");
+            for (i, op) in batch.iter().enumerate() {
+                let inputs: Vec<u64> = op.inputs.iter().map(|id| id.0).collect();
+                let operation = serde_json::to_string(&op.operation).map_err(|e| Error::Internal(e.to_string()))?;
+                let inputs = serde_json::to_string(&inputs).map_err(|e| Error::Internal(e.to_string()))?;
+                let status = if op.status == OpStatus::Computed { "computed" } else { "pending" };
+                insert = insert
+                    .sql(if i == 0 { "(" } else { ", (" })
+                    .int(op.id.0 as i64)
+                    .sql(", ")
+                    .int(graph.0 as i64)
+                    .sql(", ")
+                    .int(op.local_id as i64)
+                    .sql(", ")
+                    .text(Some(operation))
+                    .sql(", ")
+                    .text(Some(inputs))
+                    .sql(", ")
+                    .text(op.persist.clone())
+                    .sql(", ")
+                    .text(Some(status.to_string()))
+                    .sql(")");
             }
-            let values: Vec<(i64, Vec<u8>)> = records
-                .iter()
-                .filter_map(|record| Some((mapped[&record.local_id].0 as i64, record.value.as_ref()?.encode_binary())))
-                .collect();
-            insert_values!(tx, DB, &values);
-            for record in records.iter().filter(|record| record.value_file.is_some()) {
-                let id = mapped[&record.local_id];
-                // Moved before the commit: if the commit fails the blob is an orphan, never a
-                // computed op without its value.
-                let len = adopt_file(id, record)?;
-                sqlx::query("INSERT INTO op_files (op_id, len) VALUES ($1, $2)")
-                    .bind(id.0 as i64)
-                    .bind(len as i64)
-                    .execute(&mut *tx)
-                    .await?;
+            if let Err(error) = tx.execute(insert).await {
+                drop(tx);
+                return Err(self.refused(error, graph, records).await);
             }
-            if then_compute {
-                sqlx::query("UPDATE graphs SET status = 'computing' WHERE id = $1")
-                    .bind(graph.0 as i64)
-                    .execute(&mut *tx)
-                    .await?;
+        }
+        let values: Vec<(i64, Vec<u8>)> = records
+            .iter()
+            .filter_map(|record| Some((mapped[&record.local_id].0 as i64, record.value.as_ref()?.encode_binary())))
+            .collect();
+        for insert in value_inserts(values) {
+            tx.execute(insert).await?;
+        }
+        let files: Vec<&OpRecord> = records.iter().filter(|record| record.value_file.is_some()).collect();
+        if !files.is_empty() {
+            // The ops go in before their files are adopted: a chunk refused (a persist name
+            // used twice) leaves the requester's files where they were.
+            if let Err(error) = tx.ids(Vec::new()).await {
+                drop(tx);
+                return Err(self.refused(error, graph, records).await);
             }
-            tx.commit().await?;
-            Ok(stored)
-        })
+        }
+        for record in files {
+            let id = mapped[&record.local_id];
+            // Moved before the commit: if the commit fails the blob is an orphan, never a
+            // computed op without its value.
+            let len = adopt_file(id, record)?;
+            tx.execute(
+                Statement::new("INSERT INTO op_files (op_id, len) VALUES (")
+                    .int(id.0 as i64)
+                    .sql(", ")
+                    .int(len as i64)
+                    .sql(")"),
+            )
+            .await?;
+        }
+        if then_compute && matches!(target, Target::Graph(_)) {
+            tx.execute(Statement::new("UPDATE graphs SET status = 'computing' WHERE id = ").int(graph.0 as i64))
+                .await?;
+        }
+        match tx.commit().await {
+            Ok(()) => Ok((graph, stored)),
+            Err(error) => Err(self.refused(error, graph, records).await),
+        }
+    }
+
+    /// The error for a chunk whose storing failed with `error`: a broken uniqueness rule is a
+    /// persist name used twice.
+    async fn refused(&self, error: sqlx::Error, graph: GraphId, records: &[OpRecord]) -> Error {
+        match error {
+            sqlx::Error::Database(e) if e.is_unique_violation() => self.duplicate_name(graph, records).await,
+            error => error.into(),
+        }
     }
 
     /// The error for a chunk that broke a uniqueness rule: local ids were validated, so it is a
@@ -767,40 +843,38 @@ impl Db {
     ) -> Result<()> {
         let values: Vec<(i64, Vec<u8>)> =
             values.iter().map(|(op, value)| (op.0 as i64, value.encode_binary())).collect();
+        // One round trip to SQLite's worker thread for the whole transaction.
         let store = async {
-            on_backend!(self, |pool, sql, DB| {
-                let mut tx = pool.begin_with(sql.begin_write).await?;
-                insert_values!(tx, DB, &values);
-                for (op, len) in files {
-                    sqlx::query(
-                        "INSERT INTO op_files (op_id, len) VALUES ($1, $2) \
-                         ON CONFLICT (op_id) DO UPDATE SET len = excluded.len",
-                    )
-                    .bind(op.0 as i64)
-                    .bind(*len as i64)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                sqlx::query(sql.mark_computed).bind(id_list(computed)).execute(&mut *tx).await?;
-                if let Some((graph, checkpoint)) = checkpoint {
-                    sqlx::query(
-                        "INSERT INTO checkpoints (graph_id, version, data) VALUES ($1, $2, $3) \
-                         ON CONFLICT (graph_id) DO UPDATE SET version = excluded.version, data = excluded.data",
-                    )
-                    .bind(graph.0 as i64)
-                    .bind(checkpoint.version as i64)
-                    .bind(checkpoint.encode())
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                if let Some(graph) = finishes {
-                    sqlx::query("UPDATE graphs SET status = 'computed', failure = NULL WHERE id = $1")
-                        .bind(graph.0 as i64)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                tx.commit().await?;
-            });
+            let sql = self.dialect();
+            let mut tx = self.write_tx().await?;
+            for insert in value_inserts(values) {
+                tx.execute(insert).await?;
+            }
+            for (op, len) in files {
+                let upsert = Statement::new("INSERT INTO op_files (op_id, len) VALUES (")
+                    .int(op.0 as i64)
+                    .sql(", ")
+                    .int(*len as i64)
+                    .sql(") ON CONFLICT (op_id) DO UPDATE SET len = excluded.len");
+                tx.execute(upsert).await?;
+            }
+            let (before, after) = sql.mark_computed;
+            tx.execute(Statement::new(before).text(Some(id_list(computed))).sql(after)).await?;
+            if let Some((graph, checkpoint)) = checkpoint {
+                let upsert = Statement::new("INSERT INTO checkpoints (graph_id, version, data) VALUES (")
+                    .int(graph.0 as i64)
+                    .sql(", ")
+                    .int(checkpoint.version as i64)
+                    .sql(", ")
+                    .blob(checkpoint.encode())
+                    .sql(") ON CONFLICT (graph_id) DO UPDATE SET version = excluded.version, data = excluded.data");
+                tx.execute(upsert).await?;
+            }
+            if let Some(graph) = finishes {
+                let update = "UPDATE graphs SET status = 'computed', failure = NULL WHERE id = ";
+                tx.execute(Statement::new(update).int(graph.0 as i64)).await?;
+            }
+            tx.commit().await?;
             Ok(())
         };
         match finishes {
@@ -872,6 +946,25 @@ impl Db {
         };
         let op = OpId(op as u64);
         Ok(stored_value(op, inline, file)?.map(|value| (op, value)))
+    }
+
+    /// Every persisted value of a graph by name (`None` for one not computed), in one query.
+    pub async fn persisted_values(&self, graph: GraphId) -> Result<Vec<(String, OpId, Option<StoredValue>)>> {
+        let rows: Vec<PersistedRow> = on_backend!(self, |pool, sql, DB| sqlx::query_as(
+            "SELECT ops.persist, ops.id, op_values.value, op_files.len FROM ops \
+             LEFT JOIN op_values ON op_values.op_id = ops.id \
+             LEFT JOIN op_files ON op_files.op_id = ops.id \
+             WHERE ops.graph_id = $1 AND ops.persist IS NOT NULL"
+        )
+        .bind(graph.0 as i64)
+        .fetch_all(pool)
+        .await)?;
+        rows.into_iter()
+            .map(|(name, op, inline, file)| {
+                let op = OpId(op as u64);
+                Ok((name, op, stored_value(op, inline, file)?))
+            })
+            .collect()
     }
 
     /// Number of ops per status in a graph.
@@ -1119,6 +1212,42 @@ mod tests {
         // What the cache says is what the database says.
         let fresh = Db::connect(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap();
         assert_eq!(fresh.graph(graph).await.unwrap(), Some(read));
+    }
+
+    #[tokio::test]
+    async fn a_write_transaction_given_up_or_failed_is_rolled_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let owner = Db::connect(&url).await.unwrap().create_account("req", Role::Requester).await.unwrap();
+        // One connection: a transaction left open on it would block or break every later write.
+        let options = SqliteConnectOptions::from_str(&url).unwrap().foreign_keys(true);
+        let db = Db::from_pool(SqlitePoolOptions::new().max_connections(1).connect_with(options).await.unwrap());
+        let owner = db.account_by_token(&owner).await.unwrap().unwrap().id;
+        let insert = || {
+            Statement::new("INSERT INTO graphs (owner, meta, status, created_at) VALUES (")
+                .int(owner)
+                .sql(r#", '{"name": "t"}', 'pending', 0)"#)
+        };
+        let count = || Statement::new("SELECT COUNT(*) FROM graphs");
+        // Given up after a batch went (its transaction is open): rolled back, connection reused.
+        let mut tx = db.write_tx().await.unwrap();
+        tx.execute(insert()).await.unwrap();
+        assert_eq!(tx.ids(vec![count()]).await.unwrap(), [1]);
+        drop(tx);
+        let mut tx = db.write_tx().await.unwrap();
+        assert_eq!(tx.ids(vec![count()]).await.unwrap(), [0]);
+        tx.commit().await.unwrap();
+        // A batch that fails part-way is undone as a whole.
+        let mut tx = db.write_tx().await.unwrap();
+        tx.execute(insert()).await.unwrap();
+        tx.execute(Statement::new("INSERT INTO no_such_table VALUES (1)")).await.unwrap();
+        assert!(tx.commit().await.is_err());
+        // And a batch that commits keeps everything, reading its own rows on the way.
+        let mut tx = db.write_tx().await.unwrap();
+        tx.execute(insert()).await.unwrap();
+        assert_eq!(tx.ids(vec![insert().sql(" RETURNING 5"), count()]).await.unwrap(), [5, 2]);
+        tx.commit().await.unwrap();
+        assert_eq!(db.graphs_of(owner).await.unwrap().len(), 2);
     }
 
     #[test]

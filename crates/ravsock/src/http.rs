@@ -6,7 +6,7 @@
 
 use crate::auth::Role;
 use crate::bulk::{Bulk, requester_user};
-use crate::db::{Account, Db, StoredGraph, StoredValue};
+use crate::db::{Account, Db, StoredGraph, StoredOp, StoredValue};
 use crate::error::{Error, Result};
 use crate::server::{Command, SchedulerHandle};
 use crate::validate;
@@ -16,7 +16,7 @@ use axum::http::request::Parts;
 use axum::routing::{get, post};
 use ravproto::messages::{
     Approach, CreateGraphResponse, FtpCredentials, GraphMeta, GraphProgress, OpChunkRequest, OpChunkResponse,
-    OpFailure, OpRef, OpenGraph, ResultFile,
+    OpFailure, OpRecord, OpRef, OpenGraph, ResultFile, RunGraphRequest, RunGraphResponse,
 };
 use ravproto::status::{GraphStatus, OpStatus};
 use ravproto::{GraphId, Operation, Value};
@@ -111,6 +111,7 @@ impl FromRequestParts<AppState> for Caller {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/graphs", post(create_graph).get(list_graphs))
+        .route("/v1/graphs/run", post(run_graph))
         .route("/v1/graphs/{id}", get(progress))
         .route("/v1/graphs/{id}/ops", post(upload_ops))
         .route("/v1/graphs/{id}/execute", post(execute))
@@ -204,23 +205,7 @@ async fn upload_ops(
     validate::chunk(&chunk.ops, known)?;
     crate::federated::check_ops(&graph.meta, &chunk.ops)?;
     let user = requester_user(caller.id);
-    let bulk = &state.bulk;
-    let adopt = |op, record: &ravproto::messages::OpRecord| -> Result<u64> {
-        let name = record.value_file.as_deref().unwrap_or_default();
-        let invalid = |reason: String| Error::InvalidOp { op: OpRef::Local(record.local_id), reason };
-        let check = bulk.check(&user, name).map_err(|e| invalid(e.to_string()))?;
-        if let Operation::Lin(params) = &record.operation {
-            let declared = (params.dtype, params.shape.clone());
-            if check.tensor.as_ref() != Some(&declared) {
-                return Err(invalid(format!(
-                    "value file {name} does not hold a {}{:?} tensor",
-                    params.dtype, params.shape
-                )));
-            }
-        }
-        bulk.adopt(&user, name, op)?;
-        Ok(check.len)
-    };
+    let adopt = |op, record: &OpRecord| adopt_value_file(&state.bulk, &user, op, record);
     // A federated graph opens to providers instead (`start`), outside this transaction.
     let then_compute = query.execute && graph.meta.approach != Approach::Federated;
     // Whether this chunk is the whole graph: then the scheduler gets its ops from here
@@ -229,18 +214,20 @@ async fn upload_ops(
     match state.db.insert_ops(graph.id, &chunk.ops, known, adopt, then_compute).await {
         Ok(stored) => {
             let id_map = stored.iter().map(|op| (op.local_id, op.id)).collect();
-            // Only providers built with the `onnx` feature run whole models; stored in the meta
-            // so that `list-graphs` shows it too.
-            let runs_models = chunk.ops.iter().any(|op| op.operation.kind() == ravproto::OpKind::ForwardPass);
             let mut meta = graph.meta.clone();
-            if runs_models && !meta.requirements.onnx_required {
+            if runs_models(&chunk.ops) && !meta.requirements.onnx_required {
                 meta.requirements.onnx_required = true;
                 state.db.set_graph_meta(graph.id, &meta).await?;
             }
             if then_compute {
                 state.forget_upload(graph.id);
                 let command = match whole_graph {
-                    true => Command::ExecuteStored { graph: graph.id, requirements: meta.requirements, ops: stored },
+                    true => Command::ExecuteStored {
+                        graph: graph.id,
+                        requirements: meta.requirements,
+                        values: stored_values(&stored, chunk.ops),
+                        ops: stored,
+                    },
                     false => Command::Execute(graph.id),
                 };
                 state.scheduler.send(command).await?;
@@ -255,6 +242,107 @@ async fn upload_ops(
             Err(error)
         }
     }
+}
+
+/// Whether these ops run whole models, which only providers built with the `onnx` feature do;
+/// kept in the graph's requirements so that `list-graphs` shows it too.
+fn runs_models(ops: &[OpRecord]) -> bool {
+    ops.iter().any(|op| op.operation.kind() == ravproto::OpKind::ForwardPass)
+}
+
+/// Moves the ravftp file holding the value of `record` (a `lin` op) from `user`'s home into
+/// the blob store as the value of `op`, after checking it holds the declared tensor; its length.
+fn adopt_value_file(bulk: &Bulk, user: &str, op: ravproto::OpId, record: &OpRecord) -> Result<u64> {
+    let name = record.value_file.as_deref().unwrap_or_default();
+    let invalid = |reason: String| Error::InvalidOp { op: OpRef::Local(record.local_id), reason };
+    let check = bulk.check(user, name).map_err(|e| invalid(e.to_string()))?;
+    if let Operation::Lin(params) = &record.operation {
+        let declared = (params.dtype, params.shape.clone());
+        if check.tensor.as_ref() != Some(&declared) {
+            return Err(invalid(format!(
+                "value file {name} does not hold a {}{:?} tensor",
+                params.dtype, params.shape
+            )));
+        }
+    }
+    bulk.adopt(user, name, op)?;
+    Ok(check.len)
+}
+
+/// A whole graph in one request: created, stored and started in one transaction, then
+/// answered when it ends (or when `wait_ms` runs out) with its persisted results if asked.
+async fn run_graph(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Json(request): Json<RunGraphRequest>,
+) -> Result<Json<RunGraphResponse>> {
+    requester(&caller)?;
+    let RunGraphRequest { mut meta, ops, wait_ms, with_results } = request;
+    crate::federated::check_meta(&meta)?;
+    if meta.approach == Approach::Federated {
+        return Err(Error::BadRequest(
+            "a federated graph opens to providers: create it (POST /v1/graphs), upload its ops and execute it".into(),
+        ));
+    }
+    validate::chunk(&ops, &BTreeMap::new())?;
+    meta.requirements.onnx_required |= runs_models(&ops);
+    let user = requester_user(caller.id);
+    let adopt = |op, record: &OpRecord| adopt_value_file(&state.bulk, &user, op, record);
+    // Subscribed before the scheduler hears of the graph, so its end cannot be missed.
+    let mut events = state.scheduler.subscribe();
+    let (graph, stored) = state.db.create_computing_graph(caller.id, &meta, &ops, adopt).await?;
+    tracing::info!(%graph, owner = %caller.name, ops = ops.len(), "graph created to run");
+    let requirements = meta.requirements.clone();
+    let values = stored_values(&stored, ops);
+    state.scheduler.send(Command::ExecuteStored { graph, requirements, ops: stored, values }).await?;
+    let deadline = tokio::time::Instant::now() + wait_limit(Some(wait_ms));
+    let progress = match next_change(&mut events, graph, deadline, true).await {
+        Some(progress) => progress,
+        None => graph_progress(&state.db, &owned_graph(&state.db, &caller, graph.0).await?).await?,
+    };
+    let (mut results, mut large_results) = (BTreeMap::new(), Vec::new());
+    if with_results && progress.status == GraphStatus::Computed {
+        for (name, _, value) in state.db.persisted_values(graph).await? {
+            match value {
+                Some(StoredValue::Inline(value)) => {
+                    results.insert(name, value);
+                }
+                Some(StoredValue::File { .. }) => large_results.push(name),
+                None => return Err(Error::Internal(format!("`{name}` of computed {graph} has no value"))),
+            }
+        }
+    }
+    Ok(Json(RunGraphResponse { progress, results, large_results }))
+}
+
+/// The inline values of `records`, by the server ids they were `stored` under (in the same
+/// order).
+fn stored_values(stored: &[StoredOp], records: Vec<OpRecord>) -> Vec<(ravproto::OpId, Value)> {
+    stored.iter().zip(records).filter_map(|(op, record)| Some((op.id, record.value?))).collect()
+}
+
+/// The next progress event of `graph` before `deadline` (with `ended`, the first that says it
+/// ended); `None` when the deadline passes or events were missed, so the caller reads the
+/// database instead.
+async fn next_change(
+    events: &mut tokio::sync::broadcast::Receiver<crate::server::GraphEvent>,
+    graph: GraphId,
+    deadline: tokio::time::Instant,
+    ended: bool,
+) -> Option<GraphProgress> {
+    let change = async {
+        loop {
+            match events.recv().await {
+                Ok(event) if event.graph == graph && (!ended || event.progress.status != GraphStatus::Computing) => {
+                    return Some(event.progress);
+                }
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return None,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    };
+    tokio::time::timeout_at(deadline, change).await.ok().flatten()
 }
 
 async fn execute(
@@ -427,20 +515,10 @@ async fn wait(
     let mut events = state.scheduler.subscribe();
     let graph = owned_graph(&state.db, &caller, id).await?;
     if matches!(graph.status, GraphStatus::Computing) {
-        let changed = tokio::time::timeout(wait_limit(query.timeout_ms), async {
-            loop {
-                match events.recv().await {
-                    // The scheduler's own counts: no COUNT over the graph's ops per wake-up.
-                    Ok(event) if event.graph == graph.id => return Some(event.progress),
-                    Ok(_) => {}
-                    // Missed events: answer from the database and let the client ask again.
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return None,
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
-                }
-            }
-        })
-        .await;
-        if let Ok(Some(progress)) = changed {
+        // The scheduler's own counts: no COUNT over the graph's ops per wake-up. Missed events
+        // answer from the database and let the client ask again.
+        let deadline = tokio::time::Instant::now() + wait_limit(query.timeout_ms);
+        if let Some(progress) = next_change(&mut events, graph.id, deadline, false).await {
             return Ok(Json(progress));
         }
     }

@@ -27,7 +27,7 @@ use ravproto::requester::{self, OpFailedNotice};
 use ravproto::status::{GraphStatus, OpStatus};
 use ravproto::{GraphId, OpId, ProviderId, Value};
 use socketioxide::SocketIo;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -46,6 +46,8 @@ pub enum Command {
         requirements: Requirements,
         /// Every op of the graph, as stored.
         ops: Vec<StoredOp>,
+        /// The inline values stored with them (the scheduler keeps the small ones to hand out).
+        values: Vec<(OpId, Value)>,
     },
     /// Cancel a graph.
     Cancel(GraphId),
@@ -162,6 +164,7 @@ pub async fn start_scheduler(
         status_stored: BTreeSet::new(),
         followups: Vec::new(),
         training: BTreeMap::new(),
+        values: ValueCache::default(),
     };
     tokio::spawn(task.run(inbox.0));
     Ok(())
@@ -190,6 +193,47 @@ struct SchedulerTask {
     followups: Vec<Event>,
     /// The training state of each executing graph that trains.
     training: BTreeMap<GraphId, TrainingTrack>,
+    /// Small committed values of executing graphs, handed out without a database read.
+    values: ValueCache,
+}
+
+/// Small values of executing graphs that are already committed (inline constants stored with
+/// the graph, results of its subgraphs), so that handing out a subgraph takes its inputs from
+/// memory instead of a database read. A value not kept here is read from the database.
+#[derive(Debug, Default)]
+struct ValueCache {
+    graphs: BTreeMap<GraphId, HashMap<OpId, Value>>,
+    /// Encoded bytes of every value kept.
+    bytes: u64,
+}
+
+impl ValueCache {
+    /// Encoded bytes kept at most, over all graphs.
+    const LIMIT: u64 = 64 << 20;
+    /// Longest value kept: longer ones are few and big, read from the database or a file.
+    const LONGEST: u64 = 64 << 10;
+
+    /// Keeps `value` of op `op` of `graph` if there is room.
+    fn keep(&mut self, graph: GraphId, op: OpId, value: Value) {
+        let len = value.encoded_len();
+        if len <= ValueCache::LONGEST && self.bytes + len <= ValueCache::LIMIT {
+            if let Some(old) = self.graphs.entry(graph).or_default().insert(op, value) {
+                self.bytes -= old.encoded_len();
+            }
+            self.bytes += len;
+        }
+    }
+
+    fn get(&self, graph: GraphId, op: OpId) -> Option<&Value> {
+        self.graphs.get(&graph)?.get(&op)
+    }
+
+    /// Drops the values of a graph that ended.
+    fn forget(&mut self, graph: GraphId) {
+        for value in self.graphs.remove(&graph).into_iter().flat_map(HashMap::into_values) {
+            self.bytes -= value.encoded_len();
+        }
+    }
 }
 
 /// Where a graph's training state stands.
@@ -229,7 +273,10 @@ impl SchedulerTask {
                         continue;
                     }
                 },
-                Command::ExecuteStored { graph, requirements, ops } => {
+                Command::ExecuteStored { graph, requirements, ops, values } => {
+                    for (op, value) in values {
+                        self.values.keep(graph, op, value);
+                    }
                     match self.submission_of(graph, requirements, &ops).await {
                         Ok(event) => event,
                         Err(error) => {
@@ -266,6 +313,7 @@ impl SchedulerTask {
             }
             if let Some(graph) = cancelled {
                 self.payloads.remove(&graph);
+                self.values.forget(graph);
                 self.training.remove(&graph);
                 self.progress_sent.remove(&graph);
                 self.announce_end(graph).await;
@@ -397,6 +445,10 @@ impl SchedulerTask {
         }
         if let Some(graph) = finishes {
             self.status_stored.insert(graph);
+        } else {
+            for (op, value) in values {
+                self.values.keep(graph, op, value);
+            }
         }
         if track.is_some()
             && let Some(track) = self.training.get_mut(&graph)
@@ -445,6 +497,7 @@ impl SchedulerTask {
             Action::GraphComputed { graph } => {
                 tracing::info!(%graph, "graph computed");
                 let total = self.payloads.remove(&graph).map(|ops| ops.len() as u64);
+                self.values.forget(graph);
                 self.training.remove(&graph);
                 self.progress_sent.remove(&graph);
                 if !self.status_stored.remove(&graph) {
@@ -465,6 +518,7 @@ impl SchedulerTask {
             Action::GraphFailed { graph, failure } => {
                 tracing::warn!(%graph, op = %failure.op_id, reason = %failure.reason, "graph failed");
                 self.payloads.remove(&graph);
+                self.values.forget(graph);
                 self.training.remove(&graph);
                 self.progress_sent.remove(&graph);
                 let notice = OpFailedNotice { graph_id: graph, failure, will_retry: false };
@@ -510,7 +564,17 @@ impl SchedulerTask {
                 let mut inputs = Vec::new();
                 let mut values = Vec::new();
                 let mut files = Vec::new();
-                for (op, stored) in self.db.values(&assignment.external_inputs).await? {
+                let mut unknown = Vec::new();
+                for op in &assignment.external_inputs {
+                    match self.values.get(assignment.graph, *op) {
+                        Some(value) => {
+                            inputs.push(*op);
+                            values.push(value.clone());
+                        }
+                        None => unknown.push(*op),
+                    }
+                }
+                for (op, stored) in self.db.values(&unknown).await? {
                     match stored {
                         StoredValue::Inline(value) => {
                             inputs.push(op);

@@ -278,3 +278,55 @@ async fn big_values_arrive_as_files_in_the_requesters_ftp_home() {
     let back = Wire::decode_binary(&bytes).unwrap();
     assert_eq!(back, Wire::Tensor(TensorData::from_f64(vec![2, 2], &[1.0, 2.0, 3.0, 4.0]).unwrap()));
 }
+
+#[tokio::test]
+async fn a_whole_graph_runs_in_one_request() {
+    let server = Server::start().await;
+    let alice = server.token("alice", Role::Requester).await;
+    let bob = server.token("bob", Role::Requester).await;
+    let seven = json!({"local_id": 0, "operation": {"operator": "lin", "params": {"dtype": "i64", "shape": []}},
+        "value": {"tensor": {"dtype": "i64", "shape": [], "data": [7]}}, "persist": "seven"});
+    // Only inputs: computed at once, and the answer carries the persisted value.
+    let request = json!({"meta": {"name": "inputs"}, "ops": [seven], "wait_ms": 5000, "with_results": true});
+    let (status, answer) = server.call("POST", "/v1/graphs/run", Some(&alice), Some(request)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["progress"]["status"], json!("computed"));
+    assert_eq!(answer["results"]["seven"], json!({"tensor": {"dtype": "i64", "shape": [], "data": [7]}}));
+    assert_eq!(answer["large_results"], json!([]));
+    let graph = answer["progress"]["graph_id"].as_u64().unwrap();
+    let (status, _) = server.call("GET", &format!("/v1/graphs/{graph}/results/seven"), Some(&alice), None).await;
+    assert_eq!(status, StatusCode::OK, "stored like any other graph");
+    let (status, _) = server.call("GET", &format!("/v1/graphs/{graph}"), Some(&bob), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "and only its owner sees it");
+
+    // An op to compute and no provider: the wait runs out and the graph goes on computing.
+    let twice = json!({"local_id": 1, "operation": {"operator": "add"}, "inputs": [{"local": 0}, {"local": 0}],
+        "persist": "fourteen"});
+    let request = json!({"meta": {"name": "waits"}, "ops": [seven, twice], "wait_ms": 0, "with_results": true});
+    let (status, answer) = server.call("POST", "/v1/graphs/run", Some(&alice), Some(request)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["progress"]["status"], json!("computing"));
+    assert_eq!(answer["progress"]["ops"], json!({"computed": 1, "pending": 1}));
+    assert_eq!(answer["results"], json!({}));
+    let graph = answer["progress"]["graph_id"].as_u64().unwrap();
+    let (status, body) = server.call("GET", &format!("/v1/graphs/{graph}/results/fourteen"), Some(&alice), None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+
+    // Refusals: a bad op names its id and stores nothing; a federated graph must be opened;
+    // providers cannot submit.
+    let before = server.call("GET", "/v1/graphs", Some(&alice), None).await.1.as_array().unwrap().len();
+    let reused = json!({"local_id": 1, "operation": {"operator": "neg"}, "inputs": [{"local": 0}], "persist": "seven"});
+    let request = json!({"meta": {"name": "bad"}, "ops": [seven, reused]});
+    let (status, body) = server.call("POST", "/v1/graphs/run", Some(&alice), Some(request)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["op"], json!({"local": 1}), "{body}");
+    let after = server.call("GET", "/v1/graphs", Some(&alice), None).await.1.as_array().unwrap().len();
+    assert_eq!(after, before, "a refused graph is not created");
+    let request = json!({"meta": {"name": "fed", "approach": "federated"}, "ops": []});
+    let (status, body) = server.call("POST", "/v1/graphs/run", Some(&alice), Some(request)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let worker = server.token("worker", Role::Provider).await;
+    let request = json!({"meta": {"name": "p"}, "ops": []});
+    let (status, _) = server.call("POST", "/v1/graphs/run", Some(&worker), Some(request)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}

@@ -13,14 +13,20 @@ use rust_socketio::Payload;
 use rust_socketio::asynchronous::ClientBuilder;
 use tokio::sync::mpsc;
 
-/// Runs `graph` on the grid and locally; every persisted result must agree.
+/// Runs `graph` on the grid and locally; every persisted result must agree, fetched one by
+/// one after `Client::run` and as `Client::compute` returns them.
 async fn assert_same_as_local(client: &Client, graph: &Graph) {
     let local = LocalExecutor::default().run(graph).expect("local run");
     let id = client.run(graph, |_| {}).await.expect("distributed run");
+    let (computed_id, computed) = client.compute(graph).await.expect("distributed compute");
+    assert_ne!(id, computed_id, "each run is a graph of its own");
+    assert_eq!(computed.names().collect::<Vec<_>>(), local.names().collect::<Vec<_>>());
     for name in local.names() {
         let remote = client.fetch(id, name).await.expect("fetch");
         let expected = local.get(name).unwrap();
         assert!(close(&remote, expected), "`{name}` differs: {remote:?} vs {expected:?}");
+        let remote = computed.get(name).unwrap();
+        assert!(close(remote, expected), "computed `{name}` differs: {remote:?} vs {expected:?}");
     }
 }
 
@@ -84,6 +90,13 @@ async fn graphs_on_two_providers_equal_the_local_executor() {
     assert_same_as_local(&client, &wide(400)).await;
     assert_same_as_local(&client, &deep(100)).await;
     assert_same_as_local(&client, &mixed()).await;
+    // Small inputs (one request), a result too big to travel inline (fetched through ravftp).
+    let outer = Graph::new("outer");
+    let column = outer.t(Array::from_shape_fn((600, 1), |(i, _)| i as f64));
+    let row = outer.t(Array::from_shape_fn((1, 600), |(_, j)| j as f64 / 7.0));
+    (&column * &row).persist("outer");
+    (&column * 2.0).persist("small");
+    assert_same_as_local(&client, &outer).await;
     // Big tensors (4 MB) go through ravftp: the input up, to the providers and their outputs
     // back, and the result down; small ones stay inline.
     let big = Graph::new("big");
