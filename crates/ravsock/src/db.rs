@@ -93,6 +93,29 @@ pub struct Db {
     /// Tokens cannot be revoked yet; a revoke command must remove its entry here.
     accounts: std::sync::Arc<std::sync::RwLock<std::collections::HashMap<String, Account>>>,
     graphs: std::sync::Arc<GraphCache>,
+    ids: std::sync::Arc<tokio::sync::OnceCell<NextIds>>,
+}
+
+/// The next free graph and op ids, handed out by this process so that storing a graph needs no
+/// read of them inside its transaction. ravsock is the only writer of `graphs` and `ops` (as
+/// [`GraphCache`] assumes); the ids are read from the database at first use, and the ids of a
+/// transaction that failed are skipped.
+#[derive(Debug)]
+struct NextIds {
+    graph: std::sync::atomic::AtomicI64,
+    op: std::sync::atomic::AtomicI64,
+}
+
+impl NextIds {
+    /// A new graph's id.
+    fn graph(&self) -> GraphId {
+        GraphId(self.graph.fetch_add(1, std::sync::atomic::Ordering::Relaxed) as u64)
+    }
+
+    /// The first of `count` consecutive new op ids.
+    fn ops(&self, count: usize) -> i64 {
+        self.op.fetch_add(count as i64, std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// Graph rows as this process last read them: a requester's round trip (upload, wait,
@@ -160,11 +183,11 @@ enum Pool {
 struct Dialect {
     /// Starts a transaction that writes.
     begin_write: &'static str,
-    /// Run first in [`Db::insert_ops`]: holds off other uploads until the commit, so the ids read
-    /// next stay ours (SQLite's `BEGIN IMMEDIATE` already holds the database's write lock).
-    lock_op_ids: Option<&'static str>,
-    /// The first free op id.
-    next_op_id: &'static str,
+    /// The first free graph id and op id ([`NextIds`]).
+    next_ids: &'static str,
+    /// An `INSERT` of a graph row with its id, up to the opening parenthesis of its values
+    /// (`id, owner, meta, status, created_at`).
+    insert_graph: &'static str,
     /// Marks the ops listed in a JSON array of ids computed: the SQL before the array and
     /// after it.
     mark_computed: (&'static str, &'static str),
@@ -179,10 +202,12 @@ const SQLITE: Dialect = Dialect {
     // IMMEDIATE takes the write lock now rather than at the first write, so two writers never
     // deadlock upgrading their read locks.
     begin_write: "BEGIN IMMEDIATE",
-    lock_op_ids: None,
     // sqlite_sequence too: AUTOINCREMENT never reuses the id of a deleted row.
-    next_op_id: "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'ops'), 0), \
-                 COALESCE((SELECT MAX(id) FROM ops), 0)) + 1",
+    next_ids: "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'graphs'), 0), \
+               COALESCE((SELECT MAX(id) FROM graphs), 0)) + 1, \
+               MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'ops'), 0), \
+               COALESCE((SELECT MAX(id) FROM ops), 0)) + 1",
+    insert_graph: "INSERT INTO graphs (id, owner, meta, status, created_at) VALUES (",
     mark_computed: ("UPDATE ops SET status = 'computed' WHERE id IN (SELECT value FROM json_each(", "))"),
     values_in: "SELECT ids.value, (SELECT value FROM op_values WHERE op_id = ids.value), \
                 (SELECT len FROM op_files WHERE op_id = ids.value) FROM json_each($1) AS ids",
@@ -191,10 +216,9 @@ const SQLITE: Dialect = Dialect {
 
 const POSTGRES: Dialect = Dialect {
     begin_write: "BEGIN",
-    // A transaction-scoped advisory lock (its key is "rave" in ASCII): uploads run one at a time,
-    // as on SQLite, while results and reads go on beside them.
-    lock_op_ids: Some("SELECT pg_advisory_xact_lock(1918989925)"),
-    next_op_id: "SELECT COALESCE(MAX(id), 0) + 1 FROM ops",
+    next_ids: "SELECT COALESCE((SELECT MAX(id) FROM graphs), 0) + 1, COALESCE((SELECT MAX(id) FROM ops), 0) + 1",
+    // Graph ids come from `NextIds`, never from the identity column.
+    insert_graph: "INSERT INTO graphs (id, owner, meta, status, created_at) OVERRIDING SYSTEM VALUE VALUES (",
     // An array, not `IN (subquery)`: the generic plan of the prepared statement then still
     // looks ids up by key instead of scanning `ops` (3–5 ms per subgraph at 20,000 ops).
     mark_computed: (
@@ -402,12 +426,22 @@ impl Db {
             .connect_with(options)
             .await?;
         POSTGRES_MIGRATOR.run(&pool).await.map_err(|e| Error::Internal(format!("migrations failed: {e}")))?;
-        Ok(Db { pool: Pool::Postgres(pool), accounts: Default::default(), graphs: Default::default() })
+        Ok(Db {
+            pool: Pool::Postgres(pool),
+            accounts: Default::default(),
+            graphs: Default::default(),
+            ids: Default::default(),
+        })
     }
 
     /// Wraps an existing SQLite pool (migrations already applied).
     pub fn from_pool(pool: SqlitePool) -> Db {
-        Db { pool: Pool::Sqlite(pool), accounts: Default::default(), graphs: Default::default() }
+        Db {
+            pool: Pool::Sqlite(pool),
+            accounts: Default::default(),
+            graphs: Default::default(),
+            ids: Default::default(),
+        }
     }
 
     /// The statements of the backend in use.
@@ -482,15 +516,37 @@ impl Db {
     /// Creates a graph owned by `owner`.
     pub async fn create_graph(&self, owner: i64, meta: &GraphMeta) -> Result<GraphId> {
         let meta = serde_json::to_string(meta).map_err(|e| Error::Internal(e.to_string()))?;
-        let id: i64 = on_backend!(self, |pool, sql, DB| sqlx::query_scalar(
-            "INSERT INTO graphs (owner, meta, status, created_at) VALUES ($1, $2, 'pending', $3) RETURNING id",
-        )
-        .bind(owner)
-        .bind(meta)
-        .bind(now_secs())
-        .fetch_one(pool)
-        .await)?;
-        Ok(GraphId(id as u64))
+        let graph = self.next_ids().await?.graph();
+        let mut tx = self.write_tx().await?;
+        tx.execute(self.graph_insert(graph, owner, meta, GraphStatus::Pending)).await?;
+        tx.commit().await?;
+        Ok(graph)
+    }
+
+    /// The `INSERT` of a new graph row.
+    fn graph_insert(&self, graph: GraphId, owner: i64, meta: String, status: GraphStatus) -> Statement {
+        Statement::new(self.dialect().insert_graph)
+            .int(graph.0 as i64)
+            .sql(", ")
+            .int(owner)
+            .sql(", ")
+            .text(Some(meta))
+            .sql(", ")
+            .text(Some(status_name(status)))
+            .sql(", ")
+            .int(now_secs())
+            .sql(")")
+    }
+
+    /// The next free ids, read from the database at first use.
+    async fn next_ids(&self) -> Result<&NextIds> {
+        self.ids
+            .get_or_try_init(|| async {
+                let (graph, op): (i64, i64) =
+                    on_backend!(self, |pool, sql, DB| sqlx::query_as(sql.next_ids).fetch_one(pool).await)?;
+                Ok(NextIds { graph: graph.into(), op: op.into() })
+            })
+            .await
     }
 
     /// Replaces a graph's meta (e.g. requirements learned from its ops).
@@ -641,34 +697,18 @@ impl Db {
         mut adopt_file: impl FnMut(OpId, &OpRecord) -> Result<u64>,
         then_compute: bool,
     ) -> Result<(GraphId, Vec<StoredOp>)> {
-        let sql = self.dialect();
+        let ids = self.next_ids().await?;
         let mut tx = self.write_tx().await?;
-        if let Some(lock) = sql.lock_op_ids {
-            tx.execute(Statement::new(lock)).await?;
-        }
-        // One round trip on SQLite for the new graph's id and the first free op id.
-        let mut reads = Vec::new();
-        if let Target::New { owner, meta } = target {
-            let status = if then_compute { "computing" } else { "pending" };
-            reads.push(
-                Statement::new("INSERT INTO graphs (owner, meta, status, created_at) VALUES (")
-                    .int(owner)
-                    .sql(", ")
-                    .text(Some(meta.to_string()))
-                    .sql(", ")
-                    .text(Some(status.to_string()))
-                    .sql(", ")
-                    .int(now_secs())
-                    .sql(") RETURNING id"),
-            );
-        }
-        reads.push(Statement::new(sql.next_op_id));
-        let ids = tx.ids(reads).await?;
-        let (graph, next) = match (target, ids.as_slice()) {
-            (Target::Graph(graph), [next]) => (graph, *next),
-            (Target::New { .. }, [graph, next]) => (GraphId(*graph as u64), *next),
-            _ => return Err(Error::Internal(format!("{} ids read where one per statement was expected", ids.len()))),
+        let graph = match target {
+            Target::Graph(graph) => graph,
+            Target::New { owner, meta } => {
+                let graph = ids.graph();
+                let status = if then_compute { GraphStatus::Computing } else { GraphStatus::Pending };
+                tx.execute(self.graph_insert(graph, owner, meta.to_string(), status)).await?;
+                graph
+            }
         };
+        let next = ids.ops(records.len());
         let mut stored = Vec::with_capacity(records.len());
         for (offset, record) in records.iter().enumerate() {
             let id = OpId((next + offset as i64) as u64);

@@ -227,6 +227,7 @@ async fn upload_ops(
                         requirements: meta.requirements,
                         values: stored_values(&stored, chunk.ops),
                         ops: stored,
+                        done: None,
                     },
                     false => Command::Execute(graph.id),
                 };
@@ -288,20 +289,29 @@ async fn run_graph(
     meta.requirements.onnx_required |= runs_models(&ops);
     let user = requester_user(caller.id);
     let adopt = |op, record: &OpRecord| adopt_value_file(&state.bulk, &user, op, record);
-    // Subscribed before the scheduler hears of the graph, so its end cannot be missed.
-    let mut events = state.scheduler.subscribe();
     let (graph, stored) = state.db.create_computing_graph(caller.id, &meta, &ops, adopt).await?;
     tracing::info!(%graph, owner = %caller.name, ops = ops.len(), "graph created to run");
+    let persisted: Vec<(String, ravproto::OpId)> =
+        stored.iter().filter_map(|op| Some((op.persist.clone()?, op.id))).collect();
     let requirements = meta.requirements.clone();
     let values = stored_values(&stored, ops);
-    state.scheduler.send(Command::ExecuteStored { graph, requirements, ops: stored, values }).await?;
+    let (done, computed) = tokio::sync::oneshot::channel();
+    state.scheduler.send(Command::ExecuteStored { graph, requirements, ops: stored, values, done: Some(done) }).await?;
     let deadline = tokio::time::Instant::now() + wait_limit(Some(wait_ms));
-    let progress = match next_change(&mut events, graph, deadline, true).await {
-        Some(progress) => progress,
+    // Unanswered (failed, cancelled, still computing): the database says where it stands.
+    let computed = tokio::time::timeout_at(deadline, computed).await.ok().and_then(Result::ok);
+    let progress = match &computed {
+        Some(computed) => computed.progress.clone(),
         None => graph_progress(&state.db, &owned_graph(&state.db, &caller, graph.0).await?).await?,
     };
     let (mut results, mut large_results) = (BTreeMap::new(), Vec::new());
-    if with_results && progress.status == GraphStatus::Computed {
+    // Every persisted value still in the scheduler's memory: no read back.
+    let in_memory = computed.filter(|_| with_results).and_then(|mut computed| {
+        persisted.into_iter().map(|(name, op)| Some((name, computed.values.remove(&op)?))).collect::<Option<_>>()
+    });
+    if let Some(in_memory) = in_memory {
+        results = in_memory;
+    } else if with_results && progress.status == GraphStatus::Computed {
         for (name, _, value) in state.db.persisted_values(graph).await? {
             match value {
                 Some(StoredValue::Inline(value)) => {
@@ -321,21 +331,17 @@ fn stored_values(stored: &[StoredOp], records: Vec<OpRecord>) -> Vec<(ravproto::
     stored.iter().zip(records).filter_map(|(op, record)| Some((op.id, record.value?))).collect()
 }
 
-/// The next progress event of `graph` before `deadline` (with `ended`, the first that says it
-/// ended); `None` when the deadline passes or events were missed, so the caller reads the
-/// database instead.
+/// The next progress event of `graph` before `deadline`; `None` when the deadline passes or
+/// events were missed, so the caller reads the database instead.
 async fn next_change(
     events: &mut tokio::sync::broadcast::Receiver<crate::server::GraphEvent>,
     graph: GraphId,
     deadline: tokio::time::Instant,
-    ended: bool,
 ) -> Option<GraphProgress> {
     let change = async {
         loop {
             match events.recv().await {
-                Ok(event) if event.graph == graph && (!ended || event.progress.status != GraphStatus::Computing) => {
-                    return Some(event.progress);
-                }
+                Ok(event) if event.graph == graph => return Some(event.progress),
                 Ok(_) => {}
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return None,
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
@@ -518,7 +524,7 @@ async fn wait(
         // The scheduler's own counts: no COUNT over the graph's ops per wake-up. Missed events
         // answer from the database and let the client ask again.
         let deadline = tokio::time::Instant::now() + wait_limit(query.timeout_ms);
-        if let Some(progress) = next_change(&mut events, graph.id, deadline, false).await {
+        if let Some(progress) = next_change(&mut events, graph.id, deadline).await {
             return Ok(Json(progress));
         }
     }

@@ -48,6 +48,9 @@ pub enum Command {
         ops: Vec<StoredOp>,
         /// The inline values stored with them (the scheduler keeps the small ones to hand out).
         values: Vec<(OpId, Value)>,
+        /// Told when the graph is computed, with its small values; dropped unanswered when it
+        /// fails, is cancelled or cannot start (the database then says how it ended).
+        done: Option<tokio::sync::oneshot::Sender<GraphDone>>,
     },
     /// Cancel a graph.
     Cancel(GraphId),
@@ -78,6 +81,16 @@ pub struct GraphEvent {
     pub graph: GraphId,
     /// Its progress after the change (long polls answer with it without a database read).
     pub progress: GraphProgress,
+}
+
+/// A computed graph, for the request that submitted it (`POST /v1/graphs/run`).
+#[derive(Debug)]
+pub struct GraphDone {
+    /// Its progress: computed.
+    pub progress: GraphProgress,
+    /// Its values the scheduler kept in memory (small inline constants and results): persisted
+    /// results are answered from here instead of read back.
+    pub values: HashMap<OpId, Value>,
 }
 
 /// Sends commands to the scheduler task.
@@ -165,6 +178,7 @@ pub async fn start_scheduler(
         followups: Vec::new(),
         training: BTreeMap::new(),
         values: ValueCache::default(),
+        waiters: HashMap::new(),
     };
     tokio::spawn(task.run(inbox.0));
     Ok(())
@@ -195,6 +209,8 @@ struct SchedulerTask {
     training: BTreeMap<GraphId, TrainingTrack>,
     /// Small committed values of executing graphs, handed out without a database read.
     values: ValueCache,
+    /// Requests waiting for a graph to be computed.
+    waiters: HashMap<GraphId, tokio::sync::oneshot::Sender<GraphDone>>,
 }
 
 /// Small values of executing graphs that are already committed (inline constants stored with
@@ -230,9 +246,14 @@ impl ValueCache {
 
     /// Drops the values of a graph that ended.
     fn forget(&mut self, graph: GraphId) {
-        for value in self.graphs.remove(&graph).into_iter().flat_map(HashMap::into_values) {
-            self.bytes -= value.encoded_len();
-        }
+        self.take(graph);
+    }
+
+    /// Takes the values of a graph that ended.
+    fn take(&mut self, graph: GraphId) -> HashMap<OpId, Value> {
+        let values = self.graphs.remove(&graph).unwrap_or_default();
+        self.bytes -= values.values().map(Value::encoded_len).sum::<u64>();
+        values
     }
 }
 
@@ -273,14 +294,19 @@ impl SchedulerTask {
                         continue;
                     }
                 },
-                Command::ExecuteStored { graph, requirements, ops, values } => {
+                Command::ExecuteStored { graph, requirements, ops, values, done } => {
                     for (op, value) in values {
                         self.values.keep(graph, op, value);
+                    }
+                    if let Some(done) = done {
+                        self.waiters.insert(graph, done);
                     }
                     match self.submission_of(graph, requirements, &ops).await {
                         Ok(event) => event,
                         Err(error) => {
                             tracing::error!(%graph, cause = %error, "cannot start graph");
+                            self.waiters.remove(&graph);
+                            self.values.forget(graph);
                             continue;
                         }
                     }
@@ -312,6 +338,7 @@ impl SchedulerTask {
                 events.append(&mut self.followups);
             }
             if let Some(graph) = cancelled {
+                self.waiters.remove(&graph);
                 self.payloads.remove(&graph);
                 self.values.forget(graph);
                 self.training.remove(&graph);
@@ -445,10 +472,9 @@ impl SchedulerTask {
         }
         if let Some(graph) = finishes {
             self.status_stored.insert(graph);
-        } else {
-            for (op, value) in values {
-                self.values.keep(graph, op, value);
-            }
+        }
+        for (op, value) in values {
+            self.values.keep(graph, op, value);
         }
         if track.is_some()
             && let Some(track) = self.training.get_mut(&graph)
@@ -497,7 +523,9 @@ impl SchedulerTask {
             Action::GraphComputed { graph } => {
                 tracing::info!(%graph, "graph computed");
                 let total = self.payloads.remove(&graph).map(|ops| ops.len() as u64);
-                self.values.forget(graph);
+                let values = self.values.take(graph);
+                // Dropped unanswered if the status cannot be stored.
+                let waiter = self.waiters.remove(&graph);
                 self.training.remove(&graph);
                 self.progress_sent.remove(&graph);
                 if !self.status_stored.remove(&graph) {
@@ -509,7 +537,11 @@ impl SchedulerTask {
                     Some(total) => {
                         // As the stored counts read: no entry at all for a graph without ops.
                         let ops = BTreeMap::from_iter((total > 0).then_some((OpStatus::Computed, total)));
-                        self.announce(graph, crate::http::progress_of(graph, GraphStatus::Computed, ops, None)).await;
+                        let progress = crate::http::progress_of(graph, GraphStatus::Computed, ops, None);
+                        if let Some(waiter) = waiter {
+                            let _ = waiter.send(GraphDone { progress: progress.clone(), values });
+                        }
+                        self.announce(graph, progress).await;
                     }
                     None => self.announce_end(graph).await,
                 }
@@ -517,6 +549,8 @@ impl SchedulerTask {
             }
             Action::GraphFailed { graph, failure } => {
                 tracing::warn!(%graph, op = %failure.op_id, reason = %failure.reason, "graph failed");
+                // Dropped on return, once the failure is stored: the request reads it back.
+                let _waiter = self.waiters.remove(&graph);
                 self.payloads.remove(&graph);
                 self.values.forget(graph);
                 self.training.remove(&graph);
