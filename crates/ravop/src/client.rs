@@ -248,7 +248,7 @@ impl Client {
     /// (at most [`CHUNK_OPS`] ops, no value big enough for ravftp) is submitted, executed,
     /// waited for and answered with its results in a single request.
     pub async fn compute(&self, graph: &Graph) -> Result<(GraphId, Results)> {
-        let (id, mut values, fetch) = match self.run_whole(graph, true).await? {
+        let (id, values, fetch) = match self.run_whole(graph, true).await? {
             Some(answer) if ended(&answer.progress)? => {
                 (answer.progress.graph_id, answer.results, answer.large_results)
             }
@@ -259,7 +259,7 @@ impl Client {
             None => (self.run(graph, |_| {}).await?, BTreeMap::new(), graph.persisted().into_keys().collect()),
         };
         let mut results = BTreeMap::new();
-        for (name, value) in std::mem::take(&mut values) {
+        for (name, value) in values {
             results.insert(name, TensorValue::from_wire_owned(value));
         }
         for name in fetch {
@@ -271,9 +271,12 @@ impl Client {
 
     /// `POST /v1/graphs/run` for a graph that fits one request: created, stored and executed
     /// at once, answered when it ends (or after [`WAIT_MS`]); `None` for a graph that must go
-    /// up in chunks or through ravftp.
+    /// up in chunks or through ravftp, and for a federated graph (it opens to providers).
     async fn run_whole(&self, graph: &Graph, with_results: bool) -> Result<Option<RunGraphResponse>> {
         graph.validate()?;
+        if graph.meta().approach == ravproto::messages::Approach::Federated {
+            return Ok(None);
+        }
         let mut inline_bytes = 0;
         for (_, tensor) in graph.values() {
             let len = encoded_len(&tensor);
