@@ -25,6 +25,7 @@ use ravproto::status::GraphStatus;
 use ravproto::{GraphId, Value};
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 /// Ops per upload request.
 pub const CHUNK_OPS: usize = 1000;
@@ -56,12 +57,37 @@ pub fn progress_bar() -> impl FnMut(&GraphProgress) {
     }
 }
 
+/// How long a request keeps trying while ravsock cannot be reached (a crash and restart, a
+/// dropped connection) before it fails; [`Client::reconnect_for`] changes it.
+pub const RECONNECT_FOR: Duration = Duration::from_secs(60);
+/// The first pause before trying again; it doubles up to [`RETRY_MAX`].
+pub(crate) const RETRY_FIRST: Duration = Duration::from_millis(50);
+/// The longest pause between two tries.
+pub(crate) const RETRY_MAX: Duration = Duration::from_secs(2);
+
 /// An async connection to ravsock.
+///
+/// Graphs live on the server, durably: when ravsock goes away (it crashed, or is being
+/// restarted) a request that did not get through is sent again, with growing pauses, until
+/// the server is back or [`RECONNECT_FOR`] has passed. A request whose connection could not be
+/// opened never arrived, so any request is sent again; one cut off after it was sent is sent
+/// again only if repeating it changes nothing (reads, the long-poll wait, new ravftp
+/// credentials). [`Client::connect`] itself does not wait: a wrong URL fails at once.
 #[derive(Clone, Debug)]
 pub struct Client {
     http: reqwest::Client,
     base: String,
     token: String,
+    reconnect_for: Duration,
+}
+
+/// Whether repeating a request changes nothing on the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Repeat {
+    /// A read, or a request whose effect is the same however often it is made.
+    Safe,
+    /// It creates or changes something: sent again only if it never arrived.
+    Unsafe,
 }
 
 impl Client {
@@ -71,9 +97,16 @@ impl Client {
             http: reqwest::Client::new(),
             base: url.trim_end_matches('/').to_string(),
             token: token.to_string(),
+            reconnect_for: Duration::ZERO,
         };
         let _: Vec<GraphProgress> = client.get("/v1/graphs").await?;
-        Ok(client)
+        Ok(Client { reconnect_for: RECONNECT_FOR, ..client })
+    }
+
+    /// How long later requests keep trying while the server cannot be reached
+    /// ([`RECONNECT_FOR`] by default; zero fails at the first refused connection).
+    pub fn reconnect_for(self, window: Duration) -> Client {
+        Client { reconnect_for: window, ..self }
     }
 
     /// The server's base URL.
@@ -86,44 +119,72 @@ impl Client {
         &self.token
     }
 
-    async fn send<T: DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> Result<T> {
-        let response = request.bearer_auth(&self.token).send().await.map_err(|e| Error::Transport(e.to_string()))?;
-        let status = response.status();
-        let bytes = response.bytes().await.map_err(|e| Error::Transport(e.to_string()))?;
-        if status.is_success() {
-            serde_json::from_slice(&bytes).map_err(|e| Error::Transport(format!("unexpected reply: {e}")))
-        } else {
-            match serde_json::from_slice::<ErrorBody>(&bytes) {
-                Ok(body) => {
-                    Err(Error::Server { status: status.as_u16(), code: body.code, message: body.message, op: body.op })
+    /// Sends the request `build` makes, again while the server cannot be reached (see
+    /// [`Client`]), and reads its JSON answer or the server's error.
+    async fn send<T: DeserializeOwned>(
+        &self,
+        repeat: Repeat,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<T> {
+        let mut retry = Retry::new(self.reconnect_for);
+        loop {
+            // Whether the request may have reached the server, and why it got no answer.
+            let (arrived, error) = match build().bearer_auth(&self.token).send().await {
+                Ok(response) => {
+                    let status = response.status();
+                    match response.bytes().await {
+                        Ok(bytes) => return answer(status, &bytes),
+                        Err(error) => (true, error),
+                    }
                 }
-                Err(_) => Err(Error::Transport(format!("HTTP {status}: {}", String::from_utf8_lossy(&bytes)))),
+                Err(error) => (!error.is_connect(), error),
+            };
+            let transient = error.is_connect() || error.is_request() || error.is_body();
+            if !transient || (arrived && repeat == Repeat::Unsafe) || !retry.pause(&causes(&error)).await {
+                return Err(Error::Transport(retry.describe(&error)));
             }
         }
     }
 
     pub(crate) async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
-        self.send(self.http.get(format!("{}{path}", self.base))).await
+        let url = format!("{}{path}", self.base);
+        self.send(Repeat::Safe, || self.http.get(&url)).await
     }
 
     pub(crate) async fn post<T: DeserializeOwned, B: serde::Serialize>(&self, path: &str, body: &B) -> Result<T> {
-        self.send(self.http.post(format!("{}{path}", self.base)).json(body)).await
+        self.post_as(Repeat::Unsafe, path, body).await
     }
 
-    /// PUT of raw bytes (keys), answered with JSON.
+    async fn post_as<T: DeserializeOwned, B: serde::Serialize>(
+        &self,
+        repeat: Repeat,
+        path: &str,
+        body: &B,
+    ) -> Result<T> {
+        // Encoded once; each try sends the same bytes.
+        let body = bytes::Bytes::from(serde_json::to_vec(body).map_err(|e| Error::Transport(e.to_string()))?);
+        let url = format!("{}{path}", self.base);
+        self.send(repeat, || {
+            self.http.post(&url).header(reqwest::header::CONTENT_TYPE, "application/json").body(body.clone())
+        })
+        .await
+    }
+
+    /// PUT of raw bytes (keys), answered with JSON; storing the same bytes again changes nothing.
     #[cfg_attr(not(feature = "he"), allow(dead_code))]
     pub(crate) async fn put_bytes(&self, path: &str, body: Vec<u8>) -> Result<serde_json::Value> {
-        let request = self
-            .http
-            .put(format!("{}{path}", self.base))
-            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
-            .body(body);
-        self.send(request).await
+        let body = bytes::Bytes::from(body);
+        let url = format!("{}{path}", self.base);
+        self.send(Repeat::Safe, || {
+            self.http.put(&url).header(reqwest::header::CONTENT_TYPE, "application/octet-stream").body(body.clone())
+        })
+        .await
     }
 
     /// New ravftp credentials and a session logged in with them.
     async fn ftp(&self) -> Result<(ravftp::FtpClient, FtpCredentials)> {
-        let credentials: FtpCredentials = self.post("/v1/ftp/credentials", &()).await?;
+        // Each call issues a fresh password; asking again only replaces it.
+        let credentials: FtpCredentials = self.post_as(Repeat::Safe, "/v1/ftp/credentials", &()).await?;
         let client = ravftp::FtpClient::connect(&ravftp::host_of_url(&self.base), &credentials)
             .await
             .map_err(|e| Error::Ftp(e.to_string()))?;
@@ -294,6 +355,78 @@ impl Client {
     }
 }
 
+/// The JSON answer of a request, or the server's error.
+fn answer<T: DeserializeOwned>(status: reqwest::StatusCode, bytes: &[u8]) -> Result<T> {
+    if status.is_success() {
+        serde_json::from_slice(bytes).map_err(|e| Error::Transport(format!("unexpected reply: {e}")))
+    } else {
+        match serde_json::from_slice::<ErrorBody>(bytes) {
+            Ok(body) => {
+                Err(Error::Server { status: status.as_u16(), code: body.code, message: body.message, op: body.op })
+            }
+            Err(_) => Err(Error::Transport(format!("HTTP {status}: {}", String::from_utf8_lossy(bytes)))),
+        }
+    }
+}
+
+/// The pauses of one request between its tries while the server cannot be reached.
+#[derive(Debug)]
+pub(crate) struct Retry {
+    window: Duration,
+    first_failure: Option<tokio::time::Instant>,
+    pause: Duration,
+    jitter: std::collections::hash_map::RandomState,
+}
+
+impl Retry {
+    pub(crate) fn new(window: Duration) -> Retry {
+        Retry { window, first_failure: None, pause: RETRY_FIRST, jitter: Default::default() }
+    }
+
+    /// Waits before the next try (the pause doubles, each within 25% either way so that many
+    /// clients do not come back at once); `false` once the window has passed.
+    pub(crate) async fn pause(&mut self, cause: &str) -> bool {
+        use std::hash::BuildHasher;
+        if self.window.is_zero() {
+            return false;
+        }
+        let now = tokio::time::Instant::now();
+        let first = *self.first_failure.get_or_insert_with(|| {
+            tracing::warn!(cause, "ravsock cannot be reached; trying again");
+            now
+        });
+        let left = self.window.saturating_sub(now - first);
+        if left.is_zero() {
+            return false;
+        }
+        let spread = self.jitter.hash_one(now) as f64 / u64::MAX as f64;
+        tokio::time::sleep(self.pause.mul_f64(0.75 + 0.5 * spread).min(left)).await;
+        self.pause = (self.pause * 2).min(RETRY_MAX);
+        true
+    }
+
+    /// The error of the last try, and for how long the server could not be reached.
+    fn describe(&self, error: &reqwest::Error) -> String {
+        match self.first_failure {
+            Some(first) => format!("{} (no answer for {:.1} s)", causes(error), first.elapsed().as_secs_f64()),
+            None => causes(error),
+        }
+    }
+}
+
+/// An error and the errors under it (reqwest's own message leaves out why, such as a refused
+/// connection).
+fn causes(error: &reqwest::Error) -> String {
+    let mut message = error.to_string();
+    let mut cause = std::error::Error::source(error);
+    while let Some(inner) = cause {
+        message.push_str(": ");
+        message.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    message
+}
+
 /// Longest wait asked of the server per request; the client then asks again.
 const WAIT_MS: u64 = 10_000;
 
@@ -331,6 +464,11 @@ impl BlockingClient {
             .map_err(|e| Error::Transport(format!("cannot start a runtime: {e}")))?;
         let inner = runtime.block_on(Client::connect(url, token))?;
         Ok(BlockingClient { runtime, inner })
+    }
+
+    /// See [`Client::reconnect_for`].
+    pub fn reconnect_for(self, window: Duration) -> BlockingClient {
+        BlockingClient { runtime: self.runtime, inner: self.inner.reconnect_for(window) }
     }
 
     /// See [`Client::run`].

@@ -32,7 +32,7 @@ pub mod ml;
 pub mod nn;
 mod values;
 
-pub use client::{BlockingClient, CHUNK_OPS, CHUNK_VALUE_BYTES, Client, progress_bar};
+pub use client::{BlockingClient, CHUNK_OPS, CHUNK_VALUE_BYTES, Client, RECONNECT_FOR, progress_bar};
 pub use error::{Error, Result};
 pub use events::{GraphEvent, Subscription};
 pub use executor::{LocalExecutor, Results};

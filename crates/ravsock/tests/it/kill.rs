@@ -1,5 +1,6 @@
 //! `kill -9` of the real ravsock process in the middle of a graph: the restarted server resumes
-//! it from the database and the provider reconnects, and the results equal the local ones.
+//! it from the database, the provider reconnects, the requester's wait rides out the gap, and
+//! the results equal the local ones.
 
 use ravop::{Client, Graph, LocalExecutor};
 use ravproto::messages::Benchmark;
@@ -80,26 +81,54 @@ async fn a_killed_server_resumes_the_graph_and_loses_nothing() {
     x.persist("end");
     let id = client.submit(&graph).await.unwrap();
     client.execute(id).await.unwrap();
-    // SIGKILL (no shutdown path runs) as soon as a tenth is computed; waiting then fails.
+    // SIGKILL (no shutdown path runs) as soon as a tenth is computed, and a new process on the
+    // same address: the requester's wait rides out the gap and follows the resumed graph.
     let mut server = Some(server);
+    let mut at_kill = None;
+    let mut after_restart = Vec::new();
     let waited = client
-        .wait(id, |progress| {
-            if progress.percent >= 10.0 {
-                server.take();
+        .wait(id, |progress| match at_kill {
+            None if progress.percent >= 10.0 => {
+                at_kill = Some(progress.percent);
+                drop(server.take());
+                server = Some(start(dir.path(), &database_url, port));
             }
+            None => {}
+            Some(_) => after_restart.push((progress.status, progress.percent)),
         })
-        .await;
-    assert!(server.is_none() && waited.is_err(), "killed mid-graph: {waited:?}");
-
-    let _server = start(dir.path(), &database_url, port);
-    let client = connect(&url, &requester).await;
-    let resumed = client.progress(id).await.unwrap();
-    assert_eq!(resumed.status, GraphStatus::Computing, "resumed, not finished: {resumed:?}");
-    assert!(resumed.percent >= 10.0, "computed ops survived the kill: {resumed:?}");
-    client.wait(id, |_| {}).await.expect("the resumed graph completes");
+        .await
+        .expect("the wait outlives the killed server and the resumed graph completes");
+    assert_eq!(waited.status, GraphStatus::Computed);
+    let at_kill = at_kill.expect("killed mid-graph");
+    assert!(
+        after_restart.first().is_some_and(|&(status, percent)| status == GraphStatus::Computing && percent >= at_kill),
+        "resumed from the {at_kill}% computed before the kill, not restarted: {after_restart:?}"
+    );
     let end = client.fetch(id, "end").await.unwrap();
     let local = LocalExecutor::default().run(&graph).unwrap();
     assert_eq!(&end, local.get("end").unwrap(), "same value as computed locally");
+
+    // A request whose connection is refused never arrived, so even a submission is sent again
+    // until the server is back.
+    drop(server.take());
+    let small = Graph::new("after the restart");
+    (small.t(vec![1.0, 2.0]) * 3.0).persist("y");
+    let submitting = tokio::spawn({
+        let (client, small) = (client.clone(), small.clone());
+        async move { client.submit(&small).await }
+    });
+    let _server = start(dir.path(), &database_url, port);
+    let submitted = submitting.await.unwrap().expect("submitted once the server is back");
+    client.execute(submitted).await.unwrap();
+    client.wait(submitted, |_| {}).await.unwrap();
+    let y = client.fetch(submitted, "y").await.unwrap();
+    assert_eq!(y.as_tensor().unwrap().to_f64_array().iter().copied().collect::<Vec<_>>(), vec![3.0, 6.0]);
+    assert_eq!(client.list_graphs().await.unwrap().len(), 2, "the retried submission created one graph");
+
+    // A server that stays away fails the request once the window has passed, saying so.
+    drop(_server);
+    let gone = client.clone().reconnect_for(std::time::Duration::from_millis(300)).progress(id).await;
+    assert!(matches!(&gone, Err(ravop::Error::Transport(message)) if message.contains("no answer for")), "{gone:?}");
     let _ = stop.send(());
     provider.await.unwrap().unwrap();
 }
