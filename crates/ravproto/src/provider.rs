@@ -21,7 +21,8 @@
 //!
 //! Values whose encoding is longer than the credentials' `inline_limit` travel through ravftp
 //! instead of the frame: the header lists them in `files` and each is a file in the provider's
-//! FTP home ([`crate::messages::FileValue`]).
+//! FTP home ([`crate::messages::FileValue`]). So do the values past a frame's [`InlineBudget`]:
+//! many values each under the limit must not add up to a message over socket.io's limit.
 //!
 //! Replies are separate events rather than socket.io acks, because the Rust client cannot
 //! answer a server-to-client ack (../shared/design/DEPS.md).
@@ -48,6 +49,36 @@ pub const EVENT_WITHDRAW: &str = "withdraw";
 pub const EVENT_REJECTED: &str = "rejected";
 /// Server → provider: its ravftp credentials for this connection.
 pub const EVENT_CREDENTIALS: &str = "ftp_credentials";
+
+/// Encoded bytes of inline values one frame carries at most, whatever the inline limit: far
+/// under the 64 MiB socket.io message limit, also once a result's values are base64 text.
+pub const MAX_INLINE_PER_FRAME: u64 = 8 << 20;
+
+/// Which values of one frame go inline, in the frame's order: each no longer than the inline
+/// limit, while their total stays within 8 values at the limit (at most
+/// [`MAX_INLINE_PER_FRAME`]); the others travel through ravftp. Both sides use it: ravsock for
+/// an assignment's inputs, the provider for its outputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InlineBudget {
+    limit: u64,
+    left: u64,
+}
+
+impl InlineBudget {
+    /// The budget of one frame under `inline_limit` (the credentials' or the server's).
+    pub fn new(inline_limit: u64) -> InlineBudget {
+        InlineBudget { limit: inline_limit, left: inline_limit.saturating_mul(8).min(MAX_INLINE_PER_FRAME) }
+    }
+
+    /// Whether a value of `len` encoded bytes goes inline; if so it is counted.
+    pub fn admit(&mut self, len: u64) -> bool {
+        let inline = len <= self.limit && len <= self.left;
+        if inline {
+            self.left -= len;
+        }
+        inline
+    }
+}
 
 /// The socket.io auth payload of a provider.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

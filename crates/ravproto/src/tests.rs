@@ -699,3 +699,22 @@ fn fitted_models_travel_as_bytes_and_round_trip() {
     }
     assert!(FittedModel::from_value(&Value::Tensor(TensorData::from_f64(vec![1], &[1.0]).unwrap())).is_err());
 }
+
+#[test]
+fn a_frame_carries_values_inline_up_to_its_budget_and_the_rest_through_ravftp() {
+    use crate::provider::{InlineBudget, MAX_INLINE_PER_FRAME};
+    // 8 values at the limit fit, in order; a 9th does not, nor a value over the limit.
+    let mut budget = InlineBudget::new(1000);
+    let inline: Vec<bool> = [1000, 1001, 500].iter().chain([1000; 7].iter()).map(|&len| budget.admit(len)).collect();
+    assert_eq!(inline[..3], [true, false, true]);
+    assert_eq!(inline[3..].iter().filter(|&&b| b).count(), 6, "7,500 of 8,000 bytes admitted: {inline:?}");
+    assert!(budget.admit(500), "the room left is used");
+    assert!(!budget.admit(1), "nothing is left");
+    // Whatever the inline limit, a frame stays within MAX_INLINE_PER_FRAME.
+    let mut big = InlineBudget::new(1 << 30);
+    assert!(!big.admit(MAX_INLINE_PER_FRAME + 1));
+    assert!(big.admit(MAX_INLINE_PER_FRAME));
+    assert!(!big.admit(1));
+    let mut default = InlineBudget::new(1 << 20);
+    assert_eq!((0..20).filter(|_| default.admit(1 << 20)).count(), 8, "8 MiB of 1 MiB values");
+}

@@ -19,8 +19,8 @@ use futures_util::FutureExt;
 use ravproto::messages::{Benchmark, FileValue, FtpCredentials};
 use ravproto::provider::{
     AssignHeader, EVENT_ASSIGN, EVENT_CREDENTIALS, EVENT_JOIN, EVENT_OP_FAILED, EVENT_REJECTED, EVENT_RESULT,
-    EVENT_WITHDRAW, Frame, JoinRequest, NAMESPACE, OpFailedReport, ProviderAuth, Rejected, ResultHeader, ResultMessage,
-    Withdraw,
+    EVENT_WITHDRAW, Frame, InlineBudget, JoinRequest, NAMESPACE, OpFailedReport, ProviderAuth, Rejected, ResultHeader,
+    ResultMessage, Withdraw,
 };
 use ravproto::{GraphId, PROTOCOL_VERSION};
 use rust_socketio::Payload;
@@ -300,14 +300,15 @@ impl Bulk {
         Ok(())
     }
 
-    /// Uploads the outputs longer than the inline limit and lists them in the header instead.
+    /// Uploads the outputs that do not go inline (longer than the inline limit, or past the
+    /// frame's budget) and lists them in the header instead.
     async fn send_outputs(&self, frame: &mut Frame<ResultHeader>) -> Result<(), String> {
-        let limit = self.credentials.inline_limit;
+        let mut budget = InlineBudget::new(self.credentials.inline_limit);
         let mut ftp: Option<ravftp::FtpClient> = None;
         let (mut outputs, mut values) = (Vec::new(), Vec::new());
         for (op, value) in std::mem::take(&mut frame.header.outputs).into_iter().zip(std::mem::take(&mut frame.values))
         {
-            if value.encoded_len() <= limit {
+            if budget.admit(value.encoded_len()) {
                 outputs.push(op);
                 values.push(value);
                 continue;

@@ -7,7 +7,8 @@
 //!
 //! - a provider uploads a big output to its home; ravsock checks the file's header against
 //!   its length and renames it into the blob store;
-//! - a big input of an assignment is linked into the provider's home for it to download;
+//! - a big input of an assignment is linked into the provider's home for it to download, and
+//!   small ones past the assignment's inline budget are written there;
 //! - a requester uploads a big `lin` value to its home before naming it in the op; a big result
 //!   is linked into the requester's home when asked for.
 //!
@@ -135,6 +136,18 @@ impl Bulk {
             Ok(()) => Ok(std::fs::metadata(&target).map_err(fail)?.len()),
             Err(_) => std::fs::copy(&blob, &target).map_err(fail),
         }
+    }
+
+    /// Writes `value` (one kept in the database or in memory) into `user`'s home as `name`,
+    /// replacing a file of that name; returns its length. For an assignment's inputs past the
+    /// frame's inline budget.
+    pub fn place(&self, value: &Value, user: &str, name: &str) -> Result<u64> {
+        let target = self.home_file(user, name)?;
+        let _ = std::fs::remove_file(&target);
+        let bytes = value.encode_binary();
+        std::fs::write(&target, &bytes)
+            .map_err(|e| Error::Internal(format!("cannot write {name} in the ftp home of {user}: {e}")))?;
+        Ok(bytes.len() as u64)
     }
 
     /// Reads and decodes the stored value of `op` (small callers only: lists in files, tests).

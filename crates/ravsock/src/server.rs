@@ -20,8 +20,8 @@ use bytes::Bytes;
 use ravproto::checkpoint::Checkpoint;
 use ravproto::messages::{FileValue, GraphProgress, OpFailure, Requirements};
 use ravproto::provider::{
-    AssignHeader, AssignedOp, EVENT_ASSIGN, EVENT_REJECTED, EVENT_WITHDRAW, Frame, NAMESPACE, Rejected, TrainingState,
-    Withdraw, stuff,
+    AssignHeader, AssignedOp, EVENT_ASSIGN, EVENT_REJECTED, EVENT_WITHDRAW, Frame, InlineBudget, NAMESPACE, Rejected,
+    TrainingState, Withdraw, stuff,
 };
 use ravproto::requester::{self, OpFailedNotice};
 use ravproto::status::{GraphStatus, OpStatus};
@@ -595,47 +595,50 @@ impl SchedulerTask {
                 };
                 let ops = assignment.ops.iter().filter_map(|id| payload.get(id).cloned()).collect();
                 let user = provider_user(assignment.provider);
-                let mut inputs = Vec::new();
-                let mut values = Vec::new();
-                let mut files = Vec::new();
+                // Inputs from memory first, the others from the database; inline while the
+                // frame's budget lasts, the rest through ravftp.
+                let mut stored = Vec::new();
                 let mut unknown = Vec::new();
                 for op in &assignment.external_inputs {
                     match self.values.get(assignment.graph, *op) {
-                        Some(value) => {
-                            inputs.push(*op);
-                            values.push(value.clone());
-                        }
+                        Some(value) => stored.push((*op, StoredValue::Inline(value.clone()))),
                         None => unknown.push(*op),
                     }
                 }
-                for (op, stored) in self.db.values(&unknown).await? {
-                    match stored {
-                        StoredValue::Inline(value) => {
+                stored.extend(self.db.values(&unknown).await?);
+                let mut budget = InlineBudget::new(self.bulk.inline_limit());
+                let mut inputs = Vec::new();
+                let mut values = Vec::new();
+                let mut files = Vec::new();
+                for (op, stored) in stored {
+                    let name = format!("in-{}-{}.ravv", assignment.id.0, op.0);
+                    let placed = match stored {
+                        StoredValue::Inline(value) if budget.admit(value.encoded_len()) => {
                             inputs.push(op);
                             values.push(value);
+                            continue;
                         }
-                        StoredValue::File { .. } => {
-                            let name = format!("in-{}-{}.ravv", assignment.id.0, op.0);
-                            match self.bulk.lend(op, &user, &name) {
-                                Ok(len) => files.push(FileValue { op, name, len }),
-                                Err(error) => {
-                                    // The server's fault, not the provider's: hand the subgraph
-                                    // back now instead of letting its deadline evict the provider.
-                                    tracing::error!(%op, cause = %error, "cannot place an input for a provider");
-                                    let failure = OpFailure {
-                                        op_id: assignment.ops.first().copied().unwrap_or(op),
-                                        operator: "subgraph".into(),
-                                        reason: format!("server could not prepare input {op}"),
-                                    };
-                                    self.followups.push(Event::SubgraphFailed {
-                                        provider: assignment.provider,
-                                        assignment: assignment.id,
-                                        failure,
-                                        retryable: true,
-                                    });
-                                    return Ok(());
-                                }
-                            }
+                        StoredValue::Inline(value) => self.bulk.place(&value, &user, &name),
+                        StoredValue::File { .. } => self.bulk.lend(op, &user, &name),
+                    };
+                    match placed {
+                        Ok(len) => files.push(FileValue { op, name, len }),
+                        Err(error) => {
+                            // The server's fault, not the provider's: hand the subgraph back
+                            // now instead of letting its deadline evict the provider.
+                            tracing::error!(%op, cause = %error, "cannot place an input for a provider");
+                            let failure = OpFailure {
+                                op_id: assignment.ops.first().copied().unwrap_or(op),
+                                operator: "subgraph".into(),
+                                reason: format!("server could not prepare input {op}"),
+                            };
+                            self.followups.push(Event::SubgraphFailed {
+                                provider: assignment.provider,
+                                assignment: assignment.id,
+                                failure,
+                                retryable: true,
+                            });
+                            return Ok(());
                         }
                     }
                 }

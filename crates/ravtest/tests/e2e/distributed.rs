@@ -2,10 +2,10 @@
 //! cases (a provider that disappears or never answers, a restarted server, wrong tokens,
 //! another requester's graph) behave, and a requester can follow a graph through pushed events.
 
-use crate::stack::Stack;
+use crate::stack::{INLINE_LIMIT, Stack};
 use futures_util::FutureExt;
 use ndarray::{Array, ArrayD, IxDyn};
-use ravop::ops::{ReduceParams, StatParams, TransposeParams};
+use ravop::ops::{JoinParams, ReduceParams, StatParams, TransposeParams};
 use ravop::{Client, Error, Graph, GraphEvent, GraphStatus, LocalExecutor, TensorValue};
 use ravproto::messages::{Benchmark, ErrorCode};
 use ravproto::provider::{EVENT_ASSIGN, EVENT_JOIN, JoinRequest, NAMESPACE, ProviderAuth};
@@ -110,6 +110,34 @@ async fn graphs_on_two_providers_equal_the_local_executor() {
     assert!(blobs >= 3, "the input, `plus_one` and `product` are stored as files, found {blobs}");
     let (fast, slow) = (fast.stop().await.unwrap(), slow.stop().await.unwrap());
     assert!(fast.subgraphs > 0 && slow.subgraphs > 0, "both providers worked: {fast:?} {slow:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn values_past_a_frames_inline_budget_travel_through_ravftp() {
+    // Each value fits the inline limit, but 20 of them do not fit one frame (8 values at the
+    // limit): the provider uploads the outputs past the budget, and ravsock writes the inline
+    // inputs past it into the provider's home. Before, such a frame could grow past socket.io's
+    // 64 MiB message limit and cost the provider its connection, attempt after attempt.
+    let stack = Stack::start(30_000).await;
+    let mut worker = stack.provider(1.0);
+    worker.joined().await;
+    let client = stack.client().await;
+    let graph = Graph::new("many values");
+    let len = (INLINE_LIMIT as usize - 64) / 8;
+    let parts: Vec<_> = (0..20).map(|k| graph.t(Array::from_shape_fn(len, |i| (i * 20 + k) as f64))).collect();
+    for (k, part) in parts.iter().enumerate() {
+        (part * 2.0).persist(format!("double{k}"));
+    }
+    let refs: Vec<_> = parts.iter().collect();
+    graph.concat(&refs, JoinParams::default()).sum(ReduceParams::all()).persist("total");
+    assert_same_as_local(&client, &graph).await;
+    // Only the budget puts a value under the inline limit into a file.
+    let small_files = std::fs::read_dir(stack.data_dir().join("blobs"))
+        .unwrap()
+        .filter(|entry| entry.as_ref().unwrap().metadata().unwrap().len() <= INLINE_LIMIT)
+        .count();
+    assert!(small_files > 0, "outputs past a frame's budget were stored as files");
+    assert!(worker.stop().await.unwrap().subgraphs > 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
