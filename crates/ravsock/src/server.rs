@@ -611,15 +611,23 @@ impl SchedulerTask {
                 let mut values = Vec::new();
                 let mut files = Vec::new();
                 for (op, stored) in stored {
-                    let name = format!("in-{}-{}.ravv", assignment.id.0, op.0);
-                    let placed = match stored {
+                    let name = || format!("in-{}-{}.ravv", assignment.id.0, op.0);
+                    let (name, placed) = match stored {
                         StoredValue::Inline(value) if budget.admit(value.encoded_len()) => {
                             inputs.push(op);
                             values.push(value);
                             continue;
                         }
-                        StoredValue::Inline(value) => self.bulk.place(&value, &user, &name),
-                        StoredValue::File { .. } => self.bulk.lend(op, &user, &name),
+                        StoredValue::Inline(value) => {
+                            let name = name();
+                            let placed = self.bulk.place(&value, &user, &name);
+                            (name, placed)
+                        }
+                        StoredValue::File { .. } => {
+                            let name = name();
+                            let placed = self.bulk.lend(op, &user, &name);
+                            (name, placed)
+                        }
                     };
                     match placed {
                         Ok(len) => files.push(FileValue { op, name, len }),
