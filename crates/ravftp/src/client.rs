@@ -17,6 +17,9 @@ pub enum FtpError {
         action: &'static str,
         /// The server's or the network's answer.
         message: String,
+        /// Whether the server went away or asked to be tried later (the connection was
+        /// refused or cut, a 4xx answer), rather than refusing the request.
+        transient: bool,
     },
     /// The file does not hold one encoded value.
     #[error("ftp file {name}: {reason}")]
@@ -42,11 +45,34 @@ pub enum FtpError {
 }
 
 fn ftp_err(action: &'static str) -> impl FnOnce(suppaftp::FtpError) -> FtpError {
-    move |e| FtpError::Ftp { action, message: e.to_string() }
+    move |e| {
+        // 4xx is FTP's "try again later" (421 closing, 425/426 data connection, 450/451 local
+        // trouble); a cut or garbled control connection is a server going away.
+        let transient = match &e {
+            suppaftp::FtpError::ConnectionError(_) | suppaftp::FtpError::BadResponse => true,
+            suppaftp::FtpError::UnexpectedResponse(response) => (400..500).contains(&response.status.code()),
+            _ => false,
+        };
+        FtpError::Ftp { action, message: e.to_string(), transient }
+    }
 }
 
+/// The data connection failed: the network's or the server's doing, never the request's.
 fn io_err(action: &'static str) -> impl FnOnce(std::io::Error) -> FtpError {
-    move |e| FtpError::Ftp { action, message: e.to_string() }
+    move |e| FtpError::Ftp { action, message: e.to_string(), transient: true }
+}
+
+impl FtpError {
+    /// Whether the same transfer may succeed if tried again from a new session: the server
+    /// could not be reached, went away mid-transfer (a file that ends early is one cut off) or
+    /// asked to be tried later. A refused login, a bad name or a bad value is not.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            FtpError::Ftp { transient, .. } => *transient,
+            FtpError::Length { expected, got, .. } => got < expected,
+            FtpError::BadValue { .. } | FtpError::BadName(_) => false,
+        }
+    }
 }
 
 /// A logged-in FTP session.

@@ -161,3 +161,29 @@ async fn values_travel_whole_and_malformed_files_are_refused() {
     }
     client.quit().await;
 }
+
+#[tokio::test]
+async fn only_failures_of_the_server_or_the_network_are_transient() {
+    let running = start().await;
+    let mut creds = credentials(&running, "dora");
+    // A server that is not there (yet): worth trying again.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let refused = FtpClient::connect("127.0.0.1", &FtpCredentials { port: closed, ..creds.clone() }).await.unwrap_err();
+    assert!(refused.is_transient(), "{refused}");
+    // A file that ends early is a transfer cut off; one that is too long is not.
+    let mut client = FtpClient::connect("127.0.0.1", &creds).await.unwrap();
+    client.put("short.ravv", &[1, 2, 3]).await.unwrap();
+    let short = client.get("short.ravv", 10).await.unwrap_err();
+    assert!(short.is_transient(), "{short}");
+    let long = client.get("short.ravv", 2).await.unwrap_err();
+    assert!(!long.is_transient(), "{long}");
+    // The server's refusals stand.
+    let missing = client.get("missing.ravv", 3).await.unwrap_err();
+    assert!(!missing.is_transient(), "{missing}");
+    let bad_name = client.get("../x.ravv", 3).await.unwrap_err();
+    assert!(!bad_name.is_transient(), "{bad_name}");
+    client.quit().await;
+    creds.password = "wrong".into();
+    let login = FtpClient::connect("127.0.0.1", &creds).await.unwrap_err();
+    assert!(!login.is_transient(), "{login}");
+}

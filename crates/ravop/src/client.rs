@@ -181,14 +181,16 @@ impl Client {
         .await
     }
 
-    /// New ravftp credentials and a session logged in with them.
-    async fn ftp(&self) -> Result<(ravftp::FtpClient, FtpCredentials)> {
+    /// New ravftp credentials and, with them, a session or why none could be opened.
+    ///
+    /// A transfer that fails because ravsock went away is tried again from here (new
+    /// credentials, a new session: see [`ftp_again`]); the transfers are safe to repeat, as
+    /// they store files under fixed names or read them.
+    async fn ftp(&self) -> Result<(Result<ravftp::FtpClient, ravftp::FtpError>, FtpCredentials)> {
         // Each call issues a fresh password; asking again only replaces it.
         let credentials: FtpCredentials = self.post_as(Repeat::Safe, "/v1/ftp/credentials", &()).await?;
-        let client = ravftp::FtpClient::connect(&ravftp::host_of_url(&self.base), &credentials)
-            .await
-            .map_err(|e| Error::Ftp(e.to_string()))?;
-        Ok((client, credentials))
+        let session = ravftp::FtpClient::connect(&ravftp::host_of_url(&self.base), &credentials).await;
+        Ok((session, credentials))
     }
 
     /// Creates the graph on the server and uploads its ops; returns the server's id.
@@ -204,15 +206,33 @@ impl Client {
         // arrays (no encoded copy), and their ops name the files.
         let big: Vec<_> = graph.values().into_iter().filter(|(_, t)| encoded_len(t) > SMALLEST_LIMIT).collect();
         let mut files = std::collections::BTreeMap::new();
-        if !big.is_empty() {
-            let (mut ftp, credentials) = self.ftp().await?;
-            for (id, tensor) in big.iter().filter(|(_, t)| encoded_len(t) > credentials.inline_limit) {
-                let name = format!("lin-{}-{}.ravv", created.graph_id.0, id.0);
-                let header = Value::tensor_header(tensor.dtype(), tensor.shape());
-                ftp.put_parts(&name, &[&header, &tensor.le_bytes()]).await.map_err(|e| Error::Ftp(e.to_string()))?;
-                files.insert(id.0, name);
+        let mut retry = Retry::new(self.reconnect_for);
+        while !big.is_empty() {
+            let (session, credentials) = self.ftp().await?;
+            let tried = match session {
+                Ok(mut ftp) => {
+                    let mut stored = Ok(());
+                    for (id, tensor) in big.iter().filter(|(_, t)| encoded_len(t) > credentials.inline_limit) {
+                        // Named by graph and op: uploading it again replaces it.
+                        let name = format!("lin-{}-{}.ravv", created.graph_id.0, id.0);
+                        let header = Value::tensor_header(tensor.dtype(), tensor.shape());
+                        stored = ftp.put_parts(&name, &[&header, &tensor.le_bytes()]).await;
+                        if stored.is_err() {
+                            break;
+                        }
+                        files.insert(id.0, name);
+                    }
+                    if stored.is_ok() {
+                        ftp.quit().await;
+                    }
+                    stored
+                }
+                Err(failure) => Err(failure),
+            };
+            match tried {
+                Ok(()) => break,
+                Err(failure) => ftp_again(&mut retry, failure).await?,
             }
-            ftp.quit().await;
         }
         let mut records = graph.records(|node| !files.contains_key(&node.id.0));
         for record in &mut records {
@@ -276,12 +296,27 @@ impl Client {
         let path = format!("/v1/graphs/{}/results/{}", graph.0, name);
         let value: Value = match self.get(&path).await {
             Err(Error::Server { code: ErrorCode::TooLarge, .. }) => {
-                let (mut ftp, _) = self.ftp().await?;
-                let file: ResultFile = self.get(&format!("{path}/file")).await?;
-                let value = ftp.get_value(&file.name, file.len).await.map_err(|e| Error::Ftp(e.to_string()))?;
-                let _ = ftp.delete(&file.name).await;
-                ftp.quit().await;
-                value
+                let mut retry = Retry::new(self.reconnect_for);
+                loop {
+                    let (session, _) = self.ftp().await?;
+                    // Placed in the home again on each try, replacing the last try's file.
+                    let file: ResultFile = self.get(&format!("{path}/file")).await?;
+                    let tried = match session {
+                        Ok(mut ftp) => {
+                            let value = ftp.get_value(&file.name, file.len).await;
+                            if value.is_ok() {
+                                let _ = ftp.delete(&file.name).await;
+                                ftp.quit().await;
+                            }
+                            value
+                        }
+                        Err(failure) => Err(failure),
+                    };
+                    match tried {
+                        Ok(value) => break value,
+                        Err(failure) => ftp_again(&mut retry, failure).await?,
+                    }
+                }
             }
             other => other?,
         };
@@ -355,6 +390,16 @@ impl Client {
     }
 }
 
+/// After a failed ravftp transfer: waits before the next try if ravsock went away under it
+/// (and the reconnect window allows), else the error to return.
+async fn ftp_again(retry: &mut Retry, failure: ravftp::FtpError) -> Result<()> {
+    if failure.is_transient() && retry.pause(&failure.to_string()).await {
+        Ok(())
+    } else {
+        Err(Error::Ftp(retry.describe_ftp(&failure)))
+    }
+}
+
 /// The JSON answer of a request, or the server's error.
 fn answer<T: DeserializeOwned>(status: reqwest::StatusCode, bytes: &[u8]) -> Result<T> {
     if status.is_success() {
@@ -407,9 +452,18 @@ impl Retry {
 
     /// The error of the last try, and for how long the server could not be reached.
     fn describe(&self, error: &reqwest::Error) -> String {
+        self.with_window(causes(error))
+    }
+
+    /// [`Retry::describe`] for a ravftp transfer.
+    fn describe_ftp(&self, error: &ravftp::FtpError) -> String {
+        self.with_window(error.to_string())
+    }
+
+    fn with_window(&self, message: String) -> String {
         match self.first_failure {
-            Some(first) => format!("{} (no answer for {:.1} s)", causes(error), first.elapsed().as_secs_f64()),
-            None => causes(error),
+            Some(first) => format!("{message} (no answer for {:.1} s)", first.elapsed().as_secs_f64()),
+            None => message,
         }
     }
 }

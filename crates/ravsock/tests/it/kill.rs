@@ -132,3 +132,125 @@ async fn a_killed_server_resumes_the_graph_and_loses_nothing() {
     let _ = stop.send(());
     provider.await.unwrap().unwrap();
 }
+
+/// The ravsock process of a test, which a [`Relay`] may replace.
+type Shared = std::sync::Arc<std::sync::Mutex<Option<Server>>>;
+
+/// A TCP relay in front of ravsock's HTTP port. Once a request containing the next of its
+/// triggers has gone through, it kills ravsock (SIGKILL) and starts a new one on the same port
+/// before it passes the answer on: the requester acts on an answer from a server that is gone,
+/// with a ravftp session or port that died with it.
+struct Relay {
+    port: u16,
+    fired: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Relay {
+    async fn start(upstream: u16, triggers: Vec<&'static str>, restart: impl Fn() + Send + Sync + 'static) -> Relay {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        use std::sync::{Arc, Mutex};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let fired = Arc::new(AtomicUsize::new(0));
+        let triggers = Arc::new(Mutex::new(std::collections::VecDeque::from(triggers)));
+        let restart = Arc::new(restart);
+        let counter = fired.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                // With the server down, the connection closes at once: the client sees the
+                // request cut off, as a read must be ready for.
+                let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await else { continue };
+                let (mut client_in, mut client_out) = client.into_split();
+                let (mut server_in, mut server_out) = server.into_split();
+                let armed = Arc::new(AtomicBool::new(false));
+                let (triggers, armed_up) = (triggers.clone(), armed.clone());
+                tokio::spawn(async move {
+                    let mut buffer = vec![0u8; 64 << 10];
+                    while let Ok(n @ 1..) = client_in.read(&mut buffer).await {
+                        let request = String::from_utf8_lossy(&buffer[..n]);
+                        {
+                            let mut triggers = triggers.lock().unwrap();
+                            if triggers.front().is_some_and(|trigger| request.contains(trigger)) {
+                                triggers.pop_front();
+                                armed_up.store(true, Ordering::SeqCst);
+                            }
+                        }
+                        if server_out.write_all(&buffer[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+                let (restart, counter) = (restart.clone(), counter.clone());
+                tokio::spawn(async move {
+                    let mut buffer = vec![0u8; 64 << 10];
+                    while let Ok(n @ 1..) = server_in.read(&mut buffer).await {
+                        if armed.swap(false, Ordering::SeqCst) {
+                            restart();
+                            counter.fetch_add(1, Ordering::SeqCst);
+                        }
+                        if client_out.write_all(&buffer[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        Relay { port, fired }
+    }
+
+    fn fired(&self) -> usize {
+        self.fired.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ravftp_transfers_are_tried_again_when_the_server_dies_under_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = ravsock::db::scratch_database_url(dir.path()).await.unwrap();
+    let db = Db::connect(&database_url).await.unwrap();
+    let requester = db.create_account("alice", Role::Requester).await.unwrap();
+    let provider_token = db.create_account("worker", Role::Provider).await.unwrap();
+    db.close().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let server: Shared = std::sync::Arc::new(std::sync::Mutex::new(Some(start(dir.path(), &database_url, port))));
+    // First the upload's credentials (the ravftp port they name dies before the client logs
+    // in), then the download's file (the logged-in session dies before the file is read).
+    let relay = Relay::start(port, vec!["/v1/ftp/credentials", "/file HTTP"], {
+        let (server, data_dir, database_url) = (server.clone(), dir.path().to_path_buf(), database_url.clone());
+        move || {
+            let mut server = server.lock().unwrap();
+            drop(server.take());
+            *server = Some(start(&data_dir, &database_url, port));
+        }
+    })
+    .await;
+    let client = connect(&format!("http://127.0.0.1:{}", relay.port), &requester).await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let provider = tokio::spawn(ravpy::participate(
+        ravpy::ParticipateConfig {
+            server: format!("http://127.0.0.1:{port}"),
+            token: provider_token,
+            graph: None,
+            benchmark: Some(Benchmark { ram_bytes: 1 << 30, cores: 1, gpu: false, speed_score: 1.0, onnx: false }),
+            events: None,
+            max_subgraphs: None,
+        },
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+
+    // 2 MiB in and out: past the 1 MiB inline limit both ways.
+    let graph = Graph::new("big through ravftp");
+    let big = graph.t((0..1 << 18).map(|i| f64::from(i) * 0.5).collect::<Vec<_>>());
+    (&big * 2.0 + 1.0).persist("y");
+    let id = client.run(&graph, |_| {}).await.expect("the upload rides out the killed server");
+    assert_eq!(relay.fired(), 1, "the server was killed during the upload");
+    let y = client.fetch(id, "y").await.expect("the download rides out the killed server");
+    assert_eq!(relay.fired(), 2, "the server was killed during the download");
+    let local = LocalExecutor::default().run(&graph).unwrap();
+    assert_eq!(&y, local.get("y").unwrap(), "same value as computed locally");
+    let _ = stop.send(());
+    provider.await.unwrap().unwrap();
+}
