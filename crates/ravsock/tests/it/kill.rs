@@ -33,6 +33,28 @@ fn start(data_dir: &Path, database_url: &str, port: u16) -> Server {
     Server(child)
 }
 
+/// An in-process provider of 1 GiB and one core; it leaves when the sender is used or dropped.
+fn spawn_provider(
+    server: String,
+    token: String,
+) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<Result<ravpy::Summary, ravpy::Error>>) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let provider = tokio::spawn(ravpy::participate(
+        ravpy::ParticipateConfig {
+            server,
+            token,
+            graph: None,
+            benchmark: Some(Benchmark { ram_bytes: 1 << 30, cores: 1, gpu: false, speed_score: 1.0, onnx: false }),
+            events: None,
+            max_subgraphs: None,
+        },
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    (stop, provider)
+}
+
 async fn connect(url: &str, token: &str) -> Client {
     // The process needs a moment to bind; connecting is the readiness check.
     for _ in 0..400 {
@@ -57,20 +79,7 @@ async fn a_killed_server_resumes_the_graph_and_loses_nothing() {
     let server = start(dir.path(), &database_url, port);
     let client = connect(&url, &requester).await;
 
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let provider = tokio::spawn(ravpy::participate(
-        ravpy::ParticipateConfig {
-            server: url.clone(),
-            token: provider_token,
-            graph: None,
-            benchmark: Some(Benchmark { ram_bytes: 1 << 30, cores: 1, gpu: false, speed_score: 1.0, onnx: false }),
-            events: None,
-            max_subgraphs: None,
-        },
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    let (stop, provider) = spawn_provider(url.clone(), provider_token);
 
     // A chain of 1,200 ops in windows of 2: 600 round trips, long enough to kill in between.
     let graph = Graph::new("chain");
@@ -235,20 +244,7 @@ async fn ravftp_transfers_are_tried_again_when_the_server_dies_under_them() {
     })
     .await;
     let client = connect(&format!("http://127.0.0.1:{}", relay.port), &requester).await;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let provider = tokio::spawn(ravpy::participate(
-        ravpy::ParticipateConfig {
-            server: format!("http://127.0.0.1:{port}"),
-            token: provider_token,
-            graph: None,
-            benchmark: Some(Benchmark { ram_bytes: 1 << 30, cores: 1, gpu: false, speed_score: 1.0, onnx: false }),
-            events: None,
-            max_subgraphs: None,
-        },
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    let (stop, provider) = spawn_provider(format!("http://127.0.0.1:{port}"), provider_token);
 
     // 2 MiB in and out: past the 1 MiB inline limit both ways.
     let graph = Graph::new("big through ravftp");
