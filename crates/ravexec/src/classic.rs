@@ -72,34 +72,50 @@ fn from16(x: &nd16::Array2<f64>) -> Array2<f64> {
     Array2::from_shape_vec(x.dim(), x.iter().copied().collect()).expect("same element count")
 }
 
-/// Fits the model of a group F op on `x` and, except for k-means, targets `y`.
-pub fn fit(kind: OpKind, operation: &ravproto::Operation, x: &Tensor, y: Option<&Tensor>) -> KResult<FittedModel> {
-    use ravproto::Operation as O;
-    let x = matrix(x, "X")?;
-    check_finite(&x)?;
-    let targets = |y: Option<&Tensor>| vector(y.ok_or(ErrorKind::NotTensor(1))?, x.nrows(), "y");
-    match operation {
-        O::LinearRegression(_) => linear_regression(&x, &targets(y)?),
-        O::KnnClassifier(p) | O::KnnRegressor(p) => knn(kind, p, &x, targets(y)?),
-        O::NaiveBayes(_) => gaussian_nb(&x, &targets(y)?),
-        O::Kmeans(p) => kmeans(p, &x),
-        O::LogisticRegression(_) => logistic_regression(&x, &targets(y)?),
-        O::DecisionTreeClassifier(p)
-        | O::DecisionTreeRegressor(p)
-        | O::RandomForestClassifier(p)
-        | O::RandomForestRegressor(p) => trees_fit(kind, p, &x, &targets(y)?),
-        O::SvmSvc(p) => svc(p, &x, &targets(y)?),
-        O::SvmSvr(p) => {
-            let kernel = svm::kernel_for(p.kernel, &x);
-            let m = svm::fit_svr(&kernel, &x, &targets(y)?)?;
-            Ok(FittedModel::SvmSvr { kernel, machine: machine_value(m) })
-        }
-        _ => Err(ErrorKind::Unsupported(format!("`{kind}` is not a classic-ML fit op"))),
-    }
+/// A group F fit op with its params: what [`fit`] fits.
+#[derive(Clone, Copy, Debug)]
+pub enum Estimator<'a> {
+    /// `linear_regression`.
+    LinearRegression,
+    /// `logistic_regression`.
+    LogisticRegression,
+    /// `knn_classifier` or `knn_regressor`.
+    Knn(&'a KnnParams),
+    /// `naive_bayes`.
+    NaiveBayes,
+    /// `kmeans`.
+    Kmeans(&'a KMeansParams),
+    /// `svm_svc`.
+    Svc(&'a SvmParams),
+    /// `svm_svr`.
+    Svr(&'a SvmParams),
+    /// A decision tree or random forest, classifier or regressor.
+    Trees(&'a TreeParams),
 }
 
 fn machine_value(m: svm::Machine) -> SvmMachine {
     SvmMachine { support: data(m.support.into_dyn().view()), coef: data(m.coef.into_dyn().view()), rho: m.rho }
+}
+
+/// Fits `estimator` (the op `kind`) on `x` and, except for k-means, targets `y`.
+pub fn fit(kind: OpKind, estimator: Estimator<'_>, x: &Tensor, y: Option<&Tensor>) -> KResult<FittedModel> {
+    let x = matrix(x, "X")?;
+    check_finite(&x)?;
+    let targets = |y: Option<&Tensor>| vector(y.ok_or(ErrorKind::NotTensor(1))?, x.nrows(), "y");
+    match estimator {
+        Estimator::LinearRegression => linear_regression(&x, &targets(y)?),
+        Estimator::Knn(p) => knn(kind, p, &x, targets(y)?),
+        Estimator::NaiveBayes => gaussian_nb(&x, &targets(y)?),
+        Estimator::Kmeans(p) => kmeans(p, &x),
+        Estimator::LogisticRegression => logistic_regression(&x, &targets(y)?),
+        Estimator::Trees(p) => trees_fit(kind, p, &x, &targets(y)?),
+        Estimator::Svc(p) => svc(p, &x, &targets(y)?),
+        Estimator::Svr(p) => {
+            let kernel = svm::kernel_for(p.kernel, &x);
+            let m = svm::fit_svr(&kernel, &x, &targets(y)?)?;
+            Ok(FittedModel::SvmSvr { kernel, machine: machine_value(m) })
+        }
+    }
 }
 
 fn svc(p: &SvmParams, x: &Array2<f64>, y: &Array1<f64>) -> KResult<FittedModel> {
@@ -523,7 +539,13 @@ pub fn score(model: &FittedModel, x: &Tensor, y: &Tensor) -> KResult<f64> {
         | FittedModel::SvmSvc { .. } => {
             y.iter().zip(&predicted).filter(|(a, b)| a == b).count() as f64 / y.len() as f64
         }
-        _ => {
+        // k-means returned above; its arm only keeps this match exhaustive.
+        FittedModel::LinearRegression { .. }
+        | FittedModel::KnnRegressor { .. }
+        | FittedModel::DecisionTreeRegressor { .. }
+        | FittedModel::RandomForestRegressor { .. }
+        | FittedModel::SvmSvr { .. }
+        | FittedModel::Kmeans { .. } => {
             let mean = y.mean().unwrap_or(0.0);
             let residual: f64 = y.iter().zip(&predicted).map(|(a, b)| (a - b).powi(2)).sum();
             let total: f64 = y.iter().map(|a| (a - mean).powi(2)).sum();

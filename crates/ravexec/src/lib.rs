@@ -1,13 +1,16 @@
 //! Raven kernels: execute catalogue ops on ndarray + rayon with NumPy semantics.
 //!
 //! [`execute`] runs one [`Operation`] on its input values and returns the result or an
-//! [`ExecError`] naming the op and the reason; it never panics on bad input. Groups B to E
-//! (arithmetic, linear algebra and shape, logic, statistics) are implemented here, including
-//! the ops the original registered but never implemented (`cube`, `slice`, `median`, `sign`,
-//! `random`), and group I's losses, gradients and accuracies. The deep-learning layers,
-//! optimizers and losses are in [`nn`] as functions with their backward passes; the stateful
-//! layer ops (groups G and H, which keep weights between ops), classic ML (group F) and the
-//! federated placeholders exist in the catalogue and return [`ErrorKind::Unsupported`] here.
+//! [`ExecError`] naming the op and the reason; it never panics on bad input. Its dispatch is one
+//! match with an arm per catalogue op, so a new op does not compile until it has its arm.
+//! Groups B to E (arithmetic, linear algebra and shape, logic, statistics) are implemented
+//! here, including the ops the original registered but never implemented (`cube`, `slice`,
+//! `median`, `sign`, `random`), group I's losses, gradients and accuracies, classic ML (group F,
+//! [`classic`]) and whole ONNX models (`forward_pass`, with the `onnx` feature). The
+//! deep-learning layers, optimizers and losses are in [`nn`] as functions with their backward
+//! passes; the ops that keep training state between ops run in a [`train::Session`], and
+//! [`run::run_ops`] runs a list of ops the way both executors do. Input nodes, federated ops
+//! and the explicit backward ops of the original return [`ErrorKind::Unsupported`].
 //!
 //! Semantics follow NumPy 2 (broadcasting, `axis`/`keepdims`, NEP 50 promotion, `ddof`,
 //! percentile methods). Where NumPy returns a dtype we do not carry, see [`tensor`] for the
@@ -24,6 +27,7 @@ pub mod nn;
 mod onnx;
 mod random;
 mod reduce;
+pub mod run;
 mod shape;
 pub mod store;
 mod svm;
@@ -37,7 +41,7 @@ pub use tensor::{Elem, Tensor, TensorValue};
 
 use error::KResult;
 use ravproto::ops::{Distribution, Order};
-use ravproto::{Group, IndexExpr, IndexItem, OpKind, Operation};
+use ravproto::{IndexExpr, IndexItem, OpKind, Operation};
 
 fn tensor_at(inputs: &[TensorValue], i: usize) -> KResult<&Tensor> {
     inputs[i].as_tensor().ok_or(ErrorKind::NotTensor(i))
@@ -55,8 +59,29 @@ fn tensor_list(inputs: &[TensorValue]) -> KResult<Vec<&Tensor>> {
     items.into_iter().enumerate().map(|(i, v)| v.as_tensor().ok_or(ErrorKind::NotTensor(i))).collect()
 }
 
-/// Runs one op on its inputs.
+/// Runs one op on its inputs, outside a training session: an op that keeps training state
+/// (the layers, `start_backward_marker`) is refused, and the training losses are computed
+/// without a tape. [`train::Session::run`] runs those.
 pub fn execute(operation: &Operation, inputs: &[TensorValue]) -> Result<TensorValue, ExecError> {
+    let kind = operation.kind();
+    let error = |kind_error| ExecError { op: kind, kind: kind_error };
+    match plan(operation, inputs)? {
+        Step::Done(value) => Ok(value),
+        Step::Train(stateful) => without_session(kind, stateful, inputs).map_err(error),
+    }
+}
+
+/// What running an op takes: a kernel computed its value, or it reads or changes training
+/// state ([`OpKind::trains`]) and a session computes it.
+pub(crate) enum Step<'a> {
+    /// The kernel's value.
+    Done(TensorValue),
+    /// A training op, for [`train::Session`].
+    Train(train::Stateful<'a>),
+}
+
+/// Checks the op's arity and runs its kernel, or hands a training op back.
+pub(crate) fn plan<'a>(operation: &'a Operation, inputs: &[TensorValue]) -> Result<Step<'a>, ExecError> {
     let kind = operation.kind();
     let arity = kind.arity();
     let list_input = matches!(inputs, [TensorValue::List(_)]) && matches!(kind, OpKind::Concat | OpKind::Stack);
@@ -68,9 +93,46 @@ pub fn execute(operation: &Operation, inputs: &[TensorValue]) -> Result<TensorVa
     run(operation, inputs).map_err(|kind_error| ExecError { op: kind, kind: kind_error })
 }
 
-fn run(operation: &Operation, inputs: &[TensorValue]) -> KResult<TensorValue> {
-    use Operation as O;
+/// A training op without a session: the losses are plain values then, the rest need one.
+fn without_session(kind: OpKind, stateful: train::Stateful<'_>, inputs: &[TensorValue]) -> KResult<TensorValue> {
+    use train::Stateful as S;
     let t = |i: usize| tensor_at(inputs, i);
+    let loss = match stateful {
+        S::Loss(train::TrainingLoss::Square) => losses::loss_op(OpKind::SquareLoss, t(0)?, t(1)?, None)?,
+        S::Loss(train::TrainingLoss::CrossEntropy(p)) => {
+            losses::loss_op(OpKind::CrossEntropyLoss, t(0)?, t(1)?, Some(p))?
+        }
+        S::Dense(_)
+        | S::Activation(_)
+        | S::Dropout(_)
+        | S::Flatten(_)
+        | S::Conv2d(_)
+        | S::Maxpool2d(_)
+        | S::Batchnorm(_)
+        | S::Layernorm(_)
+        | S::Embedding(_)
+        | S::Binary(_)
+        | S::StartBackwardMarker(_) => {
+            return Err(ErrorKind::Unsupported(format!(
+                "`{kind}` keeps training state: it runs in a training session (`ravexec::train::Session`)"
+            )));
+        }
+    };
+    Ok(TensorValue::Tensor(loss))
+}
+
+/// Every op of the catalogue, one arm each (no wildcard: a new op does not compile until it
+/// has its arm here).
+fn run<'a>(operation: &'a Operation, inputs: &[TensorValue]) -> KResult<Step<'a>> {
+    use Operation as O;
+    use classic::Estimator;
+    use train::Stateful as S;
+    let t = |i: usize| tensor_at(inputs, i);
+    // Group F: the value is the fitted model; k-means has no targets.
+    let fit = |estimator: Estimator<'_>| {
+        let y = if inputs.len() > 1 { Some(t(1)?) } else { None };
+        classic::fit(operation.kind(), estimator, t(0)?, y).map(|model| classic::model_tensor(&model))
+    };
     let out: Tensor = match operation {
         O::Add(params) => {
             if params.key.is_some() {
@@ -117,11 +179,11 @@ fn run(operation: &Operation, inputs: &[TensorValue]) -> KResult<TensorValue> {
         O::ExpandDims(p) => shape::expand_dims(t(0)?, &p.axis)?,
         O::Concat(p) => shape::concat(&tensor_list(inputs)?, p.axis)?,
         O::Stack(p) => shape::stack(&tensor_list(inputs)?, p.axis)?,
-        O::Split(p) => return shape::split(t(0)?, &p.num_or_size_splits, p.axis),
+        O::Split(p) => return shape::split(t(0)?, &p.num_or_size_splits, p.axis).map(Step::Done),
         O::Tile(_) => shape::tile(t(0)?, t(1)?)?,
         O::Reverse(p) => shape::reverse(t(0)?, p.axis.as_ref())?,
         O::Sort(p) => shape::sort(t(0)?, p.axis)?,
-        O::Unique(p) => return shape::unique(t(0)?, p.axis, p.return_inverse, p.return_counts),
+        O::Unique(p) => return shape::unique(t(0)?, p.axis, p.return_inverse, p.return_counts).map(Step::Done),
         O::Gather(_) => {
             let source = t(0)?;
             if source.ndim() == 0 {
@@ -145,7 +207,7 @@ fn run(operation: &Operation, inputs: &[TensorValue]) -> KResult<TensorValue> {
                 .collect::<KResult<_>>()?;
             index::index(t(0)?, &IndexExpr(items))?
         }
-        O::FindIndices(_) => return shape::find_indices(t(0)?, t(1)?),
+        O::FindIndices(_) => return shape::find_indices(t(0)?, t(1)?).map(Step::Done),
         O::Shape(p) => shape::shape_of(t(0)?, p.index)?,
         O::Size(_) => Tensor::scalar_i64(t(0)?.len() as i64),
         O::Pad(p) => shape::pad(t(0)?, p)?,
@@ -171,7 +233,7 @@ fn run(operation: &Operation, inputs: &[TensorValue]) -> KResult<TensorValue> {
         O::OneHotEncoding(_) => shape::one_hot(t(0)?, t(1)?)?,
         O::Clip(p) => shape::clip(t(0)?, p)?,
         O::Where(_) => shape::where_(t(0)?, t(1)?, t(2)?)?,
-        O::Foreach(p) => return foreach(t(0)?, &p.operation),
+        O::Foreach(p) => return foreach(t(0)?, &p.operation).map(Step::Done),
         O::RandomUniform(p) => {
             let (low, high) = (t(0)?, t(1)?);
             if low.len() != 1 || high.len() != 1 {
@@ -199,29 +261,23 @@ fn run(operation: &Operation, inputs: &[TensorValue]) -> KResult<TensorValue> {
             let weights = if inputs.len() > 1 { Some(t(1)?) } else { None };
             reduce::bincount(t(0)?, weights, p.minlength)?
         }
-        O::CrossEntropyLoss(p) => losses::loss_op(OpKind::CrossEntropyLoss, t(0)?, t(1)?, Some(p))?,
-        O::SquareLoss(_)
-        | O::SquareLossGradient(_)
+        O::SquareLossGradient(_)
         | O::CrossEntropyGradient(_)
         | O::CrossEntropyAccuracy(_)
         | O::SparseCategoricalCrossEntropyLoss(_)
         | O::SparseCategoricalCrossEntropyGradient(_)
         | O::SparseCategoricalCrossEntropyAccuracy(_) => losses::loss_op(operation.kind(), t(0)?, t(1)?, None)?,
-        O::LinearRegression(_)
-        | O::LogisticRegression(_)
-        | O::KnnClassifier(_)
-        | O::KnnRegressor(_)
-        | O::NaiveBayes(_)
-        | O::Kmeans(_)
-        | O::SvmSvc(_)
-        | O::SvmSvr(_)
-        | O::DecisionTreeClassifier(_)
-        | O::DecisionTreeRegressor(_)
-        | O::RandomForestClassifier(_)
-        | O::RandomForestRegressor(_) => {
-            let y = if inputs.len() > 1 { Some(t(1)?) } else { None };
-            classic::model_tensor(&classic::fit(operation.kind(), operation, t(0)?, y)?)
-        }
+        O::LinearRegression(_) => fit(Estimator::LinearRegression)?,
+        O::LogisticRegression(_) => fit(Estimator::LogisticRegression)?,
+        O::KnnClassifier(p) | O::KnnRegressor(p) => fit(Estimator::Knn(p))?,
+        O::NaiveBayes(_) => fit(Estimator::NaiveBayes)?,
+        O::Kmeans(p) => fit(Estimator::Kmeans(p))?,
+        O::SvmSvc(p) => fit(Estimator::Svc(p))?,
+        O::SvmSvr(p) => fit(Estimator::Svr(p))?,
+        O::DecisionTreeClassifier(p)
+        | O::DecisionTreeRegressor(p)
+        | O::RandomForestClassifier(p)
+        | O::RandomForestRegressor(p) => fit(Estimator::Trees(p))?,
         O::Predict(_) => Tensor::F64(classic::predict(&classic::read_model(t(0)?)?, t(1)?)?.into_dyn()),
         O::Score(_) => Tensor::scalar_f64(classic::score(&classic::read_model(t(0)?)?, t(1)?, t(2)?)?),
         O::ForwardPass(p) => {
@@ -230,11 +286,66 @@ fn run(operation: &Operation, inputs: &[TensorValue]) -> KResult<TensorValue> {
                     "`forward_pass` needs `model`: the `pytorch_model` node holding the ONNX bytes".into(),
                 ));
             }
-            return forward_pass(p, t(0)?, t(1)?);
+            return forward_pass(p, t(0)?, t(1)?).map(Step::Done);
         }
-        other => return Err(unsupported(other.kind())),
+        // Training state: the session computes these.
+        O::ForwardPassDense(p) => return Ok(Step::Train(S::Dense(p))),
+        O::ForwardPassActivation(p) => return Ok(Step::Train(S::Activation(p))),
+        O::ForwardPassDropout(p) => return Ok(Step::Train(S::Dropout(p))),
+        O::ForwardPassFlatten(p) => return Ok(Step::Train(S::Flatten(p))),
+        O::ForwardPassConv2d(p) => return Ok(Step::Train(S::Conv2d(p))),
+        O::ForwardPassMaxpool2d(p) => return Ok(Step::Train(S::Maxpool2d(p))),
+        O::ForwardPassBatchnorm1d(p) | O::ForwardPassBatchnorm2d(p) => return Ok(Step::Train(S::Batchnorm(p))),
+        O::ForwardPassLayernorm(p) => return Ok(Step::Train(S::Layernorm(p))),
+        O::ForwardPassEmbedding(p) => return Ok(Step::Train(S::Embedding(p))),
+        O::ForwardPassAdd(_) => return Ok(Step::Train(S::Binary(train::Binary::Add))),
+        O::ForwardPassSubtract(_) => return Ok(Step::Train(S::Binary(train::Binary::Subtract))),
+        O::ForwardPassMultiply(_) => return Ok(Step::Train(S::Binary(train::Binary::Multiply))),
+        O::SquareLoss(_) => return Ok(Step::Train(S::Loss(train::TrainingLoss::Square))),
+        O::CrossEntropyLoss(p) => return Ok(Step::Train(S::Loss(train::TrainingLoss::CrossEntropy(p)))),
+        O::StartBackwardMarker(p) => return Ok(Step::Train(S::StartBackwardMarker(p))),
+        O::ForwardPassReshape(_)
+        | O::ForwardPassTranspose(_)
+        | O::ForwardPassPower(_)
+        | O::ForwardPassConcat(_)
+        | O::ForwardPassDot(_)
+        | O::ForwardPassDivision(_)
+        | O::BackwardPassDense(_)
+        | O::BackwardPassBatchnorm1d(_)
+        | O::BackwardPassBatchnorm2d(_)
+        | O::BackwardPassLayernorm(_)
+        | O::BackwardPassDropout(_)
+        | O::BackwardPassActivation(_)
+        | O::BackwardPassConv2d(_)
+        | O::BackwardPassFlatten(_)
+        | O::BackwardPassMaxpool2d(_)
+        | O::BackwardPassEmbedding(_)
+        | O::BackwardPassConcat(_)
+        | O::BackwardPassAdd(_)
+        | O::BackwardPassSubtract(_)
+        | O::BackwardPassDot(_)
+        | O::BackwardPassReshape(_)
+        | O::BackwardPassTranspose(_)
+        | O::BackwardPassPower(_)
+        | O::BackwardPassMultiply(_)
+        | O::BackwardPassDivision(_)
+        | O::StopBackwardMarker(_) => {
+            return Err(ErrorKind::Unsupported(format!("`{}`: this op is not implemented yet", operation.kind())));
+        }
+        O::Lin(_) | O::PytorchModel(_) => {
+            return Err(ErrorKind::Unsupported(format!(
+                "`{}`: input nodes carry values and are never executed",
+                operation.kind()
+            )));
+        }
+        O::FederatedMean(_) | O::FederatedVariance(_) | O::FederatedStandardDeviation(_) => {
+            return Err(ErrorKind::Unsupported(format!(
+                "`{}`: federated statistics are computed by the federated path, not by a kernel",
+                operation.kind()
+            )));
+        }
     };
-    Ok(TensorValue::Tensor(out))
+    Ok(Step::Done(TensorValue::Tensor(out)))
 }
 
 #[cfg(feature = "onnx")]
@@ -253,15 +364,6 @@ fn forward_pass(_: &ravproto::ops::ForwardPassParams, _: &Tensor, _: &Tensor) ->
 
 fn cnn_expr(p: &ravproto::ops::CnnIndexParams) -> IndexExpr {
     IndexExpr(vec![IndexItem::full(), p.index1.clone(), p.index2.clone(), p.index3.clone()])
-}
-
-fn unsupported(kind: OpKind) -> ErrorKind {
-    let why = match kind.group() {
-        Group::Input => "input nodes carry values and are never executed",
-        Group::Federated => "federated statistics are computed by the federated path, not by a kernel",
-        _ => "this op is not implemented yet",
-    };
-    ErrorKind::Unsupported(format!("`{kind}`: {why}"))
 }
 
 /// `foreach`: applies a one-input op to each `a[i]` and stacks the results (the original

@@ -31,8 +31,11 @@ use crate::nn::{activation, dense, dropout, loss, pool};
 use crate::tensor::{Tensor, TensorValue};
 use ndarray::{Array4, ArrayD, Ix1, Ix2, Ix4, IxDyn};
 use ravproto::checkpoint::{BatchNormCheckpoint, Checkpoint, LayerCheckpoint, OptimizerCheckpoint, ParamCheckpoint};
-use ravproto::ops::{Activation, Distribution, OptimizerSpec};
-use ravproto::{OpId, Operation, TensorData};
+use ravproto::ops::{
+    Activation, ActivationParams, BackwardMarkerParams, BatchNormParams, Conv2dParams, CrossEntropyParams, DenseParams,
+    Distribution, DropoutParams, EmbeddingParams, FlattenParams, LayerNormParams, MaxPoolParams, OptimizerSpec,
+};
+use ravproto::{OpId, OpKind, Operation, TensorData};
 use std::collections::BTreeMap;
 
 /// One named weight of a layer and its optimizer state.
@@ -79,6 +82,56 @@ struct TapeEntry {
     layer: Option<OpId>,
     inputs: Vec<OpId>,
     saved: Saved,
+}
+
+/// A training op with its params, as [`crate::plan`] hands it to [`Session::run`]: the ops that
+/// read or change the session's state.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Stateful<'a> {
+    /// `forward_pass_dense`.
+    Dense(&'a DenseParams),
+    /// `forward_pass_activation`.
+    Activation(&'a ActivationParams),
+    /// `forward_pass_dropout`.
+    Dropout(&'a DropoutParams),
+    /// `forward_pass_flatten`.
+    Flatten(&'a FlattenParams),
+    /// `forward_pass_conv2d`.
+    Conv2d(&'a Conv2dParams),
+    /// `forward_pass_maxpool2d`.
+    Maxpool2d(&'a MaxPoolParams),
+    /// `forward_pass_batchnorm1d` and `forward_pass_batchnorm2d`.
+    Batchnorm(&'a BatchNormParams),
+    /// `forward_pass_layernorm`.
+    Layernorm(&'a LayerNormParams),
+    /// `forward_pass_embedding`.
+    Embedding(&'a EmbeddingParams),
+    /// `forward_pass_add`, `forward_pass_subtract`, `forward_pass_multiply`.
+    Binary(Binary),
+    /// `square_loss` and `cross_entropy_loss`, recorded for the backward pass.
+    Loss(TrainingLoss<'a>),
+    /// `start_backward_marker`.
+    StartBackwardMarker(&'a BackwardMarkerParams),
+}
+
+/// A two-input layer.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Binary {
+    /// a + b.
+    Add,
+    /// a − b.
+    Subtract,
+    /// a · b.
+    Multiply,
+}
+
+/// A loss the backward pass starts from.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum TrainingLoss<'a> {
+    /// Mean squared error.
+    Square,
+    /// Cross entropy.
+    CrossEntropy(&'a CrossEntropyParams),
 }
 
 /// The training state of one graph.
@@ -218,32 +271,9 @@ impl Session {
         &self.layers
     }
 
-    /// Whether `operation` needs a session (it reads or changes training state).
-    pub fn is_stateful(operation: &Operation) -> bool {
-        use Operation as O;
-        matches!(
-            operation,
-            O::ForwardPassDense(_)
-                | O::ForwardPassActivation(_)
-                | O::ForwardPassDropout(_)
-                | O::ForwardPassFlatten(_)
-                | O::ForwardPassConv2d(_)
-                | O::ForwardPassMaxpool2d(_)
-                | O::ForwardPassBatchnorm1d(_)
-                | O::ForwardPassBatchnorm2d(_)
-                | O::ForwardPassLayernorm(_)
-                | O::ForwardPassEmbedding(_)
-                | O::ForwardPassAdd(_)
-                | O::ForwardPassSubtract(_)
-                | O::ForwardPassMultiply(_)
-                | O::SquareLoss(_)
-                | O::CrossEntropyLoss(_)
-                | O::StartBackwardMarker(_)
-        )
-    }
-
-    /// Runs op `id` with inputs `inputs` (the values of ops `input_ids`): stateful ops here,
-    /// every other op through [`crate::execute`].
+    /// Runs op `id` with inputs `inputs` (the values of ops `input_ids`): training ops
+    /// ([`OpKind::trains`](ravproto::OpKind::trains)) with this session's state, every other
+    /// op on its kernel, as [`crate::execute`] does.
     pub fn run(
         &mut self,
         id: OpId,
@@ -251,17 +281,17 @@ impl Session {
         input_ids: &[OpId],
         inputs: &[TensorValue],
     ) -> Result<TensorValue, ExecError> {
-        if !Session::is_stateful(operation) {
-            return crate::execute(operation, inputs);
-        }
         let kind = operation.kind();
-        let arity = kind.arity();
-        if !arity.accepts(inputs.len()) || input_ids.len() != inputs.len() {
-            return Err(ExecError { op: kind, kind: ErrorKind::Arity { expected: arity, got: inputs.len() } });
+        match crate::plan(operation, inputs)? {
+            crate::Step::Done(value) => Ok(value),
+            crate::Step::Train(_) if input_ids.len() != inputs.len() => {
+                Err(ExecError { op: kind, kind: ErrorKind::Arity { expected: kind.arity(), got: inputs.len() } })
+            }
+            crate::Step::Train(stateful) => self
+                .stateful(id, kind, stateful, input_ids, inputs)
+                .map(|out| TensorValue::Tensor(Tensor::F64(out)))
+                .map_err(|error| ExecError { op: kind, kind: error }),
         }
-        self.stateful(id, operation, input_ids, inputs)
-            .map(|out| TensorValue::Tensor(Tensor::F64(out)))
-            .map_err(|error| ExecError { op: kind, kind: error })
     }
 
     /// The layer of op `id`: the one named by `previous` (which must be a forward op of this
@@ -318,18 +348,19 @@ impl Session {
     fn stateful(
         &mut self,
         id: OpId,
-        operation: &Operation,
+        kind: OpKind,
+        operation: Stateful<'_>,
         input_ids: &[OpId],
         inputs: &[TensorValue],
     ) -> KResult<ArrayD<f64>> {
-        use Operation as O;
+        use Stateful as O;
         let x = f64_input(inputs, 0)?;
         Ok(match operation {
-            O::ForwardPassDense(p) => {
+            O::Dense(p) => {
                 let fan_in = x.shape().last().copied().unwrap_or(0);
                 let seeds =
                     if p.previous_forward_pass.is_none() { [self.next_seed(), self.next_seed()] } else { [0; 2] };
-                let key = self.layer(id, operation.kind(), p.previous_forward_pass, p.optimizer.as_ref(), || {
+                let key = self.layer(id, kind, p.previous_forward_pass, p.optimizer.as_ref(), || {
                     let w = match &p.initial_w {
                         Some(w) => data_array(w, "initial_w", &[fan_in, p.n_units])?,
                         None => default_init(&[fan_in, p.n_units], fan_in, seeds[0]),
@@ -348,13 +379,13 @@ impl Session {
                 self.record(id, Some(key), input_ids, Saved::Dense { x });
                 y
             }
-            O::ForwardPassActivation(p) => {
+            O::Activation(p) => {
                 let act = p.act_data.clone().unwrap_or(Activation::Relu);
                 let y = activation::forward(&x.view(), &act)?;
                 self.record(id, None, input_ids, Saved::Activation { x, y: y.clone(), act });
                 y
             }
-            O::ForwardPassDropout(p) => {
+            O::Dropout(p) => {
                 if !p.training {
                     // The identity, still on the tape so gradients pass through it.
                     self.record(id, None, input_ids, Saved::Reshape { shape: x.shape().to_vec() });
@@ -369,7 +400,7 @@ impl Session {
                 self.record(id, None, input_ids, Saved::Mask { mask });
                 y
             }
-            O::ForwardPassFlatten(p) => {
+            O::Flatten(p) => {
                 let ndim = x.ndim() as i64;
                 let axis = |a: i64| if a < 0 { a + ndim } else { a };
                 let (start, end) = (axis(p.start_dim.unwrap_or(1)), axis(p.end_dim.unwrap_or(-1)));
@@ -389,7 +420,7 @@ impl Session {
                 self.record(id, None, input_ids, Saved::Reshape { shape: original });
                 y
             }
-            O::ForwardPassConv2d(p) => {
+            O::Conv2d(p) => {
                 let x4 =
                     x.into_dimensionality::<Ix4>().map_err(|_| ErrorKind::Shape("conv2d input must be NCHW".into()))?;
                 let groups = p.groups.unwrap_or(1);
@@ -411,7 +442,7 @@ impl Session {
                 let with_bias = p.bias.unwrap_or(true);
                 let seeds =
                     if p.previous_forward_pass.is_none() { [self.next_seed(), self.next_seed()] } else { [0; 2] };
-                let key = self.layer(id, operation.kind(), p.previous_forward_pass, p.optimizer.as_ref(), || {
+                let key = self.layer(id, kind, p.previous_forward_pass, p.optimizer.as_ref(), || {
                     let w = match &p.initial_w {
                         Some(w) => data_array(w, "initial_w", &w_shape)?,
                         None => default_init(&w_shape, fan_in, seeds[0]),
@@ -434,7 +465,7 @@ impl Session {
                 self.record(id, Some(key), input_ids, Saved::Conv { x: x4, conv });
                 y.into_dyn()
             }
-            O::ForwardPassMaxpool2d(p) => {
+            O::Maxpool2d(p) => {
                 let x4 = x
                     .into_dimensionality::<Ix4>()
                     .map_err(|_| ErrorKind::Shape("maxpool2d input must be NCHW".into()))?;
@@ -449,10 +480,10 @@ impl Session {
                 self.record(id, None, input_ids, Saved::Pool { shape: [n, c, h, w], argmax: pooled.argmax });
                 pooled.output.into_dyn()
             }
-            O::ForwardPassBatchnorm1d(p) | O::ForwardPassBatchnorm2d(p) => {
-                let expected = if matches!(operation, O::ForwardPassBatchnorm1d(_)) { [2, 3] } else { [4, 4] };
+            O::Batchnorm(p) => {
+                let expected = if kind == OpKind::ForwardPassBatchnorm1d { [2, 3] } else { [4, 4] };
                 if x.ndim() != expected[0] && x.ndim() != expected[1] {
-                    return Err(ErrorKind::Shape(format!("{} got input {:?}", operation.kind(), x.shape())));
+                    return Err(ErrorKind::Shape(format!("{} got input {:?}", kind, x.shape())));
                 }
                 let channels = x.shape()[1];
                 if p.num_features.is_some_and(|n| n != channels) {
@@ -461,7 +492,7 @@ impl Session {
                         p.num_features
                     )));
                 }
-                let key = self.layer(id, operation.kind(), p.previous_forward_pass, p.optimizer.as_ref(), || {
+                let key = self.layer(id, kind, p.previous_forward_pass, p.optimizer.as_ref(), || {
                     let mut stats = BatchNorm::new(channels, p.momentum.unwrap_or(0.1), p.eps.unwrap_or(1e-5))?;
                     if let Some(m) = &p.initial_running_mean {
                         stats.running_mean =
@@ -503,9 +534,9 @@ impl Session {
                 self.record(id, Some(key), input_ids, Saved::BatchNorm { cache });
                 y
             }
-            O::ForwardPassLayernorm(p) => {
+            O::Layernorm(p) => {
                 let shape = p.normalized_shape.clone();
-                let key = self.layer(id, operation.kind(), p.previous_forward_pass, p.optimizer.as_ref(), || {
+                let key = self.layer(id, kind, p.previous_forward_pass, p.optimizer.as_ref(), || {
                     let gamma = match &p.initial_w {
                         Some(g) => data_array(g, "initial_w", &shape)?,
                         None => ArrayD::ones(IxDyn(&shape)),
@@ -532,14 +563,14 @@ impl Session {
                 self.record(id, Some(key), input_ids, Saved::LayerNorm { cache });
                 y
             }
-            O::ForwardPassEmbedding(p) => {
+            O::Embedding(p) => {
                 if x.iter().any(|v| v.fract() != 0.0) {
                     return Err(ErrorKind::Value("embedding indices must be integers".into()));
                 }
                 let indices: Vec<i64> = x.iter().map(|&v| v as i64).collect();
                 // PyTorch initialises an embedding table from N(0, 1).
                 let seed = if p.previous_forward_pass.is_none() { self.next_seed() } else { 0 };
-                let key = self.layer(id, operation.kind(), p.previous_forward_pass, p.optimizer.as_ref(), || {
+                let key = self.layer(id, kind, p.previous_forward_pass, p.optimizer.as_ref(), || {
                     let table = match &p.initial_weights {
                         Some(t) => data_array(t, "initial_weights", &[p.vocab_size, p.embed_dim])?,
                         None => crate::random::sample(
@@ -557,24 +588,24 @@ impl Session {
                 self.record(id, Some(key), input_ids, Saved::Embedding { indices, vocab });
                 y
             }
-            O::ForwardPassAdd(_) | O::ForwardPassSubtract(_) | O::ForwardPassMultiply(_) => {
+            O::Binary(binary) => {
                 let b = f64_input(inputs, 1)?;
                 if x.shape() != b.shape() {
                     return Err(ErrorKind::Shape(format!("layer inputs {:?} and {:?} differ", x.shape(), b.shape())));
                 }
-                let (y, saved) = match operation {
-                    O::ForwardPassAdd(_) => (&x + &b, Saved::Add),
-                    O::ForwardPassSubtract(_) => (&x - &b, Saved::Subtract),
-                    _ => (&x * &b, Saved::Multiply { a: x, b }),
+                let (y, saved) = match binary {
+                    Binary::Add => (&x + &b, Saved::Add),
+                    Binary::Subtract => (&x - &b, Saved::Subtract),
+                    Binary::Multiply => (&x * &b, Saved::Multiply { a: x, b }),
                 };
                 self.record(id, None, input_ids, saved);
                 y
             }
-            O::SquareLoss(_) | O::CrossEntropyLoss(_) => {
+            O::Loss(training_loss) => {
                 let pred = f64_input(inputs, 1)?;
-                let result = match operation {
-                    O::CrossEntropyLoss(p) => loss::cross_entropy(&x.view(), &pred.view(), p.ignore_index)?,
-                    _ => loss::square(&x.view(), &pred.view())?,
+                let result = match training_loss {
+                    TrainingLoss::CrossEntropy(p) => loss::cross_entropy(&x.view(), &pred.view(), p.ignore_index)?,
+                    TrainingLoss::Square => loss::square(&x.view(), &pred.view())?,
                 };
                 self.record(id, None, input_ids, Saved::Loss { grad: result.grad });
                 ArrayD::from_elem(IxDyn(&[]), result.loss)
@@ -586,7 +617,6 @@ impl Session {
                 }
                 x
             }
-            other => return Err(ErrorKind::Unsupported(format!("`{}` in a training session", other.kind()))),
         })
     }
 

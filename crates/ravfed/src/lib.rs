@@ -75,7 +75,6 @@ pub enum FedError {
     /// A required column of the rules is not in the file.
     #[error("column `{column}` of the rules is missing from the file (its columns: {found})")]
     MissingColumn {
-        /// The column.
         column: String,
         /// The file's header.
         found: String,
@@ -83,7 +82,6 @@ pub enum FedError {
     /// A cell of a rule column is not a number.
     #[error("line {line}, column `{column}`: {value:?} is not a number")]
     NotNumeric {
-        /// The column.
         column: String,
         /// Line of the file, 1 being the header.
         line: u64,
@@ -93,7 +91,6 @@ pub enum FedError {
     /// A cell is beyond the fixed-point range.
     #[error("line {line}, column `{column}`: {value} is too large for the fixed-point encoding (|x| < 9e12)")]
     OutOfRange {
-        /// The column.
         column: String,
         /// Line of the file, 1 being the header.
         line: u64,
@@ -103,7 +100,6 @@ pub enum FedError {
     /// The file's sums could overflow once added to other providers'.
     #[error("column `{column}`: the sums of this file are too large to be added for {max_clients} providers")]
     Overflow {
-        /// The column.
         column: String,
         /// Providers the encoding must leave room for.
         max_clients: u32,

@@ -220,5 +220,5 @@ pub fn host_of_url(url: &str) -> String {
 }
 
 fn check_name(name: &str) -> Result<(), FtpError> {
-    if ravproto::messages::valid_file_name(name) { Ok(()) } else { Err(FtpError::BadName(name.to_string())) }
+    if ravproto::files::valid_file_name(name) { Ok(()) } else { Err(FtpError::BadName(name.to_string())) }
 }

@@ -20,7 +20,6 @@ pub enum UserError {
     /// The home directory could not be made.
     #[error("cannot create the home directory of {user}: {source}")]
     Home {
-        /// The user.
         user: String,
         /// The cause.
         source: std::io::Error,
@@ -41,7 +40,6 @@ struct Entry {
 pub struct IssuedUser {
     /// User name.
     pub user: String,
-    /// Password.
     pub password: String,
     /// Home directory (absolute).
     pub home: PathBuf,

@@ -16,13 +16,14 @@
 use crate::error::{Error, Result};
 use crate::executor::Results;
 use crate::graph::Graph;
+use ravclient::{Http, Repeat, Retry};
 use ravexec::TensorValue;
 use ravproto::messages::{
-    CreateGraphResponse, ErrorBody, ErrorCode, FtpCredentials, GraphProgress, OpChunkRequest, OpChunkResponse,
-    OpRecord, ResultFile, RunGraphRequest, RunGraphResponse,
+    CreateGraphResponse, ErrorCode, FtpCredentials, GraphProgress, OpChunkRequest, OpChunkResponse, OpRecord,
+    ResultFile, RunGraphRequest, RunGraphResponse,
 };
 use ravproto::status::GraphStatus;
-use ravproto::{GraphId, Value};
+use ravproto::{GraphId, Value, files, routes};
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -57,13 +58,7 @@ pub fn progress_bar() -> impl FnMut(&GraphProgress) {
     }
 }
 
-/// How long a request keeps trying while ravsock cannot be reached (a crash and restart, a
-/// dropped connection) before it fails; [`Client::reconnect_for`] changes it.
-pub const RECONNECT_FOR: Duration = Duration::from_secs(60);
-/// The first pause before trying again; it doubles up to [`RETRY_MAX`].
-pub(crate) const RETRY_FIRST: Duration = Duration::from_millis(50);
-/// The longest pause between two tries.
-pub(crate) const RETRY_MAX: Duration = Duration::from_secs(2);
+pub use ravclient::RECONNECT_FOR;
 
 /// An async connection to ravsock.
 ///
@@ -75,110 +70,47 @@ pub(crate) const RETRY_MAX: Duration = Duration::from_secs(2);
 /// credentials). [`Client::connect`] itself does not wait: a wrong URL fails at once.
 #[derive(Clone, Debug)]
 pub struct Client {
-    http: reqwest::Client,
-    base: String,
-    token: String,
-    reconnect_for: Duration,
-}
-
-/// Whether repeating a request changes nothing on the server.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Repeat {
-    /// A read, or a request whose effect is the same however often it is made.
-    Safe,
-    /// It creates or changes something: sent again only if it never arrived.
-    Unsafe,
+    http: Http,
 }
 
 impl Client {
     /// Connects to `url` (e.g. `http://127.0.0.1:9999`) and checks the token.
     pub async fn connect(url: &str, token: &str) -> Result<Client> {
-        let client = Client {
-            http: reqwest::Client::new(),
-            base: url.trim_end_matches('/').to_string(),
-            token: token.to_string(),
-            reconnect_for: Duration::ZERO,
-        };
-        let _: Vec<GraphProgress> = client.get("/v1/graphs").await?;
-        Ok(Client { reconnect_for: RECONNECT_FOR, ..client })
+        let http = Http::new(url, token);
+        let window = http.window();
+        let client = Client { http: http.reconnect_for(Duration::ZERO) };
+        let _: Vec<GraphProgress> = client.get(routes::GRAPHS).await?;
+        Ok(client.reconnect_for(window))
     }
 
     /// How long later requests keep trying while the server cannot be reached
     /// ([`RECONNECT_FOR`] by default; zero fails at the first refused connection).
     pub fn reconnect_for(self, window: Duration) -> Client {
-        Client { reconnect_for: window, ..self }
+        Client { http: self.http.reconnect_for(window) }
     }
 
     /// The server's base URL.
     pub(crate) fn base(&self) -> &str {
-        &self.base
+        self.http.base()
     }
 
     /// The requester's token.
     pub(crate) fn token(&self) -> &str {
-        &self.token
-    }
-
-    /// Sends the request `build` makes, again while the server cannot be reached (see
-    /// [`Client`]), and reads its JSON answer or the server's error.
-    async fn send<T: DeserializeOwned>(
-        &self,
-        repeat: Repeat,
-        build: impl Fn() -> reqwest::RequestBuilder,
-    ) -> Result<T> {
-        let mut retry = Retry::new(self.reconnect_for);
-        loop {
-            // Whether the request may have reached the server, and why it got no answer.
-            let (arrived, error) = match build().bearer_auth(&self.token).send().await {
-                Ok(response) => {
-                    let status = response.status();
-                    match response.bytes().await {
-                        Ok(bytes) => return answer(status, &bytes),
-                        Err(error) => (true, error),
-                    }
-                }
-                Err(error) => (!error.is_connect(), error),
-            };
-            let transient = error.is_connect() || error.is_request() || error.is_body();
-            if !transient || (arrived && repeat == Repeat::Unsafe) || !retry.pause(&causes(&error)).await {
-                return Err(Error::Transport(retry.describe(&error)));
-            }
-        }
+        self.http.token()
     }
 
     pub(crate) async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
-        let url = format!("{}{path}", self.base);
-        self.send(Repeat::Safe, || self.http.get(&url)).await
+        Ok(self.http.get(path).await?)
     }
 
     pub(crate) async fn post<T: DeserializeOwned, B: serde::Serialize>(&self, path: &str, body: &B) -> Result<T> {
-        self.post_as(Repeat::Unsafe, path, body).await
-    }
-
-    async fn post_as<T: DeserializeOwned, B: serde::Serialize>(
-        &self,
-        repeat: Repeat,
-        path: &str,
-        body: &B,
-    ) -> Result<T> {
-        // Encoded once; each try sends the same bytes.
-        let body = bytes::Bytes::from(serde_json::to_vec(body).map_err(|e| Error::Transport(e.to_string()))?);
-        let url = format!("{}{path}", self.base);
-        self.send(repeat, || {
-            self.http.post(&url).header(reqwest::header::CONTENT_TYPE, "application/json").body(body.clone())
-        })
-        .await
+        Ok(self.http.post(path, body).await?)
     }
 
     /// PUT of raw bytes (keys), answered with JSON; storing the same bytes again changes nothing.
     #[cfg_attr(not(feature = "he"), allow(dead_code))]
     pub(crate) async fn put_bytes(&self, path: &str, body: Vec<u8>) -> Result<serde_json::Value> {
-        let body = bytes::Bytes::from(body);
-        let url = format!("{}{path}", self.base);
-        self.send(Repeat::Safe, || {
-            self.http.put(&url).header(reqwest::header::CONTENT_TYPE, "application/octet-stream").body(body.clone())
-        })
-        .await
+        Ok(self.http.put_bytes(path, body).await?)
     }
 
     /// New ravftp credentials and, with them, a session or why none could be opened.
@@ -188,8 +120,8 @@ impl Client {
     /// they store files under fixed names or read them.
     async fn ftp(&self) -> Result<(Result<ravftp::FtpClient, ravftp::FtpError>, FtpCredentials)> {
         // Each call issues a fresh password; asking again only replaces it.
-        let credentials: FtpCredentials = self.post_as(Repeat::Safe, "/v1/ftp/credentials", &()).await?;
-        let session = ravftp::FtpClient::connect(&ravftp::host_of_url(&self.base), &credentials).await;
+        let credentials: FtpCredentials = self.http.post_as(Repeat::Safe, routes::FTP_CREDENTIALS, &()).await?;
+        let session = ravftp::FtpClient::connect(&ravftp::host_of_url(self.base()), &credentials).await;
         Ok((session, credentials))
     }
 
@@ -201,12 +133,12 @@ impl Client {
     /// [`Client::submit`], and with `execute` the last chunk also starts the graph.
     pub(crate) async fn upload(&self, graph: &Graph, execute: bool) -> Result<GraphId> {
         graph.validate()?;
-        let created: CreateGraphResponse = self.post("/v1/graphs", &graph.meta()).await?;
+        let created: CreateGraphResponse = self.post(routes::GRAPHS, &graph.meta()).await?;
         // Values longer than the server's inline limit go to ravftp first, straight from their
         // arrays (no encoded copy), and their ops name the files.
         let big: Vec<_> = graph.values().into_iter().filter(|(_, t)| encoded_len(t) > SMALLEST_LIMIT).collect();
         let mut files = std::collections::BTreeMap::new();
-        let mut retry = Retry::new(self.reconnect_for);
+        let mut retry = Retry::new(self.http.window());
         while !big.is_empty() {
             let (session, credentials) = self.ftp().await?;
             let tried = match session {
@@ -214,7 +146,7 @@ impl Client {
                     let mut stored = Ok(());
                     for (id, tensor) in big.iter().filter(|(_, t)| encoded_len(t) > credentials.inline_limit) {
                         // Named by graph and op: uploading it again replaces it.
-                        let name = format!("lin-{}-{}.ravv", created.graph_id.0, id.0);
+                        let name = files::requester_value(created.graph_id, id.0);
                         let header = Value::tensor_header(tensor.dtype(), tensor.shape());
                         stored = ftp.put_parts(&name, &[&header, &tensor.le_bytes()]).await;
                         if stored.is_err() {
@@ -239,7 +171,7 @@ impl Client {
             record.value_file = files.remove(&record.local_id);
         }
         let value_len = |record: &OpRecord| record.value.as_ref().map_or(0, |v| v.encoded_len());
-        let path = format!("/v1/graphs/{}/ops", created.graph_id.0);
+        let path = routes::graph_ops(created.graph_id);
         let mut chunk = Vec::new();
         let mut chunk_bytes = 0;
         for record in records {
@@ -260,29 +192,29 @@ impl Client {
 
     /// Starts computing a submitted graph.
     pub async fn execute(&self, graph: GraphId) -> Result<GraphProgress> {
-        self.post(&format!("/v1/graphs/{}/execute", graph.0), &()).await
+        self.post(&routes::graph_execute(graph), &()).await
     }
 
     /// The graph's status and op counts.
     pub async fn progress(&self, graph: GraphId) -> Result<GraphProgress> {
-        self.get(&format!("/v1/graphs/{}", graph.0)).await
+        self.get(&routes::graph(graph)).await
     }
 
     /// Every graph of this requester.
     pub async fn list_graphs(&self) -> Result<Vec<GraphProgress>> {
-        self.get("/v1/graphs").await
+        self.get(routes::GRAPHS).await
     }
 
     /// Cancels a graph.
     pub async fn cancel(&self, graph: GraphId) -> Result<GraphProgress> {
-        self.post(&format!("/v1/graphs/{}/cancel", graph.0), &()).await
+        self.post(&routes::graph_cancel(graph), &()).await
     }
 
     /// Waits until the graph is computed, calling `on_progress` on every change; a failed or
     /// cancelled graph is an error naming the op and the reason.
     pub async fn wait(&self, graph: GraphId, mut on_progress: impl FnMut(&GraphProgress)) -> Result<GraphProgress> {
         loop {
-            let path = format!("/v1/graphs/{}/wait?timeout_ms={WAIT_MS}", graph.0);
+            let path = format!("{}?timeout_ms={WAIT_MS}", routes::graph_wait(graph));
             let progress: GraphProgress = self.get(&path).await?;
             on_progress(&progress);
             if ended(&progress)? {
@@ -293,14 +225,13 @@ impl Client {
 
     /// A persisted result (big ones come through ravftp).
     pub async fn fetch(&self, graph: GraphId, name: &str) -> Result<TensorValue> {
-        let path = format!("/v1/graphs/{}/results/{}", graph.0, name);
-        let value: Value = match self.get(&path).await {
+        let value: Value = match self.get(&routes::graph_result(graph, name)).await {
             Err(Error::Server { code: ErrorCode::TooLarge, .. }) => {
-                let mut retry = Retry::new(self.reconnect_for);
+                let mut retry = Retry::new(self.http.window());
                 loop {
                     let (session, _) = self.ftp().await?;
                     // Placed in the home again on each try, replacing the last try's file.
-                    let file: ResultFile = self.get(&format!("{path}/file")).await?;
+                    let file: ResultFile = self.get(&routes::graph_result_file(graph, name)).await?;
                     let tried = match session {
                         Ok(mut ftp) => {
                             let value = ftp.get_value(&file.name, file.len).await;
@@ -386,7 +317,7 @@ impl Client {
         }
         let request =
             RunGraphRequest { meta: graph.meta(), ops: graph.records(|_| true), wait_ms: WAIT_MS, with_results };
-        Ok(Some(self.post("/v1/graphs/run", &request).await?))
+        Ok(Some(self.post(routes::RUN_GRAPH, &request).await?))
     }
 }
 
@@ -396,89 +327,8 @@ async fn ftp_again(retry: &mut Retry, failure: ravftp::FtpError) -> Result<()> {
     if failure.is_transient() && retry.pause(&failure.to_string()).await {
         Ok(())
     } else {
-        Err(Error::Ftp(retry.describe_ftp(&failure)))
+        Err(Error::Ftp(retry.describe(failure.to_string())))
     }
-}
-
-/// The JSON answer of a request, or the server's error.
-fn answer<T: DeserializeOwned>(status: reqwest::StatusCode, bytes: &[u8]) -> Result<T> {
-    if status.is_success() {
-        serde_json::from_slice(bytes).map_err(|e| Error::Transport(format!("unexpected reply: {e}")))
-    } else {
-        match serde_json::from_slice::<ErrorBody>(bytes) {
-            Ok(body) => {
-                Err(Error::Server { status: status.as_u16(), code: body.code, message: body.message, op: body.op })
-            }
-            Err(_) => Err(Error::Transport(format!("HTTP {status}: {}", String::from_utf8_lossy(bytes)))),
-        }
-    }
-}
-
-/// The pauses of one request between its tries while the server cannot be reached.
-#[derive(Debug)]
-pub(crate) struct Retry {
-    window: Duration,
-    first_failure: Option<tokio::time::Instant>,
-    pause: Duration,
-    jitter: std::collections::hash_map::RandomState,
-}
-
-impl Retry {
-    pub(crate) fn new(window: Duration) -> Retry {
-        Retry { window, first_failure: None, pause: RETRY_FIRST, jitter: Default::default() }
-    }
-
-    /// Waits before the next try (the pause doubles, each within 25% either way so that many
-    /// clients do not come back at once); `false` once the window has passed.
-    pub(crate) async fn pause(&mut self, cause: &str) -> bool {
-        use std::hash::BuildHasher;
-        if self.window.is_zero() {
-            return false;
-        }
-        let now = tokio::time::Instant::now();
-        let first = *self.first_failure.get_or_insert_with(|| {
-            tracing::warn!(cause, "ravsock cannot be reached; trying again");
-            now
-        });
-        let left = self.window.saturating_sub(now - first);
-        if left.is_zero() {
-            return false;
-        }
-        let spread = self.jitter.hash_one(now) as f64 / u64::MAX as f64;
-        tokio::time::sleep(self.pause.mul_f64(0.75 + 0.5 * spread).min(left)).await;
-        self.pause = (self.pause * 2).min(RETRY_MAX);
-        true
-    }
-
-    /// The error of the last try, and for how long the server could not be reached.
-    fn describe(&self, error: &reqwest::Error) -> String {
-        self.with_window(causes(error))
-    }
-
-    /// [`Retry::describe`] for a ravftp transfer.
-    fn describe_ftp(&self, error: &ravftp::FtpError) -> String {
-        self.with_window(error.to_string())
-    }
-
-    fn with_window(&self, message: String) -> String {
-        match self.first_failure {
-            Some(first) => format!("{message} (no answer for {:.1} s)", first.elapsed().as_secs_f64()),
-            None => message,
-        }
-    }
-}
-
-/// An error and the errors under it (reqwest's own message leaves out why, such as a refused
-/// connection).
-fn causes(error: &reqwest::Error) -> String {
-    let mut message = error.to_string();
-    let mut cause = std::error::Error::source(error);
-    while let Some(inner) = cause {
-        message.push_str(": ");
-        message.push_str(&inner.to_string());
-        cause = inner.source();
-    }
-    message
 }
 
 /// Longest wait asked of the server per request; the client then asks again.

@@ -51,7 +51,6 @@ pub enum Error {
     /// The graph failed on the grid.
     #[error("{graph} failed{}", failure.as_ref().map(|f| format!(" at {} (`{}`): {}", f.op_id, f.operator, f.reason)).unwrap_or_default())]
     GraphFailed {
-        /// The graph.
         graph: GraphId,
         /// The op and the reason.
         failure: Option<OpFailure>,
@@ -66,3 +65,12 @@ pub enum Error {
 
 /// Result alias of the SDK.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<ravclient::Error> for Error {
+    fn from(error: ravclient::Error) -> Error {
+        match error {
+            ravclient::Error::Server { status, code, message, op } => Error::Server { status, code, message, op },
+            ravclient::Error::Transport(message) => Error::Transport(message),
+        }
+    }
+}

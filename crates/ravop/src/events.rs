@@ -10,6 +10,7 @@
 use crate::client::Client;
 use crate::error::{Error, Result};
 use futures_util::FutureExt;
+use ravclient::socket::{describe, first_json, refusal};
 use ravproto::messages::{ErrorBody, GraphProgress};
 use ravproto::requester::{
     EVENT_ERROR, EVENT_GRAPH_DONE, EVENT_OP_FAILED, EVENT_PROGRESS, EVENT_SUBSCRIBE, NAMESPACE, OpFailedNotice,
@@ -38,7 +39,9 @@ enum Incoming {
     Open,
     Event(GraphEvent),
     Refused(ErrorBody),
-    ConnectError(String),
+    /// The `error` callback: the server's refusal of the connection, or a dropped connection
+    /// (`None`; the client reconnects), and the text of it.
+    ConnectError(Option<ErrorBody>, String),
 }
 
 /// A live subscription to one graph's events.
@@ -52,22 +55,6 @@ pub struct Subscription {
 impl std::fmt::Debug for Subscription {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Subscription").field("graph", &self.graph).field("done", &self.done).finish()
-    }
-}
-
-fn first_json<T: serde::de::DeserializeOwned>(payload: Payload) -> Option<T> {
-    match payload {
-        Payload::Text(values) => values.into_iter().next().and_then(|v| serde_json::from_value(v).ok()),
-        _ => None,
-    }
-}
-
-fn describe(payload: &Payload) -> String {
-    match payload {
-        Payload::Text(values) => values.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(" "),
-        Payload::Binary(bytes) => format!("<{} bytes>", bytes.len()),
-        #[allow(deprecated)]
-        Payload::String(text) => text.clone(),
     }
 }
 
@@ -102,16 +89,19 @@ impl Client {
             .on(EVENT_OP_FAILED, on(|p| first_json(p).map(|n| Incoming::Event(GraphEvent::OpFailed(n)))))
             .on(EVENT_GRAPH_DONE, on(|p| first_json(p).map(|p| Incoming::Event(GraphEvent::Done(p)))))
             .on(EVENT_ERROR, on(|p| first_json(p).map(Incoming::Refused)))
-            .on("error", on(|p| Some(Incoming::ConnectError(describe(&p)))))
+            .on("error", on(|p| Some(Incoming::ConnectError(refusal(&p), describe(&p)))))
             .connect()
             .await
             .map_err(|e| Error::Transport(format!("cannot open the event stream: {e}")))?;
         // `connect` returns before the namespace accepted us; an emit before that is lost.
         match tokio::time::timeout(CONNECT_TIMEOUT, rx.recv()).await {
             Ok(Some(Incoming::Open)) => {}
-            Ok(Some(Incoming::ConnectError(reason))) => {
+            Ok(Some(Incoming::ConnectError(refused, reason))) => {
                 let _ = socket.disconnect().await;
-                return Err(Error::Transport(format!("the server refused the event stream: {reason}")));
+                return Err(match refused {
+                    Some(body) => ravclient::Error::refused(body.code.http_status(), body).into(),
+                    None => Error::Transport(format!("the server refused the event stream: {reason}")),
+                });
             }
             Ok(_) | Err(_) => {
                 let _ = socket.disconnect().await;
@@ -149,13 +139,12 @@ impl Subscription {
                     self.done = matches!(event, GraphEvent::Done(_));
                     return Some(Ok(event));
                 }
-                Incoming::Refused(body) => {
+                Incoming::Refused(body) | Incoming::ConnectError(Some(body), _) => {
                     self.done = true;
-                    let status = body.code.http_status();
-                    return Some(Err(Error::Server { status, code: body.code, message: body.message, op: body.op }));
+                    return Some(Err(ravclient::Error::refused(body.code.http_status(), body).into()));
                 }
                 // A dropped connection: the client reconnects, and `Open` subscribes again.
-                Incoming::ConnectError(_) => {}
+                Incoming::ConnectError(None, _) => {}
             }
         }
     }

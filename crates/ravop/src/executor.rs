@@ -9,8 +9,9 @@
 use crate::error::{Error, Result};
 use crate::graph::Graph;
 use ndarray::ArrayD;
+use ravexec::run::{PlannedOp, RunError};
 use ravexec::train::Session;
-use ravexec::{Elem, Tensor, TensorValue, ValueStore};
+use ravexec::{Elem, Tensor, TensorValue};
 use std::collections::BTreeMap;
 
 /// Runs graphs in this process.
@@ -57,25 +58,32 @@ impl LocalExecutor {
         graph.validate()?;
         let nodes = graph.nodes();
         let persisted = graph.persisted();
+        let planned: Vec<PlannedOp<'_>> = nodes
+            .iter()
+            .map(|node| PlannedOp {
+                id: node.id,
+                operation: &node.operation,
+                inputs: &node.inputs,
+                constant: node.value.as_deref(),
+            })
+            .collect();
         // Each persisted name reads its op's value once more, at the end.
-        let reads = |node: &crate::graph::Node| ravexec::store::reads(&node.inputs, &node.operation);
-        let mut store = ValueStore::new(nodes.iter().flat_map(reads).chain(persisted.values().copied()));
-        let mut results = Results::default();
+        let mut store = ravexec::run::store_for(&planned, persisted.values().copied());
         // Layer weights, optimizer state and the forward tape of the training ops.
         let mut session = Session::new();
-        for node in &nodes {
-            let value = match &node.value {
-                Some(constant) => TensorValue::Tensor(Tensor::clone(constant)),
-                None => {
-                    let ids = reads(node);
-                    let inputs = store.lend(&ids).expect("inputs precede their consumers");
-                    let result = session.run(node.id, &node.operation, &node.inputs, &inputs);
-                    store.give_back(&ids, inputs, true);
-                    result.map_err(|source| Error::Exec { op_id: node.id, source })?
-                }
-            };
-            store.insert(node.id, value);
-        }
+        ravexec::run::run_ops(&planned, &mut store, &mut session).map_err(|error| match error {
+            RunError::Exec { op, error } => Error::Exec { op_id: op, source: error },
+            // `validate` checked that every input is an earlier op.
+            RunError::MissingInput { op } => Error::Build {
+                op,
+                operator: nodes
+                    .iter()
+                    .find(|node| node.id == op)
+                    .map_or("unknown", |node| node.operation.kind().short_name()),
+                reason: "an input was not computed before this op".into(),
+            },
+        })?;
+        let mut results = Results::default();
         for (name, id) in persisted {
             let value = store.take(id).expect("every persisted op was computed");
             results.values.insert(name, value);

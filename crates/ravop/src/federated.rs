@@ -12,9 +12,9 @@ use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::graph::Graph;
 use ravexec::TensorValue;
-use ravproto::GraphId;
 use ravproto::federated::{ColumnSums, FederatedAggregate, FederatedPayload, FederatedRules, FederatedSpec, Privacy};
 use ravproto::messages::{Approach, ColumnRule};
+use ravproto::{GraphId, routes};
 use std::collections::BTreeMap;
 
 /// A federated query submitted to ravsock.
@@ -115,7 +115,7 @@ impl Client {
                 })
                 .await
                 .map_err(|e| Error::Federated(format!("key generation stopped: {e}")))?;
-                self.put_bytes(&format!("/v1/federated/{}/keys", id.0), evaluation.map_err(fed)?).await?;
+                self.put_bytes(&routes::federated_keys(id), evaluation.map_err(fed)?).await?;
                 Some(keys)
             }
             Privacy::Plain => None,
@@ -151,7 +151,7 @@ impl FederatedQuery {
 
     /// The query's status and contributors now.
     pub async fn spec(&self) -> Result<FederatedSpec> {
-        self.client.get(&format!("/v1/federated/{}", self.graph.0)).await
+        self.client.get(&routes::federated(self.graph)).await
     }
 
     /// Waits until at least `min_clients` providers reported (or the query closed), calling
@@ -161,7 +161,7 @@ impl FederatedQuery {
         loop {
             let spec: FederatedSpec = self
                 .client
-                .get(&format!("/v1/federated/{}/wait?contributors_above={seen}&timeout_ms=10000", self.graph.0))
+                .get(&format!("{}?contributors_above={seen}&timeout_ms=10000", routes::federated_wait(self.graph)))
                 .await?;
             on_progress(&spec);
             seen = spec.contributors;
@@ -177,8 +177,7 @@ impl FederatedQuery {
     /// a conflict while fewer than `min_clients` providers reported.
     pub async fn close(&mut self) -> Result<&FederatedAggregate> {
         if self.sums.is_none() {
-            let aggregate: FederatedAggregate =
-                self.client.post(&format!("/v1/federated/{}/close", self.graph.0), &()).await?;
+            let aggregate: FederatedAggregate = self.client.post(&routes::federated_close(self.graph), &()).await?;
             let sums = match &aggregate.payload {
                 FederatedPayload::Plain(sums) => sums.clone(),
                 FederatedPayload::Encrypted(text) => self.decrypt(&aggregate, text)?,

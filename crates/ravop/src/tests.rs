@@ -265,34 +265,6 @@ fn the_local_executor_runs_onnx_models_with_the_feature() {
     }
 }
 
-#[tokio::test(start_paused = true)]
-async fn retries_pause_longer_each_time_and_stop_when_the_window_has_passed() {
-    use crate::client::{RETRY_FIRST, RETRY_MAX, Retry};
-    use std::time::Duration;
-    let window = Duration::from_secs(5);
-    let mut retry = Retry::new(window);
-    let start = tokio::time::Instant::now();
-    let mut pauses = Vec::new();
-    let mut last = start;
-    while retry.pause("connection refused").await {
-        pauses.push(last.elapsed());
-        last = tokio::time::Instant::now();
-    }
-    // tokio's timer fires on whole milliseconds, so the last pause may end up to 1 ms late.
-    let tried = start.elapsed();
-    assert!(
-        tried >= window && tried <= window + Duration::from_millis(1),
-        "tries for the window, no longer: {tried:?} {pauses:?}"
-    );
-    assert!(pauses[0] >= RETRY_FIRST.mul_f64(0.75) && pauses[0] <= RETRY_FIRST.mul_f64(1.25), "{pauses:?}");
-    // Doubling with at most 25% either way: each pause is longer than the one before until
-    // the longest pause is reached.
-    let growing = pauses.iter().take_while(|p| **p < RETRY_MAX.mul_f64(0.75)).count();
-    assert!(pauses[..growing].windows(2).all(|w| w[1] > w[0]), "{pauses:?}");
-    assert!(pauses.iter().all(|p| *p <= RETRY_MAX.mul_f64(1.25)), "{pauses:?}");
-    assert!(!Retry::new(Duration::ZERO).pause("refused").await, "a zero window never retries");
-}
-
 #[tokio::test]
 async fn connecting_to_nothing_fails_at_once_with_the_cause() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();

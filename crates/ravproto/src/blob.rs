@@ -1,12 +1,12 @@
 //! Typed values that travel as bytes: training checkpoints and fitted models.
 //!
 //! Such a value is a serde struct holding tensors. Its binary form is a
-//! [`crate::provider::Frame`] whose header is the struct's JSON with every tensor emptied and
+//! [`crate::frame::Frame`] whose header is the struct's JSON with every tensor emptied and
 //! whose values are those tensors, in the order a visitor lists them: the structure stays
 //! readable JSON, the numbers travel as bytes (never as JSON text). Inside protocol messages and
 //! graphs, the bytes are one `u8` vector tensor ([`bytes_value`]).
 
-use crate::provider::{Frame, FrameError};
+use crate::frame::{Frame, FrameError};
 use crate::tensor::{DType, TensorData, Value};
 use serde::Serialize;
 use serde::de::DeserializeOwned;

@@ -134,7 +134,6 @@ pub fn to_fixed(x: f64) -> Option<i64> {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ColumnRequest {
-    /// The column.
     pub column: String,
     /// Whether its sum of squares is needed (a variance or deviation asks for it).
     pub squares: bool,
@@ -146,7 +145,6 @@ pub struct ColumnRequest {
 pub struct FederatedSpec {
     /// The graph.
     pub graph_id: GraphId,
-    /// Its name.
     pub name: String,
     /// Its rules (privacy mode included).
     pub rules: FederatedRules,

@@ -1,4 +1,4 @@
-//! Identifiers allocated by the server (graphs, ops, subgraphs, providers).
+//! Identifiers allocated by the server (graphs, ops, providers).
 //!
 //! All ids are opaque `u64` newtypes serialized as plain JSON numbers. The original RDF let
 //! clients guess the next graph id (`count()+1`); here the server allocates every id.
@@ -30,11 +30,6 @@ id_type!(
     /// An op inside a graph. Client-side builders use their own local numbering.
     OpId,
     "op#"
-);
-id_type!(
-    /// A subgraph: a contiguous, dependency-ordered window of a graph's ops.
-    SubgraphId,
-    "subgraph#"
 );
 id_type!(
     /// A provider (a compute node that joined the grid).

@@ -2,12 +2,14 @@
 //!
 //! This crate holds the ids, the status enums, the op catalogue (all 145 operators of the
 //! original RDF registry with short names, wire names, arity and typed params), the tensor
-//! encoding and the message bodies. It does no I/O: servers and clients meet here and nowhere
+//! encoding, the message bodies, the HTTP routes and the names of bulk-data files. It does no I/O: servers and clients meet here and nowhere
 //! else, so a type that travels lives in this crate.
 
 pub mod blob;
 pub mod checkpoint;
 pub mod federated;
+pub mod files;
+pub mod frame;
 pub mod ids;
 pub mod index;
 pub mod messages;
@@ -15,10 +17,11 @@ pub mod model;
 pub mod ops;
 pub mod provider;
 pub mod requester;
+pub mod routes;
 pub mod status;
 pub mod tensor;
 
-pub use ids::{GraphId, OpId, ProviderId, SubgraphId};
+pub use ids::{GraphId, OpId, ProviderId};
 pub use index::{IndexExpr, IndexItem, IndexParseError};
 pub use ops::{Arity, Group, OpKind, Operation, OperationError};
 pub use tensor::{DType, Scalar, TensorData, TensorError, TensorReceiver, Value};

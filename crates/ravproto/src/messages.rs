@@ -172,6 +172,22 @@ pub struct GraphProgress {
     pub failure: Option<OpFailure>,
 }
 
+impl GraphProgress {
+    /// A graph's progress from its op counts (stored ones, or the scheduler's while it runs):
+    /// `percent` is the computed share, 100 for a graph without ops.
+    pub fn from_counts(
+        graph_id: GraphId,
+        status: GraphStatus,
+        ops: BTreeMap<OpStatus, u64>,
+        failure: Option<OpFailure>,
+    ) -> GraphProgress {
+        let total: u64 = ops.values().sum();
+        let computed = ops.get(&OpStatus::Computed).copied().unwrap_or(0);
+        let percent = if total == 0 { 100.0 } else { 100.0 * computed as f64 / total as f64 };
+        GraphProgress { graph_id, status, ops, percent, failure }
+    }
+}
+
 /// An op that failed, and why.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OpFailure {
@@ -233,11 +249,27 @@ pub struct ErrorBody {
     pub op: Option<OpRef>,
 }
 
-/// First message of every connection: both sides state their protocol version.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Hello {
-    /// [`crate::PROTOCOL_VERSION`] of the sender.
-    pub protocol_version: u32,
+impl ErrorBody {
+    /// The refusal of a socket.io connection, as the text of its CONNECT_ERROR packet: this
+    /// body's JSON, so the client reads the code back with [`ErrorBody::from_connect_error`]
+    /// instead of matching words.
+    pub fn to_connect_error(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| self.message.clone())
+    }
+
+    /// The refusal in a socket.io client's connect error: `text` holds the CONNECT_ERROR
+    /// packet's data (`{"message": "<to_connect_error's JSON>"}`), possibly after words of the
+    /// client's own. `None` when it holds no refusal (a dropped connection, an older server).
+    pub fn from_connect_error(text: &str) -> Option<ErrorBody> {
+        let start = text.find('{')?;
+        let data: serde_json::Value = serde_json::Deserializer::from_str(&text[start..]).into_iter().next()?.ok()?;
+        match data.get("message") {
+            Some(serde_json::Value::String(message)) if data.get("code").is_none() => {
+                serde_json::from_str(message).ok()
+            }
+            _ => serde_json::from_value(data).ok(),
+        }
+    }
 }
 
 /// What a provider reports about itself after connecting (its own timed kernel suite).
@@ -320,7 +352,7 @@ impl std::fmt::Debug for FtpCredentials {
 pub struct FileValue {
     /// The op whose value it is.
     pub op: OpId,
-    /// File name in the home directory (see [`valid_file_name`]).
+    /// File name in the home directory (see [`crate::files::valid_file_name`]).
     pub name: String,
     /// Its length in bytes.
     pub len: u64,
@@ -337,21 +369,12 @@ pub struct ResultFile {
     pub len: u64,
 }
 
-/// Whether `name` may name a file in a ravftp home: 1 to 128 characters of `[A-Za-z0-9._-]`,
-/// not starting with a dot. No separators, so no path can leave the home directory.
-pub fn valid_file_name(name: &str) -> bool {
-    (1..=128).contains(&name.len())
-        && !name.starts_with('.')
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-}
-
 /// `GET /v1/open-graphs` reply item: a graph that providers may join now.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OpenGraph {
     /// The graph.
     pub graph_id: GraphId,
-    /// Its name.
     pub name: String,
     /// Distributed or federated.
     pub approach: Approach,

@@ -19,7 +19,6 @@ pub enum FittedModel {
     LinearRegression {
         /// One weight per feature (`f64`, shape `(features,)`).
         coef: TensorData,
-        /// The intercept.
         intercept: f64,
     },
     /// k nearest neighbours voting on a class (ties: the smallest label).
@@ -65,26 +64,18 @@ pub enum FittedModel {
     DecisionTreeClassifier {
         /// The class labels, ascending (columns of the tree's values).
         classes: Vec<f64>,
-        /// The tree.
         tree: Tree,
     },
     /// A decision tree predicting a number.
-    DecisionTreeRegressor {
-        /// The tree.
-        tree: Tree,
-    },
+    DecisionTreeRegressor { tree: Tree },
     /// Trees on bootstrap samples, averaging their class probabilities.
     RandomForestClassifier {
         /// The class labels, ascending.
         classes: Vec<f64>,
-        /// The trees.
         trees: Vec<Tree>,
     },
     /// Trees on bootstrap samples, averaging their predictions.
-    RandomForestRegressor {
-        /// The trees.
-        trees: Vec<Tree>,
-    },
+    RandomForestRegressor { trees: Vec<Tree> },
     /// Support vector classification (libsvm's C-SVC, `C = 1`): one binary machine per pair
     /// of classes, and the pairs vote (ties: the smallest label), as scikit-learn's `SVC`.
     SvmSvc {

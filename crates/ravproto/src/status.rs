@@ -1,4 +1,4 @@
-//! Status enums of graphs, ops, subgraphs and providers (the original's §2.8 lifecycles).
+//! Status enums of graphs and ops (the original's §2.8 lifecycles).
 //!
 //! The original stored these as free strings and booleans as `"True"`/`"False"`; here each is
 //! a closed enum serialized in `snake_case`.
@@ -33,34 +33,4 @@ pub enum GraphStatus {
     Failed,
     /// Cancelled by its requester.
     Cancelled,
-}
-
-/// Lifecycle of one subgraph inside the scheduler.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SubgraphStatus {
-    /// Some external input is not computed yet.
-    NotReady,
-    /// Every input is available; waiting for a provider.
-    Ready,
-    /// Sent to a provider, result not back yet.
-    Assigned,
-    /// Results ingested.
-    Computed,
-    /// Failed for good after its retries.
-    Failed,
-}
-
-/// Connection and work state of a provider.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ProviderStatus {
-    /// Connected, not benchmarked yet.
-    Connected,
-    /// Benchmarked and waiting for work.
-    Idle,
-    /// Computing a subgraph.
-    Busy,
-    /// Gone; its in-flight work went back to ready.
-    Disconnected,
 }

@@ -14,10 +14,12 @@
 //! server then sends the checkpoint along). A failed op rolls the session back, and the state
 //! before the last assignment is kept, so a retry never applies a step twice.
 
+use ravexec::TensorValue;
+use ravexec::run::{PlannedOp, RunError};
 use ravexec::train::Session;
-use ravexec::{TensorValue, ValueStore};
 use ravproto::checkpoint::Checkpoint;
-use ravproto::provider::{AssignHeader, Frame, OpFailedReport, ResultHeader, TrainingState};
+use ravproto::frame::Frame;
+use ravproto::provider::{AssignHeader, OpFailedReport, ResultHeader, SUBGRAPH, TrainingState};
 use ravproto::{GraphId, OpId};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -70,7 +72,7 @@ pub fn run(
 ) -> Result<Computed, OpFailedReport> {
     let Frame { header, values } = frame;
     let state = header.state.clone();
-    let training = state.is_some() || header.ops.iter().any(|op| Session::is_stateful(&op.operation));
+    let training = state.is_some() || header.ops.iter().any(|op| op.operation.kind().trains());
     let mut throwaway = GraphSession::default();
     // Held for the whole assignment: a graph's training steps run one after another.
     let mut guard = training.then(|| sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
@@ -82,7 +84,7 @@ pub fn run(
         start_from(entry, state, checkpoint.as_ref()).map_err(|reason| OpFailedReport {
             assignment: header.assignment,
             op_id: header.ops.first().map_or(OpId(0), |op| op.id),
-            operator: "subgraph".into(),
+            operator: SUBGRAPH.into(),
             reason,
             // Another attempt, with the checkpoint, will work.
             retryable: true,
@@ -112,35 +114,41 @@ fn compute(
     values: Vec<ravproto::Value>,
     session: &mut Session,
 ) -> Result<Frame<ResultHeader>, OpFailedReport> {
+    let planned: Vec<PlannedOp<'_>> = header
+        .ops
+        .iter()
+        .map(|op| PlannedOp { id: op.id, operation: &op.operation, inputs: &op.inputs, constant: None })
+        .collect();
     // Values are lent to ops, not copied, and the outputs leave as they are: a big tensor
     // exists once on this provider.
-    let reads = |op: &ravproto::provider::AssignedOp| ravexec::store::reads(&op.inputs, &op.operation);
-    let mut store = ValueStore::new(header.ops.iter().flat_map(reads).chain(header.outputs.iter().copied()));
+    let mut store = ravexec::run::store_for(&planned, header.outputs.iter().copied());
     for (id, value) in header.inputs.iter().zip(values) {
         store.insert(*id, TensorValue::from_wire_owned(value));
     }
-    for op in &header.ops {
-        let failure = |reason: String, retryable: bool| OpFailedReport {
-            assignment: header.assignment,
-            op_id: op.id,
-            operator: op.operation.kind().short_name().to_string(),
-            reason,
-            retryable,
-        };
-        let ids = reads(op);
+    let failure = |op: OpId, reason: String, retryable: bool| OpFailedReport {
+        assignment: header.assignment,
+        op_id: op,
+        operator: header
+            .ops
+            .iter()
+            .find(|assigned| assigned.id == op)
+            .map_or(SUBGRAPH, |assigned| assigned.operation.kind().short_name())
+            .to_string(),
+        reason,
+        retryable,
+    };
+    ravexec::run::run_ops(&planned, &mut store, session).map_err(|error| match error {
         // A missing input is the server's mistake, not the op's: another attempt may work.
-        let inputs = store.lend(&ids).ok_or_else(|| failure("an input value was not sent".into(), true))?;
-        let result = session.run(op.id, &op.operation, &op.inputs, &inputs);
-        store.give_back(&ids, inputs, true);
-        store.insert(op.id, result.map_err(|e| failure(e.to_string(), false))?);
-    }
+        RunError::MissingInput { op } => failure(op, "an input value was not sent".into(), true),
+        RunError::Exec { op, error } => failure(op, error.to_string(), false),
+    })?;
     let outputs = header.outputs.clone();
     let mut out = Vec::with_capacity(outputs.len());
     for id in &outputs {
         let value = store.take(*id).ok_or_else(|| OpFailedReport {
             assignment: header.assignment,
             op_id: *id,
-            operator: "subgraph".into(),
+            operator: SUBGRAPH.into(),
             reason: "an output is not an op of this assignment".into(),
             retryable: true,
         })?;

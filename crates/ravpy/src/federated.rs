@@ -8,9 +8,11 @@
 //! bounds are inclusive, and errors name the column and line instead of crashing.
 
 use crate::Error;
+use ravclient::Http;
 use ravfed::Table;
-use ravproto::GraphId;
 use ravproto::federated::{ColumnSums, FederatedPayload, FederatedSpec, Privacy};
+use ravproto::messages::ErrorCode;
+use ravproto::{GraphId, routes};
 use std::path::PathBuf;
 
 /// What to contribute, and where.
@@ -42,23 +44,21 @@ pub struct Contribution {
 
 /// The graph's rules and the statistics it asks for (shown before contributing).
 pub async fn spec(server: &str, token: &str, graph: GraphId) -> Result<FederatedSpec, Error> {
-    let url = format!("{}/v1/federated/{}", server.trim_end_matches('/'), graph.0);
-    let fail = |reason: String| Error::Connect { server: server.to_string(), reason };
-    let response = reqwest::Client::new().get(url).bearer_auth(token).send().await.map_err(|e| fail(e.to_string()))?;
-    if !response.status().is_success() {
-        return Err(crate::refusal(response).await);
-    }
-    response.json().await.map_err(|e| fail(format!("unexpected reply: {e}")))
+    Http::new(server, token).get(&routes::federated(graph)).await.map_err(|e| Error::from_http(server, e))
 }
 
 /// Reads the file, computes its statistics under the graph's rules, encrypts them if the graph
-/// is encrypted, and submits them (once per provider and graph).
+/// is encrypted, and submits them (once per provider and graph). Requests are sent again
+/// while ravsock cannot be reached (the submission only if it never arrived).
 pub async fn contribute(config: &FederatedConfig) -> Result<Contribution, Error> {
-    let base = config.server.trim_end_matches('/');
-    let fail = |reason: String| Error::Connect { server: config.server.clone(), reason };
-    let spec = spec(&config.server, &config.token, config.graph).await?;
+    let http = Http::new(&config.server, &config.token);
+    let failed = |error| Error::from_http(&config.server, error);
+    let spec: FederatedSpec = http.get(&routes::federated(config.graph)).await.map_err(failed)?;
     if spec.status != ravproto::status::GraphStatus::Computing {
-        return Err(Error::Refused(format!("{} is not open to contributions", config.graph)));
+        return Err(Error::Refused {
+            code: ErrorCode::Conflict,
+            message: format!("{} is not open to contributions", config.graph),
+        });
     }
     let (file, rules, columns) = (config.file.clone(), spec.rules.clone(), spec.columns.clone());
     let (rows, kept_rows, summaries) = tokio::task::spawn_blocking(move || {
@@ -71,34 +71,14 @@ pub async fn contribute(config: &FederatedConfig) -> Result<Contribution, Error>
     .map_err(|e| Error::Data(e.to_string()))?
     .map_err(|e| Error::Data(e.to_string()))?;
     let sums: Vec<ColumnSums> = summaries.iter().map(|summary| summary.sums).collect();
-    let http = reqwest::Client::new();
     let payload = match spec.rules.privacy {
         Privacy::Plain => FederatedPayload::Plain(sums.clone()),
         Privacy::Encrypted => {
-            let response = http
-                .get(format!("{base}/v1/federated/{}/public-key", config.graph.0))
-                .bearer_auth(&config.token)
-                .send()
-                .await
-                .map_err(|e| fail(e.to_string()))?;
-            if !response.status().is_success() {
-                return Err(crate::refusal(response).await);
-            }
-            let key = response.bytes().await.map_err(|e| fail(e.to_string()))?;
+            let key = http.get_bytes(&routes::federated_public_key(config.graph)).await.map_err(failed)?;
             FederatedPayload::Encrypted(encrypt(key.to_vec(), spec.columns.clone(), sums.clone()).await?)
         }
     };
-    let response = http
-        .post(format!("{base}/v1/federated/{}/submissions", config.graph.0))
-        .bearer_auth(&config.token)
-        .json(&payload)
-        .send()
-        .await
-        .map_err(|e| fail(e.to_string()))?;
-    if !response.status().is_success() {
-        return Err(crate::refusal(response).await);
-    }
-    let spec = response.json().await.map_err(|e| fail(format!("unexpected reply: {e}")))?;
+    let spec = http.post(&routes::federated_submissions(config.graph), &payload).await.map_err(failed)?;
     Ok(Contribution { spec, rows, kept_rows, summaries })
 }
 

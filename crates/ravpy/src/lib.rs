@@ -16,11 +16,13 @@ pub mod view;
 
 use bytes::Bytes;
 use futures_util::FutureExt;
-use ravproto::messages::{Benchmark, FileValue, FtpCredentials};
+use ravclient::socket::{describe, first_json, refusal};
+use ravproto::frame::Frame;
+use ravproto::messages::{Benchmark, ErrorBody, ErrorCode, FileValue, FtpCredentials};
 use ravproto::provider::{
     AssignHeader, EVENT_ASSIGN, EVENT_CREDENTIALS, EVENT_JOIN, EVENT_OP_FAILED, EVENT_REJECTED, EVENT_RESULT,
-    EVENT_WITHDRAW, Frame, InlineBudget, JoinRequest, NAMESPACE, OpFailedReport, ProviderAuth, Rejected, ResultHeader,
-    ResultMessage, Withdraw,
+    EVENT_WITHDRAW, InlineBudget, JoinRequest, NAMESPACE, OpFailedReport, ProviderAuth, Rejected, ResultHeader,
+    ResultMessage, SUBGRAPH, Withdraw,
 };
 use ravproto::{GraphId, PROTOCOL_VERSION};
 use rust_socketio::Payload;
@@ -55,7 +57,6 @@ pub enum ProviderEvent {
     Joined,
     /// An assignment was computed and its outputs sent.
     Computed {
-        /// The assignment.
         assignment: u64,
         /// Ops computed.
         ops: u64,
@@ -64,7 +65,6 @@ pub enum ProviderEvent {
     },
     /// An op of an assignment failed.
     Failed {
-        /// The assignment.
         assignment: u64,
         /// The kernel's message.
         reason: String,
@@ -77,47 +77,40 @@ fn report(events: &Option<mpsc::UnboundedSender<ProviderEvent>>, event: Provider
     }
 }
 
-/// Graphs open to providers now (`approach`: only distributed or only federated ones).
+/// Graphs open to providers now (`approach`: only distributed or only federated ones). Asked
+/// again while ravsock cannot be reached, for up to [`ravclient::RECONNECT_FOR`].
 pub async fn list_graphs(
     server: &str,
     token: &str,
     approach: Option<ravproto::messages::Approach>,
 ) -> Result<Vec<ravproto::messages::OpenGraph>, Error> {
-    let mut url = format!("{}/v1/open-graphs", server.trim_end_matches('/'));
+    let mut path = ravproto::routes::open_graphs();
     if let Some(approach) = approach {
         let name = serde_json::to_value(approach).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-        url.push_str(&format!("?approach={name}"));
+        path.push_str(&format!("?approach={name}"));
     }
-    let fail = |reason: String| Error::Connect { server: server.to_string(), reason };
-    let response = reqwest::Client::new().get(url).bearer_auth(token).send().await.map_err(|e| fail(e.to_string()))?;
-    if !response.status().is_success() {
-        return Err(refusal(response).await);
-    }
-    response.json().await.map_err(|e| fail(format!("unexpected reply: {e}")))
-}
-
-/// The server's refusal (its `ErrorBody` message, or the raw body) as an [`Error::Refused`].
-pub(crate) async fn refusal(response: reqwest::Response) -> Error {
-    let status = response.status();
-    let body = response.bytes().await.unwrap_or_default();
-    let message = serde_json::from_slice::<ravproto::messages::ErrorBody>(&body)
-        .map_or_else(|_| String::from_utf8_lossy(&body).into_owned(), |b| b.message);
-    Error::Refused(format!("HTTP {status}: {message}"))
+    ravclient::Http::new(server, token).get(&path).await.map_err(|e| Error::from_http(server, e))
 }
 
 /// Why participation stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The server refused the connection (token, protocol version).
-    #[error("the server refused this provider: {0}")]
-    Refused(String),
+    /// The server refused the connection or a request (token, role, protocol version, a
+    /// graph that is not open), with its typed reason.
+    #[error("the server refused this provider: {message}")]
+    Refused {
+        /// Kind of refusal.
+        code: ravproto::messages::ErrorCode,
+        /// The server's reason.
+        message: String,
+    },
     /// The server refused the join.
     #[error("the server rejected the join: {0}")]
     Rejected(String),
     /// A federated contribution could not be computed (the file, the rules, encryption).
     #[error("{0}")]
     Data(String),
-    /// The socket.io client failed to start.
+    /// The server could not be reached, or the socket.io client failed to start.
     #[error("cannot connect to {server}: {reason}")]
     Connect {
         /// The URL.
@@ -125,6 +118,22 @@ pub enum Error {
         /// What the client said.
         reason: String,
     },
+}
+
+impl Error {
+    /// A request to `server` that got no usable answer.
+    pub(crate) fn from_http(server: &str, error: ravclient::Error) -> Error {
+        match error {
+            ravclient::Error::Server { code, message, .. } => Error::Refused { code, message },
+            ravclient::Error::Transport(reason) => Error::Connect { server: server.to_string(), reason },
+        }
+    }
+}
+
+impl From<ErrorBody> for Error {
+    fn from(body: ErrorBody) -> Error {
+        Error::Refused { code: body.code, message: body.message }
+    }
 }
 
 /// What the socket callbacks hand to the main loop.
@@ -135,7 +144,8 @@ enum Incoming {
     Withdraw(u64),
     Credentials(FtpCredentials),
     Rejected(String),
-    Error(String),
+    /// The server's refusal of the connection, or a dropped connection (`None`), and its text.
+    Error(Option<ErrorBody>, String),
 }
 
 fn forward(tx: &mpsc::UnboundedSender<Incoming>, message: Incoming) {
@@ -199,7 +209,7 @@ pub async fn participate(config: ParticipateConfig, shutdown: impl Future<Output
         .on(EVENT_WITHDRAW, on(&tx, |p| first_json::<Withdraw>(p).map(|w| Incoming::Withdraw(w.assignment))))
         .on(EVENT_REJECTED, on(&tx, |p| first_json::<Rejected>(p).map(|r| Incoming::Rejected(r.reason))))
         .on(EVENT_CREDENTIALS, on(&tx, |p| first_json::<FtpCredentials>(p).map(Incoming::Credentials)))
-        .on("error", on(&tx, |p| Some(Incoming::Error(describe(&p)))))
+        .on("error", on(&tx, |p| Some(Incoming::Error(refusal(&p), describe(&p)))))
         .connect()
         .await
         .map_err(|e| Error::Connect { server: config.server.clone(), reason: e.to_string() })?;
@@ -250,10 +260,12 @@ pub async fn participate(config: ParticipateConfig, shutdown: impl Future<Output
                     withdrawn.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(assignment);
                 }
                 Some(Incoming::Rejected(reason)) => break Err(Error::Rejected(reason)),
-                Some(Incoming::Error(reason)) => {
-                    if reason.contains("invalid token") || reason.contains("protocol version") || reason.contains("cannot provide") {
-                        break Err(Error::Refused(reason));
-                    }
+                // A refusal that another try cannot change ends participation; a server fault
+                // while checking the token, or a dropped connection, is tried again.
+                Some(Incoming::Error(Some(refused), _)) if refused.code != ErrorCode::Internal => {
+                    break Err(refused.into());
+                }
+                Some(Incoming::Error(_, reason)) => {
                     tracing::warn!(%reason, "connection problem; the client reconnects");
                 }
             },
@@ -317,7 +329,7 @@ impl Bulk {
                 Some(client) => client,
                 None => ftp.insert(self.connect().await.map_err(|e| e.to_string())?),
             };
-            let name = format!("out-{}-{}.ravv", frame.header.assignment, op.0);
+            let name = ravproto::files::assignment_output(frame.header.assignment, op);
             client.put_value(&name, &value).await.map_err(|e| e.to_string())?;
             frame.header.files.push(FileValue { op, name, len: value.encoded_len() });
         }
@@ -346,7 +358,7 @@ async fn give_back(client: &Client, header: &AssignHeader, reason: String) {
     let report = OpFailedReport {
         assignment: header.assignment,
         op_id: header.ops.first().map_or(ravproto::OpId(0), |op| op.id),
-        operator: "subgraph".into(),
+        operator: SUBGRAPH.into(),
         reason,
         retryable: true,
     };
@@ -355,7 +367,7 @@ async fn give_back(client: &Client, header: &AssignHeader, reason: String) {
 
 async fn handle_assignment(task: Task, bytes: Bytes) {
     let Task { client, summary, withdrawn, events, ftp, sessions } = task;
-    let decoded = ravproto::provider::unstuff(&bytes).and_then(|raw| Frame::<AssignHeader>::decode(&raw));
+    let decoded = ravproto::frame::unstuff(&bytes).and_then(|raw| Frame::<AssignHeader>::decode(&raw));
     let mut frame = match decoded {
         Ok(frame) => frame,
         Err(error) => {
@@ -417,21 +429,5 @@ async fn handle_assignment(task: Task, bytes: Bytes) {
             crate::report(&events, ProviderEvent::Failed { assignment, reason: report.reason });
         }
         Err(error) => tracing::error!(assignment, cause = %error, "compute task panicked"),
-    }
-}
-
-fn first_json<T: serde::de::DeserializeOwned>(payload: Payload) -> Option<T> {
-    match payload {
-        Payload::Text(values) => values.into_iter().next().and_then(|v| serde_json::from_value(v).ok()),
-        _ => None,
-    }
-}
-
-fn describe(payload: &Payload) -> String {
-    match payload {
-        Payload::Text(values) => values.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(" "),
-        Payload::Binary(bytes) => format!("<{} bytes>", bytes.len()),
-        #[allow(deprecated)]
-        Payload::String(text) => text.clone(),
     }
 }

@@ -22,7 +22,8 @@
 
 use crate::error::{Error, Result};
 use ravftp::Users;
-use ravproto::messages::{FtpCredentials, valid_file_name};
+use ravproto::files::{self, valid_file_name};
+use ravproto::messages::FtpCredentials;
 use ravproto::tensor::MAX_BINARY_HEADER;
 use ravproto::{OpId, ProviderId, TensorData, Value};
 use std::io::Read;
@@ -96,7 +97,7 @@ impl Bulk {
 
     /// Where the stored value of `op` lives.
     pub fn blob_path(&self, op: OpId) -> PathBuf {
-        self.blobs.join(format!("{}.ravv", op.0))
+        self.blobs.join(files::blob(op))
     }
 
     fn home_file(&self, user: &str, name: &str) -> Result<PathBuf> {
@@ -140,7 +141,7 @@ impl Bulk {
 
     /// Writes `value` (one kept in the database or in memory) into `user`'s home as `name`,
     /// replacing a file of that name; returns its length. For an assignment's inputs past the
-    /// frame's inline budget.
+    /// frame's inline budget, and a small result fetched as a file.
     pub fn place(&self, value: &Value, user: &str, name: &str) -> Result<u64> {
         let target = self.home_file(user, name)?;
         let _ = std::fs::remove_file(&target);
@@ -148,12 +149,6 @@ impl Bulk {
         std::fs::write(&target, &bytes)
             .map_err(|e| Error::Internal(format!("cannot write {name} in the ftp home of {user}: {e}")))?;
         Ok(bytes.len() as u64)
-    }
-
-    /// Reads and decodes the stored value of `op` (small callers only: lists in files, tests).
-    pub fn read(&self, op: OpId) -> Result<Value> {
-        let bytes = std::fs::read(self.blob_path(op)).map_err(|e| Error::Internal(format!("blob of {op}: {e}")))?;
-        Value::decode_binary(&bytes).map_err(|e| Error::Internal(format!("blob of {op}: {e}")))
     }
 }
 

@@ -1,33 +1,33 @@
-//! ravsock, the Raven scheduler server.
+//! ravsock, the Raven scheduler server. Its modules, from the front doors down (a module
+//! uses only those below it; the `tidy` test checks it):
 //!
+//! - [`api`]: the front doors: HTTP routes with thin handlers, and the socket.io namespaces.
+//! - [`service`]: what the server does for its callers (graphs, access, results, federated
+//!   queries), taking the database and typed state.
+//! - [`dispatch`]: the scheduler's I/O shell, one task that feeds the [`scheduler`] commands
+//!   and deadlines and performs its actions (assignments, results, emits); it resumes
+//!   unfinished graphs after a restart.
 //! - [`scheduler`]: one event-driven state machine that partitions graphs into subgraphs,
 //!   keeps the ready frontier, dispatches ready subgraphs to idle eligible providers in
 //!   parallel, and handles deadlines, failures, retries and late results. It does no I/O.
-//! - [`db`]: storage in SQLite (the default) or PostgreSQL (a `postgres://` database URL):
-//!   accounts with hashed tokens, graphs, ops, values; results written one transaction per
-//!   subgraph.
-//! - [`http`]: the requester API; [`server`]: the task that runs the scheduler against the
-//!   database and resumes unfinished graphs after a restart; [`socket`]: the provider
-//!   protocol over socket.io.
-//! - [`federated`]: federated queries (rules, keys, one submission per provider, the
-//!   aggregate), outside the scheduler; encrypted ones need the cargo feature `he`.
+//! - [`db`]: storage in SQLite (the default) or PostgreSQL (a `postgres://` database URL), a
+//!   file per table group; results written one transaction per subgraph.
 //! - [`bulk`]: the embedded ravftp server and the blob store for values above the inline
-//!   limit.
+//!   limit; [`validate`]: checks on uploaded ops.
+//! - [`auth`], [`config`], [`error`]: roles and tokens, flags, errors and their wire codes.
 
+pub mod api;
 pub mod auth;
 pub mod bulk;
+pub mod config;
 pub mod db;
+pub mod dispatch;
 pub mod error;
-pub mod federated;
-pub mod http;
 pub mod scheduler;
-pub mod server;
-pub mod socket;
+pub mod service;
 pub mod validate;
 
 pub use error::{Error, Result};
-
-pub mod config;
 
 use std::future::Future;
 
@@ -54,10 +54,11 @@ pub async fn run(
     let ftp = tokio::spawn(ravftp::server::serve(ftp_listener, bulk.users(), ftp_config, async {
         let _ = ftp_stopped.await;
     }));
-    let (scheduler, inbox) = server::scheduler_channel();
-    let (socket_layer, io) = socket::layer(socket::SocketState::new(db.clone(), scheduler.clone(), bulk.clone()));
-    server::start_scheduler(&scheduler, inbox, db.clone(), bulk.clone(), config.scheduler(), Some(io)).await?;
-    let app = http::router(http::AppState::new(db, scheduler, bulk)).layer(socket_layer);
+    let (scheduler, inbox) = dispatch::scheduler_channel();
+    let socket_state = api::socket::SocketState::new(db.clone(), scheduler.clone(), bulk.clone());
+    let (socket_layer, io) = api::socket::layer(socket_state);
+    dispatch::start_scheduler(&scheduler, inbox, db.clone(), bulk.clone(), config.scheduler(), Some(io)).await?;
+    let app = api::router(api::AppState::new(db, scheduler, bulk)).layer(socket_layer);
     let address = listener.local_addr().map_err(|e| Error::Internal(e.to_string()))?;
     tracing::info!(%address, ftp_port, "ravsock listening");
     // Small messages (assignments, results, long-poll answers) must not wait for Nagle's

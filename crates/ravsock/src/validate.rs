@@ -54,7 +54,7 @@ pub fn chunk(records: &[OpRecord], known: &BTreeMap<u64, OpId>) -> Result<()> {
             if record.value.is_some() {
                 return Err(invalid("an op carries either a value or a value file, not both".into()));
             }
-            if !ravproto::messages::valid_file_name(name) {
+            if !ravproto::files::valid_file_name(name) {
                 return Err(invalid(format!("invalid value file name {name:?}")));
             }
             if !matches!(record.operation, Operation::Lin(_) | Operation::PytorchModel(_)) {

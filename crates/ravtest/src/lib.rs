@@ -1,2 +1,2 @@
-//! Workspace-wide checks (the `tidy` test) and, as the distributed path lands, the cross-crate
-//! end-to-end tests. This crate has no library code of its own.
+//! Workspace-wide checks (the `tidy` test), the cross-crate end-to-end tests (`tests/e2e`) and
+//! the grid benchmarks (`benches/`). This crate has no library code of its own.

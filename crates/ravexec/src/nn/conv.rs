@@ -17,11 +17,9 @@ use rayon::prelude::*;
 pub struct Window {
     /// Kernel `(kh, kw)`.
     pub kernel: [usize; 2],
-    /// Stride.
     pub stride: [usize; 2],
     /// Zero padding on each side.
     pub padding: [usize; 2],
-    /// Dilation.
     pub dilation: [usize; 2],
 }
 

@@ -162,4 +162,10 @@ fn param_refs_are_extra_dependencies() {
         serde_json::from_str(r#"{"operator":"forward_pass_dense","params":{"n_units":2,"previous_forward_pass":4}}"#)
             .unwrap();
     assert_eq!((dense.param_refs(), dense.value_refs()), (vec![OpId(4)], vec![]));
+    // Stored with the server's ids: the references are rewritten in place, typed.
+    let mut stored = op.clone();
+    stored.map_param_refs(|local| Some(OpId(local.0 + 100))).unwrap();
+    assert_eq!(stored.param_refs(), vec![OpId(109), OpId(103)]);
+    assert_eq!(stored.value_refs(), vec![OpId(103)]);
+    assert_eq!(op.clone().map_param_refs(|local| (local.0 == 9).then_some(local)), Err(OpId(3)));
 }

@@ -15,9 +15,22 @@ mod tests;
 pub use partition::{OpInfo, Subgraph, partition};
 
 use ravproto::messages::{Benchmark, OpFailure, Requirements};
-use ravproto::status::{GraphStatus, SubgraphStatus};
+use ravproto::status::GraphStatus;
 use ravproto::{GraphId, OpId, ProviderId};
 use std::collections::{BTreeMap, BTreeSet};
+
+/// Lifecycle of one subgraph inside the scheduler.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum SubgraphStatus {
+    /// Some external input is not computed yet.
+    NotReady,
+    /// Every input is available; waiting for a provider.
+    Ready,
+    /// Sent to a provider, result not back yet.
+    Assigned,
+    /// Results ingested.
+    Computed,
+}
 
 /// Milliseconds on the server's monotonic clock.
 pub type Millis = u64;
@@ -59,7 +72,6 @@ impl Default for SchedulerConfig {
 pub enum Event {
     /// A graph was executed (or restored after a restart: computed ops are not redone).
     GraphSubmitted {
-        /// The graph.
         graph: GraphId,
         /// Every op, in dependency order.
         ops: Vec<OpInfo>,
@@ -67,13 +79,9 @@ pub enum Event {
         requirements: Requirements,
     },
     /// The requester cancelled a graph.
-    GraphCancelled {
-        /// The graph.
-        graph: GraphId,
-    },
+    GraphCancelled { graph: GraphId },
     /// A provider connected and benchmarked; `graph` limits it to one graph.
     ProviderJoined {
-        /// The provider.
         provider: ProviderId,
         /// Its report.
         benchmark: Benchmark,
@@ -81,22 +89,12 @@ pub enum Event {
         graph: Option<GraphId>,
     },
     /// A provider disconnected.
-    ProviderLeft {
-        /// The provider.
-        provider: ProviderId,
-    },
+    ProviderLeft { provider: ProviderId },
     /// A provider returned every output of an assignment (already stored by the server).
-    SubgraphCompleted {
-        /// The provider.
-        provider: ProviderId,
-        /// The assignment.
-        assignment: AssignmentId,
-    },
+    SubgraphCompleted { provider: ProviderId, assignment: AssignmentId },
     /// A provider could not compute an assignment.
     SubgraphFailed {
-        /// The provider.
         provider: ProviderId,
-        /// The assignment.
         assignment: AssignmentId,
         /// The op and the reason.
         failure: OpFailure,
@@ -114,7 +112,6 @@ pub struct Assignment {
     pub id: AssignmentId,
     /// Who computes it.
     pub provider: ProviderId,
-    /// Its graph.
     pub graph: GraphId,
     /// Index of the subgraph within the graph.
     pub subgraph: usize,
@@ -136,28 +133,18 @@ pub enum Action {
     /// Send a subgraph to a provider.
     Assign(Assignment),
     /// Tell a provider to drop an assignment (deadline passed, graph failed or cancelled).
-    Withdraw {
-        /// The provider.
-        provider: ProviderId,
-        /// The assignment.
-        assignment: AssignmentId,
-    },
+    Withdraw { provider: ProviderId, assignment: AssignmentId },
     /// A provider missed a deadline: it gets no more work until it connects again (the server
     /// closes its connection; its other assignments went back to ready).
-    Evict {
-        /// The provider.
-        provider: ProviderId,
-    },
+    Evict { provider: ProviderId },
     /// A provider may not join the graph it chose.
     Rejected {
-        /// The provider.
         provider: ProviderId,
         /// Why.
         reason: String,
     },
     /// Ops of a graph were computed.
     Progress {
-        /// The graph.
         graph: GraphId,
         /// Computed ops.
         computed: u64,
@@ -166,19 +153,14 @@ pub enum Action {
     },
     /// An attempt at a subgraph failed and the subgraph is ready again for another.
     AttemptFailed {
-        /// The graph.
         graph: GraphId,
         /// The op (the subgraph's first when none is to blame) and the reason.
         failure: OpFailure,
     },
     /// Every op of the graph is computed.
-    GraphComputed {
-        /// The graph.
-        graph: GraphId,
-    },
+    GraphComputed { graph: GraphId },
     /// The graph failed for good.
     GraphFailed {
-        /// The graph.
         graph: GraphId,
         /// The op and the reason.
         failure: OpFailure,
@@ -202,9 +184,10 @@ struct GraphState {
     computed_ops: u64,
     /// The operator name of each pending op, for failure reports.
     operators: BTreeMap<OpId, &'static str>,
-    /// Whether the graph trains layers: their weights live in one provider's memory, so
-    /// every subgraph goes to [`GraphState::holder`] while it is connected.
-    trains: bool,
+    /// Whether the graph is pinned to one provider ([`ravproto::OpKind::pinned`]): its layers'
+    /// weights live in that provider's memory, so every subgraph goes to
+    /// [`GraphState::holder`] while it is connected.
+    pinned: bool,
     /// The provider holding the training state.
     holder: Option<ProviderId>,
     /// A training subgraph is out: the next one waits, as it starts from the state this one
@@ -368,9 +351,7 @@ impl Scheduler {
             computed_ops: computed.len() as u64,
             operators: ops.iter().filter(|op| !op.computed).map(|op| (op.id, op.kind.short_name())).collect(),
             subgraphs: states,
-            trains: ops
-                .iter()
-                .any(|op| matches!(op.kind.group(), ravproto::Group::DeepLearning | ravproto::Group::WholeModel)),
+            pinned: ops.iter().any(|op| op.kind.pinned()),
             holder: None,
             training_out: false,
         };
@@ -492,7 +473,7 @@ impl Scheduler {
                             && provider.graph.is_none_or(|chosen| chosen == **id)
                             && g.requirements.accepts(&provider.benchmark)
                             // A training graph stays with the provider holding its weights.
-                            && (!g.trains || g.holder.is_none_or(|h| h == provider_id || !providers_now.contains_key(&h)))
+                            && (!g.pinned || g.holder.is_none_or(|h| h == provider_id || !providers_now.contains_key(&h)))
                     })
                     .flat_map(|(id, g)| {
                         g.subgraphs
@@ -507,7 +488,7 @@ impl Scheduler {
                 self.next_assignment += 1;
                 let deadline = now + self.config.deadline_base_ms + self.config.deadline_per_op_ms * size as u64;
                 let graph = self.graphs.get_mut(&graph_id).expect("picked from graphs");
-                if graph.trains {
+                if graph.pinned {
                     graph.holder = Some(provider_id);
                 }
                 let sub = &mut graph.subgraphs[index];

@@ -6,17 +6,19 @@ use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use ravproto::messages::{CreateGraphResponse, ErrorBody, ErrorCode, GraphMeta, GraphProgress, OpChunkResponse, OpRef};
 use ravproto::status::GraphStatus;
+use ravsock::api::{AppState, router};
 use ravsock::auth::Role;
 use ravsock::bulk::Bulk;
 use ravsock::db::Db;
-use ravsock::http::{AppState, router};
+use ravsock::dispatch::spawn_scheduler;
 use ravsock::scheduler::SchedulerConfig;
-use ravsock::server::spawn_scheduler;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
 struct Server {
     state: AppState,
+    scheduler: ravsock::dispatch::SchedulerHandle,
+    bulk: Bulk,
     _dir: tempfile::TempDir,
 }
 
@@ -28,7 +30,7 @@ impl Server {
         // No FTP server runs here: tests put files in the homes directly.
         let bulk = Bulk::new(dir.path(), 0, 1 << 20).expect("bulk storage");
         let scheduler = spawn_scheduler(db.clone(), bulk.clone(), SchedulerConfig::default()).await.expect("scheduler");
-        Server { state: AppState::new(db, scheduler, bulk), _dir: dir }
+        Server { state: AppState::new(db, scheduler.clone(), bulk.clone()), scheduler, bulk, _dir: dir }
     }
 
     async fn token(&self, name: &str, role: Role) -> String {
@@ -213,7 +215,7 @@ async fn a_graph_of_only_inputs_completes_without_providers() {
         "value": {"tensor": {"dtype": "i64", "shape": [], "data": [7]}}, "persist": "seven"}]});
     server.call("POST", &format!("/v1/graphs/{graph}/ops"), Some(&alice), Some(chunk)).await;
     server.call("POST", &format!("/v1/graphs/{graph}/execute"), Some(&alice), None).await;
-    server.state.scheduler.flush().await.unwrap();
+    server.scheduler.flush().await.unwrap();
     let (_, progress) = server.call("GET", &format!("/v1/graphs/{graph}"), Some(&alice), None).await;
     assert_eq!(progress["status"], json!("computed"));
     assert_eq!(progress["percent"], json!(100.0));
@@ -240,7 +242,7 @@ async fn big_values_arrive_as_files_in_the_requesters_ftp_home() {
     let (status, credentials) = server.call("POST", "/v1/ftp/credentials", Some(&alice), None).await;
     assert_eq!(status, StatusCode::OK);
     let user = credentials["user"].as_str().unwrap().to_string();
-    let home = server.state.bulk.users().home(&user).expect("home made at issue");
+    let home = server.bulk.users().home(&user).expect("home made at issue");
 
     let tensor = TensorData::from_f64(vec![2, 2], &[1.0, 2.0, 3.0, 4.0]).unwrap();
     std::fs::write(home.join("m.ravv"), Wire::Tensor(tensor.clone()).encode_binary()).unwrap();

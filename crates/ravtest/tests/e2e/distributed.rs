@@ -258,11 +258,14 @@ async fn wrong_tokens_and_other_peoples_graphs_are_refused() {
     let stack = Stack::start(30_000).await;
     let refused = stack.provider_with("rav_wrong", 1.0).task.await.unwrap();
     assert!(
-        matches!(refused, Err(ravpy::Error::Refused(ref reason)) if reason.contains("invalid token")),
+        matches!(refused, Err(ravpy::Error::Refused { code: ErrorCode::Unauthorized, ref message }) if message.contains("invalid token")),
         "{refused:?}"
     );
     let as_provider = stack.provider_with(&stack.requester, 1.0).task.await.unwrap();
-    assert!(matches!(as_provider, Err(ravpy::Error::Refused(_))), "a requester token cannot provide");
+    assert!(
+        matches!(as_provider, Err(ravpy::Error::Refused { code: ErrorCode::Forbidden, .. })),
+        "a requester token cannot provide: {as_provider:?}"
+    );
     assert!(matches!(
         Client::connect(&stack.url, "rav_wrong").await,
         Err(Error::Server { code: ErrorCode::Unauthorized, .. })
@@ -335,7 +338,10 @@ async fn providers_list_the_open_graphs_with_their_requirements() {
     assert!(!table.contains(&format!("\n{:>6} ", pending.0)));
     let federated = ravpy::list_graphs(&stack.url, &stack.provider_token, Some(Approach::Federated)).await.unwrap();
     assert!(federated.is_empty());
-    assert!(matches!(ravpy::list_graphs(&stack.url, "rav_wrong", None).await, Err(ravpy::Error::Refused(_))));
+    assert!(matches!(
+        ravpy::list_graphs(&stack.url, "rav_wrong", None).await,
+        Err(ravpy::Error::Refused { code: ErrorCode::Unauthorized, .. })
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -2,6 +2,8 @@
 //!
 //! - Internal crate dependencies follow the allow-list of ARCHITECTURE.md: clients and the
 //!   server meet only in `ravproto`.
+//! - Inside each crate, the `use crate::…` edges between top-level modules form no circle, and
+//!   ravsock's modules follow its declared layering (a module uses only the layers below it).
 //! - Every Rust file opens with a `//!` module doc.
 //! - No test is skipped or expected to panic, and no `dbg!` is left behind.
 
@@ -16,11 +18,12 @@ fn workspace_root() -> PathBuf {
 const ALLOWED: &[(&str, &[&str])] = &[
     ("ravproto", &[]),
     ("ravexec", &["ravproto"]),
-    ("ravop", &["ravproto", "ravexec", "ravftp", "ravfed"]),
+    ("ravop", &["ravproto", "ravexec", "ravftp", "ravfed", "ravclient"]),
+    ("ravclient", &["ravproto"]),
     ("ravftp", &["ravproto"]),
     ("ravfed", &["ravproto"]),
     ("ravsock", &["ravproto", "ravftp", "ravfed"]),
-    ("ravpy", &["ravproto", "ravexec", "ravftp", "ravfed"]),
+    ("ravpy", &["ravproto", "ravexec", "ravftp", "ravfed", "ravclient"]),
     ("ravtest", &[]),
 ];
 
@@ -93,5 +96,159 @@ fn sources_have_module_docs_and_no_skipped_tests() {
             }
         }
     }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// ravsock's top-level modules, from the front doors down: a module may use only modules of
+/// the layers after its own (ARCHITECTURE.md, "ravsock").
+const RAVSOCK_LAYERS: &[&[&str]] =
+    &[&["api"], &["service"], &["dispatch", "config"], &["db", "bulk", "validate", "scheduler"], &["auth"], &["error"]];
+
+/// The top-level modules of a crate (files and folders of `src`, without the crate root) and
+/// the other top-level modules each one names through `crate::` in code (comments skipped).
+fn module_edges(src: &Path) -> BTreeMap<String, std::collections::BTreeSet<String>> {
+    let mut files: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
+    for entry in std::fs::read_dir(src).expect("src/ exists").flatten() {
+        let path = entry.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        if path.is_dir() {
+            let mut inside = Vec::new();
+            rust_files(&path, &mut inside);
+            files.entry(name).or_default().extend(inside);
+        } else if let Some(module) = name.strip_suffix(".rs")
+            && module != "lib"
+            && module != "main"
+        {
+            files.entry(module.to_string()).or_default().push(path);
+        }
+    }
+    let modules: std::collections::BTreeSet<String> = files.keys().cloned().collect();
+    files
+        .iter()
+        .map(|(module, paths)| {
+            let mut used = std::collections::BTreeSet::new();
+            for path in paths {
+                let text = std::fs::read_to_string(path).expect("readable source");
+                let code: String = text
+                    .lines()
+                    .filter(|line| !line.trim_start().starts_with("//"))
+                    .map(|line| format!("{line}\n"))
+                    .collect();
+                used.extend(crate_paths(&code).into_iter().filter(|m| m != module && modules.contains(m)));
+            }
+            (module.clone(), used)
+        })
+        .collect()
+}
+
+/// The first segment of every `crate::…` path in `code`, `use crate::{a, b::c}` included.
+fn crate_paths(code: &str) -> Vec<String> {
+    let ident = |s: &str| s.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect::<String>();
+    let mut found = Vec::new();
+    for (at, _) in code.match_indices("crate::") {
+        let before = code[..at].chars().next_back();
+        if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '$') {
+            continue;
+        }
+        let rest = &code[at + "crate::".len()..];
+        if let Some(group) = rest.strip_prefix('{') {
+            let mut depth = 0;
+            let mut item = String::new();
+            for c in group.chars() {
+                match c {
+                    '{' => depth += 1,
+                    '}' if depth == 0 => break,
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => {
+                        found.push(ident(item.trim()));
+                        item.clear();
+                        continue;
+                    }
+                    _ => {}
+                }
+                if depth == 0 {
+                    item.push(c);
+                }
+            }
+            found.push(ident(item.trim()));
+        } else {
+            found.push(ident(rest));
+        }
+    }
+    found.retain(|name| !name.is_empty());
+    found
+}
+
+/// A circle in `edges`, as the modules along it, if there is one.
+fn circle(edges: &BTreeMap<String, std::collections::BTreeSet<String>>) -> Option<Vec<String>> {
+    fn visit(
+        module: &str,
+        edges: &BTreeMap<String, std::collections::BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut std::collections::BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(start) = path.iter().position(|m| m == module) {
+            let mut circle = path[start..].to_vec();
+            circle.push(module.to_string());
+            return Some(circle);
+        }
+        if done.contains(module) {
+            return None;
+        }
+        path.push(module.to_string());
+        for next in edges.get(module).into_iter().flatten() {
+            if let Some(circle) = visit(next, edges, path, done) {
+                return Some(circle);
+            }
+        }
+        path.pop();
+        done.insert(module.to_string());
+        None
+    }
+    let mut done = std::collections::BTreeSet::new();
+    edges.keys().find_map(|module| visit(module, edges, &mut Vec::new(), &mut done))
+}
+
+#[test]
+fn no_crate_has_an_import_circle_between_its_modules() {
+    let root = workspace_root();
+    let mut problems = Vec::new();
+    for name in internal_crates(&root).keys() {
+        let src = root.join("crates").join(name).join("src");
+        if !src.is_dir() {
+            continue;
+        }
+        if let Some(circle) = circle(&module_edges(&src)) {
+            problems.push(format!("{name}: {}", circle.join(" -> ")));
+        }
+    }
+    assert!(problems.is_empty(), "import circles:\n{}", problems.join("\n"));
+    // The checker sees a circle where there is one.
+    let edges =
+        BTreeMap::from([("a".to_string(), ["b".to_string()].into()), ("b".to_string(), ["a".to_string()].into())]);
+    assert_eq!(circle(&edges), Some(vec!["a".into(), "b".into(), "a".into()]));
+    assert_eq!(crate_paths("use crate::{db::{Db, Row}, error};\nlet x = crate::api::router;"), ["db", "error", "api"]);
+}
+
+#[test]
+fn ravsock_modules_follow_their_layering() {
+    let root = workspace_root();
+    let edges = module_edges(&root.join("crates/ravsock/src"));
+    let layer = |module: &str| RAVSOCK_LAYERS.iter().position(|layer| layer.contains(&module));
+    let mut problems = Vec::new();
+    for (module, used) in &edges {
+        let Some(own) = layer(module) else {
+            problems.push(format!(
+                "ravsock's module `{module}` is in no layer; add it to RAVSOCK_LAYERS and ARCHITECTURE.md"
+            ));
+            continue;
+        };
+        for other in used {
+            if layer(other).is_none_or(|theirs| theirs <= own) {
+                problems.push(format!("ravsock's `{module}` uses `{other}`, which is not below it"));
+            }
+        }
+    }
+    assert!(edges.contains_key("api") && edges.contains_key("db"), "found the modules");
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

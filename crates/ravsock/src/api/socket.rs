@@ -9,14 +9,18 @@
 //! A requester connects to `/requester` the same way and subscribes to its own graphs (see
 //! `ravproto::requester`); each subscribed socket joins the graph's room, where the scheduler
 //! task emits progress, failed attempts and the graph's end.
+//!
+//! A refused connection gets a typed [`ErrorBody`] as its CONNECT_ERROR message
+//! ([`ErrorBody::to_connect_error`]), so clients read the code instead of matching words.
 
 use crate::auth::Role;
 use crate::bulk::{Bulk, provider_user};
 use crate::db::{Account, Db};
+use crate::dispatch::{Command, SchedulerHandle, graph_room, provider_room};
 use crate::error::Error;
 use crate::scheduler::{AssignmentId, Event};
-use crate::server::{Command, SchedulerHandle};
-use ravproto::messages::OpFailure;
+use crate::service::access::owned_graph;
+use ravproto::messages::{ErrorBody, ErrorCode, OpFailure};
 use ravproto::provider::{
     EVENT_CREDENTIALS, EVENT_JOIN, EVENT_OP_FAILED, EVENT_RESULT, JoinRequest, NAMESPACE, OpFailedReport, ProviderAuth,
     ResultMessage,
@@ -25,7 +29,7 @@ use ravproto::requester::{
     self, EVENT_ERROR, EVENT_GRAPH_DONE, EVENT_PROGRESS, EVENT_SUBSCRIBE, RequesterAuth, Subscribe,
 };
 use ravproto::status::GraphStatus;
-use ravproto::{GraphId, PROTOCOL_VERSION, ProviderId};
+use ravproto::{PROTOCOL_VERSION, ProviderId};
 use socketioxide::SocketIo;
 use socketioxide::extract::{Data, Extension, SocketRef, State, TryData};
 use socketioxide::handler::ConnectHandler;
@@ -52,20 +56,26 @@ impl SocketState {
     }
 }
 
-/// The room holding a provider's socket (assignments are emitted there).
-pub fn provider_room(provider: ProviderId) -> String {
-    format!("provider-{}", provider.0)
+/// The refusal of a connection, sent as the CONNECT_ERROR message.
+#[derive(Debug)]
+struct Refusal(ErrorBody);
+
+impl Refusal {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Refusal {
+        Refusal(ErrorBody { code, message: message.into(), op: None })
+    }
 }
 
-/// The room, in the `/requester` namespace, of the sockets subscribed to a graph.
-pub fn graph_room(graph: GraphId) -> String {
-    format!("graph-{}", graph.0)
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.to_connect_error())
+    }
 }
 
 /// Builds the socket.io layer and its handle.
 pub fn layer(state: SocketState) -> (SocketIoLayer, SocketIo) {
     let (layer, io) = SocketIo::builder()
-        .max_payload(crate::http::MAX_BODY_BYTES as u64)
+        .max_payload(super::MAX_BODY_BYTES as u64)
         .max_buffer_size(4096)
         .with_state(state)
         .build_layer();
@@ -76,18 +86,29 @@ pub fn layer(state: SocketState) -> (SocketIoLayer, SocketIo) {
 
 /// The account of a connecting peer (`who`: "provider" or "requester"), or the reason it is
 /// refused: another protocol version, or an unknown token.
-async fn check_peer(state: &SocketState, token: &str, version: u32, who: &str) -> Result<Account, String> {
+async fn check_peer(state: &SocketState, token: &str, version: u32, who: &str) -> Result<Account, Refusal> {
     if version != PROTOCOL_VERSION {
-        return Err(format!("protocol version mismatch: this server speaks {PROTOCOL_VERSION}, the {who} {version}"));
+        return Err(Refusal::new(
+            ErrorCode::VersionMismatch,
+            format!("protocol version mismatch: this server speaks {PROTOCOL_VERSION}, the {who} {version}"),
+        ));
     }
     match state.db.account_by_token(token).await {
         Ok(Some(account)) => Ok(account),
-        Ok(None) => Err("invalid token".into()),
+        Ok(None) => Err(Refusal::new(ErrorCode::Unauthorized, "invalid token")),
         Err(error) => {
             tracing::error!(cause = %error, "token lookup failed");
-            Err("server error while checking the token".into())
+            Err(Refusal::new(ErrorCode::Internal, "server error while checking the token"))
         }
     }
+}
+
+/// The refusal of a malformed auth payload.
+fn malformed(error: impl std::fmt::Display) -> Refusal {
+    Refusal::new(
+        ErrorCode::BadRequest,
+        format!("malformed auth payload (expected token and protocol_version): {error}"),
+    )
 }
 
 /// Connect middleware: the protocol version must match and the token must be a provider's.
@@ -95,11 +116,11 @@ async fn authenticate(
     socket: SocketRef,
     TryData(auth): TryData<ProviderAuth>,
     State(state): State<SocketState>,
-) -> Result<(), String> {
-    let auth = auth.map_err(|e| format!("malformed auth payload (expected token and protocol_version): {e}"))?;
+) -> Result<(), Refusal> {
+    let auth = auth.map_err(malformed)?;
     let account = check_peer(&state, &auth.token, auth.protocol_version, "provider").await?;
     if account.role == Role::Requester {
-        return Err("requester tokens cannot provide compute".into());
+        return Err(Refusal::new(ErrorCode::Forbidden, "requester tokens cannot provide compute"));
     }
     let provider = ProviderId(state.next_provider.fetch_add(1, Ordering::Relaxed));
     socket.extensions.insert(provider);
@@ -186,11 +207,11 @@ async fn authenticate_requester(
     socket: SocketRef,
     TryData(auth): TryData<RequesterAuth>,
     State(state): State<SocketState>,
-) -> Result<(), String> {
-    let auth = auth.map_err(|e| format!("malformed auth payload (expected token and protocol_version): {e}"))?;
+) -> Result<(), Refusal> {
+    let auth = auth.map_err(malformed)?;
     let account = check_peer(&state, &auth.token, auth.protocol_version, "requester").await?;
     if account.role == Role::Provider {
-        return Err("provider tokens cannot follow graphs".into());
+        return Err(Refusal::new(ErrorCode::Forbidden, "provider tokens cannot follow graphs"));
     }
     socket.extensions.insert(account);
     socket.on(EVENT_SUBSCRIBE, subscribe);
@@ -212,10 +233,10 @@ async fn subscribe(
         // A malformed request is answered like any refusal, never dropped in silence.
         let request =
             request.map_err(|e| Error::BadRequest(format!("malformed subscribe (expected graph_id): {e}")))?;
-        crate::http::owned_graph(&state.db, &account, request.graph_id.0).await?;
+        owned_graph(&state.db, &account, request.graph_id.0).await?;
         socket.join(graph_room(request.graph_id));
-        let graph = crate::http::owned_graph(&state.db, &account, request.graph_id.0).await?;
-        crate::http::graph_progress(&state.db, &graph).await
+        let graph = owned_graph(&state.db, &account, request.graph_id.0).await?;
+        state.db.progress(&graph).await
     };
     let sent = match current.await {
         Ok(progress) if matches!(progress.status, GraphStatus::Pending | GraphStatus::Computing) => {

@@ -1,0 +1,112 @@
+//! The HTTP routes of ravsock's API, in one place for the server and its clients.
+//!
+//! Each route is a pattern in axum's syntax (`/v1/graphs/{id}`), which ravsock registers, and
+//! a function that builds the path of one resource from typed ids, which the clients call, so
+//! neither side spells a path by hand. Query strings (`?execute=true`, `?timeout_ms=`) are added
+//! by the caller.
+
+use crate::ids::GraphId;
+
+/// Declares each route's pattern constant and its path builder; the builder fills the
+/// pattern's `{…}` placeholders, in order, with its arguments.
+macro_rules! routes {
+    ($( $(#[$doc:meta])* $pattern:ident, $path:ident($($arg:ident: $ty:ty),*) = $text:literal; )*) => {
+        $(
+            $(#[$doc])*
+            pub const $pattern: &str = $text;
+
+            #[doc = concat!("The path of [`", stringify!($pattern), "`].")]
+            pub fn $path($($arg: $ty),*) -> String {
+                fill($text, &[$(&Segment::from($arg)),*])
+            }
+        )*
+
+        /// Every route's pattern and the arguments its builder takes.
+        #[cfg(test)]
+        pub(crate) const ALL: &[(&str, &[&str])] = &[$(($text, &[$(stringify!($arg)),*])),*];
+    };
+}
+
+routes! {
+    /// `POST`: create a graph (a [`crate::messages::GraphMeta`]); `GET`: the caller's graphs.
+    GRAPHS, graphs() = "/v1/graphs";
+    /// `POST`: create, store and run a whole small graph in one request.
+    RUN_GRAPH, run_graph() = "/v1/graphs/run";
+    /// `GET`: a graph's progress.
+    GRAPH, graph(graph: GraphId) = "/v1/graphs/{id}";
+    /// `POST`: a chunk of a graph's ops (`?execute=true` on the last one starts it).
+    GRAPH_OPS, graph_ops(graph: GraphId) = "/v1/graphs/{id}/ops";
+    /// `POST`: start a graph.
+    GRAPH_EXECUTE, graph_execute(graph: GraphId) = "/v1/graphs/{id}/execute";
+    /// `POST`: cancel a graph.
+    GRAPH_CANCEL, graph_cancel(graph: GraphId) = "/v1/graphs/{id}/cancel";
+    /// `GET`: long poll for a graph's next change (`?timeout_ms=`).
+    GRAPH_WAIT, graph_wait(graph: GraphId) = "/v1/graphs/{id}/wait";
+    /// `GET`: a persisted result, inline.
+    GRAPH_RESULT, graph_result(graph: GraphId, name: &str) = "/v1/graphs/{id}/results/{name}";
+    /// `GET`: a persisted result placed in the caller's ravftp home.
+    GRAPH_RESULT_FILE, graph_result_file(graph: GraphId, name: &str) = "/v1/graphs/{id}/results/{name}/file";
+    /// `POST`: new ravftp credentials for a requester.
+    FTP_CREDENTIALS, ftp_credentials() = "/v1/ftp/credentials";
+    /// `GET`: graphs open to providers (`?approach=`).
+    OPEN_GRAPHS, open_graphs() = "/v1/open-graphs";
+    /// `GET`: a federated query's spec.
+    FEDERATED, federated(graph: GraphId) = "/v1/federated/{id}";
+    /// `GET`: long poll for a federated query's contributors (`?contributors_above=&timeout_ms=`).
+    FEDERATED_WAIT, federated_wait(graph: GraphId) = "/v1/federated/{id}/wait";
+    /// `PUT`: an encrypted query's evaluation keys.
+    FEDERATED_KEYS, federated_keys(graph: GraphId) = "/v1/federated/{id}/keys";
+    /// `GET`: an encrypted query's public key.
+    FEDERATED_PUBLIC_KEY, federated_public_key(graph: GraphId) = "/v1/federated/{id}/public-key";
+    /// `POST`: a provider's statistics.
+    FEDERATED_SUBMISSIONS, federated_submissions(graph: GraphId) = "/v1/federated/{id}/submissions";
+    /// `POST`: close a federated query and get its aggregate.
+    FEDERATED_CLOSE, federated_close(graph: GraphId) = "/v1/federated/{id}/close";
+}
+
+/// One argument of a path builder, as it appears in the path.
+struct Segment(String);
+
+impl From<GraphId> for Segment {
+    fn from(graph: GraphId) -> Segment {
+        Segment(graph.0.to_string())
+    }
+}
+
+impl From<&str> for Segment {
+    fn from(text: &str) -> Segment {
+        Segment(text.to_string())
+    }
+}
+
+/// `pattern` with its placeholders replaced by `segments`, in order.
+fn fill(pattern: &str, segments: &[&Segment]) -> String {
+    let mut path = String::with_capacity(pattern.len() + 16);
+    let mut segments = segments.iter();
+    let mut rest = pattern;
+    while let Some(open) = rest.find('{') {
+        path.push_str(&rest[..open]);
+        let close = rest[open..].find('}').map_or(rest.len(), |close| open + close + 1);
+        path.push_str(segments.next().map_or("", |segment| segment.0.as_str()));
+        rest = &rest[close..];
+    }
+    path.push_str(rest);
+    path
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_builder_fills_each_placeholder_of_its_pattern() {
+        for (pattern, args) in ALL {
+            assert_eq!(pattern.matches('{').count(), args.len(), "{pattern}");
+            assert!(pattern.starts_with("/v1/"), "{pattern}");
+        }
+        assert_eq!(graph(GraphId(7)), "/v1/graphs/7");
+        assert_eq!(graph_result_file(GraphId(7), "c"), "/v1/graphs/7/results/c/file");
+        assert_eq!(federated_public_key(GraphId(3)), "/v1/federated/3/public-key");
+        assert_eq!(graphs(), GRAPHS);
+    }
+}

@@ -1,0 +1,90 @@
+//! The federated routes' handlers: each reads its request and calls
+//! [`crate::service::Federated`]. Key uploads and submissions have body limits of their own.
+
+use super::AppState;
+use super::extract::{Caller, Json, Path};
+use crate::error::Result;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::routing::{get, post, put};
+use ravproto::federated::{FederatedAggregate, FederatedPayload, FederatedSpec};
+use ravproto::routes;
+
+/// Largest evaluation-key upload (a compressed tfhe server key is about 60 MB).
+pub const MAX_KEYS_BYTES: usize = 256 << 20;
+/// Largest submission body (a few KB of ciphertext in practice).
+pub const MAX_SUBMISSION_BYTES: usize = 4 << 20;
+
+/// The federated routes (merged into [`super::router`]).
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route(routes::FEDERATED, get(spec))
+        .route(routes::FEDERATED_WAIT, get(wait))
+        .route(routes::FEDERATED_KEYS, put(upload_keys).layer(DefaultBodyLimit::max(MAX_KEYS_BYTES)))
+        .route(routes::FEDERATED_PUBLIC_KEY, get(public_key))
+        .route(routes::FEDERATED_SUBMISSIONS, post(submit).layer(DefaultBodyLimit::max(MAX_SUBMISSION_BYTES)))
+        .route(routes::FEDERATED_CLOSE, post(close))
+}
+
+async fn spec(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<u64>,
+) -> Result<Json<FederatedSpec>> {
+    Ok(Json(state.federated.spec(&caller, id).await?))
+}
+
+#[derive(serde::Deserialize)]
+struct WaitQuery {
+    #[serde(default)]
+    contributors_above: u32,
+    #[serde(default)]
+    timeout_ms: Option<u64>,
+}
+
+async fn wait(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<u64>,
+    Query(query): Query<WaitQuery>,
+) -> Result<Json<FederatedSpec>> {
+    Ok(Json(state.federated.wait(&caller, id, query.contributors_above, query.timeout_ms).await?))
+}
+
+async fn upload_keys(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<u64>,
+    body: axum::body::Bytes,
+) -> Result<Json<FederatedSpec>> {
+    Ok(Json(state.federated.upload_keys(&caller, id, body).await?))
+}
+
+async fn public_key(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<u64>,
+) -> Result<axum::response::Response> {
+    let key = state.federated.public_key(&caller, id).await?;
+    Ok(axum::response::IntoResponse::into_response((
+        [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
+        key,
+    )))
+}
+
+async fn submit(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<u64>,
+    Json(payload): Json<FederatedPayload>,
+) -> Result<Json<FederatedSpec>> {
+    Ok(Json(state.federated.submit(&caller, id, payload).await?))
+}
+
+async fn close(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<u64>,
+) -> Result<Json<FederatedAggregate>> {
+    Ok(Json(state.federated.close(&caller, id).await?))
+}

@@ -1,0 +1,66 @@
+//! ravsock's front doors: the HTTP routes and their extractors, and the socket.io namespaces.
+//! Handlers are thin: they read a request, call the service layer ([`crate::service`]) and
+//! turn its answer or [`crate::Error`] into a reply. Route paths come from `ravproto::routes`,
+//! which the clients use too.
+//!
+//! - [`extract`]: JSON bodies, path ids and the authenticated caller;
+//! - [`graphs`]: the requester API;
+//! - [`federated`]: federated queries;
+//! - [`socket`]: the `/provider` and `/requester` socket.io namespaces.
+
+mod extract;
+mod federated;
+mod graphs;
+pub mod socket;
+
+pub use extract::{Caller, Json, Path};
+pub use federated::{MAX_KEYS_BYTES, MAX_SUBMISSION_BYTES};
+
+use crate::bulk::Bulk;
+use crate::db::Db;
+use crate::dispatch::SchedulerHandle;
+use crate::service::{Federated, Graphs};
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use ravproto::routes;
+
+/// Largest request body (an op chunk with inline values); bulk tensors use the file server.
+pub const MAX_BODY_BYTES: usize = 64 << 20;
+
+/// Shared state of the HTTP handlers.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database (the callers' tokens).
+    pub db: Db,
+    pub graphs: Graphs,
+    /// Federated queries.
+    pub federated: Federated,
+}
+
+impl AppState {
+    /// State for the handlers: graphs in `db`, run by `scheduler`, bulk values in `bulk`.
+    pub fn new(db: Db, scheduler: SchedulerHandle, bulk: Bulk) -> AppState {
+        let federated = Federated::new(db.clone());
+        AppState { graphs: Graphs::new(db.clone(), scheduler, bulk, federated.clone()), federated, db }
+    }
+}
+
+/// The HTTP routes.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route(routes::GRAPHS, post(graphs::create).get(graphs::list))
+        .route(routes::RUN_GRAPH, post(graphs::run))
+        .route(routes::GRAPH, get(graphs::progress))
+        .route(routes::GRAPH_OPS, post(graphs::upload))
+        .route(routes::GRAPH_EXECUTE, post(graphs::execute))
+        .route(routes::GRAPH_CANCEL, post(graphs::cancel))
+        .route(routes::GRAPH_RESULT, get(graphs::result))
+        .route(routes::GRAPH_RESULT_FILE, get(graphs::result_file))
+        .route(routes::FTP_CREDENTIALS, post(graphs::ftp_credentials))
+        .route(routes::OPEN_GRAPHS, get(graphs::open_graphs))
+        .route(routes::GRAPH_WAIT, get(graphs::wait))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .merge(federated::routes())
+        .with_state(state)
+}

@@ -1,0 +1,63 @@
+//! What the dispatch task sends out: socket.io emits to a provider's room and to a graph's
+//! room of the `/requester` namespace, and graph changes to the long polls in this process.
+
+use super::GraphEvent;
+use ravproto::messages::GraphProgress;
+use ravproto::{GraphId, ProviderId, provider, requester};
+use socketioxide::SocketIo;
+
+/// The room holding a provider's socket (assignments are emitted there).
+pub fn provider_room(provider: ProviderId) -> String {
+    format!("provider-{}", provider.0)
+}
+
+/// The room, in the `/requester` namespace, of the sockets subscribed to a graph.
+pub fn graph_room(graph: GraphId) -> String {
+    format!("graph-{}", graph.0)
+}
+
+/// The task's links to the outside: socket.io (absent when only the HTTP API runs, as in
+/// its tests: assignments then wait for their deadline) and the long polls.
+pub(super) struct Outbox {
+    pub(super) io: Option<SocketIo>,
+    pub(super) events: tokio::sync::broadcast::Sender<GraphEvent>,
+}
+
+impl Outbox {
+    /// Emits `event` to a provider's socket.
+    pub(super) async fn to_provider<T: serde::Serialize>(&self, provider: ProviderId, event: &'static str, data: &T) {
+        let Some(namespace) = self.io.as_ref().and_then(|io| io.of(provider::NAMESPACE)) else { return };
+        if let Err(error) = namespace.to(provider_room(provider)).emit(event, data).await {
+            tracing::warn!(%provider, event, cause = %error, "cannot reach provider");
+        }
+    }
+
+    /// Emits `event` to the requesters subscribed to a graph.
+    pub(super) async fn to_requesters<T: serde::Serialize>(&self, graph: GraphId, event: &'static str, data: &T) {
+        let Some(namespace) = self.io.as_ref().and_then(|io| io.of(requester::NAMESPACE)) else { return };
+        if let Err(error) = namespace.to(graph_room(graph)).emit(event, data).await {
+            tracing::debug!(%graph, event, cause = %error, "cannot reach a subscribed requester");
+        }
+    }
+
+    /// Tells long polls that a graph changed.
+    pub(super) fn changed(&self, graph: GraphId, progress: GraphProgress) {
+        // Nobody waiting is no error.
+        let _ = self.events.send(GraphEvent { graph, progress });
+    }
+
+    /// Tells long polls and subscribed requesters that a graph ended with `progress`.
+    pub(super) async fn ended(&self, graph: GraphId, progress: GraphProgress) {
+        self.changed(graph, progress.clone());
+        self.to_requesters(graph, requester::EVENT_GRAPH_DONE, &progress).await;
+    }
+
+    /// Closes a provider's connection.
+    pub(super) async fn disconnect(&self, provider: ProviderId) {
+        if let Some(namespace) = self.io.as_ref().and_then(|io| io.of(provider::NAMESPACE))
+            && let Err(error) = namespace.to(provider_room(provider)).disconnect().await
+        {
+            tracing::warn!(%provider, cause = %error, "cannot disconnect provider");
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! A provider's results: checked against the assignment (the outputs asked for, the training
+//! checkpoint one step on, files that hold what they announce) and stored in one transaction
+//! before the scheduler hears that the subgraph is computed, so a crash never loses a value
+//! the scheduler relied on.
+
+use super::runs::TrainingTrack;
+use super::task::Dispatcher;
+use crate::bulk::provider_user;
+use crate::error::{Error, Result};
+use crate::scheduler::{AssignmentId, Event};
+use ravproto::checkpoint::Checkpoint;
+use ravproto::messages::{FileValue, OpFailure};
+use ravproto::provider::SUBGRAPH;
+use ravproto::{GraphId, OpId, ProviderId, Value};
+use std::collections::BTreeSet;
+
+impl Dispatcher {
+    /// Checks and stores a provider's results; the event to apply, or `None` to ignore them.
+    pub(super) async fn results(
+        &mut self,
+        provider: ProviderId,
+        assignment: AssignmentId,
+        values: Vec<(OpId, Value)>,
+        files: Vec<FileValue>,
+        checkpoint: Option<Checkpoint>,
+    ) -> Option<Event> {
+        let Some((owner, graph, ops, outputs)) = self.scheduler.assignment(assignment) else {
+            tracing::debug!(%provider, assignment = assignment.0, "late or unknown result ignored");
+            return None;
+        };
+        if owner != provider {
+            tracing::warn!(%provider, assignment = assignment.0, "result for another provider's assignment ignored");
+            return None;
+        }
+        let fail = |reason: String| {
+            let failure = OpFailure { op_id: ops[0], operator: SUBGRAPH.into(), reason };
+            Some(Event::SubgraphFailed { provider, assignment, failure, retryable: true })
+        };
+        let returned: BTreeSet<OpId> = values.iter().map(|(id, _)| *id).chain(files.iter().map(|f| f.op)).collect();
+        let expected: BTreeSet<OpId> = outputs.iter().copied().collect();
+        if returned != expected || returned.len() != values.len() + files.len() {
+            return fail(format!(
+                "results list {} values, {} were expected",
+                values.len() + files.len(),
+                expected.len()
+            ));
+        }
+        let track = match self.training_track(graph, &ops, checkpoint.as_ref()) {
+            Ok(track) => track,
+            Err(reason) => return fail(reason),
+        };
+        let stored_files = match self.adopt_files(provider, &files) {
+            Ok(stored) => stored,
+            Err(reason) => return fail(reason),
+        };
+        let stored_checkpoint = track.and(checkpoint.as_ref()).map(|c| (graph, c));
+        // The graph's last subgraph: its status goes in the same transaction.
+        let finishes = self.scheduler.completes(assignment).then_some(graph);
+        if let Err(error) = self.db.store_results(&values, &stored_files, &ops, stored_checkpoint, finishes).await {
+            tracing::error!(%graph, cause = %error, "cannot store results; the subgraph will be recomputed");
+            let failure =
+                OpFailure { op_id: ops[0], operator: SUBGRAPH.into(), reason: "server could not store results".into() };
+            return Some(Event::SubgraphFailed { provider, assignment, failure, retryable: true });
+        }
+        for (op, value) in values {
+            self.runs.keep(graph, op, value);
+        }
+        if let Some(run) = self.runs.get_mut(graph) {
+            run.status_stored |= finishes.is_some();
+            if let (Some(before), Some(track)) = (track, run.training.as_mut()) {
+                *track = TrainingTrack { version: before.version + 1, synced: Some(provider) };
+            }
+        }
+        Some(Event::SubgraphCompleted { provider, assignment })
+    }
+
+    /// For an assignment with training ops, the graph's training state before it, once the
+    /// checkpoint returned is checked to be one step on; `None` for one that does not train.
+    fn training_track(
+        &self,
+        graph: GraphId,
+        ops: &[OpId],
+        checkpoint: Option<&Checkpoint>,
+    ) -> Result<Option<TrainingTrack>, String> {
+        let Some(run) = self.runs.get(graph) else { return Ok(None) };
+        let trains = ops.iter().any(|op| run.payload.get(op).is_some_and(|o| o.operation.kind().trains()));
+        let Some(track) = run.training.filter(|_| trains) else { return Ok(None) };
+        match checkpoint {
+            Some(c) if c.version == track.version + 1 => Ok(Some(track)),
+            Some(c) => Err(format!("checkpoint version {} returned, {} expected", c.version, track.version + 1)),
+            None => Err("a training subgraph came back without its checkpoint".into()),
+        }
+    }
+
+    /// Moves the output files a provider uploaded into the blob store, once each is checked to
+    /// hold one value of the length announced; `(op, length)` of each.
+    fn adopt_files(&self, provider: ProviderId, files: &[FileValue]) -> Result<Vec<(OpId, u64)>, String> {
+        let user = provider_user(provider);
+        let mut stored = Vec::with_capacity(files.len());
+        for file in files {
+            let checked = self.bulk.check(&user, &file.name).and_then(|check| {
+                if check.len == file.len {
+                    self.bulk.adopt(&user, &file.name, file.op).map(|()| check.len)
+                } else {
+                    Err(Error::BadRequest(format!(
+                        "file {} holds {} bytes, {} announced",
+                        file.name, check.len, file.len
+                    )))
+                }
+            });
+            match checked {
+                Ok(len) => stored.push((file.op, len)),
+                Err(error) => {
+                    tracing::warn!(%provider, file = %file.name, cause = %error, "unusable result file");
+                    return Err(format!("result file of {}: {error}", file.op));
+                }
+            }
+        }
+        Ok(stored)
+    }
+}

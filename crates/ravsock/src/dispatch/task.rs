@@ -1,0 +1,257 @@
+//! The dispatch task's loop: each command becomes a scheduler event, each action the
+//! scheduler returns is performed, and what performing one produced (an assignment that could
+//! not be sent) goes back in as another event.
+
+use super::outbox::Outbox;
+use super::runs::{Runs, TrainingTrack};
+use super::{Command, GraphDone, scheduler_ops};
+use crate::bulk::Bulk;
+use crate::db::{Db, StoredOp};
+use crate::error::{Error, Result};
+use crate::scheduler::{Action, Event, Millis, Scheduler};
+use ravproto::messages::{GraphProgress, OpFailure, Requirements};
+use ravproto::provider::{AssignedOp, EVENT_REJECTED, EVENT_WITHDRAW, Rejected, Withdraw};
+use ravproto::requester::{self, OpFailedNotice};
+use ravproto::status::{GraphStatus, OpStatus};
+use ravproto::{GraphId, ProviderId};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// Progress of one graph is broadcast at most this often: every broadcast wakes the waiting
+/// requesters, whose next request counts the graph's ops, and a graph of 100,000 small ops
+/// completes a subgraph every millisecond or so. Completion is always sent at once.
+const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The task: the scheduler and everything it acts on.
+pub(super) struct Dispatcher {
+    pub(super) db: Db,
+    pub(super) bulk: Bulk,
+    pub(super) scheduler: Scheduler,
+    pub(super) outbox: Outbox,
+    pub(super) runs: Runs,
+    /// Events that performing an action produced (an assignment the server could not send).
+    pub(super) followups: Vec<Event>,
+}
+
+impl Dispatcher {
+    pub(super) fn new(db: Db, bulk: Bulk, scheduler: Scheduler, outbox: Outbox) -> Dispatcher {
+        Dispatcher { db, bulk, scheduler, outbox, runs: Runs::default(), followups: Vec::new() }
+    }
+
+    pub(super) async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        let start = Instant::now();
+        loop {
+            let wake = self.scheduler.next_deadline().map(|at| start + std::time::Duration::from_millis(at));
+            let command = match wake {
+                Some(at) => tokio::select! {
+                    command = rx.recv() => command,
+                    () = tokio::time::sleep_until(at) => Some(Command::Event(Event::Tick)),
+                },
+                None => rx.recv().await,
+            };
+            let Some(command) = command else { return };
+            let mut cancelled = None;
+            let event = match command {
+                Command::Execute(graph) => match self.submission(graph).await {
+                    Ok(event) => event,
+                    Err(error) => {
+                        tracing::error!(%graph, cause = %error, "cannot load graph for execution");
+                        continue;
+                    }
+                },
+                Command::ExecuteStored { graph, requirements, ops, values, done } => {
+                    for (op, value) in values {
+                        self.runs.keep(graph, op, value);
+                    }
+                    if let Some(done) = done {
+                        self.runs.wait_for(graph, done);
+                    }
+                    match self.submission_of(graph, requirements, &ops).await {
+                        Ok(event) => event,
+                        Err(error) => {
+                            tracing::error!(%graph, cause = %error, "cannot start graph");
+                            self.runs.end(graph);
+                            continue;
+                        }
+                    }
+                }
+                Command::Cancel(graph) => {
+                    cancelled = Some(graph);
+                    Event::GraphCancelled { graph }
+                }
+                Command::Results { provider, assignment, values, files, checkpoint } => {
+                    match self.results(provider, assignment, values, files, checkpoint).await {
+                        Some(event) => event,
+                        None => continue,
+                    }
+                }
+                Command::Event(event) => event,
+                Command::Flush(done) => {
+                    let _ = done.send(());
+                    continue;
+                }
+            };
+            let now = start.elapsed().as_millis() as Millis;
+            let mut events = vec![event];
+            while let Some(event) = events.pop() {
+                for action in self.scheduler.handle(now, event) {
+                    if let Err(error) = self.perform(action).await {
+                        tracing::error!(cause = %error, "scheduler action failed");
+                    }
+                }
+                events.append(&mut self.followups);
+            }
+            if let Some(graph) = cancelled {
+                self.runs.end(graph);
+                self.announce_end(graph).await;
+            }
+        }
+    }
+
+    async fn submission(&mut self, graph: GraphId) -> Result<Event> {
+        let stored = self.db.graph(graph).await?.ok_or_else(|| Error::NotFound(format!("no graph {graph}")))?;
+        let ops = self.db.ops(graph).await?;
+        self.submission_of(graph, stored.meta.requirements, &ops).await
+    }
+
+    /// Starts the run of `graph` with these ops (every op of the graph, in id order) and
+    /// returns its submission.
+    async fn submission_of(
+        &mut self,
+        graph: GraphId,
+        mut requirements: Requirements,
+        ops: &[StoredOp],
+    ) -> Result<Event> {
+        // Providers know ops by server id, as they are stored.
+        let payload = ops
+            .iter()
+            .map(|op| (op.id, AssignedOp { id: op.id, operation: op.operation.clone(), inputs: op.inputs.clone() }))
+            .collect();
+        let training = match ops.iter().any(|op| op.operation.kind().trains()) {
+            // After a restart nobody is known to hold the state: the checkpoint goes along.
+            true => Some(TrainingTrack { version: self.db.checkpoint_version(graph).await?, synced: None }),
+            false => None,
+        };
+        self.runs.start(graph, Arc::new(payload), training);
+        // Only providers built with the `onnx` feature run whole models. The upload sets this in
+        // the stored meta too; graphs stored by an older ravsock get it here.
+        requirements.onnx_required |= ops.iter().any(|op| op.operation.kind() == ravproto::OpKind::ForwardPass);
+        Ok(Event::GraphSubmitted { graph, ops: scheduler_ops(ops), requirements })
+    }
+
+    /// Tells long polls and subscribed requesters that a graph ended (status already stored).
+    async fn announce_end(&self, graph: GraphId) {
+        let progress = match self.db.graph(graph).await {
+            Ok(Some(stored)) => self.db.progress(&stored).await,
+            Ok(None) => return,
+            Err(error) => Err(error),
+        };
+        match progress {
+            Ok(progress) => self.outbox.ended(graph, progress).await,
+            Err(error) => tracing::error!(%graph, cause = %error, "cannot read a finished graph"),
+        }
+    }
+
+    async fn perform(&mut self, action: Action) -> Result<()> {
+        match action {
+            Action::GraphComputed { graph } => self.computed(graph).await,
+            Action::GraphFailed { graph, failure } => self.failed(graph, failure).await,
+            Action::Progress { graph, computed, total } => {
+                self.progress(graph, computed, total).await;
+                Ok(())
+            }
+            Action::AttemptFailed { graph, failure } => {
+                tracing::info!(%graph, op = %failure.op_id, reason = %failure.reason, "attempt failed; retrying");
+                // Whoever ran the attempt may hold a state the server never stored: the retry
+                // carries the checkpoint.
+                if let Some(track) = self.runs.get_mut(graph).and_then(|run| run.training.as_mut()) {
+                    track.synced = None;
+                }
+                let notice = OpFailedNotice { graph_id: graph, failure, will_retry: true };
+                self.outbox.to_requesters(graph, requester::EVENT_OP_FAILED, &notice).await;
+                Ok(())
+            }
+            Action::Assign(assignment) => self.assign(assignment).await,
+            Action::Withdraw { provider, assignment } => {
+                self.outbox.to_provider(provider, EVENT_WITHDRAW, &Withdraw { assignment: assignment.0 }).await;
+                Ok(())
+            }
+            Action::Evict { provider } => {
+                tracing::warn!(%provider, "provider missed a deadline; disconnecting it");
+                self.outbox.disconnect(provider).await;
+                Ok(())
+            }
+            Action::Rejected { provider, reason } => {
+                tracing::info!(%provider, %reason, "provider rejected");
+                self.outbox.to_provider(provider, EVENT_REJECTED, &Rejected { reason }).await;
+                Ok(())
+            }
+        }
+    }
+
+    async fn computed(&mut self, graph: GraphId) -> Result<()> {
+        tracing::info!(%graph, "graph computed");
+        // The waiter, if any, is dropped unanswered if the status cannot be stored.
+        let (run, values) = self.runs.end(graph);
+        if !run.as_ref().is_some_and(|run| run.status_stored) {
+            self.db.set_graph_status(graph, GraphStatus::Computed, None).await?;
+        }
+        let Some(run) = run else {
+            self.announce_end(graph).await;
+            return Ok(());
+        };
+        // Every op of the graph is computed: the counts need no query, and the requester
+        // waiting on this graph hears of it sooner. As the stored counts read: no entry at all
+        // for a graph without ops.
+        let total = run.payload.len() as u64;
+        let ops = BTreeMap::from_iter((total > 0).then_some((OpStatus::Computed, total)));
+        let progress = GraphProgress::from_counts(graph, GraphStatus::Computed, ops, None);
+        if let Some(waiter) = run.waiter {
+            let _ = waiter.send(GraphDone { progress: progress.clone(), values });
+        }
+        self.outbox.ended(graph, progress).await;
+        Ok(())
+    }
+
+    async fn failed(&mut self, graph: GraphId, failure: OpFailure) -> Result<()> {
+        tracing::warn!(%graph, op = %failure.op_id, reason = %failure.reason, "graph failed");
+        // The waiter is dropped on return, once the failure is stored: the request reads it back.
+        let _ended = self.runs.end(graph);
+        let notice = OpFailedNotice { graph_id: graph, failure, will_retry: false };
+        self.outbox.to_requesters(graph, requester::EVENT_OP_FAILED, &notice).await;
+        let failure = serde_json::to_string(&notice.failure).map_err(|e| Error::Internal(e.to_string()))?;
+        self.db.set_graph_status(graph, GraphStatus::Failed, Some(&failure)).await?;
+        self.db.set_pending_ops(graph, OpStatus::Failed).await?;
+        self.announce_end(graph).await;
+        Ok(())
+    }
+
+    async fn progress(&mut self, graph: GraphId, computed: u64, total: u64) {
+        tracing::debug!(%graph, computed, total, "progress");
+        let now = Instant::now();
+        let Some(run) = self.runs.get_mut(graph) else { return };
+        if run.progress_sent.is_some_and(|last| now - last < PROGRESS_INTERVAL) {
+            return;
+        }
+        run.progress_sent = Some(now);
+        // Counted by the scheduler: a COUNT over the graph's ops ten times a second would
+        // stall this task on big graphs.
+        let ops = BTreeMap::from([(OpStatus::Computed, computed), (OpStatus::Pending, total - computed)]);
+        let progress = GraphProgress::from_counts(graph, GraphStatus::Computing, ops, None);
+        self.outbox.to_requesters(graph, requester::EVENT_PROGRESS, &progress).await;
+        self.outbox.changed(graph, progress);
+    }
+
+    /// Hands a subgraph back to the scheduler at once, for a reason that is the server's and
+    /// not the provider's (its deadline would otherwise evict the provider).
+    pub(super) fn give_back(
+        &mut self,
+        provider: ProviderId,
+        assignment: crate::scheduler::AssignmentId,
+        failure: OpFailure,
+    ) {
+        self.followups.push(Event::SubgraphFailed { provider, assignment, failure, retryable: true });
+    }
+}

@@ -1,0 +1,287 @@
+//! Graphs for their requesters: creating one, uploading its ops in chunks (the requester's
+//! ids mapped to server ids), executing, cancelling, and a whole small graph run in one
+//! request.
+//!
+//! Port of the original's requester endpoints (§3.3), reshaped: the server allocates graph ids,
+//! ops go up in chunks with client-side ids mapped to server ids, and a requester sees only its
+//! own graphs ([`super::access`]).
+
+use super::access::{owned_graph, requester};
+use super::federated::{self, Federated};
+use super::uploads::Uploads;
+use crate::auth::Role;
+use crate::bulk::{Bulk, requester_user};
+use crate::db::{Account, Db, StoredGraph, StoredOp, StoredValue};
+use crate::dispatch::{Command, SchedulerHandle};
+use crate::error::{Error, Result};
+use crate::validate;
+use ravproto::messages::{
+    Approach, CreateGraphResponse, FtpCredentials, GraphMeta, GraphProgress, OpChunkRequest, OpChunkResponse, OpRecord,
+    OpRef, OpenGraph, RunGraphRequest, RunGraphResponse,
+};
+use ravproto::status::GraphStatus;
+use ravproto::{OpId, Operation, Value};
+use std::collections::BTreeMap;
+
+/// The requester's side of graphs: what the HTTP handlers call.
+#[derive(Clone)]
+pub struct Graphs {
+    pub(super) db: Db,
+    pub(super) scheduler: SchedulerHandle,
+    pub(super) bulk: Bulk,
+    uploads: Uploads,
+    federated: Federated,
+}
+
+impl Graphs {
+    /// Graphs on `db`, run by `scheduler`, with bulk values in `bulk`; federated ones open
+    /// through `federated`.
+    pub fn new(db: Db, scheduler: SchedulerHandle, bulk: Bulk, federated: Federated) -> Graphs {
+        Graphs { db, scheduler, bulk, uploads: Uploads::default(), federated }
+    }
+
+    /// Creates a graph for the caller.
+    pub async fn create(&self, caller: &Account, meta: &GraphMeta) -> Result<CreateGraphResponse> {
+        requester(caller)?;
+        federated::check_meta(meta)?;
+        let graph_id = self.db.create_graph(caller.id, meta).await?;
+        // A new graph has no ops: its first chunk needs no id map read from the database.
+        *self
+            .uploads
+            .slot(graph_id)
+            .try_lock()
+            .map_err(|_| Error::Internal("a new graph's upload slot is busy".into()))? = Some(BTreeMap::new());
+        tracing::info!(%graph_id, owner = %caller.name, "graph created");
+        Ok(CreateGraphResponse { graph_id })
+    }
+
+    /// The caller's graphs, newest first.
+    pub async fn list(&self, caller: &Account) -> Result<Vec<GraphProgress>> {
+        requester(caller)?;
+        let mut out = Vec::new();
+        for graph in self.db.graphs_of(caller.id).await? {
+            out.push(self.db.progress(&graph).await?);
+        }
+        Ok(out)
+    }
+
+    /// Stores a chunk of ops of the caller's pending graph, and with `execute` starts it.
+    pub async fn upload(
+        &self,
+        caller: &Account,
+        id: u64,
+        chunk: OpChunkRequest,
+        execute: bool,
+    ) -> Result<OpChunkResponse> {
+        let graph = pending(owned_graph(&self.db, caller, id).await?)?;
+        let slot = self.uploads.slot(graph.id);
+        let mut cached = slot.lock().await;
+        // Checked again under the lock: an execute may have won the race for it.
+        pending(owned_graph(&self.db, caller, id).await?)?;
+        let known = match cached.as_mut() {
+            Some(known) => known,
+            None => cached.insert(self.db.id_map(graph.id).await?),
+        };
+        validate::chunk(&chunk.ops, known)?;
+        federated::check_ops(&graph.meta, &chunk.ops)?;
+        let user = requester_user(caller.id);
+        let adopt = |op, record: &OpRecord| adopt_value_file(&self.bulk, &user, op, record);
+        // A federated graph opens to providers instead (`start`), outside this transaction.
+        let then_compute = execute && graph.meta.approach != Approach::Federated;
+        // Whether this chunk is the whole graph: then the scheduler gets its ops from here
+        // instead of reading them back.
+        let whole_graph = known.is_empty();
+        let stored = match self.db.insert_ops(graph.id, &chunk.ops, known, adopt, then_compute).await {
+            Ok(stored) => stored,
+            Err(error) => {
+                // The transaction rolled back; the cache may hold ids it never committed.
+                *cached = None;
+                return Err(error);
+            }
+        };
+        let id_map = stored.iter().map(|op| (op.local_id, op.id)).collect();
+        let mut meta = graph.meta.clone();
+        if runs_models(&chunk.ops) && !meta.requirements.onnx_required {
+            meta.requirements.onnx_required = true;
+            self.db.set_graph_meta(graph.id, &meta).await?;
+        }
+        if then_compute {
+            self.uploads.forget(graph.id);
+            let command = match whole_graph {
+                true => Command::ExecuteStored {
+                    graph: graph.id,
+                    requirements: meta.requirements,
+                    values: stored_values(&stored, chunk.ops),
+                    ops: stored,
+                    done: None,
+                },
+                false => Command::Execute(graph.id),
+            };
+            self.scheduler.send(command).await?;
+        } else if execute {
+            self.start(&graph).await?;
+        }
+        Ok(OpChunkResponse { id_map })
+    }
+
+    /// A whole graph in one request: created, stored and started in one transaction, then
+    /// answered when it ends (or when `wait_ms` runs out) with its persisted results if asked.
+    pub async fn run(&self, caller: &Account, request: RunGraphRequest) -> Result<RunGraphResponse> {
+        requester(caller)?;
+        let RunGraphRequest { mut meta, ops, wait_ms, with_results } = request;
+        federated::check_meta(&meta)?;
+        if meta.approach == Approach::Federated {
+            return Err(Error::BadRequest(
+                "a federated graph opens to providers: create it (POST /v1/graphs), upload its ops and execute it"
+                    .into(),
+            ));
+        }
+        validate::chunk(&ops, &BTreeMap::new())?;
+        meta.requirements.onnx_required |= runs_models(&ops);
+        let user = requester_user(caller.id);
+        let adopt = |op, record: &OpRecord| adopt_value_file(&self.bulk, &user, op, record);
+        let (graph, stored) = self.db.create_computing_graph(caller.id, &meta, &ops, adopt).await?;
+        tracing::info!(%graph, owner = %caller.name, ops = ops.len(), "graph created to run");
+        let persisted: Vec<(String, OpId)> =
+            stored.iter().filter_map(|op| Some((op.persist.clone()?, op.id))).collect();
+        let requirements = meta.requirements.clone();
+        let values = stored_values(&stored, ops);
+        let (done, computed) = tokio::sync::oneshot::channel();
+        let command = Command::ExecuteStored { graph, requirements, ops: stored, values, done: Some(done) };
+        self.scheduler.send(command).await?;
+        let deadline = tokio::time::Instant::now() + super::wait_limit(Some(wait_ms));
+        // Unanswered (failed, cancelled, still computing): the database says where it stands.
+        let computed = tokio::time::timeout_at(deadline, computed).await.ok().and_then(Result::ok);
+        let progress = match &computed {
+            Some(computed) => computed.progress.clone(),
+            None => self.db.progress(&owned_graph(&self.db, caller, graph.0).await?).await?,
+        };
+        let (mut results, mut large_results) = (BTreeMap::new(), Vec::new());
+        // Every persisted value still in the scheduler's memory: no read back.
+        let in_memory = computed.filter(|_| with_results).and_then(|mut computed| {
+            persisted.into_iter().map(|(name, op)| Some((name, computed.values.remove(&op)?))).collect::<Option<_>>()
+        });
+        if let Some(in_memory) = in_memory {
+            results = in_memory;
+        } else if with_results && progress.status == GraphStatus::Computed {
+            for (name, _, value) in self.db.persisted_values(graph).await? {
+                match value {
+                    Some(StoredValue::Inline(value)) => {
+                        results.insert(name, value);
+                    }
+                    Some(StoredValue::File { .. }) => large_results.push(name),
+                    None => return Err(Error::Internal(format!("`{name}` of computed {graph} has no value"))),
+                }
+            }
+        }
+        Ok(RunGraphResponse { progress, results, large_results })
+    }
+
+    /// Starts the caller's pending graph.
+    pub async fn execute(&self, caller: &Account, id: u64) -> Result<GraphProgress> {
+        let executed = |graph: StoredGraph| match graph.status {
+            GraphStatus::Pending => Ok(graph),
+            _ => Err(Error::Conflict(format!("{} was already executed", graph.id))),
+        };
+        let graph = executed(owned_graph(&self.db, caller, id).await?)?;
+        // Holding the upload lock: no chunk is half-stored while the graph starts.
+        let slot = self.uploads.slot(graph.id);
+        let _uploads = slot.lock().await;
+        executed(owned_graph(&self.db, caller, id).await?)?;
+        self.start(&graph).await?;
+        let graph = owned_graph(&self.db, caller, id).await?;
+        self.db.progress(&graph).await
+    }
+
+    /// Starts a pending graph; the caller holds its upload lock and checked its status. A
+    /// federated graph opens to providers instead of going to the scheduler.
+    async fn start(&self, graph: &StoredGraph) -> Result<()> {
+        self.uploads.forget(graph.id);
+        if graph.meta.approach == Approach::Federated {
+            return self.federated.open(graph).await;
+        }
+        self.db.set_graph_status(graph.id, GraphStatus::Computing, None).await?;
+        self.scheduler.send(Command::Execute(graph.id)).await
+    }
+
+    /// Cancels the caller's graph if it has not ended.
+    pub async fn cancel(&self, caller: &Account, id: u64) -> Result<GraphProgress> {
+        let graph = owned_graph(&self.db, caller, id).await?;
+        if matches!(graph.status, GraphStatus::Pending | GraphStatus::Computing) {
+            self.uploads.forget(graph.id);
+            self.db.set_graph_status(graph.id, GraphStatus::Cancelled, None).await?;
+            self.scheduler.send(Command::Cancel(graph.id)).await?;
+        }
+        let graph = owned_graph(&self.db, caller, id).await?;
+        self.db.progress(&graph).await
+    }
+
+    /// Graphs that providers may join now (any token): names, requirements and progress,
+    /// never ops or values.
+    pub async fn open_graphs(&self, approach: Option<Approach>) -> Result<Vec<OpenGraph>> {
+        let mut out = Vec::new();
+        for graph in self.db.graphs_with_status(GraphStatus::Computing).await? {
+            if approach.is_some_and(|approach| approach != graph.meta.approach) {
+                continue;
+            }
+            let progress = self.db.progress(&graph).await?;
+            out.push(OpenGraph {
+                graph_id: graph.id,
+                name: graph.meta.name.clone(),
+                approach: graph.meta.approach,
+                requirements: graph.meta.requirements.clone(),
+                rules: graph.meta.rules.clone(),
+                ops: progress.ops.values().sum(),
+                percent: progress.percent,
+            });
+        }
+        Ok(out)
+    }
+
+    /// New ravftp credentials for a requester (the previous password stops working).
+    pub fn ftp_credentials(&self, caller: &Account) -> Result<FtpCredentials> {
+        if caller.role == Role::Provider {
+            return Err(Error::Forbidden("providers get their ftp credentials when they connect".into()));
+        }
+        self.bulk.issue(&requester_user(caller.id))
+    }
+}
+
+/// `graph` if ops may still be added to it.
+fn pending(graph: StoredGraph) -> Result<StoredGraph> {
+    match graph.status {
+        GraphStatus::Pending => Ok(graph),
+        _ => Err(Error::Conflict(format!("{} is already executing; ops can only be added before execute", graph.id))),
+    }
+}
+
+/// Whether these ops run whole models, which only providers built with the `onnx` feature do;
+/// kept in the graph's requirements so that `list-graphs` shows it too.
+fn runs_models(ops: &[OpRecord]) -> bool {
+    ops.iter().any(|op| op.operation.kind() == ravproto::OpKind::ForwardPass)
+}
+
+/// Moves the ravftp file holding the value of `record` (a `lin` op) from `user`'s home into
+/// the blob store as the value of `op`, after checking it holds the declared tensor; its length.
+fn adopt_value_file(bulk: &Bulk, user: &str, op: OpId, record: &OpRecord) -> Result<u64> {
+    let name = record.value_file.as_deref().unwrap_or_default();
+    let invalid = |reason: String| Error::InvalidOp { op: OpRef::Local(record.local_id), reason };
+    let check = bulk.check(user, name).map_err(|e| invalid(e.to_string()))?;
+    if let Operation::Lin(params) = &record.operation {
+        let declared = (params.dtype, params.shape.clone());
+        if check.tensor.as_ref() != Some(&declared) {
+            return Err(invalid(format!(
+                "value file {name} does not hold a {}{:?} tensor",
+                params.dtype, params.shape
+            )));
+        }
+    }
+    bulk.adopt(user, name, op)?;
+    Ok(check.len)
+}
+
+/// The inline values of `records`, by the server ids they were `stored` under (in the same
+/// order).
+fn stored_values(stored: &[StoredOp], records: Vec<OpRecord>) -> Vec<(OpId, Value)> {
+    stored.iter().zip(records).filter_map(|(op, record)| Some((op.id, record.value?))).collect()
+}

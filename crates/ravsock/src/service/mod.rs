@@ -1,0 +1,26 @@
+//! The service layer: what ravsock does for its callers, behind the front doors
+//! ([`crate::api`]) and never importing them. Each piece takes the database and typed state
+//! (the scheduler's handle, the blob store) and returns typed results or an [`crate::Error`].
+//!
+//! - [`access`]: who may see which graph;
+//! - [`graphs`]: creating, uploading, executing, cancelling and running graphs;
+//! - [`results`]: following a graph and fetching its persisted values;
+//! - [`federated`]: federated queries (rules, keys, submissions, the aggregate);
+//! - [`uploads`]: the id maps of graphs being uploaded.
+
+pub mod access;
+pub mod federated;
+pub mod graphs;
+mod results;
+mod uploads;
+
+pub use federated::Federated;
+pub use graphs::Graphs;
+
+/// Longest a long poll (`wait`) is held open.
+pub const MAX_WAIT_MS: u64 = 30_000;
+
+/// How long a long poll asked to wait `timeout_ms` is held: at most [`MAX_WAIT_MS`].
+pub(crate) fn wait_limit(timeout_ms: Option<u64>) -> std::time::Duration {
+    std::time::Duration::from_millis(timeout_ms.unwrap_or(MAX_WAIT_MS).min(MAX_WAIT_MS))
+}
