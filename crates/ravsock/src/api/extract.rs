@@ -1,5 +1,6 @@
 //! Extractors of the HTTP front door: axum's `Json` and `Path`, whose refusals become JSON
-//! [`Error`]s instead of plain text, and the authenticated [`Caller`].
+//! [`Error`]s instead of plain text, the authenticated [`Caller`], and [`GraphCall`] (both, with
+//! the graph id of the path).
 
 use super::AppState;
 use crate::db::Account;
@@ -52,5 +53,26 @@ impl FromRequestParts<AppState> for Caller {
         let token = header.to_str().ok().and_then(|h| h.strip_prefix("Bearer ")).ok_or(Error::Unauthorized)?;
         let account = state.db.account_by_token(token.trim()).await?.ok_or(Error::Unauthorized)?;
         Ok(Caller(account))
+    }
+}
+
+/// What most handlers take: the state, the caller and the graph id of a `…/{id}/…` route
+/// (the caller is checked first, so a bad token answers 401 whatever the path).
+pub struct GraphCall {
+    /// The handlers' state.
+    pub state: AppState,
+    /// The authenticated caller.
+    pub caller: Account,
+    /// The graph id in the path.
+    pub id: u64,
+}
+
+impl FromRequestParts<AppState> for GraphCall {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<GraphCall> {
+        let Caller(caller) = Caller::from_request_parts(parts, state).await?;
+        let Path(id) = Path::<u64>::from_request_parts(parts, state).await?;
+        Ok(GraphCall { state: state.clone(), caller, id })
     }
 }

@@ -2,10 +2,10 @@
 //! [`crate::service::Federated`]. Key uploads and submissions have body limits of their own.
 
 use super::AppState;
-use super::extract::{Caller, Json, Path};
+use super::extract::{GraphCall, Json};
 use crate::error::Result;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::extract::{DefaultBodyLimit, Query};
 use axum::routing::{get, post, put};
 use ravproto::federated::{FederatedAggregate, FederatedPayload, FederatedSpec};
 use ravproto::routes;
@@ -26,12 +26,8 @@ pub(super) fn routes() -> Router<AppState> {
         .route(routes::FEDERATED_CLOSE, post(close))
 }
 
-async fn spec(
-    State(state): State<AppState>,
-    Caller(caller): Caller,
-    Path(id): Path<u64>,
-) -> Result<Json<FederatedSpec>> {
-    Ok(Json(state.federated.spec(&caller, id).await?))
+async fn spec(call: GraphCall) -> Result<Json<FederatedSpec>> {
+    Ok(Json(call.state.federated.spec(&call.caller, call.id).await?))
 }
 
 #[derive(serde::Deserialize)]
@@ -42,49 +38,27 @@ struct WaitQuery {
     timeout_ms: Option<u64>,
 }
 
-async fn wait(
-    State(state): State<AppState>,
-    Caller(caller): Caller,
-    Path(id): Path<u64>,
-    Query(query): Query<WaitQuery>,
-) -> Result<Json<FederatedSpec>> {
+async fn wait(call: GraphCall, Query(query): Query<WaitQuery>) -> Result<Json<FederatedSpec>> {
+    let GraphCall { state, caller, id } = call;
     Ok(Json(state.federated.wait(&caller, id, query.contributors_above, query.timeout_ms).await?))
 }
 
-async fn upload_keys(
-    State(state): State<AppState>,
-    Caller(caller): Caller,
-    Path(id): Path<u64>,
-    body: axum::body::Bytes,
-) -> Result<Json<FederatedSpec>> {
-    Ok(Json(state.federated.upload_keys(&caller, id, body).await?))
+async fn upload_keys(call: GraphCall, body: axum::body::Bytes) -> Result<Json<FederatedSpec>> {
+    Ok(Json(call.state.federated.upload_keys(&call.caller, call.id, body).await?))
 }
 
-async fn public_key(
-    State(state): State<AppState>,
-    Caller(caller): Caller,
-    Path(id): Path<u64>,
-) -> Result<axum::response::Response> {
-    let key = state.federated.public_key(&caller, id).await?;
+async fn public_key(call: GraphCall) -> Result<axum::response::Response> {
+    let key = call.state.federated.public_key(&call.caller, call.id).await?;
     Ok(axum::response::IntoResponse::into_response((
         [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
         key,
     )))
 }
 
-async fn submit(
-    State(state): State<AppState>,
-    Caller(caller): Caller,
-    Path(id): Path<u64>,
-    Json(payload): Json<FederatedPayload>,
-) -> Result<Json<FederatedSpec>> {
-    Ok(Json(state.federated.submit(&caller, id, payload).await?))
+async fn submit(call: GraphCall, Json(payload): Json<FederatedPayload>) -> Result<Json<FederatedSpec>> {
+    Ok(Json(call.state.federated.submit(&call.caller, call.id, payload).await?))
 }
 
-async fn close(
-    State(state): State<AppState>,
-    Caller(caller): Caller,
-    Path(id): Path<u64>,
-) -> Result<Json<FederatedAggregate>> {
-    Ok(Json(state.federated.close(&caller, id).await?))
+async fn close(call: GraphCall) -> Result<Json<FederatedAggregate>> {
+    Ok(Json(call.state.federated.close(&call.caller, call.id).await?))
 }

@@ -2,7 +2,7 @@
 //! request and calls [`crate::service::Graphs`].
 
 use super::AppState;
-use super::extract::{Caller, Json, Path};
+use super::extract::{Caller, GraphCall, Json, Path};
 use crate::error::Result;
 use axum::extract::{Query, State};
 use ravproto::Value;
@@ -31,13 +31,11 @@ pub(super) struct UploadQuery {
 }
 
 pub(super) async fn upload(
-    State(state): State<AppState>,
-    Caller(caller): Caller,
-    Path(id): Path<u64>,
+    call: GraphCall,
     Query(query): Query<UploadQuery>,
     Json(chunk): Json<OpChunkRequest>,
 ) -> Result<Json<OpChunkResponse>> {
-    Ok(Json(state.graphs.upload(&caller, id, chunk, query.execute).await?))
+    Ok(Json(call.state.graphs.upload(&call.caller, call.id, chunk, query.execute).await?))
 }
 
 pub(super) async fn run(
@@ -48,28 +46,16 @@ pub(super) async fn run(
     Ok(Json(state.graphs.run(&caller, request).await?))
 }
 
-pub(super) async fn execute(
-    State(state): State<AppState>,
-    Caller(caller): Caller,
-    Path(id): Path<u64>,
-) -> Result<Json<GraphProgress>> {
-    Ok(Json(state.graphs.execute(&caller, id).await?))
+pub(super) async fn execute(call: GraphCall) -> Result<Json<GraphProgress>> {
+    Ok(Json(call.state.graphs.execute(&call.caller, call.id).await?))
 }
 
-pub(super) async fn cancel(
-    State(state): State<AppState>,
-    Caller(caller): Caller,
-    Path(id): Path<u64>,
-) -> Result<Json<GraphProgress>> {
-    Ok(Json(state.graphs.cancel(&caller, id).await?))
+pub(super) async fn cancel(call: GraphCall) -> Result<Json<GraphProgress>> {
+    Ok(Json(call.state.graphs.cancel(&call.caller, call.id).await?))
 }
 
-pub(super) async fn progress(
-    State(state): State<AppState>,
-    Caller(caller): Caller,
-    Path(id): Path<u64>,
-) -> Result<Json<GraphProgress>> {
-    Ok(Json(state.graphs.progress(&caller, id).await?))
+pub(super) async fn progress(call: GraphCall) -> Result<Json<GraphProgress>> {
+    Ok(Json(call.state.graphs.progress(&call.caller, call.id).await?))
 }
 
 #[derive(serde::Deserialize)]
@@ -78,13 +64,8 @@ pub(super) struct WaitQuery {
     timeout_ms: Option<u64>,
 }
 
-pub(super) async fn wait(
-    State(state): State<AppState>,
-    Caller(caller): Caller,
-    Path(id): Path<u64>,
-    Query(query): Query<WaitQuery>,
-) -> Result<Json<GraphProgress>> {
-    Ok(Json(state.graphs.wait(&caller, id, query.timeout_ms).await?))
+pub(super) async fn wait(call: GraphCall, Query(query): Query<WaitQuery>) -> Result<Json<GraphProgress>> {
+    Ok(Json(call.state.graphs.wait(&call.caller, call.id, query.timeout_ms).await?))
 }
 
 pub(super) async fn result(

@@ -13,7 +13,7 @@ mod federated;
 mod graphs;
 pub mod socket;
 
-pub use extract::{Caller, Json, Path};
+pub use extract::{Caller, GraphCall, Json, Path};
 pub use federated::{MAX_KEYS_BYTES, MAX_SUBMISSION_BYTES};
 
 use crate::bulk::Bulk;

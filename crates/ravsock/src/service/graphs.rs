@@ -20,7 +20,7 @@ use ravproto::messages::{
     OpRef, OpenGraph, RunGraphRequest, RunGraphResponse,
 };
 use ravproto::status::GraphStatus;
-use ravproto::{OpId, Operation, Value};
+use ravproto::{OpId, Operation, Value, routes};
 use std::collections::BTreeMap;
 
 /// The requester's side of graphs: what the HTTP handlers call.
@@ -131,10 +131,10 @@ impl Graphs {
         let RunGraphRequest { mut meta, ops, wait_ms, with_results } = request;
         federated::check_meta(&meta)?;
         if meta.approach == Approach::Federated {
-            return Err(Error::BadRequest(
-                "a federated graph opens to providers: create it (POST /v1/graphs), upload its ops and execute it"
-                    .into(),
-            ));
+            return Err(Error::BadRequest(format!(
+                "a federated graph opens to providers: create it (POST {}), upload its ops and execute it",
+                routes::GRAPHS
+            )));
         }
         validate::chunk(&ops, &BTreeMap::new())?;
         meta.requirements.onnx_required |= runs_models(&ops);
