@@ -346,6 +346,24 @@ for axis in (0, 1, 2, -1):
 case("stack scalars", "stack", {}, [scalar_f, scalar_i], lambda a, b: np.stack([a, b]))
 case("stack mismatch", "stack", {}, [f64_v, row], lambda a, b: np.stack([a, b]))
 case("stack bad axis", "stack", {"axis": 3}, [f64_m, f64_m], lambda a, b: np.stack([a, b], axis=3))
+# One array given alone is NumPy's sequence of its rows (`np.stack(a)` joins a[0], a[1], ...),
+# not a one-element sequence; a list value is the sequence of its items.
+for axis in (0, 1, -1):
+    case(f"stack one array axis {axis}", "stack", {"axis": axis}, [t3], lambda a, ax=axis: np.stack(a, axis=ax))
+    case(f"concat one array axis {axis}", "concat", {"axis": axis}, [t3], lambda a, ax=axis: np.concatenate(a, axis=ax))
+case("stack one matrix", "stack", {}, [i64_m], np.stack)
+case("stack one vector", "stack", {}, [f64_v], np.stack)
+case("stack one 0-d", "stack", {}, [scalar_f], np.stack)
+case("stack one empty", "stack", {}, [empty2], np.stack)
+case("stack one bad axis", "stack", {"axis": 3}, [t3], lambda a: np.stack(a, axis=3))
+case("concat one matrix", "concat", {}, [f64_m], np.concatenate)
+case("concat one vector", "concat", {}, [f64_v], np.concatenate)
+case("concat one 0-d", "concat", {}, [scalar_f], np.concatenate)
+case("concat one empty", "concat", {}, [empty2], np.concatenate)
+case("concat one bad axis", "concat", {"axis": 2}, [t3], lambda a: np.concatenate(a, axis=2))
+case("stack a list", "stack", {"axis": 1}, [[f64_m, f64_m * 2]], lambda l: np.stack(l, axis=1))
+case("stack a one-item list", "stack", {}, [[f64_m]], np.stack)
+case("concat a list", "concat", {}, [[f64_m, f64_m * 2]], np.concatenate)
 case("split sections", "split", {"num_or_size_splits": 3}, [np.arange(9.0)], lambda a: np.split(a, 3))
 case("split sections axis", "split", {"num_or_size_splits": 2, "axis": 2}, [t3], lambda a: np.split(a, 2, axis=2))
 case("split indices", "split", {"num_or_size_splits": [2, 5]}, [np.arange(8)], lambda a: np.split(a, [2, 5]))
@@ -562,6 +580,50 @@ case("sparse_categorical loss", "sparse_categorical_cross_entropy_loss", {}, [la
 case("sparse_categorical clipped", "sparse_categorical_cross_entropy_loss", {}, [labels, np.eye(3)[labels]], sparse_loss)
 case("sparse_categorical gradient", "sparse_categorical_cross_entropy_gradient", {}, [labels, probs], sparse_grad)
 case("sparse_categorical accuracy", "sparse_categorical_cross_entropy_accuracy", {}, [labels, probs], accuracy)
+
+# ---- the original's call forms: R.<name>(*inputs, **params) as ravop's Python scripts wrote
+# them (reference §2.4 and §2.6). Replayed through ravproto::original::translate: `"True"` and
+# `"False"` are booleans, params that are inputs here (`condition`, `weights`) hold constants,
+# `foreach` names its op beside that op's params, dtypes use NumPy's names.
+def original(name, operator, params, inputs, fn):
+    case(name, operator, params, inputs, fn)
+    CASES[-1]["original"] = True
+
+
+mask = (f64_m > 0)
+original("original where condition", "where", {"condition": mask.tolist()}, [f64_m, f64_m * 0 - 1],
+         lambda a, b: np.where(mask, a, b))
+original("original average weights", "average", {"axis": 1, "weights": [1.0, 2.0, 3.0, 4.0]}, [f64_m],
+         lambda a: np.average(a, axis=1, weights=[1.0, 2.0, 3.0, 4.0]))
+original("original average weights full", "average", {"weights": w3.tolist()}, [t3], lambda a: np.average(a, weights=w3))
+original("original bincount weights", "bincount", {"weights": [0.5, 1.0, 2.0], "minlength": 4}, [arr([0, 2, 2], np.int64)],
+         lambda a: np.bincount(a, weights=[0.5, 1.0, 2.0], minlength=4))
+original("original sum keepdims string", "matrix_sum", {"axis": [0, 2], "keepdims": "True"}, [t3],
+         lambda a: np.sum(a, axis=(0, 2), keepdims=True))
+original("original mean keepdims false", "mean", {"axis": 1, "keepdims": "False"}, [f64_m], lambda a: np.mean(a, axis=1))
+original("original std ddof", "standard_deviation", {"axis": 0, "ddof": 1}, [f64_m], lambda a: np.std(a, axis=0, ddof=1))
+original("original variance", "variance", {"axis": 1, "keepdims": "True"}, [f64_m], lambda a: np.var(a, axis=1, keepdims=True))
+original("original split camel case", "split", {"numOrSizeSplits": 2, "axis": 1}, [f64_m], lambda a: np.split(a, 2, axis=1))
+original("original argmax keepdims", "argmax", {"axis": 1, "keepdims": "True"}, [f64_m], lambda a: np.argmax(a, axis=1, keepdims=True))
+original("original unique counts", "unique", {"return_counts": "True"}, [arr([3, 1, 3, 2], np.int64)],
+         lambda a: list(np.unique(a, return_counts=True)))
+original("original clip", "clip", {"lower_limit": -0.5, "upper_limit": 0.5}, [f64_m], lambda a: np.clip(a, -0.5, 0.5))
+original("original pad", "pad", {"sequence": [[1, 2]], "mode": "constant"}, [f64_v], lambda a: np.pad(a, [(1, 2)], mode="constant"))
+original("original repeat", "repeat", {"repeats": 2, "axis": 0}, [f64_m], lambda a: np.repeat(a, 2, axis=0))
+original("original expand_dims", "expand_dims", {}, [f64_v], lambda a: np.expand_dims(a, 0))
+original("original squeeze", "squeeze", {"axis": 1}, [col], lambda a: np.squeeze(a, 1))
+original("original transpose", "transpose", {"axes": [2, 0, 1]}, [t3], lambda a: np.transpose(a, (2, 0, 1)))
+original("original sort", "sort", {"axis": 0}, [f64_m], lambda a: np.sort(a, axis=0))
+original("original reverse", "reverse", {"axis": 1}, [f64_m], lambda a: np.flip(a, axis=1))
+original("original percentile", "percentile", {"method": "linear", "keepdims": "False"}, [f64_m, np.array(40.0)], np.percentile)
+original("original mode", "mode", {"axis": 0}, [arr([[1, 2], [1, 3], [2, 3]], np.int64)], lambda a: np_mode(a, axis=0))
+original("original concatenate", "concatenate", {"axis": 1}, [f64_m, f64_m], lambda a, b: np.concatenate([a, b], axis=1))
+original("original stack of one array", "stack", {"axis": 1}, [f64_m], lambda a: np.stack(a, axis=1))
+original("original zeros numpy dtype", "zeros", {"dtype": "int64"}, [np.array([2, 2])], lambda s: np.zeros(s, dtype=np.int64))
+original("original index string", "index", {"indices": "[1:, ::2]"}, [f64_m], lambda a: a[1:, ::2])
+original("original shape index", "shape", {"index": 1}, [f64_m], lambda a: np.array(a.shape[1]))
+original("original foreach", "foreach", {"operation": "sum", "axis": 0}, [t3], lambda a: np.stack([np.sum(x, axis=0) for x in a]))
+
 
 def same_value(a, b, rtol):
     """Structural equality; float data within rtol (NumPy's SIMD paths differ across CPUs)."""

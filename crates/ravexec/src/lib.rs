@@ -47,7 +47,9 @@ fn tensor_at(inputs: &[TensorValue], i: usize) -> KResult<&Tensor> {
     inputs[i].as_tensor().ok_or(ErrorKind::NotTensor(i))
 }
 
-/// Inputs of variadic ops: the tensors given, or the items of a single list input.
+/// Inputs of `concat` and `stack` when several are given, or the items of a single list
+/// input: NumPy's sequence argument. A single tensor is a sequence too (its rows), which
+/// [`join`] handles without splitting it.
 fn tensor_list(inputs: &[TensorValue]) -> KResult<Vec<&Tensor>> {
     let items: Vec<&TensorValue> = match inputs {
         [TensorValue::List(items)] => items.iter().collect(),
@@ -57,6 +59,17 @@ fn tensor_list(inputs: &[TensorValue]) -> KResult<Vec<&Tensor>> {
         return Err(ErrorKind::Value("need at least one array".into()));
     }
     items.into_iter().enumerate().map(|(i, v)| v.as_tensor().ok_or(ErrorKind::NotTensor(i))).collect()
+}
+
+/// `concat` and `stack` as NumPy reads their one argument: `np.stack(a)` for a single array
+/// `a` joins `a[0], a[1], …`, not the one-element sequence `[a]`.
+fn join(kind: OpKind, inputs: &[TensorValue], axis: i64) -> KResult<Tensor> {
+    let stack = kind == OpKind::Stack;
+    if let [TensorValue::Tensor(a)] = inputs {
+        return if stack { shape::stack_rows(a, axis) } else { shape::concat_rows(a, axis) };
+    }
+    let tensors = tensor_list(inputs)?;
+    if stack { shape::stack(&tensors, axis) } else { shape::concat(&tensors, axis) }
 }
 
 /// Runs one op on its inputs, outside a training session: an op that keeps training state
@@ -177,8 +190,8 @@ fn run<'a>(operation: &'a Operation, inputs: &[TensorValue]) -> KResult<Step<'a>
         O::Ravel(p) => shape::ravel(t(0)?, p.order),
         O::Squeeze(p) => shape::squeeze(t(0)?, p.axis.as_ref())?,
         O::ExpandDims(p) => shape::expand_dims(t(0)?, &p.axis)?,
-        O::Concat(p) => shape::concat(&tensor_list(inputs)?, p.axis)?,
-        O::Stack(p) => shape::stack(&tensor_list(inputs)?, p.axis)?,
+        O::Concat(p) => join(OpKind::Concat, inputs, p.axis)?,
+        O::Stack(p) => join(OpKind::Stack, inputs, p.axis)?,
         O::Split(p) => return shape::split(t(0)?, &p.num_or_size_splits, p.axis).map(Step::Done),
         O::Tile(_) => shape::tile(t(0)?, t(1)?)?,
         O::Reverse(p) => shape::reverse(t(0)?, p.axis.as_ref())?,

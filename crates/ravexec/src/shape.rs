@@ -153,6 +153,43 @@ pub(crate) fn stack(tensors: &[&Tensor], axis: i64) -> KResult<Tensor> {
     concat(&refs, axis as i64)
 }
 
+/// `stack` of one tensor, read as the sequence of its rows: `np.stack(a, axis)` is `a` with
+/// its first axis moved to `axis` (no copy per row).
+pub(crate) fn stack_rows(a: &Tensor, axis: i64) -> KResult<Tensor> {
+    if a.ndim() == 0 {
+        return Err(ErrorKind::Value("a 0-d array is not a sequence of arrays to stack".into()));
+    }
+    if a.shape()[0] == 0 {
+        return Err(ErrorKind::Value("need at least one array to stack".into()));
+    }
+    let axis = norm_axis(axis, a.ndim())?;
+    let mut order: Vec<usize> = (1..a.ndim()).collect();
+    order.insert(axis, 0);
+    Ok(permute(a, &order))
+}
+
+/// `concat` of one tensor, read as the sequence of its rows: `np.concatenate(a, axis)` joins
+/// `a[0], a[1], …` along `axis` of a row.
+pub(crate) fn concat_rows(a: &Tensor, axis: i64) -> KResult<Tensor> {
+    if a.ndim() == 0 {
+        return Err(ErrorKind::Value("a 0-d array is not a sequence of arrays to concatenate".into()));
+    }
+    if a.shape()[0] == 0 {
+        return Err(ErrorKind::Value("need at least one array to concatenate".into()));
+    }
+    if a.ndim() == 1 {
+        return Err(ErrorKind::Shape("zero-dimensional arrays cannot be concatenated".into()));
+    }
+    let axis = norm_axis(axis, a.ndim() - 1)?;
+    // The rows' count lands just before `axis`; merging the two axes in row-major order puts
+    // row 0's part first, then row 1's, as concatenation does.
+    let moved = stack_rows(a, axis as i64)?;
+    let mut shape = moved.shape().to_vec();
+    let merged = shape[axis] * shape[axis + 1];
+    shape.splice(axis..axis + 2, [merged]);
+    Ok(reshape_to(&moved, &shape))
+}
+
 /// `split` into a list.
 pub(crate) fn split(a: &Tensor, spec: &SplitSpec, axis: i64) -> KResult<TensorValue> {
     if a.ndim() == 0 {

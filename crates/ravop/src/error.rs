@@ -16,6 +16,15 @@ pub enum Error {
         /// What was wrong.
         reason: String,
     },
+    /// A call in the original's form ([`crate::Graph::call`]) names no catalogue op or
+    /// cannot be translated; nothing was recorded.
+    #[error("`{name}`: {reason}")]
+    Call {
+        /// The name called.
+        name: String,
+        /// Why it is refused.
+        reason: String,
+    },
     /// A kernel refused its inputs at run time.
     #[error("{op_id} failed: {source}")]
     Exec {

@@ -30,6 +30,7 @@ mod graph;
 mod methods;
 pub mod ml;
 pub mod nn;
+mod original;
 mod values;
 
 pub use client::{BlockingClient, CHUNK_OPS, CHUNK_VALUE_BYTES, Client, RECONNECT_FOR, progress_bar};
@@ -38,6 +39,7 @@ pub use events::{GraphEvent, Subscription};
 pub use executor::{LocalExecutor, Results};
 pub use federated::{FederatedQuery, Rules, federated_progress_bar};
 pub use graph::{Graph, Node, Op};
+pub use original::Kwargs;
 pub use ravexec::{Elem, Tensor, TensorValue};
 pub use ravproto::federated::{FederatedSpec, Privacy};
 pub use ravproto::messages::GraphProgress;

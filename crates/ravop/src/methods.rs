@@ -367,12 +367,14 @@ fn op_kind_name(set: bool) -> &'static str {
 }
 
 impl Graph {
-    /// Concatenate several ops along an axis.
+    /// Concatenate several ops along an axis. One op alone is NumPy's sequence of its rows
+    /// (`np.concatenate(a)` joins `a[0], a[1], …`), as is a list value (`split`'s result).
     pub fn concat(&self, ops: &[&Op], params: JoinParams) -> Op {
         self.push(Operation::Concat(params), ops)
     }
 
-    /// Stack several ops along a new axis.
+    /// Stack several ops along a new axis. One op alone is NumPy's sequence of its rows:
+    /// `np.stack(a, axis)` moves `a`'s first axis to `axis` (use `expand_dims` for `[a]`).
     pub fn stack(&self, ops: &[&Op], params: JoinParams) -> Op {
         self.push(Operation::Stack(params), ops)
     }

@@ -279,3 +279,41 @@ async fn connecting_to_nothing_fails_at_once_with_the_cause() {
     }
     assert!(started.elapsed() < crate::RECONNECT_FOR / 2, "connect does not wait for a server");
 }
+
+/// Scripts ported from the Python ravop keep their calls: `R.where(a, b, condition=mask)`,
+/// `R.average(a, axis=1, weights=[...])`, `keepdims="True"`, and get the typed ops' answers.
+#[test]
+fn original_call_forms_record_the_typed_ops() {
+    use crate::Kwargs;
+    let graph = Graph::new("ported");
+    let a = graph.t(array![[1.0, -2.0], [3.0, -4.0]]);
+    let b = graph.t(array![[0.0, 0.0], [0.0, 0.0]]);
+    let mask = a.greater(&graph.scalar(0.0));
+    graph.call("where", &[&a, &b], Kwargs::new().op("condition", &mask)).unwrap().persist("where op");
+    graph
+        .call("where", &[&a, &b], Kwargs::new().set("condition", serde_json::json!([[true, false], [false, true]])))
+        .unwrap()
+        .persist("where constant");
+    graph
+        .call("average", &[&a], Kwargs::new().set("axis", 1).set("weights", serde_json::json!([1.0, 3.0])))
+        .unwrap()
+        .persist("average");
+    graph.call("matrix_sum", &[&a], Kwargs::new().set("axis", 0).set("keepdims", "True")).unwrap().persist("sum");
+    a.where_(&b, &mask).persist("typed where");
+
+    let results = LocalExecutor::default().run(&graph).unwrap();
+    let get = |name: &str| results.array::<f64>(name).unwrap();
+    assert_eq!(get("where op"), array![[1.0, 0.0], [3.0, 0.0]].into_dyn());
+    assert_eq!(get("where op"), get("typed where"));
+    assert_eq!(get("where constant"), array![[1.0, 0.0], [0.0, -4.0]].into_dyn());
+    assert_eq!(get("average"), array![-1.25, -2.25].into_dyn());
+    assert_eq!(get("sum"), array![[4.0, -6.0]].into_dyn());
+
+    // What cannot be translated is refused at the call, saying why.
+    let err = graph.call("no_such_op", &[&a], Kwargs::new()).unwrap_err();
+    assert_eq!(err.to_string(), "`no_such_op`: no op of the catalogue has this name");
+    let err = graph.call("where", &[&a], Kwargs::new().op("condition", &mask)).unwrap_err();
+    assert!(err.to_string().contains("input 2 of (x, y, condition)"), "{err}");
+    let err = graph.call("sum", &[&a], Kwargs::new().set("axes", 0)).unwrap_err();
+    assert!(matches!(err, Error::Call { .. }) && err.to_string().contains("unknown field `axes`"), "{err}");
+}

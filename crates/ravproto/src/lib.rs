@@ -15,6 +15,7 @@ pub mod index;
 pub mod messages;
 pub mod model;
 pub mod ops;
+pub mod original;
 pub mod provider;
 pub mod requester;
 pub mod routes;

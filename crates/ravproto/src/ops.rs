@@ -981,7 +981,8 @@ layer_params!(
     DenseParams {
         /// Output units.
         n_units: usize,
-        /// Initial weights `(in, out)`.
+        /// Initial weights `(in, out)` (the original's `initial_W`).
+        #[serde(alias = "initial_W")]
         initial_w: Option<TensorData>,
         /// Initial bias `(out,)`.
         initial_w0: Option<TensorData>,
@@ -1012,7 +1013,8 @@ layer_params!(
         normalized_shape: Vec<usize>,
         /// Stability term (default 1e-5).
         eps: Option<f64>,
-        /// Initial gamma.
+        /// Initial gamma (the original's `initial_W`).
+        #[serde(alias = "initial_W")]
         initial_w: Option<TensorData>,
         /// Initial beta.
         initial_w0: Option<TensorData>,
@@ -1053,7 +1055,8 @@ layer_params!(
         groups: Option<usize>,
         /// Learn a bias (default true).
         bias: Option<bool>,
-        /// Initial weights `(out, in/groups, kh, kw)`.
+        /// Initial weights `(out, in/groups, kh, kw)` (the original's `initial_W`).
+        #[serde(alias = "initial_W")]
         initial_w: Option<TensorData>,
         /// Initial bias.
         initial_w0: Option<TensorData>,
@@ -1187,6 +1190,19 @@ pub enum OperationError {
     /// The operator name is in neither the short nor the wire names.
     #[error("unknown operator `{0}`")]
     UnknownOperator(String),
+    /// A param of the original that is a positional input here
+    /// ([`crate::original::PARAMS_AS_INPUTS`]).
+    #[error("`{op}` takes `{param}` as its input {position} (inputs {inputs}), not as a param")]
+    ParamIsAnInput {
+        /// Short name of the op.
+        op: &'static str,
+        /// The param given.
+        param: &'static str,
+        /// The input that replaces it (0-based).
+        position: usize,
+        /// The op's inputs.
+        inputs: &'static str,
+    },
     /// The params do not fit the op's params type.
     #[error("bad params for `{op}`: {reason}")]
     BadParams {
@@ -1255,6 +1271,16 @@ macro_rules! catalogue {
             /// Builds an operation from a kind and JSON params (`null` means defaults).
             pub fn from_json_params(kind: OpKind, params: serde_json::Value) -> Result<Operation, OperationError> {
                 let params = if params.is_null() { serde_json::Value::Object(Default::default()) } else { params };
+                if let Some(moved) = params.as_object().and_then(|map| {
+                    map.keys().find_map(|key| crate::original::param_as_input(kind, key))
+                }) {
+                    return Err(OperationError::ParamIsAnInput {
+                        op: kind.short_name(),
+                        param: moved.param,
+                        position: moved.position,
+                        inputs: moved.inputs,
+                    });
+                }
                 let bad = |e: serde_json::Error| OperationError::BadParams { op: kind.short_name(), reason: e.to_string() };
                 Ok(match kind {
                     $( OpKind::$variant => Operation::$variant(serde_json::from_value(params).map_err(bad)?), )*

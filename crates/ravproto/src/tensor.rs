@@ -16,15 +16,19 @@ use std::fmt;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DType {
-    /// 32-bit IEEE float.
+    /// 32-bit IEEE float (NumPy's name, `float32`, is read too).
+    #[serde(alias = "float32")]
     F32,
     /// 64-bit IEEE float.
+    #[serde(alias = "float64")]
     F64,
     /// 64-bit signed integer.
+    #[serde(alias = "int64")]
     I64,
     /// Boolean, one byte per element (0 or 1).
     Bool,
     /// Unsigned byte.
+    #[serde(alias = "uint8")]
     U8,
 }
 

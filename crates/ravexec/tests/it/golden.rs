@@ -18,6 +18,10 @@ struct Case {
     /// Looser tolerance where NumPy itself computed in float16.
     #[serde(default)]
     rtol: Option<f64>,
+    /// The operation is written the original's way (`R.<name>(**params)`), to go through
+    /// `ravproto::original::translate`.
+    #[serde(default)]
+    original: bool,
 }
 
 fn close(dtype: DType, got: f64, want: f64, rtol_override: Option<f64>) -> bool {
@@ -70,10 +74,28 @@ fn compare(got: &Value, want: &Value, path: &str, rtol: Option<f64>) -> Result<(
     }
 }
 
+fn parsed(case: &Case) -> Result<Operation, String> {
+    serde_json::from_value(case.operation.clone()).map_err(|e| format!("operation does not parse: {e}"))
+}
+
+/// An original call: the op, and its inputs with the constants its params became.
+fn translated(case: &Case) -> Result<(Operation, Vec<Value>), String> {
+    let name = case.operation["operator"].as_str().ok_or("no operator")?;
+    let params = case.operation["params"].as_object().cloned().unwrap_or_default();
+    let call = ravproto::original::translate(name, &params).map_err(|e| format!("original call refused: {e}"))?;
+    let mut inputs = case.inputs.clone();
+    for (position, constant) in call.inputs {
+        if position > inputs.len() {
+            return Err(format!("param input {position} after only {} inputs", inputs.len()));
+        }
+        inputs.insert(position, Value::Tensor(constant));
+    }
+    Ok((call.operation, inputs))
+}
+
 fn run_case(case: &Case) -> Result<(), String> {
-    let operation: Operation =
-        serde_json::from_value(case.operation.clone()).map_err(|e| format!("operation does not parse: {e}"))?;
-    let inputs: Vec<TensorValue> = case.inputs.iter().map(TensorValue::from_wire).collect();
+    let (operation, inputs) = if case.original { translated(case)? } else { (parsed(case)?, case.inputs.clone()) };
+    let inputs: Vec<TensorValue> = inputs.iter().map(TensorValue::from_wire).collect();
     let result = execute(&operation, &inputs);
     match (&case.error, result, &case.expected) {
         (Some(_), Err(_), _) => Ok(()),
@@ -89,6 +111,7 @@ fn kernels_agree_with_numpy() {
     let text = include_str!("fixtures/golden.json");
     let cases: Vec<Case> = serde_json::from_str(text).expect("fixture parses");
     assert!(cases.len() > 900, "fixture has all cases");
+    assert!(cases.iter().filter(|c| c.original).count() >= 25, "fixture has the original's call forms");
     let failures: Vec<String> =
         cases.iter().filter_map(|case| run_case(case).err().map(|e| format!("{}: {e}", case.name))).collect();
     assert!(
