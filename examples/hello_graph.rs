@@ -23,10 +23,9 @@ use anyhow::{Context, Result};
 use ravop::{BlockingClient, Graph, OpStatus};
 
 fn main() -> Result<()> {
-    // Where ravsock listens and who we are.
-    let url = std::env::var("RAVSOCK_URL").unwrap_or_else(|_| "http://127.0.0.1:9999".into());
-    let token = std::env::var("RAVSOCK_TOKEN").context("set RAVSOCK_TOKEN to a requester token")?;
-    let client = BlockingClient::connect(&url, &token)?;
+    // Where ravsock listens and who we are: RAVSOCK_URL and RAVSOCK_TOKEN (or the original's
+    // RAVENVERSE_URL and TOKEN), from the environment or a .env file.
+    let client = BlockingClient::from_env()?;
 
     // Build the graph exactly as for a local run.
     let graph = Graph::new("hello");

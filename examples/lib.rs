@@ -7,7 +7,8 @@ use ravop::{BlockingClient, Graph, GraphId, LocalExecutor, Results, TensorValue}
 
 /// Where a tutorial's graph was computed, and how to read its persisted results.
 pub enum Ran {
-    /// On the grid: ravsock at `RAVSOCK_URL` with the requester token in `RAVSOCK_TOKEN`.
+    /// On the grid: ravsock at `RAVSOCK_URL` with the requester token in `RAVSOCK_TOKEN` (or
+    /// the original's `RAVENVERSE_URL` and `TOKEN`).
     Grid { client: BlockingClient, id: GraphId },
     /// In process, with the `LocalExecutor` (same kernels, same numbers).
     Local(Results),
@@ -23,13 +24,11 @@ impl Ran {
     }
 }
 
-/// Computes `graph` on the grid when `RAVSOCK_TOKEN` is set (printing the graph id), and in
-/// process otherwise.
+/// Computes `graph` on the grid when a token is set (`RAVSOCK_TOKEN`, or the original's
+/// `TOKEN`, in the environment or `.env`; printing the graph id), and in process otherwise.
 pub fn run_on_grid_or_here(graph: &Graph) -> Result<Ran> {
-    match std::env::var("RAVSOCK_TOKEN") {
-        Ok(token) => {
-            let url = std::env::var("RAVSOCK_URL").unwrap_or_else(|_| "http://127.0.0.1:9999".into());
-            let client = BlockingClient::connect(&url, &token)?;
+    match BlockingClient::from_env() {
+        Ok(client) => {
             let id = client.run(graph, |_| {})?;
             #[allow(clippy::print_stdout)] // Tutorials say where their graph ran.
             {
@@ -37,6 +36,7 @@ pub fn run_on_grid_or_here(graph: &Graph) -> Result<Ran> {
             }
             Ok(Ran::Grid { client, id })
         }
-        Err(_) => Ok(Ran::Local(LocalExecutor::default().run(graph)?)),
+        Err(ravop::Error::NoToken) => Ok(Ran::Local(LocalExecutor::default().run(graph)?)),
+        Err(error) => Err(error.into()),
     }
 }

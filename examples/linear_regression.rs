@@ -23,9 +23,9 @@ use ravop::ops::{ReduceParams, TransposeParams};
 use ravop::{BlockingClient, Graph};
 
 fn main() -> Result<()> {
-    let url = std::env::var("RAVSOCK_URL").unwrap_or_else(|_| "http://127.0.0.1:9999".into());
-    let token = std::env::var("RAVSOCK_TOKEN").context("set RAVSOCK_TOKEN to a requester token")?;
-    let client = BlockingClient::connect(&url, &token)?;
+    // RAVSOCK_URL and RAVSOCK_TOKEN (or the original's RAVENVERSE_URL and TOKEN), from the
+    // environment or a .env file.
+    let client = BlockingClient::from_env()?;
 
     // Data: y = 1.5 + 3x + a little deterministic noise, with a column of ones for the bias.
     let n = 200;

@@ -22,9 +22,9 @@ use ravop::ops::{JoinParams, SortParams};
 use ravop::{BlockingClient, Graph};
 
 fn main() -> Result<()> {
-    let url = std::env::var("RAVSOCK_URL").unwrap_or_else(|_| "http://127.0.0.1:9999".into());
-    let token = std::env::var("RAVSOCK_TOKEN").context("set RAVSOCK_TOKEN to a requester token")?;
-    let client = BlockingClient::connect(&url, &token)?;
+    // RAVSOCK_URL and RAVSOCK_TOKEN (or the original's RAVENVERSE_URL and TOKEN), from the
+    // environment or a .env file.
+    let client = BlockingClient::from_env()?;
     let slices: usize = std::env::var("SLICES").ok().and_then(|v| v.parse().ok()).unwrap_or(16);
     let len: usize = std::env::var("LEN").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
     ensure!(slices > 0 && len.is_multiple_of(slices), "LEN must be a multiple of SLICES");

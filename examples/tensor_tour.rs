@@ -29,9 +29,9 @@ use ravop::ops::{ArgParams, ClipParams, ReduceParams, SortParams, StatParams, Tr
 use ravop::{BlockingClient, Graph};
 
 fn main() -> Result<()> {
-    let url = std::env::var("RAVSOCK_URL").unwrap_or_else(|_| "http://127.0.0.1:9999".into());
-    let token = std::env::var("RAVSOCK_TOKEN").context("set RAVSOCK_TOKEN to a requester token")?;
-    let client = BlockingClient::connect(&url, &token)?;
+    // RAVSOCK_URL and RAVSOCK_TOKEN (or the original's RAVENVERSE_URL and TOKEN), from the
+    // environment or a .env file.
+    let client = BlockingClient::from_env()?;
 
     let graph = Graph::new("tensor tour");
     let m = graph.t(array![[3.0, 1.0, 2.0], [9.0, 7.0, 8.0]]);

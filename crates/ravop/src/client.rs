@@ -71,6 +71,20 @@ pub use ravclient::RECONNECT_FOR;
 #[derive(Clone, Debug)]
 pub struct Client {
     http: Http,
+    ftp_host: Option<String>,
+}
+
+/// ravsock's URL when the environment names none.
+pub const DEFAULT_URL: &str = "http://127.0.0.1:9999";
+
+/// The URL, token and ravftp host from the environment and `.env` ([`ravenv`]: today's names
+/// `RAVSOCK_URL`, `RAVSOCK_TOKEN`, `RAVSOCK_FTP_HOST`, or the original's `RAVENVERSE_URL`,
+/// `TOKEN`, `RAVENVERSE_FTP_HOST`).
+fn settings() -> Result<(String, String, Option<String>)> {
+    let env = ravenv::Env::load().map_err(|e| Error::Settings(e.to_string()))?;
+    let token = env.get(ravenv::TOKEN).ok_or(Error::NoToken)?;
+    let url = env.get(ravenv::URL).unwrap_or_else(|| DEFAULT_URL.to_string());
+    Ok((url, token, env.get(ravenv::FTP_HOST)))
 }
 
 impl Client {
@@ -78,15 +92,33 @@ impl Client {
     pub async fn connect(url: &str, token: &str) -> Result<Client> {
         let http = Http::new(url, token);
         let window = http.window();
-        let client = Client { http: http.reconnect_for(Duration::ZERO) };
+        let client = Client { http: http.reconnect_for(Duration::ZERO), ftp_host: None };
         let _: Vec<GraphProgress> = client.get(routes::GRAPHS).await?;
         Ok(client.reconnect_for(window))
+    }
+
+    /// Connects with the settings of the environment and `.env`: `RAVSOCK_URL` (default
+    /// [`DEFAULT_URL`]), `RAVSOCK_TOKEN` and `RAVSOCK_FTP_HOST`, or the original RDF's names
+    /// for them (`RAVENVERSE_URL`, `TOKEN`, `RAVENVERSE_FTP_HOST`); today's names win.
+    pub async fn from_env() -> Result<Client> {
+        let (url, token, ftp_host) = settings()?;
+        let client = Client::connect(&url, &token).await?;
+        Ok(match ftp_host {
+            Some(host) => client.ftp_host(host),
+            None => client,
+        })
+    }
+
+    /// Reaches ravsock's ravftp at `host` instead of the server URL's host (behind a proxy
+    /// or a NAT); the port still comes from ravsock.
+    pub fn ftp_host(self, host: impl Into<String>) -> Client {
+        Client { ftp_host: Some(host.into()), ..self }
     }
 
     /// How long later requests keep trying while the server cannot be reached
     /// ([`RECONNECT_FOR`] by default; zero fails at the first refused connection).
     pub fn reconnect_for(self, window: Duration) -> Client {
-        Client { http: self.http.reconnect_for(window) }
+        Client { http: self.http.reconnect_for(window), ..self }
     }
 
     /// The server's base URL.
@@ -121,7 +153,8 @@ impl Client {
     async fn ftp(&self) -> Result<(Result<ravftp::FtpClient, ravftp::FtpError>, FtpCredentials)> {
         // Each call issues a fresh password; asking again only replaces it.
         let credentials: FtpCredentials = self.http.post_as(Repeat::Safe, routes::FTP_CREDENTIALS, &()).await?;
-        let session = ravftp::FtpClient::connect(&ravftp::host_of_url(self.base()), &credentials).await;
+        let host = self.ftp_host.clone().unwrap_or_else(|| ravftp::host_of_url(self.base()));
+        let session = ravftp::FtpClient::connect(&host, &credentials).await;
         Ok((session, credentials))
     }
 
@@ -367,6 +400,16 @@ impl BlockingClient {
             .build()
             .map_err(|e| Error::Transport(format!("cannot start a runtime: {e}")))?;
         let inner = runtime.block_on(Client::connect(url, token))?;
+        Ok(BlockingClient { runtime, inner })
+    }
+
+    /// See [`Client::from_env`].
+    pub fn from_env() -> Result<BlockingClient> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Transport(format!("cannot start a runtime: {e}")))?;
+        let inner = runtime.block_on(Client::from_env())?;
         Ok(BlockingClient { runtime, inner })
     }
 

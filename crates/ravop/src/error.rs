@@ -54,6 +54,12 @@ pub enum Error {
     /// A bulk transfer through ravftp failed.
     #[error("bulk transfer failed: {0}")]
     Ftp(String),
+    /// [`crate::Client::from_env`] found no token in the environment or `.env`.
+    #[error("no token: set RAVSOCK_TOKEN (or the original's TOKEN) in the environment or in .env")]
+    NoToken,
+    /// The `.env` file cannot be read.
+    #[error("{0}")]
+    Settings(String),
     /// The server could not be reached or answered garbage.
     #[error("cannot talk to the server: {0}")]
     Transport(String),

@@ -33,7 +33,7 @@ pub mod nn;
 mod original;
 mod values;
 
-pub use client::{BlockingClient, CHUNK_OPS, CHUNK_VALUE_BYTES, Client, RECONNECT_FOR, progress_bar};
+pub use client::{BlockingClient, CHUNK_OPS, CHUNK_VALUE_BYTES, Client, DEFAULT_URL, RECONNECT_FOR, progress_bar};
 pub use error::{Error, Result};
 pub use events::{GraphEvent, Subscription};
 pub use executor::{LocalExecutor, Results};

@@ -39,6 +39,8 @@ pub struct ParticipateConfig {
     pub server: String,
     /// The provider token.
     pub token: String,
+    /// Host of ravsock's ravftp, when it is not the server URL's host.
+    pub ftp_host: Option<String>,
     /// Work only on this graph.
     pub graph: Option<GraphId>,
     /// The benchmark to report (measured when `None`).
@@ -218,7 +220,7 @@ pub async fn participate(config: ParticipateConfig, shutdown: impl Future<Output
     let withdrawn: Arc<Mutex<BTreeSet<u64>>> = Arc::default();
     let sessions: Arc<compute::Sessions> = Arc::default();
     let mut in_hand = tokio::task::JoinSet::new();
-    let ftp_host = ravftp::host_of_url(&config.server);
+    let ftp_host = config.ftp_host.clone().unwrap_or_else(|| ravftp::host_of_url(&config.server));
     let mut ftp: Option<Arc<Bulk>> = None;
     let mut shutdown = std::pin::pin!(shutdown.fuse());
     let outcome = loop {

@@ -2,11 +2,13 @@
 //! status line on the terminal), `ravpy list-graphs`, `ravpy federated --graph ID --file
 //! data.csv` (contribute a CSV file's statistics; the file never leaves this machine),
 //! `ravpy benchmark`.
-//! Settings come from flags, the environment (`RAVSOCK_URL`, `RAVSOCK_TOKEN`) or a `.env`
-//! file in the working directory.
+//! Settings come from flags, the environment (`RAVSOCK_URL`, `RAVSOCK_TOKEN`,
+//! `RAVSOCK_FTP_HOST`) or a `.env` file (the working directory's or a parent's); the original
+//! RDF's names (`RAVENVERSE_URL`, `TOKEN`, `RAVENVERSE_FTP_URL`, `RAVENVERSE_FTP_HOST`) are
+//! read too, and today's names win where both are set (see the `ravenv` crate).
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use ravproto::GraphId;
 use ravpy::{ParticipateConfig, participate};
 use tracing_subscriber::EnvFilter;
@@ -25,12 +27,17 @@ struct Cli {
 enum Command {
     /// Connect, benchmark, join a graph (or any) and compute until Ctrl-C.
     Participate {
-        /// ravsock's URL.
+        /// ravsock's URL [also read from RAVENVERSE_URL, the original's name].
         #[arg(long, env = "RAVSOCK_URL", default_value = "http://127.0.0.1:9999")]
         server: String,
-        /// Provider token (from `ravsock token create --role provider`).
+        /// Provider token (from `ravsock token create --role provider`) [also read from TOKEN].
+        /// Prefer the environment or `.env` to this flag: `ps` shows a process's flags.
         #[arg(long, env = "RAVSOCK_TOKEN", hide_env_values = true)]
         token: String,
+        /// Host of ravsock's ravftp when it is not the server URL's host [also read from
+        /// RAVENVERSE_FTP_URL and RAVENVERSE_FTP_HOST].
+        #[arg(long, env = "RAVSOCK_FTP_HOST")]
+        ftp_host: Option<String>,
         /// Work only on this graph.
         #[arg(long)]
         graph: Option<u64>,
@@ -40,10 +47,10 @@ enum Command {
     },
     /// List the graphs open to providers, with their requirements.
     ListGraphs {
-        /// ravsock's URL.
+        /// ravsock's URL [also read from RAVENVERSE_URL].
         #[arg(long, env = "RAVSOCK_URL", default_value = "http://127.0.0.1:9999")]
         server: String,
-        /// Provider token.
+        /// Provider token [also read from TOKEN].
         #[arg(long, env = "RAVSOCK_TOKEN", hide_env_values = true)]
         token: String,
         /// Only `distributed` or only `federated` graphs.
@@ -53,10 +60,10 @@ enum Command {
     /// Contribute the statistics of a CSV file to a federated graph (the file never leaves this
     /// machine; in encrypted mode the statistics leave it only encrypted).
     Federated {
-        /// ravsock's URL.
+        /// ravsock's URL [also read from RAVENVERSE_URL].
         #[arg(long, env = "RAVSOCK_URL", default_value = "http://127.0.0.1:9999")]
         server: String,
-        /// Provider token.
+        /// Provider token [also read from TOKEN].
         #[arg(long, env = "RAVSOCK_TOKEN", hide_env_values = true)]
         token: String,
         /// The federated graph (see `list-graphs --approach federated`).
@@ -70,49 +77,22 @@ enum Command {
     Benchmark,
 }
 
-/// Loads `KEY=value` lines from `./.env` into the environment of this process, before any
-/// thread starts, without overriding variables already set.
-fn load_dotenv() -> Vec<(String, String)> {
-    let Ok(text) = std::fs::read_to_string(".env") else { return Vec::new() };
-    text.lines()
-        .filter_map(|line| {
-            let line = line.trim();
-            if line.starts_with('#') {
-                return None;
-            }
-            let (key, value) = line.split_once('=')?;
-            let key = key.trim();
-            (std::env::var_os(key).is_none()).then(|| (key.to_string(), value.trim().trim_matches('"').to_string()))
-        })
-        .collect()
-}
-
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("ravpy=info")))
         .init();
-    let mut args: Vec<String> = std::env::args().collect();
-    // `.env` values become flags so clap's precedence (flag, env, default) stays in one place.
-    for (key, value) in load_dotenv() {
-        let flag = match key.as_str() {
-            "RAVSOCK_URL" => "--server",
-            "RAVSOCK_TOKEN" => "--token",
-            _ => continue,
-        };
-        let takes_flags = args.len() > 1 && ["participate", "list-graphs", "federated"].contains(&args[1].as_str());
-        if takes_flags && !args.iter().any(|a| a == flag) {
-            args.push(flag.into());
-            args.push(value);
-        }
-    }
-    let cli = Cli::parse_from(args);
+    // `.env` and the original's names become flags, so clap's order (flag, environment,
+    // default) stays in one place.
+    let env = ravenv::Env::load()?;
+    let cli = Cli::parse_from(ravenv::args_with_env(std::env::args().collect(), &Cli::command(), &env));
     let runtime = tokio::runtime::Runtime::new()?;
     match cli.command {
-        Command::Participate { server, token, graph, max_subgraphs } => {
+        Command::Participate { server, token, ftp_host, graph, max_subgraphs } => {
             let (events, view) = tokio::sync::mpsc::unbounded_channel();
             let config = ParticipateConfig {
                 server,
                 token,
+                ftp_host,
                 graph: graph.map(GraphId),
                 benchmark: None,
                 events: Some(events),

@@ -24,6 +24,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Database URL: `sqlite://PATH`, or `postgres://USER:PASSWORD@HOST:PORT/DB` for PostgreSQL
     /// (the database must exist; ravsock creates its tables). Default `sqlite://<data-dir>/ravsock.db`.
+    /// [Also read from the original's RAVENVERSE_DATABASE_URI or RDF_DATABASE_URI, in
+    /// SQLAlchemy's form: `sqlite:///relative.db`, `sqlite:////absolute.db`,
+    /// `postgresql+psycopg2://…`.]
     #[arg(long, env = "RAVSOCK_DATABASE_URL")]
     pub database_url: Option<String>,
     /// Most ops per subgraph.
@@ -86,6 +89,30 @@ impl Config {
     }
 }
 
+/// The original's names for the database URL, in the order they are looked up.
+pub const ORIGINAL_DATABASE_NAMES: &[&str] = &["RAVENVERSE_DATABASE_URI", "RDF_DATABASE_URI"];
+
+/// The original's database URI (SQLAlchemy's form) as ravsock's: `sqlite:///rel.db` is a
+/// relative path and `sqlite:////abs.db` an absolute one (SQLAlchemy counts the third slash
+/// as the separator), a `+driver` after `postgresql` is dropped, and SQLite's query options
+/// (`check_same_thread`, which only Python's driver reads) are left out.
+pub fn database_url_from_original(uri: &str) -> Result<String, String> {
+    let (scheme, rest) = uri.split_once("://").ok_or_else(|| format!("`{uri}` is not a database URI"))?;
+    let backend = scheme.split('+').next().unwrap_or(scheme);
+    match backend {
+        "sqlite" => {
+            let path = rest.strip_prefix('/').unwrap_or(rest);
+            let path = path.split('?').next().unwrap_or(path);
+            if path.is_empty() {
+                return Err("an in-memory SQLite database (`sqlite://`) would lose every graph at a restart".into());
+            }
+            Ok(format!("sqlite://{path}"))
+        }
+        "postgresql" | "postgres" => Ok(format!("postgresql://{rest}")),
+        other => Err(format!("ravsock stores its data in SQLite or PostgreSQL, not `{other}`")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,5 +133,17 @@ mod tests {
         assert_eq!(redacted("postgres://raven:s3cret@db:5432/raven"), "postgres://***@db:5432/raven");
         assert_eq!(redacted("postgres://db/raven?user=raven&password=s3cret"), "postgres://db/raven?***");
         assert_eq!(redacted("sqlite://data/ravsock.db"), "sqlite://data/ravsock.db");
+    }
+
+    #[test]
+    fn the_originals_sqlalchemy_uris_are_translated() {
+        let ok = |uri: &str| database_url_from_original(uri).unwrap();
+        assert_eq!(ok("sqlite:///rdf.db?check_same_thread=False"), "sqlite://rdf.db");
+        assert_eq!(ok("sqlite:////home/rdf/rdf.db"), "sqlite:///home/rdf/rdf.db");
+        assert_eq!(ok("postgresql+psycopg2://raven:pw@127.0.0.1:5432/rdf"), "postgresql://raven:pw@127.0.0.1:5432/rdf");
+        assert_eq!(ok("postgres://127.0.0.1/rdf"), "postgresql://127.0.0.1/rdf");
+        assert!(database_url_from_original("mysql://127.0.0.1/rdf").unwrap_err().contains("SQLite or PostgreSQL"));
+        assert!(database_url_from_original("sqlite://").is_err());
+        assert!(database_url_from_original("rdf.db").is_err());
     }
 }

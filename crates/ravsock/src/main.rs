@@ -1,8 +1,10 @@
 //! The `ravsock` binary: `ravsock` (or `ravsock serve`) runs the server with embedded defaults;
 //! `ravsock token create --name NAME --role requester|provider|admin` prints a new token once.
+//! Settings come from flags, `RAVSOCK_*` variables or a `.env` file; the original RDF's
+//! database name (`RAVENVERSE_DATABASE_URI`, SQLAlchemy's form) is read too (`ravenv`).
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use ravsock::auth::Role;
 use ravsock::config::Config;
 use ravsock::db::Db;
@@ -50,7 +52,15 @@ async fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("ravsock=info")))
         .init();
-    let cli = Cli::parse();
+    let mut env = ravenv::Env::load()?;
+    // The original's URI is translated only where today's name is not set (today's wins).
+    if env.get("RAVSOCK_DATABASE_URL").is_none()
+        && let Some((name, uri)) = env.first_set(ravsock::config::ORIGINAL_DATABASE_NAMES)
+    {
+        let url = ravsock::config::database_url_from_original(&uri).map_err(|why| anyhow::anyhow!("{name}: {why}"))?;
+        env.derive("RAVSOCK_DATABASE_URL", url);
+    }
+    let cli = Cli::parse_from(ravenv::args_with_env(std::env::args().collect(), &Cli::command(), &env));
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let config = cli.config;

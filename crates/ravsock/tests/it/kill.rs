@@ -43,6 +43,7 @@ fn spawn_provider(
         ravpy::ParticipateConfig {
             server,
             token,
+            ftp_host: None,
             graph: None,
             benchmark: Some(Benchmark { ram_bytes: 1 << 30, cores: 1, gpu: false, speed_score: 1.0, onnx: false }),
             events: None,

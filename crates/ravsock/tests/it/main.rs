@@ -1,6 +1,7 @@
-//! ravsock integration tests: the HTTP API against a real database, in-process, and the
-//! `ravsock` binary killed with SIGKILL mid-graph. The database is SQLite, or PostgreSQL when
-//! `RAVEN_TEST_POSTGRES_URL` names a server (`ravsock::db::scratch_database_url`).
+//! ravsock integration tests: the HTTP API against a real database, in-process; the `ravsock`
+//! binary killed with SIGKILL mid-graph, and its settings from a `.env` file. The database is
+//! SQLite, or PostgreSQL when `RAVEN_TEST_POSTGRES_URL` names a server (`ravsock::db::scratch_database_url`).
 
 mod http;
 mod kill;
+mod settings;

@@ -143,6 +143,7 @@ impl Stack {
         let config = ParticipateConfig {
             server: self.url.clone(),
             token: token.to_string(),
+            ftp_host: None,
             graph: None,
             benchmark: Some(Benchmark { ram_bytes: 8 << 30, cores: 2, gpu: false, speed_score: speed, onnx }),
             events: Some(events_tx),

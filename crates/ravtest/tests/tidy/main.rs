@@ -18,12 +18,13 @@ fn workspace_root() -> PathBuf {
 const ALLOWED: &[(&str, &[&str])] = &[
     ("ravproto", &[]),
     ("ravexec", &["ravproto"]),
-    ("ravop", &["ravproto", "ravexec", "ravftp", "ravfed", "ravclient"]),
+    ("ravop", &["ravproto", "ravexec", "ravftp", "ravfed", "ravclient", "ravenv"]),
     ("ravclient", &["ravproto"]),
+    ("ravenv", &[]),
     ("ravftp", &["ravproto"]),
     ("ravfed", &["ravproto"]),
-    ("ravsock", &["ravproto", "ravftp", "ravfed"]),
-    ("ravpy", &["ravproto", "ravexec", "ravftp", "ravfed", "ravclient"]),
+    ("ravsock", &["ravproto", "ravftp", "ravfed", "ravenv"]),
+    ("ravpy", &["ravproto", "ravexec", "ravftp", "ravfed", "ravclient", "ravenv"]),
     ("ravtest", &[]),
 ];
 

@@ -1,0 +1,98 @@
+//! A provider and a requester set up the original RDF's way, with a `.env` file holding
+//! `RAVENVERSE_URL`, `TOKEN` and `RAVENVERSE_FTP_URL`: the real `ravpy participate` binary
+//! joins with it and computes, and `ravop::Client::from_env` runs a graph with it.
+//!
+//! The requester reads `.env` from the working directory, so this file holds one test (its
+//! own process under nextest and cargo test alike) and moves into the requester's directory.
+
+use ravop::{Client, Graph, LocalExecutor};
+use ravsock::auth::Role;
+use ravsock::db::Db;
+use std::process::{Command, Stdio};
+
+/// Today's names would win over the file's: they must not leak in from the shell.
+const TODAYS: [&str; 3] = ["RAVSOCK_URL", "RAVSOCK_TOKEN", "RAVSOCK_FTP_HOST"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dotenv_in_the_originals_names_drives_provider_and_requester() {
+    for name in TODAYS {
+        assert!(std::env::var_os(name).is_none(), "unset {name} to run this test: it would win over the .env file");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = ravsock::db::scratch_database_url(dir.path()).await.unwrap();
+    let db = Db::connect(&database_url).await.unwrap();
+    let requester = db.create_account("ported-requester", Role::Requester).await.unwrap();
+    let provider = db.create_account("ported-provider", Role::Provider).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let config = ravsock::config::Config {
+        bind: listener.local_addr().unwrap(),
+        data_dir: dir.path().to_path_buf(),
+        database_url: Some(database_url),
+        window: 16,
+        max_attempts: 3,
+        deadline_base_ms: 30_000,
+        deadline_per_op_ms: 10,
+        slots_per_provider: 2,
+        ftp_bind: "127.0.0.1:0".parse().unwrap(),
+        ftp_passive_from: 49152,
+        ftp_passive_to: 65535,
+        // Small, so the 64 KiB input below travels through ravftp, at the .env's FTP host.
+        inline_limit: 16 << 10,
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(ravsock::run(config, listener, async move {
+        let _ = stopped.await;
+    }));
+
+    // The provider: ravpy's .env.example, filled in.
+    let provider_dir = dir.path().join("provider");
+    std::fs::create_dir(&provider_dir).unwrap();
+    let dotenv = format!("RAVENVERSE_URL={url}\nRAVENVERSE_FTP_URL=127.0.0.1\nTOKEN=\"{provider}\"\n");
+    std::fs::write(provider_dir.join(".env"), dotenv).unwrap();
+    let mut ravpy = Command::new(env!("CARGO_BIN_EXE_ravpy"));
+    ravpy
+        .args(["participate", "--max-subgraphs", "1"])
+        .current_dir(&provider_dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for name in TODAYS {
+        ravpy.env_remove(name);
+    }
+    let child = ravpy.spawn().expect("ravpy starts");
+    let mut provider_exit = tokio::task::spawn_blocking(move || child.wait_with_output());
+
+    // The requester: ravop's README settings, in its own directory.
+    let requester_dir = dir.path().join("requester");
+    std::fs::create_dir(&requester_dir).unwrap();
+    std::fs::write(
+        requester_dir.join(".env"),
+        format!("RAVENVERSE_URL={url}\nRAVENVERSE_FTP_HOST=127.0.0.1\nTOKEN={requester}\n"),
+    )
+    .unwrap();
+    std::env::set_current_dir(&requester_dir).unwrap();
+    let client = Client::from_env().await.expect("the original's names are read");
+
+    let graph = Graph::new("ported");
+    let big = graph.t((0..8192).map(f64::from).collect::<Vec<f64>>());
+    let b = graph.t(vec![5.0, 22.0, 7.0]);
+    (big.sum(Default::default()) + &b).persist("c");
+    // A provider that could not read its settings exits at once: that ends the test with its
+    // words rather than leaving the graph waiting.
+    let (results, exit) = tokio::select! {
+        answer = client.compute(&graph) => {
+            let (_, results) = answer.expect("the graph runs on the .env provider");
+            (results, provider_exit.await.unwrap().unwrap())
+        }
+        exit = &mut provider_exit => {
+            let exit = exit.unwrap().unwrap();
+            panic!("ravpy left before the graph ran: {}", String::from_utf8_lossy(&exit.stderr));
+        }
+    };
+    let local = LocalExecutor::default().run(&graph).unwrap();
+    assert_eq!(results.array::<f64>("c").unwrap(), local.array::<f64>("c").unwrap());
+    // The provider leaves after its one subgraph, cleanly.
+    assert!(exit.status.success(), "ravpy exited with {}: {}", exit.status, String::from_utf8_lossy(&exit.stderr));
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}
