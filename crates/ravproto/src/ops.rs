@@ -1184,6 +1184,31 @@ pub struct FederatedParams {
     pub column: Option<String>,
 }
 
+/// A param of the original that is a positional input in the catalogue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ParamAsInput {
+    /// The op.
+    pub kind: OpKind,
+    /// The original's param name.
+    pub param: &'static str,
+    /// Its position among the catalogue op's inputs (0-based).
+    pub position: usize,
+    /// The catalogue op's inputs, for messages.
+    pub inputs: &'static str,
+}
+
+/// Every param of the original that is an input here.
+pub const PARAMS_AS_INPUTS: &[ParamAsInput] = &[
+    ParamAsInput { kind: OpKind::Where, param: "condition", position: 2, inputs: "(x, y, condition)" },
+    ParamAsInput { kind: OpKind::Average, param: "weights", position: 1, inputs: "(a, weights)" },
+    ParamAsInput { kind: OpKind::Bincount, param: "weights", position: 1, inputs: "(x, weights)" },
+];
+
+/// The entry of [`PARAMS_AS_INPUTS`] for `param` of `kind`, if that param became an input.
+pub fn param_as_input(kind: OpKind, param: &str) -> Option<&'static ParamAsInput> {
+    PARAMS_AS_INPUTS.iter().find(|p| p.kind == kind && p.param == param)
+}
+
 /// A malformed operation (unknown operator, bad params).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OperationError {
@@ -1191,7 +1216,7 @@ pub enum OperationError {
     #[error("unknown operator `{0}`")]
     UnknownOperator(String),
     /// A param of the original that is a positional input here
-    /// ([`crate::original::PARAMS_AS_INPUTS`]).
+    /// ([`PARAMS_AS_INPUTS`]).
     #[error("`{op}` takes `{param}` as its input {position} (inputs {inputs}), not as a param")]
     ParamIsAnInput {
         /// Short name of the op.
@@ -1272,7 +1297,7 @@ macro_rules! catalogue {
             pub fn from_json_params(kind: OpKind, params: serde_json::Value) -> Result<Operation, OperationError> {
                 let params = if params.is_null() { serde_json::Value::Object(Default::default()) } else { params };
                 if let Some(moved) = params.as_object().and_then(|map| {
-                    map.keys().find_map(|key| crate::original::param_as_input(kind, key))
+                    map.keys().find_map(|key| param_as_input(kind, key))
                 }) {
                     return Err(OperationError::ParamIsAnInput {
                         op: kind.short_name(),

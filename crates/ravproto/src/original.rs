@@ -19,30 +19,7 @@ use crate::ops::{OpKind, Operation, OperationError};
 use crate::tensor::{TensorData, TensorError};
 use serde_json::{Map, Value as Json};
 
-/// A param of the original that is a positional input in the catalogue.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ParamAsInput {
-    /// The op.
-    pub kind: OpKind,
-    /// The original's param name.
-    pub param: &'static str,
-    /// Its position among the catalogue op's inputs (0-based).
-    pub position: usize,
-    /// The catalogue op's inputs, for messages.
-    pub inputs: &'static str,
-}
-
-/// Every param of the original that is an input here.
-pub const PARAMS_AS_INPUTS: &[ParamAsInput] = &[
-    ParamAsInput { kind: OpKind::Where, param: "condition", position: 2, inputs: "(x, y, condition)" },
-    ParamAsInput { kind: OpKind::Average, param: "weights", position: 1, inputs: "(a, weights)" },
-    ParamAsInput { kind: OpKind::Bincount, param: "weights", position: 1, inputs: "(x, weights)" },
-];
-
-/// The entry of [`PARAMS_AS_INPUTS`] for `param` of `kind`, if that param became an input.
-pub fn param_as_input(kind: OpKind, param: &str) -> Option<&'static ParamAsInput> {
-    PARAMS_AS_INPUTS.iter().find(|p| p.kind == kind && p.param == param)
-}
+pub use crate::ops::{PARAMS_AS_INPUTS, ParamAsInput, param_as_input};
 
 /// An original call, in the catalogue's form.
 #[derive(Clone, Debug, PartialEq)]
