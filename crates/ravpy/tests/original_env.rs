@@ -78,17 +78,24 @@ async fn a_dotenv_in_the_originals_names_drives_provider_and_requester() {
     let b = graph.t(vec![5.0, 22.0, 7.0]);
     (big.sum(Default::default()) + &b).persist("c");
     // A provider that could not read its settings exits at once: that ends the test with its
-    // words rather than leaving the graph waiting.
-    let (results, exit) = tokio::select! {
-        answer = client.compute(&graph) => {
-            let (_, results) = answer.expect("the graph runs on the .env provider");
-            (results, provider_exit.await.unwrap().unwrap())
-        }
+    // words rather than leaving the graph waiting. One that exits cleanly has computed its
+    // subgraph, and may well leave before the requester hears that the graph is done.
+    let compute = client.compute(&graph);
+    tokio::pin!(compute);
+    let (answer, exit) = tokio::select! {
+        answer = &mut compute => (answer, provider_exit.await.unwrap().unwrap()),
         exit = &mut provider_exit => {
             let exit = exit.unwrap().unwrap();
-            panic!("ravpy left before the graph ran: {}", String::from_utf8_lossy(&exit.stderr));
+            assert!(
+                exit.status.success(),
+                "ravpy left before the graph ran ({}): {}",
+                exit.status,
+                String::from_utf8_lossy(&exit.stderr)
+            );
+            (compute.await, exit)
         }
     };
+    let (_, results) = answer.expect("the graph runs on the .env provider");
     let local = LocalExecutor::default().run(&graph).unwrap();
     assert_eq!(results.array::<f64>("c").unwrap(), local.array::<f64>("c").unwrap());
     // The provider leaves after its one subgraph, cleanly.
