@@ -32,7 +32,7 @@
 
 #![allow(clippy::print_stdout)] // A tutorial prints its results.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use ravop::ops::FederatedParams;
 use ravop::{Client, Privacy, Rules, TensorValue};
 
@@ -48,9 +48,9 @@ fn numbers(value: &TensorValue) -> Vec<f64> {
 }
 
 async fn run() -> Result<()> {
-    let url = std::env::var("RAVSOCK_URL").unwrap_or_else(|_| "http://127.0.0.1:9999".into());
-    let token = std::env::var("RAVSOCK_TOKEN").context("set RAVSOCK_TOKEN to a requester token")?;
-    let client = Client::connect(&url, &token).await?;
+    // RAVSOCK_URL and RAVSOCK_TOKEN (or the original's RAVENVERSE_URL and TOKEN), from the
+    // environment or a .env file.
+    let client = Client::from_env().await?;
 
     // Encrypted when this example has the `he` feature, unless asked for plain.
     let plain = !cfg!(feature = "he") || std::env::var("RAVFED_PRIVACY").is_ok_and(|p| p == "plain");

@@ -22,10 +22,10 @@ use ravop::{BlockingClient, Graph};
 use std::time::Instant;
 
 fn main() -> Result<()> {
-    let url = std::env::var("RAVSOCK_URL").unwrap_or_else(|_| "http://127.0.0.1:9999".into());
-    let token = std::env::var("RAVSOCK_TOKEN").context("set RAVSOCK_TOKEN to a requester token")?;
     let ops: usize = std::env::var("OPS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
-    let client = BlockingClient::connect(&url, &token)?;
+    // RAVSOCK_URL and RAVSOCK_TOKEN (or the original's RAVENVERSE_URL and TOKEN), from the
+    // environment or a .env file.
+    let client = BlockingClient::from_env()?;
 
     // Two constants and `ops` independent scalar additions of them.
     let start = Instant::now();

@@ -86,10 +86,10 @@ fn main() -> Result<()> {
     // Every step's loss, in order.
     let names: Vec<String> =
         (0..EPOCHS).flat_map(|epoch| (0..BATCHES).map(move |index| format!("loss-{epoch}-{index}"))).collect();
-    let losses: Vec<f64> = match std::env::var("RAVSOCK_TOKEN") {
-        Ok(token) => {
-            let url = std::env::var("RAVSOCK_URL").unwrap_or_else(|_| "http://127.0.0.1:9999".into());
-            let client = BlockingClient::connect(&url, &token)?;
+    // On the grid when a token is set (RAVSOCK_TOKEN or the original's TOKEN, in the
+    // environment or a .env file), in process otherwise.
+    let losses: Vec<f64> = match BlockingClient::from_env() {
+        Ok(client) => {
             let id = client.run(&graph, |_| {})?;
             println!("trained {id} on the grid");
             let fetch = |name: &String| -> Result<f64> {
@@ -97,11 +97,12 @@ fn main() -> Result<()> {
             };
             names.iter().map(fetch).collect::<Result<_>>()?
         }
-        Err(_) => {
+        Err(ravop::Error::NoToken) => {
             let results = LocalExecutor::default().run(&graph)?;
             println!("trained in-process (set RAVSOCK_TOKEN to use the grid)");
             names.iter().map(|name| Ok(results.array::<f64>(name)?.sum())).collect::<Result<_>>()?
         }
+        Err(error) => return Err(error.into()),
     };
     for (epoch, steps) in losses.chunks(BATCHES).enumerate() {
         println!("epoch {}: mean loss {:.4}", epoch + 1, steps.iter().sum::<f64>() / BATCHES as f64);

@@ -2,38 +2,57 @@
 # The main job on a fresh machine: builds the workspace, starts ravsock (SQLite and ravftp in a
 # temporary data directory) and two providers, runs every grid tutorial against them, and stops
 # everything. Usage: bash scripts/demo.sh
+# Every process is set up the original RDF's way: a `.env` file in its own working directory
+# with RAVENVERSE_URL, RAVENVERSE_FTP_URL and TOKEN (ravop and ravpy read them as aliases of
+# RAVSOCK_URL, RAVSOCK_FTP_HOST and RAVSOCK_TOKEN), so no token is on a command line (`ps`
+# shows those) and none is printed.
 # With RAVEN_HE=1 the federated tutorial runs encrypted (tfhe: about 11 more minutes of build).
 # With RAVEN_ONNX=1 the providers run ONNX models and the onnx_inference tutorial runs too
 # (tract: about 5 more minutes of build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Today's names in the shell would win over the .env files below.
+unset RAVSOCK_URL RAVSOCK_TOKEN RAVSOCK_FTP_HOST RAVENVERSE_URL RAVENVERSE_FTP_URL RAVENVERSE_FTP_HOST TOKEN
 wanted=()
 if [ "${RAVEN_HE:-0}" = 1 ]; then wanted+=(ravsock/he ravpy/he examples/he); fi
 if [ "${RAVEN_ONNX:-0}" = 1 ]; then wanted+=(ravpy/onnx); fi
 features=()
 if [ ${#wanted[@]} -gt 0 ]; then features=(--features "$(IFS=,; echo "${wanted[*]}")"); fi
-cargo build --release -q -p ravsock -p ravpy -p examples --bins --examples "${features[@]}"
-bin=target/release
+cargo build --release -p ravsock -p ravpy -p examples --bins --examples "${features[@]}"
+root=$(pwd)
+bin=$root/target/release
 data=$(mktemp -d)
 port=${RAVSOCK_PORT:-9999}
-export RAVSOCK_URL="http://127.0.0.1:$port"
-requester=$($bin/ravsock --data-dir "$data" token create --name demo --role requester)
-provider=$($bin/ravsock --data-dir "$data" token create --name demo-provider --role provider)
-$bin/ravsock --data-dir "$data" --bind "127.0.0.1:$port" --ftp-bind 127.0.0.1:0 > "$data/ravsock.log" 2>&1 &
+url="http://127.0.0.1:$port"
+# A working directory with an original-style .env for one account (no output: tokens stay
+# in files readable by this user only).
+account_dir() { # name role
+  local dir="$data/$1"
+  mkdir -p "$dir"
+  local token
+  token=$($bin/ravsock --data-dir "$data/server" token create --name "$1" --role "$2")
+  (umask 077; printf 'RAVENVERSE_URL=%s\nRAVENVERSE_FTP_URL=127.0.0.1\nTOKEN=%s\n' "$url" "$token" > "$dir/.env")
+  echo "$dir"
+}
+mkdir -p "$data/server"
+requester=$(account_dir demo requester)
+provider=$(account_dir demo-provider provider)
+$bin/ravsock --data-dir "$data/server" --bind "127.0.0.1:$port" --ftp-bind 127.0.0.1:0 > "$data/ravsock.log" 2>&1 &
 server=$!
 trap 'kill $server ${worker:-} ${worker2:-} 2>/dev/null; wait 2>/dev/null; rm -rf "$data"' EXIT
 # Wait until ravsock answers (it rejects the anonymous call with 401 once it is up).
 for _ in $(seq 1 100); do
-  if curl -s -o /dev/null "$RAVSOCK_URL/v1/graphs"; then break; fi
+  if curl -s -o /dev/null "$url/v1/graphs"; then break; fi
   sleep 0.1
 done
-$bin/ravpy participate --server "$RAVSOCK_URL" --token "$provider" > "$data/ravpy-1.log" 2>&1 &
+# Two providers on the same account, each reading the .env of its working directory.
+(cd "$provider" && exec $bin/ravpy participate) > "$data/ravpy-1.log" 2>&1 &
 worker=$!
-$bin/ravpy participate --server "$RAVSOCK_URL" --token "$provider" > "$data/ravpy-2.log" 2>&1 &
+(cd "$provider" && exec $bin/ravpy participate) > "$data/ravpy-2.log" 2>&1 &
 worker2=$!
-export RAVSOCK_TOKEN=$requester
 tutorials=(hello_graph tensor_tour linear_regression sorter throughput train_mlp knn_classifier kmeans)
 if [ "${RAVEN_ONNX:-0}" = 1 ]; then tutorials+=(onnx_inference); fi
+cd "$requester"
 for tutorial in "${tutorials[@]}"; do
   echo "== $tutorial"
   $bin/examples/$tutorial
@@ -46,13 +65,13 @@ for _ in $(seq 1 600); do
   sleep 0.1
 done
 graph=$(sed -n 's/^graph \([0-9]*\) is open.*/\1/p' "$data/federated.log")
-$bin/ravpy list-graphs --server "$RAVSOCK_URL" --token "$provider" --approach federated
+(cd "$provider" && $bin/ravpy list-graphs --approach federated)
 for silo in a b c; do
   # Each provider account contributes once per query: one account per silo.
-  silo_token=$($bin/ravsock --data-dir "$data" token create --name "clinic-$silo" --role provider)
-  $bin/ravpy federated --server "$RAVSOCK_URL" --token "$silo_token" --graph "$graph" --file "examples/data/clinic-$silo.csv"
+  silo_dir=$(account_dir "clinic-$silo" provider)
+  (cd "$silo_dir" && $bin/ravpy federated --graph "$graph" --file "$root/examples/data/clinic-$silo.csv")
 done
 wait $tutorial
 cat "$data/federated.log"
-$bin/ravpy list-graphs --server "$RAVSOCK_URL" --token "$provider"
+(cd "$provider" && $bin/ravpy list-graphs)
 echo "logs were in $data (removed on exit)"

@@ -30,7 +30,9 @@ pub(crate) fn arithmetic(kind: OpKind, a: &Tensor, b: &Tensor) -> KResult<Tensor
             OpKind::Sub => zip_map(x, y, i64::wrapping_sub)?,
             OpKind::Mul | OpKind::Multiply => zip_map(x, y, i64::wrapping_mul)?,
             OpKind::Pow => {
-                if y.iter().any(|&e| e < 0) {
+                // NumPy refuses a negative exponent where one is used: never in an empty result.
+                let used = crate::tensor::broadcast_shapes(x.shape(), y.shape()).is_ok_and(|s| !s.contains(&0));
+                if used && y.iter().any(|&e| e < 0) {
                     return Err(ErrorKind::Value("integers to negative integer powers are not allowed".into()));
                 }
                 zip_map(x, y, |base, exp| base.wrapping_pow(exp.min(i64::from(u32::MAX)) as u32))?

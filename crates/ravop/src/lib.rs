@@ -53,3 +53,9 @@ pub use values::IntoTensor;
 
 #[cfg(test)]
 mod tests;
+
+/// `docs/porting.md` (the original RDF's calls beside ravop's), included so that
+/// `cargo test --doc` compiles and runs its Rust blocks.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/porting.md")]
+pub struct PortingGuide;

@@ -1,11 +1,14 @@
-//! Integration tests of the kernels: NumPy conformance from golden fixtures, plus properties;
-//! ONNX models (`onnx.rs`) with the `onnx` feature.
+//! Integration tests of the kernels: NumPy conformance from golden fixtures, properties, the
+//! element-wise and reduction kernels against an independent reference (`reference.rs`,
+//! `conformance.rs`); ONNX models (`onnx.rs`) with the `onnx` feature.
 
 mod classic;
+mod conformance;
 mod golden;
 mod nn;
 mod nn_reference;
 #[cfg(feature = "onnx")]
 mod onnx;
 mod properties;
+mod reference;
 mod train;
