@@ -110,6 +110,13 @@ pub enum FedError {
     /// Statistics do not match the columns asked for.
     #[error("statistics do not match the graph: {0}")]
     Mismatch(String),
+    /// Plain sums that no file within the rules could have produced.
+    #[error("column `{column}`: {reason}")]
+    Implausible {
+        column: String,
+        /// What the sums contradict.
+        reason: String,
+    },
     /// A key or ciphertext is malformed, or tfhe refused it.
     #[error("encryption: {0}")]
     Crypto(String),

@@ -74,6 +74,12 @@ fn decode<const N: usize>(hex_text: &str) -> anyhow::Result<[u8; N]> {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        // A log line that cannot be written (a full disk, a closed terminal) is dropped:
+        // by default tracing-subscriber reports it with `eprintln!`, which panics when stderr
+        // is unwritable too, and logging must never take the process down.
+        .log_internal_errors(false)
+        // Colours only for a terminal: a log file or a pipe gets plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
     match Cli::parse().command {
         Command::AddUser { users, name } => {

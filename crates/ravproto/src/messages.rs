@@ -213,7 +213,8 @@ pub enum ErrorCode {
     NotFound,
     /// 409: the request conflicts with the current state.
     Conflict,
-    /// 413: the value is too big for a JSON reply; fetch it through ravftp instead.
+    /// 413: too large: a request body over its route's limit, or a value too big for a JSON
+    /// reply (fetch it through ravftp instead); the message names the limit.
     TooLarge,
     /// 426: protocol versions differ.
     VersionMismatch,

@@ -50,6 +50,9 @@ pub const EVENT_WITHDRAW: &str = "withdraw";
 pub const EVENT_REJECTED: &str = "rejected";
 /// Server → provider: its ravftp credentials for this connection.
 pub const EVENT_CREDENTIALS: &str = "ftp_credentials";
+/// Server → provider: an event it sent was malformed or unknown, and was dropped (an
+/// [`crate::messages::ErrorBody`]; a connection that keeps sending such events is closed).
+pub const EVENT_REFUSED: &str = "refused";
 
 /// The operator an [`OpFailedReport`] (and the failure a requester sees) names when the
 /// failure concerns the subgraph as a whole rather than one of its ops: inputs that could not

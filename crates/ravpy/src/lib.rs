@@ -20,9 +20,9 @@ use ravclient::socket::{describe, first_json, refusal};
 use ravproto::frame::Frame;
 use ravproto::messages::{Benchmark, ErrorBody, ErrorCode, FileValue, FtpCredentials};
 use ravproto::provider::{
-    AssignHeader, EVENT_ASSIGN, EVENT_CREDENTIALS, EVENT_JOIN, EVENT_OP_FAILED, EVENT_REJECTED, EVENT_RESULT,
-    EVENT_WITHDRAW, InlineBudget, JoinRequest, NAMESPACE, OpFailedReport, ProviderAuth, Rejected, ResultHeader,
-    ResultMessage, SUBGRAPH, Withdraw,
+    AssignHeader, EVENT_ASSIGN, EVENT_CREDENTIALS, EVENT_JOIN, EVENT_OP_FAILED, EVENT_REFUSED, EVENT_REJECTED,
+    EVENT_RESULT, EVENT_WITHDRAW, InlineBudget, JoinRequest, NAMESPACE, OpFailedReport, ProviderAuth, Rejected,
+    ResultHeader, ResultMessage, SUBGRAPH, Withdraw,
 };
 use ravproto::{GraphId, PROTOCOL_VERSION};
 use rust_socketio::Payload;
@@ -146,6 +146,8 @@ enum Incoming {
     Withdraw(u64),
     Credentials(FtpCredentials),
     Rejected(String),
+    /// The server dropped an event this provider sent as malformed (a bug on one side).
+    Refused(ErrorBody),
     /// The server's refusal of the connection, or a dropped connection (`None`), and its text.
     Error(Option<ErrorBody>, String),
 }
@@ -211,6 +213,7 @@ pub async fn participate(config: ParticipateConfig, shutdown: impl Future<Output
         .on(EVENT_WITHDRAW, on(&tx, |p| first_json::<Withdraw>(p).map(|w| Incoming::Withdraw(w.assignment))))
         .on(EVENT_REJECTED, on(&tx, |p| first_json::<Rejected>(p).map(|r| Incoming::Rejected(r.reason))))
         .on(EVENT_CREDENTIALS, on(&tx, |p| first_json::<FtpCredentials>(p).map(Incoming::Credentials)))
+        .on(EVENT_REFUSED, on(&tx, |p| first_json::<ErrorBody>(p).map(Incoming::Refused)))
         .on("error", on(&tx, |p| Some(Incoming::Error(refusal(&p), describe(&p)))))
         .connect()
         .await
@@ -262,6 +265,9 @@ pub async fn participate(config: ParticipateConfig, shutdown: impl Future<Output
                     withdrawn.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(assignment);
                 }
                 Some(Incoming::Rejected(reason)) => break Err(Error::Rejected(reason)),
+                Some(Incoming::Refused(refusal)) => {
+                    tracing::warn!(reason = %refusal.message, "ravsock dropped an event of this provider");
+                }
                 // A refusal that another try cannot change ends participation; a server fault
                 // while checking the token, or a dropped connection, is tried again.
                 Some(Incoming::Error(Some(refused), _)) if refused.code != ErrorCode::Internal => {

@@ -80,6 +80,12 @@ enum Command {
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("ravpy=info")))
+        // A log line that cannot be written (a full disk, a closed terminal) is dropped:
+        // by default tracing-subscriber reports it with `eprintln!`, which panics when stderr
+        // is unwritable too, and logging must never take the process down.
+        .log_internal_errors(false)
+        // Colours only for a terminal: a log file or a pipe gets plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
     // `.env` and the original's names become flags, so clap's order (flag, environment,
     // default) stays in one place.

@@ -49,8 +49,21 @@ enum TokenAction {
 
 #[tokio::main]
 async fn main() -> Result<()> {
+    // The socket.io stack (socketioxide, engineioxide, tungstenite) logs whole messages at
+    // debug and trace, and those hold providers' tokens and ravftp passwords: whatever
+    // RUST_LOG says, these crates log at most at info.
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("ravsock=info"));
+    for quiet in ["socketioxide=info", "engineioxide=info", "tungstenite=info", "tokio_tungstenite=info"] {
+        filter = filter.add_directive(quiet.parse()?);
+    }
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("ravsock=info")))
+        .with_env_filter(filter)
+        // A log line that cannot be written (a full disk, a closed terminal) is dropped:
+        // by default tracing-subscriber reports it with `eprintln!`, which panics when stderr
+        // is unwritable too, and logging must never take the process down.
+        .log_internal_errors(false)
+        // Colours only for a terminal: a log file or a pipe gets plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
     let mut env = ravenv::Env::load()?;
     // The original's URI is translated only where today's name is not set (today's wins).
@@ -93,10 +106,11 @@ async fn main() -> Result<()> {
             }
             let db = Db::connect(&cli.config.database_url()).await?;
             let token = db.create_account(&name, role).await?;
-            #[allow(clippy::print_stdout)] // The token is this command's output.
-            {
-                println!("{token}");
-            }
+            // The token is this command's output; `println!` would panic on a closed or full
+            // stdout, where this says so (the account exists, and a new token can be made).
+            use std::io::Write;
+            writeln!(std::io::stdout(), "{token}")
+                .context("could not write the new token to standard output (create another)")?;
         }
     }
     Ok(())

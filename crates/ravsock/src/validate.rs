@@ -1,15 +1,48 @@
-//! Checks on uploaded ops before anything is stored: arity, references, values, names.
+//! Checks on uploaded graphs and ops before anything is stored: arity, references, values,
+//! names, and the size of everything that is kept and listed (a graph's name is shown to every
+//! provider by `GET /v1/open-graphs`, so an unbounded one costs every caller).
 //!
 //! The original accepted any record and failed later on a provider; here every mistake is
 //! refused at upload with the client's op id and the reason.
 
 use crate::error::{Error, Result};
-use ravproto::messages::{OpRecord, OpRef};
+use ravproto::messages::{GraphMeta, OpRecord, OpRef};
 use ravproto::{OpId, Operation, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Most ops in one upload chunk.
 pub const MAX_CHUNK_OPS: usize = 10_000;
+
+/// Longest graph name, algorithm label or persist name, in bytes.
+pub const MAX_NAME_BYTES: usize = 256;
+
+/// Most bytes of a graph's metadata as JSON (name, algorithm, federated rules, requirements).
+pub const MAX_META_BYTES: usize = 16 << 10;
+
+/// Refuses a name longer than [`MAX_NAME_BYTES`], saying which and how long.
+fn name(what: &str, name: &str) -> Result<()> {
+    match name.len() {
+        len if len > MAX_NAME_BYTES => {
+            Err(Error::BadRequest(format!("{what} is {len} bytes long; at most {MAX_NAME_BYTES} are accepted")))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Validates a new graph's metadata: its name and algorithm label, and its whole size.
+pub fn meta(meta: &GraphMeta) -> Result<()> {
+    name("the graph's name", &meta.name)?;
+    if let Some(algorithm) = &meta.algorithm {
+        name("the graph's algorithm label", algorithm)?;
+    }
+    let len = serde_json::to_vec(meta).map_err(|e| Error::Internal(e.to_string()))?.len();
+    if len > MAX_META_BYTES {
+        return Err(Error::BadRequest(format!(
+            "the graph's metadata is {len} bytes as JSON; at most {MAX_META_BYTES} are accepted"
+        )));
+    }
+    Ok(())
+}
 
 /// Validates one chunk against the ops already stored for the graph (`known`: local → server
 /// ids) and returns nothing or the first problem.
@@ -45,10 +78,11 @@ pub fn chunk(records: &[OpRecord], known: &BTreeMap<u64, OpId>) -> Result<()> {
                 return Err(invalid(format!("params refer to local op {}, which is not an earlier op", referenced.0)));
             }
         }
-        if let Some(name) = &record.persist
-            && name.trim().is_empty()
-        {
-            return Err(invalid("a persist name cannot be empty".into()));
+        if let Some(persist) = &record.persist {
+            if persist.trim().is_empty() {
+                return Err(invalid("a persist name cannot be empty".into()));
+            }
+            name("a persist name", persist).map_err(|e| invalid(e.to_string()))?;
         }
         if let Some(name) = &record.value_file {
             if record.value.is_some() {

@@ -8,15 +8,39 @@ use crate::error::{Error, Result};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 
-/// `axum::Json`, but a malformed body becomes a JSON [`Error`] instead of plain text.
+/// `axum::Json`, but a malformed body becomes a JSON [`Error`] instead of plain text, and a
+/// body over its route's [`BodyLimit`] a 413 that names the limit.
 pub struct Json<T>(pub T);
+
+/// A route's largest request body, in bytes: set with [`body_limit`], read back for the
+/// refusal's message.
+#[derive(Clone, Copy, Debug)]
+pub struct BodyLimit(pub usize);
+
+/// The layer that limits a route's request bodies to `bytes` (axum's `DefaultBodyLimit`),
+/// with the number kept for the refusal.
+pub fn body_limit(bytes: usize) -> (axum::Extension<BodyLimit>, axum::extract::DefaultBodyLimit) {
+    (axum::Extension(BodyLimit(bytes)), axum::extract::DefaultBodyLimit::max(bytes))
+}
+
+/// The refusal of a body longer than `limit` (when the route has one).
+pub fn too_large(limit: Option<BodyLimit>) -> Error {
+    match limit {
+        Some(BodyLimit(bytes)) => {
+            Error::TooLarge(format!("the request body is over this route's limit of {bytes} bytes"))
+        }
+        None => Error::TooLarge("the request body is over this route's limit".into()),
+    }
+}
 
 impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for Json<T> {
     type Rejection = Error;
 
     async fn from_request(request: Request, state: &S) -> Result<Json<T>> {
+        let limit = request.extensions().get::<BodyLimit>().copied();
         match axum::Json::<T>::from_request(request, state).await {
             Ok(axum::Json(value)) => Ok(Json(value)),
+            Err(rejection) if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => Err(too_large(limit)),
             Err(rejection) => Err(Error::BadRequest(rejection.body_text())),
         }
     }

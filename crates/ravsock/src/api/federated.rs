@@ -22,7 +22,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route(routes::FEDERATED_WAIT, get(wait))
         .route(routes::FEDERATED_KEYS, put(upload_keys).layer(DefaultBodyLimit::max(MAX_KEYS_BYTES)))
         .route(routes::FEDERATED_PUBLIC_KEY, get(public_key))
-        .route(routes::FEDERATED_SUBMISSIONS, post(submit).layer(DefaultBodyLimit::max(MAX_SUBMISSION_BYTES)))
+        .route(routes::FEDERATED_SUBMISSIONS, post(submit).layer(super::extract::body_limit(MAX_SUBMISSION_BYTES)))
         .route(routes::FEDERATED_CLOSE, post(close))
 }
 
@@ -43,7 +43,14 @@ async fn wait(call: GraphCall, Query(query): Query<WaitQuery>) -> Result<Json<Fe
     Ok(Json(state.federated.wait(&caller, id, query.contributors_above, query.timeout_ms).await?))
 }
 
-async fn upload_keys(call: GraphCall, body: axum::body::Bytes) -> Result<Json<FederatedSpec>> {
+async fn upload_keys(
+    call: GraphCall,
+    body: std::result::Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Json<FederatedSpec>> {
+    let body = body.map_err(|rejection| match rejection.status() {
+        axum::http::StatusCode::PAYLOAD_TOO_LARGE => super::too_large(Some(super::BodyLimit(MAX_KEYS_BYTES))),
+        _ => crate::Error::BadRequest(rejection.body_text()),
+    })?;
     Ok(Json(call.state.federated.upload_keys(&call.caller, call.id, body).await?))
 }
 

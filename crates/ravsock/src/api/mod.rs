@@ -6,14 +6,16 @@
 //! - [`extract`]: JSON bodies, path ids and the authenticated caller;
 //! - [`graphs`]: the requester API;
 //! - [`federated`]: federated queries;
-//! - [`socket`]: the `/provider` and `/requester` socket.io namespaces.
+//! - [`socket`]: the `/provider` and `/requester` socket.io namespaces;
+//! - [`malformed`]: what becomes of malformed socket.io events.
 
 mod extract;
 mod federated;
 mod graphs;
+pub mod malformed;
 pub mod socket;
 
-pub use extract::{Caller, GraphCall, Json, Path};
+pub use extract::{BodyLimit, Caller, GraphCall, Json, Path, body_limit, too_large};
 pub use federated::{MAX_KEYS_BYTES, MAX_SUBMISSION_BYTES};
 
 use crate::bulk::Bulk;
@@ -21,7 +23,6 @@ use crate::db::Db;
 use crate::dispatch::SchedulerHandle;
 use crate::service::{Federated, Graphs};
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use ravproto::routes;
 
@@ -60,7 +61,7 @@ pub fn router(state: AppState) -> Router {
         .route(routes::FTP_CREDENTIALS, post(graphs::ftp_credentials))
         .route(routes::OPEN_GRAPHS, get(graphs::open_graphs))
         .route(routes::GRAPH_WAIT, get(graphs::wait))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(extract::body_limit(MAX_BODY_BYTES))
         .merge(federated::routes())
         .with_state(state)
 }

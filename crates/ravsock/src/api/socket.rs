@@ -11,8 +11,10 @@
 //! task emits progress, failed attempts and the graph's end.
 //!
 //! A refused connection gets a typed [`ErrorBody`] as its CONNECT_ERROR message
-//! ([`ErrorBody::to_connect_error`]), so clients read the code instead of matching words.
+//! ([`ErrorBody::to_connect_error`]), so clients read the code instead of matching words. A
+//! malformed or unknown event is answered the same way ([`super::malformed`]).
 
+use super::malformed::{self, MalformedTotal};
 use crate::auth::Role;
 use crate::bulk::{Bulk, provider_user};
 use crate::db::{Account, Db};
@@ -22,8 +24,8 @@ use crate::scheduler::{AssignmentId, Event};
 use crate::service::access::owned_graph;
 use ravproto::messages::{ErrorBody, ErrorCode, OpFailure};
 use ravproto::provider::{
-    EVENT_CREDENTIALS, EVENT_JOIN, EVENT_OP_FAILED, EVENT_RESULT, JoinRequest, NAMESPACE, OpFailedReport, ProviderAuth,
-    ResultMessage,
+    EVENT_CREDENTIALS, EVENT_JOIN, EVENT_OP_FAILED, EVENT_REFUSED, EVENT_RESULT, JoinRequest, NAMESPACE,
+    OpFailedReport, ProviderAuth, ResultMessage,
 };
 use ravproto::requester::{
     self, EVENT_ERROR, EVENT_GRAPH_DONE, EVENT_PROGRESS, EVENT_SUBSCRIBE, RequesterAuth, Subscribe,
@@ -31,7 +33,7 @@ use ravproto::requester::{
 use ravproto::status::GraphStatus;
 use ravproto::{PROTOCOL_VERSION, ProviderId};
 use socketioxide::SocketIo;
-use socketioxide::extract::{Data, Extension, SocketRef, State, TryData};
+use socketioxide::extract::{Event as EventName, Extension, SocketRef, State, TryData};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::layer::SocketIoLayer;
 use std::sync::Arc;
@@ -46,13 +48,21 @@ pub struct SocketState {
     pub scheduler: SchedulerHandle,
     /// ravftp credentials for each connection.
     pub bulk: Bulk,
+    /// Malformed events received, on every connection.
+    pub malformed: MalformedTotal,
     next_provider: Arc<AtomicU64>,
 }
 
 impl SocketState {
     /// State for the socket handlers.
     pub fn new(db: Db, scheduler: SchedulerHandle, bulk: Bulk) -> SocketState {
-        SocketState { db, scheduler, bulk, next_provider: Arc::new(AtomicU64::new(1)) }
+        SocketState {
+            db,
+            scheduler,
+            bulk,
+            malformed: MalformedTotal::default(),
+            next_provider: Arc::new(AtomicU64::new(1)),
+        }
     }
 }
 
@@ -150,19 +160,29 @@ fn register(socket: &SocketRef, provider: ProviderId) {
     socket.join(provider_room(provider));
     socket.on(
         EVENT_JOIN,
-        |Data(join): Data<JoinRequest>,
+        |socket: SocketRef,
+         TryData(join): TryData<JoinRequest>,
          State(state): State<SocketState>,
          Extension(provider): Extension<ProviderId>| async move {
+            let join = match join {
+                Ok(join) => join,
+                Err(error) => return malformed::refuse(&socket, &state.malformed, EVENT_REFUSED, EVENT_JOIN, &error),
+            };
             let event = Event::ProviderJoined { provider, benchmark: join.benchmark, graph: join.graph };
             send(&state, Command::Event(event)).await;
         },
     );
     socket.on(
         EVENT_RESULT,
-        |Data(message): Data<ResultMessage>,
+        |socket: SocketRef,
+         TryData(message): TryData<ResultMessage>,
          State(state): State<SocketState>,
          Extension(provider): Extension<ProviderId>| async move {
-            match message.decode() {
+            let decoded = match message {
+                Ok(message) => message.decode(),
+                Err(error) => return malformed::refuse(&socket, &state.malformed, EVENT_REFUSED, EVENT_RESULT, &error),
+            };
+            match decoded {
                 Ok(mut frame) => {
                     // An unreadable checkpoint is a missing one: the scheduler retries the subgraph.
                     let checkpoint = frame.take_checkpoint().unwrap_or_else(|error| {
@@ -174,15 +194,22 @@ fn register(socket: &SocketRef, provider: ProviderId) {
                     let files = frame.header.files;
                     send(&state, Command::Results { provider, assignment, values, files, checkpoint }).await;
                 }
-                Err(error) => tracing::warn!(%provider, cause = %error, "undecodable result frame"),
+                Err(error) => malformed::refuse(&socket, &state.malformed, EVENT_REFUSED, EVENT_RESULT, &error),
             }
         },
     );
     socket.on(
         EVENT_OP_FAILED,
-        |Data(report): Data<OpFailedReport>,
+        |socket: SocketRef,
+         TryData(report): TryData<OpFailedReport>,
          State(state): State<SocketState>,
          Extension(provider): Extension<ProviderId>| async move {
+            let report = match report {
+                Ok(report) => report,
+                Err(error) => {
+                    return malformed::refuse(&socket, &state.malformed, EVENT_REFUSED, EVENT_OP_FAILED, &error);
+                }
+            };
             let failure = OpFailure { op_id: report.op_id, operator: report.operator, reason: report.reason };
             let event = Event::SubgraphFailed {
                 provider,
@@ -193,6 +220,9 @@ fn register(socket: &SocketRef, provider: ProviderId) {
             send(&state, Command::Event(event)).await;
         },
     );
+    socket.on_fallback(|socket: SocketRef, EventName(event): EventName, State(state): State<SocketState>| async move {
+        malformed::refuse(&socket, &state.malformed, EVENT_REFUSED, &event, &"no such event on the provider namespace");
+    });
     socket.on_disconnect(|State(state): State<SocketState>, Extension(provider): Extension<ProviderId>| async move {
         tracing::info!(%provider, "provider disconnected");
         send(&state, Command::Event(Event::ProviderLeft { provider })).await;
@@ -215,6 +245,9 @@ async fn authenticate_requester(
     }
     socket.extensions.insert(account);
     socket.on(EVENT_SUBSCRIBE, subscribe);
+    socket.on_fallback(|socket: SocketRef, EventName(event): EventName, State(state): State<SocketState>| async move {
+        malformed::refuse(&socket, &state.malformed, EVENT_ERROR, &event, &"no such event on the requester namespace");
+    });
     Ok(())
 }
 

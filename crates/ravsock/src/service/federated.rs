@@ -197,7 +197,8 @@ impl Federated {
         let spec = spec_of(&self.db, &graph).await?;
         match (&payload, spec.rules.privacy) {
             (FederatedPayload::Plain(sums), Privacy::Plain) => {
-                ravfed::stats::check_shape(&spec.columns, sums).map_err(|e| Error::BadRequest(e.to_string()))?;
+                ravfed::stats::check_plain(&spec.columns, &spec.rules, sums)
+                    .map_err(|e| Error::BadRequest(e.to_string()))?;
             }
             (FederatedPayload::Encrypted(ciphertext), Privacy::Encrypted) => {
                 encrypted::check_ciphertext(&self.db, &spec, ciphertext).await?;

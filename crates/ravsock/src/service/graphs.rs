@@ -43,6 +43,7 @@ impl Graphs {
     /// Creates a graph for the caller.
     pub async fn create(&self, caller: &Account, meta: &GraphMeta) -> Result<CreateGraphResponse> {
         requester(caller)?;
+        validate::meta(meta)?;
         federated::check_meta(meta)?;
         let graph_id = self.db.create_graph(caller.id, meta).await?;
         // A new graph has no ops: its first chunk needs no id map read from the database.
@@ -129,6 +130,7 @@ impl Graphs {
     pub async fn run(&self, caller: &Account, request: RunGraphRequest) -> Result<RunGraphResponse> {
         requester(caller)?;
         let RunGraphRequest { mut meta, ops, wait_ms, with_results } = request;
+        validate::meta(&meta)?;
         federated::check_meta(&meta)?;
         if meta.approach == Approach::Federated {
             return Err(Error::BadRequest(format!(

@@ -38,11 +38,14 @@ impl Server {
     }
 
     async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+        self.call_raw(method, path, token, body.map_or_else(Body::empty, |b| Body::from(b.to_string()))).await
+    }
+
+    async fn call_raw(&self, method: &str, path: &str, token: Option<&str>, body: Body) -> (StatusCode, Value) {
         let mut request = Request::builder().method(method).uri(path).header("content-type", "application/json");
         if let Some(token) = token {
             request = request.header("authorization", format!("Bearer {token}"));
         }
-        let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
         let response = router(self.state.clone()).oneshot(request.body(body).unwrap()).await.unwrap();
         let status = response.status();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
@@ -331,4 +334,46 @@ async fn a_whole_graph_runs_in_one_request() {
     let request = json!({"meta": {"name": "p"}, "ops": []});
     let (status, _) = server.call("POST", "/v1/graphs/run", Some(&worker), Some(request)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+/// Everything kept or listed has a limit, and going past it is a 4xx that names the limit.
+#[tokio::test]
+async fn names_and_bodies_over_their_limits_are_refused_with_the_limit_named() {
+    use ravsock::validate::{MAX_META_BYTES, MAX_NAME_BYTES};
+    let server = Server::start().await;
+    let alice = server.token("alice", Role::Requester).await;
+    let refused = |status: StatusCode, body: Value, code: ErrorCode, words: &str| {
+        let body: ErrorBody = serde_json::from_value(body).unwrap();
+        assert_eq!((status.as_u16(), body.code), (code.http_status(), code), "{}", body.message);
+        assert!(body.message.contains(words), "{:?} does not say {words:?}", body.message);
+    };
+    let long = "n".repeat(MAX_NAME_BYTES + 1);
+    for meta in [json!({"name": long}), json!({"name": "ok", "algorithm": long})] {
+        for route in ["/v1/graphs", "/v1/graphs/run"] {
+            let body = if route == "/v1/graphs" { meta.clone() } else { json!({"meta": meta, "ops": []}) };
+            let (status, body) = server.call("POST", route, Some(&alice), Some(body)).await;
+            refused(status, body, ErrorCode::BadRequest, &format!("at most {MAX_NAME_BYTES} are accepted"));
+        }
+    }
+    let columns: serde_json::Map<String, Value> = (0..200).map(|i| (format!("column-{i:0>100}"), json!({}))).collect();
+    let federated = json!({"name": "wide", "approach": "federated", "rules": {"columns": columns, "min_clients": 1, "privacy": "plain"}});
+    let (status, body) = server.call("POST", "/v1/graphs", Some(&alice), Some(federated)).await;
+    refused(status, body, ErrorCode::BadRequest, &format!("at most {MAX_META_BYTES} are accepted"));
+    let (_, listed) = server.call("GET", "/v1/graphs", Some(&alice), None).await;
+    assert_eq!(listed, json!([]), "nothing was stored");
+
+    let (_, created) = server.call("POST", "/v1/graphs", Some(&alice), Some(json!({"name": "fine"}))).await;
+    let graph = serde_json::from_value::<CreateGraphResponse>(created).unwrap().graph_id;
+    let mut chunk = hello_chunk();
+    chunk["ops"][2]["persist"] = json!(long);
+    let (status, body) = server.call("POST", &ravproto::routes::graph_ops(graph), Some(&alice), Some(chunk)).await;
+    refused(status, body, ErrorCode::BadRequest, "a persist name is 257 bytes long");
+
+    // Bodies: the federated submission route takes 4 MiB.
+    let provider = server.token("worker", Role::Provider).await;
+    let limit = ravsock::api::MAX_SUBMISSION_BYTES;
+    let big = Body::from(vec![b' '; limit + 1]);
+    let (status, body) =
+        server.call_raw("POST", &ravproto::routes::federated_submissions(graph), Some(&provider), big).await;
+    refused(status, body, ErrorCode::TooLarge, &format!("over this route's limit of {limit} bytes"));
 }

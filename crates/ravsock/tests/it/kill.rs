@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 /// A ravsock process, killed with SIGKILL when dropped.
-struct Server(Child);
+pub(crate) struct Server(pub(crate) Child);
 
 impl Drop for Server {
     fn drop(&mut self) {
@@ -34,7 +34,7 @@ fn start(data_dir: &Path, database_url: &str, port: u16) -> Server {
 }
 
 /// An in-process provider of 1 GiB and one core; it leaves when the sender is used or dropped.
-fn spawn_provider(
+pub(crate) fn spawn_provider(
     server: String,
     token: String,
 ) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<Result<ravpy::Summary, ravpy::Error>>) {
@@ -56,7 +56,7 @@ fn spawn_provider(
     (stop, provider)
 }
 
-async fn connect(url: &str, token: &str) -> Client {
+pub(crate) async fn connect(url: &str, token: &str) -> Client {
     // The process needs a moment to bind; connecting is the readiness check.
     for _ in 0..400 {
         if let Ok(client) = Client::connect(url, token).await {

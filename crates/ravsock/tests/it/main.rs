@@ -1,7 +1,9 @@
 //! ravsock integration tests: the HTTP API against a real database, in-process; the `ravsock`
-//! binary killed with SIGKILL mid-graph, and its settings from a `.env` file. The database is
+//! binary killed with SIGKILL mid-graph, its settings from a `.env` file, and its logging to a
+//! full device. The database is
 //! SQLite, or PostgreSQL when `RAVEN_TEST_POSTGRES_URL` names a server (`ravsock::db::scratch_database_url`).
 
 mod http;
 mod kill;
+mod logging;
 mod settings;

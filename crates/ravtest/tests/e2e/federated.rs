@@ -205,6 +205,10 @@ async fn bad_federated_requests_get_clear_errors() {
         (FederatedPayload::Plain(vec![]), "0 columns sent, 1 asked for"),
         (FederatedPayload::Encrypted("AAAA".into()), "takes plain submissions"),
         (FederatedPayload::Plain(vec![ColumnSums { count: 1, sum: 1, sum_sq: Some(1) }]), "was not asked for"),
+        // Sums no file within the rules could make: the one that made every later close fail
+        // with "the sums overflow", and one out of the column's bounds.
+        (FederatedPayload::Plain(vec![ColumnSums { count: 1, sum: i64::MAX, sum_sq: None }]), "too large to be added"),
+        (FederatedPayload::Plain(vec![ColumnSums { count: 1, sum: 1, sum_sq: None }]), "below what values of at least"),
     ] {
         let response = http.post(&url).bearer_auth(&stack.provider_token).json(&body).send().await.unwrap();
         assert_eq!(response.status(), 400);

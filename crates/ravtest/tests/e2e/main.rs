@@ -5,6 +5,7 @@
 mod classic;
 mod distributed;
 mod federated;
+mod hostile;
 #[cfg(feature = "onnx")]
 mod onnx;
 mod stack;

@@ -1,0 +1,112 @@
+//! Hostile and buggy peers: what one party sends cannot stall or poison the grid for the
+//! others, and every refusal is typed and said back to the sender.
+
+use crate::stack::Stack;
+use futures_util::FutureExt;
+use ravop::Graph;
+use ravproto::messages::{ErrorBody, ErrorCode};
+use ravproto::provider::{EVENT_JOIN, EVENT_OP_FAILED, EVENT_REFUSED, EVENT_RESULT, NAMESPACE, ProviderAuth};
+use ravsock::api::malformed::MAX_MALFORMED;
+use rust_socketio::Payload;
+use rust_socketio::asynchronous::ClientBuilder;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// What a raw provider connection hears: refusals of its events, and its closing.
+#[derive(Debug)]
+enum Heard {
+    Open,
+    Refused(ErrorBody),
+    Closed,
+}
+
+async fn raw_provider(stack: &Stack) -> (rust_socketio::asynchronous::Client, mpsc::UnboundedReceiver<Heard>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let hear = |tx: &mpsc::UnboundedSender<Heard>, what: fn(Payload) -> Option<Heard>| {
+        let tx = tx.clone();
+        move |payload: Payload, _| {
+            let tx = tx.clone();
+            async move {
+                if let Some(heard) = what(payload) {
+                    let _ = tx.send(heard);
+                }
+            }
+            .boxed()
+        }
+    };
+    let auth = ProviderAuth { token: stack.provider_token.clone(), protocol_version: ravproto::PROTOCOL_VERSION };
+    let client = ClientBuilder::new(stack.url.clone())
+        .namespace(NAMESPACE)
+        .transport_type(rust_socketio::TransportType::Websocket)
+        .reconnect(false)
+        .auth(serde_json::to_value(auth).unwrap())
+        .on("open", hear(&tx, |_| Some(Heard::Open)))
+        .on("close", hear(&tx, |_| Some(Heard::Closed)))
+        .on(
+            EVENT_REFUSED,
+            hear(&tx, |payload| match payload {
+                Payload::Text(values) => serde_json::from_value(values.into_iter().next()?).ok().map(Heard::Refused),
+                _ => None,
+            }),
+        )
+        .connect()
+        .await
+        .unwrap();
+    (client, rx)
+}
+
+async fn next(heard: &mut mpsc::UnboundedReceiver<Heard>, awaited: &str) -> Heard {
+    // Bounded: a dropped event would otherwise leave the test waiting for ever.
+    tokio::time::timeout(Duration::from_secs(20), heard.recv())
+        .await
+        .unwrap_or_else(|_| panic!("no {awaited} within 20 s"))
+        .expect("the connection's events")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn malformed_provider_events_are_refused_then_the_sender_is_cut_off() {
+    let stack = Stack::start(30_000).await;
+    let (client, mut heard) = raw_provider(&stack).await;
+    assert!(matches!(next(&mut heard, "open").await, Heard::Open));
+
+    // Each kind of garbage is answered with a typed refusal naming the event.
+    let garbage = [
+        (EVENT_JOIN, serde_json::json!({"benchmark": "fast"})),
+        (EVENT_RESULT, serde_json::json!({"frame": 12})),
+        (EVENT_RESULT, serde_json::json!({"frame": "bm90IGEgZnJhbWU="})),
+        (EVENT_OP_FAILED, serde_json::json!([1, 2, 3])),
+        ("give_me_money", serde_json::json!({})),
+    ];
+    for (event, payload) in &garbage {
+        client.emit(*event, payload.clone()).await.unwrap();
+        match next(&mut heard, &format!("refusal of `{event}`")).await {
+            Heard::Refused(body) => {
+                assert_eq!(body.code, ErrorCode::BadRequest);
+                assert!(body.message.contains(&format!("malformed `{event}` event")), "{}", body.message);
+            }
+            other => panic!("expected a refusal of `{event}`, heard {other:?}"),
+        }
+    }
+
+    // A sender that keeps on is disconnected at the limit.
+    for _ in garbage.len() as u32..MAX_MALFORMED {
+        client.emit("give_me_money", serde_json::json!({})).await.unwrap();
+    }
+    loop {
+        match next(&mut heard, "close").await {
+            Heard::Refused(_) => continue,
+            Heard::Closed => break,
+            Heard::Open => panic!("opened twice"),
+        }
+    }
+
+    // The grid still serves everyone else.
+    let provider = stack.provider_with(&stack.provider_token, 1.0);
+    let client = stack.client().await;
+    let graph = Graph::new("after the garbage");
+    let a = graph.t(vec![1.0, 2.0]);
+    (&a + &a).persist("b");
+    let (_, results) = client.compute(&graph).await.expect("the graph runs");
+    assert_eq!(results.array::<f64>("b").unwrap().into_raw_vec_and_offset().0, vec![2.0, 4.0]);
+    provider.stop().await.unwrap();
+}
