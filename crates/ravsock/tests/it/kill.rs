@@ -20,13 +20,22 @@ impl Drop for Server {
     }
 }
 
-fn start(data_dir: &Path, database_url: &str, port: u16) -> Server {
-    let child = Command::new(env!("CARGO_BIN_EXE_ravsock"))
+/// The `ravsock` binary serving `database_url` on 127.0.0.1:`port` (ravftp on any port), with
+/// `RUST_LOG` at `log`, to be given its output and started.
+pub(crate) fn ravsock(data_dir: &Path, database_url: &str, port: u16, log: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ravsock"));
+    command
         .arg("--data-dir")
         .arg(data_dir)
         .args(["--database-url", database_url])
-        .args(["--bind", &format!("127.0.0.1:{port}"), "--ftp-bind", "127.0.0.1:0", "--window", "2"])
-        .env("RUST_LOG", "warn")
+        .args(["--bind", &format!("127.0.0.1:{port}"), "--ftp-bind", "127.0.0.1:0"])
+        .env("RUST_LOG", log);
+    command
+}
+
+fn start(data_dir: &Path, database_url: &str, port: u16) -> Server {
+    let child = ravsock(data_dir, database_url, port, "warn")
+        .args(["--window", "2"])
         .stdout(Stdio::null())
         .spawn()
         .expect("ravsock starts");

@@ -3,7 +3,7 @@
 //! serves; `token create` whose output cannot be written exits with a sentence, not a panic.
 //! And no token reaches the log, whatever the level.
 
-use crate::kill::{Server, connect, spawn_provider};
+use crate::kill::{Server, connect, ravsock, spawn_provider};
 use ravop::Graph;
 use ravsock::auth::Role;
 use ravsock::db::Db;
@@ -20,18 +20,8 @@ async fn a_server_whose_output_cannot_be_written_keeps_serving() {
     let database_url = ravsock::db::scratch_database_url(dir.path()).await.unwrap();
     let requester = Db::connect(&database_url).await.unwrap().create_account("r", Role::Requester).await.unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut server = Server(
-        Command::new(env!("CARGO_BIN_EXE_ravsock"))
-            .arg("--data-dir")
-            .arg(dir.path())
-            .args(["--database-url", &database_url])
-            .args(["--bind", &format!("127.0.0.1:{port}"), "--ftp-bind", "127.0.0.1:0"])
-            .env("RUST_LOG", "debug")
-            .stdout(full())
-            .stderr(full())
-            .spawn()
-            .expect("ravsock starts"),
-    );
+    let mut server =
+        Server(ravsock(dir.path(), &database_url, port, "debug").stdout(full()).stderr(full()).spawn().unwrap());
     let client = connect(&format!("http://127.0.0.1:{port}"), &requester).await;
     let graph = Graph::new("logged");
     let a = graph.t(vec![1.0, 2.0]);
@@ -63,18 +53,8 @@ async fn no_token_reaches_the_log_at_any_level() {
     let provider = db.create_account("p", Role::Provider).await.unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let log = dir.path().join("ravsock.log");
-    let server = Server(
-        Command::new(env!("CARGO_BIN_EXE_ravsock"))
-            .arg("--data-dir")
-            .arg(dir.path())
-            .args(["--database-url", &database_url])
-            .args(["--bind", &format!("127.0.0.1:{port}"), "--ftp-bind", "127.0.0.1:0"])
-            .env("RUST_LOG", "trace")
-            .stdout(File::create(&log).unwrap())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("ravsock starts"),
-    );
+    let logged = ravsock(dir.path(), &database_url, port, "trace").stdout(File::create(&log).unwrap()).spawn();
+    let server = Server(logged.unwrap());
     let url = format!("http://127.0.0.1:{port}");
     let client = connect(&url, &requester).await;
     // A provider connects with its token in the socket.io auth payload and is sent its ravftp
