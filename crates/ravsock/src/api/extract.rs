@@ -23,13 +23,17 @@ pub fn body_limit(bytes: usize) -> (axum::Extension<BodyLimit>, axum::extract::D
     (axum::Extension(BodyLimit(bytes)), axum::extract::DefaultBodyLimit::max(bytes))
 }
 
-/// The refusal of a body longer than `limit` (when the route has one).
-pub fn too_large(limit: Option<BodyLimit>) -> Error {
-    match limit {
-        Some(BodyLimit(bytes)) => {
+/// axum's refusal of a body as an [`Error`]: over the route's [`BodyLimit`] (a 413 naming
+/// it), or malformed (a 400 with axum's reason).
+fn refusal(status: axum::http::StatusCode, text: String, limit: Option<BodyLimit>) -> Error {
+    match (status, limit) {
+        (axum::http::StatusCode::PAYLOAD_TOO_LARGE, Some(BodyLimit(bytes))) => {
             Error::TooLarge(format!("the request body is over this route's limit of {bytes} bytes"))
         }
-        None => Error::TooLarge("the request body is over this route's limit".into()),
+        (axum::http::StatusCode::PAYLOAD_TOO_LARGE, None) => {
+            Error::TooLarge("the request body is over this route's limit".into())
+        }
+        _ => Error::BadRequest(text),
     }
 }
 
@@ -40,8 +44,22 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for Json<T> 
         let limit = request.extensions().get::<BodyLimit>().copied();
         match axum::Json::<T>::from_request(request, state).await {
             Ok(axum::Json(value)) => Ok(Json(value)),
-            Err(rejection) if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => Err(too_large(limit)),
-            Err(rejection) => Err(Error::BadRequest(rejection.body_text())),
+            Err(rejection) => Err(refusal(rejection.status(), rejection.body_text(), limit)),
+        }
+    }
+}
+
+/// A raw body (`axum::body::Bytes`), refused like [`Json`]'s when over its route's limit.
+pub struct Bytes(pub axum::body::Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for Bytes {
+    type Rejection = Error;
+
+    async fn from_request(request: Request, state: &S) -> Result<Bytes> {
+        let limit = request.extensions().get::<BodyLimit>().copied();
+        match axum::body::Bytes::from_request(request, state).await {
+            Ok(bytes) => Ok(Bytes(bytes)),
+            Err(rejection) => Err(refusal(rejection.status(), rejection.body_text(), limit)),
         }
     }
 }

@@ -2,10 +2,10 @@
 //! [`crate::service::Federated`]. Key uploads and submissions have body limits of their own.
 
 use super::AppState;
-use super::extract::{GraphCall, Json};
+use super::extract::{Bytes, GraphCall, Json, body_limit};
 use crate::error::Result;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Query};
+use axum::extract::Query;
 use axum::routing::{get, post, put};
 use ravproto::federated::{FederatedAggregate, FederatedPayload, FederatedSpec};
 use ravproto::routes;
@@ -20,9 +20,9 @@ pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route(routes::FEDERATED, get(spec))
         .route(routes::FEDERATED_WAIT, get(wait))
-        .route(routes::FEDERATED_KEYS, put(upload_keys).layer(DefaultBodyLimit::max(MAX_KEYS_BYTES)))
+        .route(routes::FEDERATED_KEYS, put(upload_keys).layer(body_limit(MAX_KEYS_BYTES)))
         .route(routes::FEDERATED_PUBLIC_KEY, get(public_key))
-        .route(routes::FEDERATED_SUBMISSIONS, post(submit).layer(super::extract::body_limit(MAX_SUBMISSION_BYTES)))
+        .route(routes::FEDERATED_SUBMISSIONS, post(submit).layer(body_limit(MAX_SUBMISSION_BYTES)))
         .route(routes::FEDERATED_CLOSE, post(close))
 }
 
@@ -43,14 +43,7 @@ async fn wait(call: GraphCall, Query(query): Query<WaitQuery>) -> Result<Json<Fe
     Ok(Json(state.federated.wait(&caller, id, query.contributors_above, query.timeout_ms).await?))
 }
 
-async fn upload_keys(
-    call: GraphCall,
-    body: std::result::Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
-) -> Result<Json<FederatedSpec>> {
-    let body = body.map_err(|rejection| match rejection.status() {
-        axum::http::StatusCode::PAYLOAD_TOO_LARGE => super::too_large(Some(super::BodyLimit(MAX_KEYS_BYTES))),
-        _ => crate::Error::BadRequest(rejection.body_text()),
-    })?;
+async fn upload_keys(call: GraphCall, Bytes(body): Bytes) -> Result<Json<FederatedSpec>> {
     Ok(Json(call.state.federated.upload_keys(&call.caller, call.id, body).await?))
 }
 

@@ -15,7 +15,7 @@ mod graphs;
 pub mod malformed;
 pub mod socket;
 
-pub use extract::{BodyLimit, Caller, GraphCall, Json, Path, body_limit, too_large};
+pub use extract::{BodyLimit, Bytes, Caller, GraphCall, Json, Path, body_limit};
 pub use federated::{MAX_KEYS_BYTES, MAX_SUBMISSION_BYTES};
 
 use crate::bulk::Bulk;

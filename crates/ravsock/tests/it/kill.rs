@@ -65,6 +65,28 @@ pub(crate) fn spawn_provider(
     (stop, provider)
 }
 
+/// What a test of the ravsock binary starts from: a temp dir holding a scratch database
+/// (PostgreSQL when `RAVEN_TEST_POSTGRES_URL` is set) with a requester and a provider, and a
+/// free port for the server.
+pub(crate) struct Fixture {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) database_url: String,
+    pub(crate) requester: String,
+    pub(crate) provider: String,
+    pub(crate) port: u16,
+}
+
+pub(crate) async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = ravsock::db::scratch_database_url(dir.path()).await.unwrap();
+    let db = Db::connect(&database_url).await.unwrap();
+    let requester = db.create_account("alice", Role::Requester).await.unwrap();
+    let provider = db.create_account("worker", Role::Provider).await.unwrap();
+    db.close().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    Fixture { dir, database_url, requester, provider, port }
+}
+
 pub(crate) async fn connect(url: &str, token: &str) -> Client {
     // The process needs a moment to bind; connecting is the readiness check.
     for _ in 0..400 {
@@ -78,13 +100,7 @@ pub(crate) async fn connect(url: &str, token: &str) -> Client {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_killed_server_resumes_the_graph_and_loses_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let database_url = ravsock::db::scratch_database_url(dir.path()).await.unwrap();
-    let db = Db::connect(&database_url).await.unwrap();
-    let requester = db.create_account("alice", Role::Requester).await.unwrap();
-    let provider_token = db.create_account("worker", Role::Provider).await.unwrap();
-    db.close().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let Fixture { dir, database_url, requester, provider: provider_token, port } = fixture().await;
     let url = format!("http://127.0.0.1:{port}");
     let server = start(dir.path(), &database_url, port);
     let client = connect(&url, &requester).await;
@@ -234,13 +250,7 @@ impl Relay {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ravftp_transfers_are_tried_again_when_the_server_dies_under_them() {
-    let dir = tempfile::tempdir().unwrap();
-    let database_url = ravsock::db::scratch_database_url(dir.path()).await.unwrap();
-    let db = Db::connect(&database_url).await.unwrap();
-    let requester = db.create_account("alice", Role::Requester).await.unwrap();
-    let provider_token = db.create_account("worker", Role::Provider).await.unwrap();
-    db.close().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let Fixture { dir, database_url, requester, provider: provider_token, port } = fixture().await;
     let server: Shared = std::sync::Arc::new(std::sync::Mutex::new(Some(start(dir.path(), &database_url, port))));
     // First the upload's credentials (the ravftp port they name dies before the client logs
     // in), then the download's file (the logged-in session dies before the file is read).

@@ -3,10 +3,8 @@
 //! serves; `token create` whose output cannot be written exits with a sentence, not a panic.
 //! And no token reaches the log, whatever the level.
 
-use crate::kill::{Server, connect, ravsock, spawn_provider};
+use crate::kill::{Fixture, Server, connect, fixture, ravsock, spawn_provider};
 use ravop::Graph;
-use ravsock::auth::Role;
-use ravsock::db::Db;
 use std::fs::File;
 use std::process::{Command, Stdio};
 
@@ -16,10 +14,7 @@ fn full() -> File {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_whose_output_cannot_be_written_keeps_serving() {
-    let dir = tempfile::tempdir().unwrap();
-    let database_url = ravsock::db::scratch_database_url(dir.path()).await.unwrap();
-    let requester = Db::connect(&database_url).await.unwrap().create_account("r", Role::Requester).await.unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let Fixture { dir, database_url, requester, port, .. } = fixture().await;
     let mut server =
         Server(ravsock(dir.path(), &database_url, port, "debug").stdout(full()).stderr(full()).spawn().unwrap());
     let client = connect(&format!("http://127.0.0.1:{port}"), &requester).await;
@@ -46,12 +41,7 @@ async fn a_server_whose_output_cannot_be_written_keeps_serving() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_token_reaches_the_log_at_any_level() {
-    let dir = tempfile::tempdir().unwrap();
-    let database_url = ravsock::db::scratch_database_url(dir.path()).await.unwrap();
-    let db = Db::connect(&database_url).await.unwrap();
-    let requester = db.create_account("r", Role::Requester).await.unwrap();
-    let provider = db.create_account("p", Role::Provider).await.unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let Fixture { dir, database_url, requester, provider, port } = fixture().await;
     let log = dir.path().join("ravsock.log");
     let logged = ravsock(dir.path(), &database_url, port, "trace").stdout(File::create(&log).unwrap()).spawn();
     let server = Server(logged.unwrap());
