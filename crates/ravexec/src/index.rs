@@ -72,6 +72,16 @@ pub(crate) fn slice_positions(
     Ok(positions)
 }
 
+/// Axes of the source an index item reads (a mask as many as it has dimensions; `...` and
+/// `None` none of their own).
+pub(crate) fn axes_consumed(item: &IndexItem) -> usize {
+    match item {
+        IndexItem::Int(_) | IndexItem::Slice { .. } | IndexItem::Array { .. } => 1,
+        IndexItem::Mask { shape, .. } => shape.len(),
+        IndexItem::Ellipsis | IndexItem::NewAxis => 0,
+    }
+}
+
 /// Resolves `expr` against `shape`.
 pub(crate) fn select(shape: &[usize], expr: &IndexExpr) -> KResult<Selection> {
     let items = &expr.0;
@@ -79,14 +89,7 @@ pub(crate) fn select(shape: &[usize], expr: &IndexExpr) -> KResult<Selection> {
     if ellipses > 1 {
         return Err(ErrorKind::Index("an index can only have a single ellipsis ('...')".into()));
     }
-    let consumed: usize = items
-        .iter()
-        .map(|item| match item {
-            IndexItem::Int(_) | IndexItem::Slice { .. } | IndexItem::Array { .. } => 1,
-            IndexItem::Mask { shape, .. } => shape.len(),
-            IndexItem::Ellipsis | IndexItem::NewAxis => 0,
-        })
-        .sum();
+    let consumed: usize = items.iter().map(axes_consumed).sum();
     if consumed > shape.len() {
         return Err(ErrorKind::Index(format!(
             "too many indices for array: array is {}-dimensional, but {consumed} were indexed",

@@ -16,6 +16,7 @@
 //! percentile methods). Where NumPy returns a dtype we do not carry, see [`tensor`] for the
 //! mapping.
 
+pub mod budget;
 pub mod classic;
 mod elementwise;
 mod error;
@@ -35,6 +36,7 @@ pub mod tensor;
 pub mod train;
 mod trees;
 
+pub use budget::MemoryBudget;
 pub use error::{ErrorKind, ExecError};
 pub use store::ValueStore;
 pub use tensor::{Elem, Tensor, TensorValue};

@@ -8,10 +8,11 @@
 //! where they stand in the order, so the store holds only what is still to be read.
 
 use crate::ExecError;
+use crate::budget::{MemoryBudget, op_bytes};
 use crate::store::{ValueStore, reads};
 use crate::tensor::{Tensor, TensorValue};
 use crate::train::Session;
-use ravproto::{OpId, Operation};
+use ravproto::{OpId, OpKind, Operation};
 
 /// One op of a run.
 #[derive(Clone, Copy, Debug)]
@@ -44,6 +45,19 @@ pub enum RunError {
         /// The kernel's error (the operator and the reason).
         error: ExecError,
     },
+    /// The op would take more memory than the budget: refused before its kernel allocated
+    /// anything. A machine with a bigger budget may run it.
+    #[error("{op} (`{operator}`) needs up to {needed} bytes, over this machine's memory budget of {budget} bytes")]
+    OverBudget {
+        /// The refused op.
+        op: OpId,
+        /// Its operator.
+        operator: OpKind,
+        /// The bound of what it would take ([`crate::budget::op_bytes`]).
+        needed: u128,
+        /// The budget it exceeds.
+        budget: u64,
+    },
 }
 
 /// A store for a run of `ops` after which the values of `kept` are taken out (outputs of an
@@ -53,14 +67,26 @@ pub fn store_for(ops: &[PlannedOp<'_>], kept: impl IntoIterator<Item = OpId>) ->
 }
 
 /// Runs `ops` in order over `store` (which holds the values sent along with them) and
-/// `session` (the graph's training state).
-pub fn run_ops(ops: &[PlannedOp<'_>], store: &mut ValueStore, session: &mut Session) -> Result<(), RunError> {
+/// `session` (the graph's training state). An op whose bound ([`op_bytes`]) exceeds `budget`
+/// stops the run before its kernel allocates.
+pub fn run_ops(
+    ops: &[PlannedOp<'_>],
+    store: &mut ValueStore,
+    session: &mut Session,
+    budget: MemoryBudget,
+) -> Result<(), RunError> {
     for op in ops {
         let value = match op.constant {
             Some(constant) => TensorValue::Tensor(constant.clone()),
             None => {
                 let ids = reads(op.inputs, op.operation);
                 let inputs = store.lend(&ids).ok_or(RunError::MissingInput { op: op.id })?;
+                let needed = op_bytes(op.operation, &inputs);
+                if !budget.holds(needed) {
+                    store.give_back(&ids, inputs, false);
+                    let operator = op.operation.kind();
+                    return Err(RunError::OverBudget { op: op.id, operator, needed, budget: budget.bytes });
+                }
                 let result = session.run(op.id, op.operation, op.inputs, &inputs);
                 store.give_back(&ids, inputs, true);
                 result.map_err(|error| RunError::Exec { op: op.id, error })?

@@ -466,8 +466,16 @@ pub(crate) fn checked_len(shape: &[usize]) -> KResult<usize> {
     })
 }
 
-/// NumPy broadcasting of two shapes.
+/// NumPy broadcasting of two shapes, refusing results above [`MAX_ELEMENTS`].
 pub fn broadcast_shapes(a: &[usize], b: &[usize]) -> KResult<Vec<usize>> {
+    let out = broadcast_dims(a, b)?;
+    checked_len(&out)?;
+    Ok(out)
+}
+
+/// NumPy broadcasting of two shapes, whatever the size of the result (for the memory bound,
+/// which must see the size a request asks for).
+pub(crate) fn broadcast_dims(a: &[usize], b: &[usize]) -> KResult<Vec<usize>> {
     let ndim = a.len().max(b.len());
     let mut out = vec![0; ndim];
     for i in 0..ndim {
@@ -480,7 +488,6 @@ pub fn broadcast_shapes(a: &[usize], b: &[usize]) -> KResult<Vec<usize>> {
             _ => return Err(ErrorKind::Broadcast { a: a.to_vec(), b: b.to_vec() }),
         };
     }
-    checked_len(&out)?;
     Ok(out)
 }
 

@@ -16,6 +16,19 @@ pub enum Error {
         /// What was wrong.
         reason: String,
     },
+    /// An op could take more memory than the executor's budget
+    /// ([`crate::LocalExecutor::with_memory_budget`]); refused before it allocated anything.
+    #[error("{op} (`{operator}`) needs up to {needed} bytes, over the memory budget of {budget} bytes")]
+    OverBudget {
+        /// The refused op.
+        op: OpId,
+        /// Its operator's short name.
+        operator: &'static str,
+        /// The bound of what it would take.
+        needed: u128,
+        /// The budget.
+        budget: u64,
+    },
     /// A call in the original's form ([`crate::Graph::call`]) names no catalogue op or
     /// cannot be translated; nothing was recorded.
     #[error("`{name}`: {reason}")]

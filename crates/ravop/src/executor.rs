@@ -11,12 +11,21 @@ use crate::graph::Graph;
 use ndarray::ArrayD;
 use ravexec::run::{PlannedOp, RunError};
 use ravexec::train::Session;
-use ravexec::{Elem, Tensor, TensorValue};
+use ravexec::{Elem, MemoryBudget, Tensor, TensorValue};
 use std::collections::BTreeMap;
 
 /// Runs graphs in this process.
-#[derive(Clone, Debug, Default)]
-pub struct LocalExecutor {}
+#[derive(Clone, Debug)]
+pub struct LocalExecutor {
+    budget: MemoryBudget,
+}
+
+impl Default for LocalExecutor {
+    /// No memory budget: the graph is the requester's own, run in its own process.
+    fn default() -> LocalExecutor {
+        LocalExecutor { budget: MemoryBudget::UNLIMITED }
+    }
+}
 
 /// Persisted results of a run, by name.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -53,6 +62,12 @@ impl Results {
 }
 
 impl LocalExecutor {
+    /// An executor that refuses an op which could take more than `budget` (its result and
+    /// its kernel's working memory, bounded before anything is allocated), as providers do.
+    pub fn with_memory_budget(budget: MemoryBudget) -> LocalExecutor {
+        LocalExecutor { budget }
+    }
+
     /// Validates and runs `graph`, returning its persisted results.
     pub fn run(&self, graph: &Graph) -> Result<Results> {
         graph.validate()?;
@@ -71,8 +86,11 @@ impl LocalExecutor {
         let mut store = ravexec::run::store_for(&planned, persisted.values().copied());
         // Layer weights, optimizer state and the forward tape of the training ops.
         let mut session = Session::new();
-        ravexec::run::run_ops(&planned, &mut store, &mut session).map_err(|error| match error {
+        ravexec::run::run_ops(&planned, &mut store, &mut session, self.budget).map_err(|error| match error {
             RunError::Exec { op, error } => Error::Exec { op_id: op, source: error },
+            RunError::OverBudget { op, operator, needed, budget } => {
+                Error::OverBudget { op, operator: operator.short_name(), needed, budget }
+            }
             // `validate` checked that every input is an earlier op.
             RunError::MissingInput { op } => Error::Build {
                 op,

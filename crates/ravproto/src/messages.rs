@@ -288,6 +288,22 @@ pub struct Benchmark {
     /// Whether the provider runs ONNX models (`forward_pass`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub onnx: bool,
+    /// The most memory one op may take on this provider (its `--max-memory`); absent: half
+    /// of `ram_bytes`. The scheduler sends an op that needs more only to a provider that has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_budget_bytes: Option<u64>,
+}
+
+impl Benchmark {
+    /// The provider's memory budget for one op: [`Benchmark::memory_budget_bytes`], or half of
+    /// its RAM (no limit when the RAM could not be measured: a budget of zero would refuse
+    /// every op).
+    pub fn memory_budget(&self) -> u64 {
+        self.memory_budget_bytes.unwrap_or(match self.ram_bytes {
+            0 => u64::MAX,
+            ram => ram / 2,
+        })
+    }
 }
 
 impl Requirements {

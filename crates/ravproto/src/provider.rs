@@ -264,6 +264,20 @@ pub struct OpFailedReport {
     pub reason: String,
     /// Whether another attempt may succeed (false for a kernel refusing its inputs).
     pub retryable: bool,
+    /// Set when the op was refused, before it allocated anything, for needing more memory
+    /// than this provider's budget: a provider with a bigger budget may compute it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub over_budget: Option<OverBudget>,
+}
+
+/// An op needs more memory than a provider's budget ([`crate::messages::Benchmark::memory_budget_bytes`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OverBudget {
+    /// The bound of what the op would take (its result and its kernel's working memory).
+    pub needed_bytes: u64,
+    /// The provider's budget.
+    pub budget_bytes: u64,
 }
 
 /// Drop an assignment.

@@ -131,7 +131,14 @@ fn graph_messages() {
         ]],
     );
     check(&CreateGraphResponse { graph_id: GraphId(42) }, expect![[r#"{"graph_id":42}"#]]);
-    let benchmark = Benchmark { ram_bytes: 8 << 30, cores: 2, gpu: false, speed_score: 120.5, onnx: false };
+    let benchmark = Benchmark {
+        ram_bytes: 8 << 30,
+        cores: 2,
+        gpu: false,
+        speed_score: 120.5,
+        onnx: false,
+        memory_budget_bytes: None,
+    };
     check(&benchmark, expect![[r#"{"ram_bytes":8589934592,"cores":2,"gpu":false,"speed_score":120.5}"#]]);
     let needs_gpu = Requirements { gpu_required: true, ..Requirements::default() };
     assert!(!needs_gpu.accepts(&benchmark));
@@ -408,10 +415,42 @@ fn provider_frames() {
             operator: "inv".into(),
             reason: "singular matrix".into(),
             retryable: false,
+            over_budget: None,
         },
         expect![[r#"{"assignment":7,"op_id":11,"operator":"inv","reason":"singular matrix","retryable":false}"#]],
     );
-    let benchmark = Benchmark { ram_bytes: 1 << 30, cores: 4, gpu: true, speed_score: 99.5, onnx: false };
+    check(
+        &OpFailedReport {
+            assignment: 7,
+            op_id: OpId(12),
+            operator: "random".into(),
+            reason: "too big".into(),
+            retryable: true,
+            over_budget: Some(OverBudget { needed_bytes: 1 << 34, budget_bytes: 1 << 30 }),
+        },
+        expect![[
+            r#"{"assignment":7,"op_id":12,"operator":"random","reason":"too big","retryable":true,"over_budget":{"needed_bytes":17179869184,"budget_bytes":1073741824}}"#
+        ]],
+    );
+    let budgeted = Benchmark { memory_budget_bytes: Some(1 << 29), ..benchmark_with_defaults() };
+    assert_eq!(budgeted.memory_budget(), 1 << 29);
+    assert_eq!(benchmark_with_defaults().memory_budget(), 1 << 29, "half the RAM by default");
+    let unmeasured = Benchmark { ram_bytes: 0, ..benchmark_with_defaults() };
+    assert_eq!(unmeasured.memory_budget(), u64::MAX, "RAM unknown: no budget rather than none");
+    check(
+        &budgeted,
+        expect![[
+            r#"{"ram_bytes":1073741824,"cores":4,"gpu":true,"speed_score":99.5,"memory_budget_bytes":536870912}"#
+        ]],
+    );
+    let benchmark = Benchmark {
+        ram_bytes: 1 << 30,
+        cores: 4,
+        gpu: true,
+        speed_score: 99.5,
+        onnx: false,
+        memory_budget_bytes: None,
+    };
     check(
         &JoinRequest { benchmark, graph: Some(GraphId(3)) },
         expect![[r#"{"benchmark":{"ram_bytes":1073741824,"cores":4,"gpu":true,"speed_score":99.5},"graph":3}"#]],
@@ -419,6 +458,10 @@ fn provider_frames() {
     check(&Withdraw { assignment: 7 }, expect![[r#"{"assignment":7}"#]]);
     check(&Rejected { reason: "no gpu".into() }, expect![[r#"{"reason":"no gpu"}"#]]);
     check(&ProviderAuth { token: "t".into(), protocol_version: 1 }, expect![[r#"{"token":"t","protocol_version":1}"#]]);
+}
+
+fn benchmark_with_defaults() -> Benchmark {
+    Benchmark { ram_bytes: 1 << 30, cores: 4, gpu: true, speed_score: 99.5, onnx: false, memory_budget_bytes: None }
 }
 
 #[test]
@@ -489,7 +532,7 @@ fn requester_events() {
     use crate::requester::{OpFailedNotice, RequesterAuth, Subscribe};
     check(
         &RequesterAuth { token: "t".into(), protocol_version: crate::PROTOCOL_VERSION },
-        expect![[r#"{"token":"t","protocol_version":3}"#]],
+        expect![[r#"{"token":"t","protocol_version":4}"#]],
     );
     check(&Subscribe { graph_id: GraphId(9) }, expect![[r#"{"graph_id":9}"#]]);
     let failure = OpFailure { op_id: OpId(12), operator: "div".into(), reason: "provider disconnected".into() };

@@ -27,6 +27,8 @@ pub fn measure() -> Benchmark {
         gpu: std::path::Path::new("/dev/nvidia0").exists(),
         speed_score,
         onnx: cfg!(feature = "onnx"),
+        // Half of the RAM (`Benchmark::memory_budget`) unless `--max-memory` says otherwise.
+        memory_budget_bytes: None,
     }
 }
 

@@ -14,12 +14,12 @@
 //! server then sends the checkpoint along). A failed op rolls the session back, and the state
 //! before the last assignment is kept, so a retry never applies a step twice.
 
-use ravexec::TensorValue;
 use ravexec::run::{PlannedOp, RunError};
 use ravexec::train::Session;
+use ravexec::{MemoryBudget, TensorValue};
 use ravproto::checkpoint::Checkpoint;
 use ravproto::frame::Frame;
-use ravproto::provider::{AssignHeader, OpFailedReport, ResultHeader, SUBGRAPH, TrainingState};
+use ravproto::provider::{AssignHeader, OpFailedReport, OverBudget, ResultHeader, SUBGRAPH, TrainingState};
 use ravproto::{GraphId, OpId};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -64,11 +64,13 @@ fn start_from(entry: &mut GraphSession, state: &TrainingState, checkpoint: Optio
     Ok(())
 }
 
-/// Runs an assignment; the result, or the report of the op that failed.
+/// Runs an assignment; the result, or the report of the op that failed. An op that could take
+/// more than `budget` is refused before it allocates.
 pub fn run(
     frame: Frame<AssignHeader>,
     checkpoint: Option<Checkpoint>,
     sessions: &Sessions,
+    budget: MemoryBudget,
 ) -> Result<Computed, OpFailedReport> {
     let Frame { header, values } = frame;
     let state = header.state.clone();
@@ -88,11 +90,12 @@ pub fn run(
             reason,
             // Another attempt, with the checkpoint, will work.
             retryable: true,
+            over_budget: None,
         })?;
     }
     // Restored if an op fails: a retry must find the state this assignment started from.
     let snapshot = state.is_some().then(|| entry.current.clone());
-    let outcome = compute(&header, values, &mut entry.current);
+    let outcome = compute(&header, values, &mut entry.current, budget);
     match (outcome, state, snapshot) {
         (Ok(frame), Some(state), Some(snapshot)) => {
             entry.current.version = state.version + 1;
@@ -113,6 +116,7 @@ fn compute(
     header: &AssignHeader,
     values: Vec<ravproto::Value>,
     session: &mut Session,
+    budget: MemoryBudget,
 ) -> Result<Frame<ResultHeader>, OpFailedReport> {
     let planned: Vec<PlannedOp<'_>> = header
         .ops
@@ -136,11 +140,26 @@ fn compute(
             .to_string(),
         reason,
         retryable,
+        over_budget: None,
     };
-    ravexec::run::run_ops(&planned, &mut store, session).map_err(|error| match error {
+    ravexec::run::run_ops(&planned, &mut store, session, budget).map_err(|error| match error {
         // A missing input is the server's mistake, not the op's: another attempt may work.
         RunError::MissingInput { op } => failure(op, "an input value was not sent".into(), true),
         RunError::Exec { op, error } => failure(op, error.to_string(), false),
+        // A provider with a bigger budget may compute it: the server decides.
+        RunError::OverBudget { op, operator, needed, budget } => OpFailedReport {
+            over_budget: Some(OverBudget {
+                needed_bytes: u64::try_from(needed).unwrap_or(u64::MAX),
+                budget_bytes: budget,
+            }),
+            ..failure(
+                op,
+                format!(
+                    "`{operator}` needs up to {needed} bytes, over this provider's memory budget of {budget} bytes"
+                ),
+                true,
+            )
+        },
     })?;
     let outputs = header.outputs.clone();
     let mut out = Vec::with_capacity(outputs.len());
@@ -151,6 +170,7 @@ fn compute(
             operator: SUBGRAPH.into(),
             reason: "an output is not an op of this assignment".into(),
             retryable: true,
+            over_budget: None,
         })?;
         out.push(value.into_wire());
     }
@@ -208,23 +228,25 @@ mod tests {
     #[test]
     fn a_retried_step_starts_from_the_same_state_and_a_missing_state_is_refused() {
         let sessions = Sessions::default();
-        let first = run(training_frame(0), None, &sessions).expect("step 1");
+        let first = run(training_frame(0), None, &sessions, MemoryBudget::UNLIMITED).expect("step 1");
         let checkpoint = first.1.clone().expect("a training assignment returns its checkpoint");
         assert_eq!(checkpoint.version, 1);
         // The result was lost: the server sends step 1 again; the step is not applied twice.
-        let retried = run(training_frame(0), None, &sessions).expect("step 1 again");
+        let retried = run(training_frame(0), None, &sessions, MemoryBudget::UNLIMITED).expect("step 1 again");
         assert_eq!(loss(&retried), loss(&first));
         assert_eq!(retried.1, first.1);
-        let second = run(training_frame(1), None, &sessions).expect("step 2");
+        let second = run(training_frame(1), None, &sessions, MemoryBudget::UNLIMITED).expect("step 2");
         assert_ne!(loss(&second), loss(&first), "the weights moved");
 
         // Another provider without the state refuses step 3, retryably...
         let other = Sessions::default();
-        let refused = run(training_frame(2), None, &other).expect_err("no state, no checkpoint");
+        let refused =
+            run(training_frame(2), None, &other, MemoryBudget::UNLIMITED).expect_err("no state, no checkpoint");
         assert!(refused.retryable && refused.reason.contains("checkpoint"), "{}", refused.reason);
         // ...and with step 2's checkpoint computes what the holder computes.
-        let here = run(training_frame(2), second.1.clone(), &other).expect("step 3 from the checkpoint");
-        let holder = run(training_frame(2), None, &sessions).expect("step 3 on the holder");
+        let here = run(training_frame(2), second.1.clone(), &other, MemoryBudget::UNLIMITED)
+            .expect("step 3 from the checkpoint");
+        let holder = run(training_frame(2), None, &sessions, MemoryBudget::UNLIMITED).expect("step 3 on the holder");
         assert_eq!(loss(&here), loss(&holder));
         assert_eq!(here.1, holder.1);
     }

@@ -17,6 +17,7 @@ pub mod view;
 use bytes::Bytes;
 use futures_util::FutureExt;
 use ravclient::socket::{describe, first_json, refusal};
+use ravexec::MemoryBudget;
 use ravproto::frame::Frame;
 use ravproto::messages::{Benchmark, ErrorBody, ErrorCode, FileValue, FtpCredentials};
 use ravproto::provider::{
@@ -45,6 +46,10 @@ pub struct ParticipateConfig {
     pub graph: Option<GraphId>,
     /// The benchmark to report (measured when `None`).
     pub benchmark: Option<Benchmark>,
+    /// The most memory one op may take here, in bytes (`--max-memory`); `None` keeps the
+    /// benchmark's (half of the RAM unless it says otherwise). An op that could take more is
+    /// refused before it allocates, and the server sends it to a provider with more.
+    pub max_memory: Option<u64>,
     /// Where to report progress (a terminal view, a test waiting for the join).
     pub events: Option<mpsc::UnboundedSender<ProviderEvent>>,
     /// Leave after computing this many subgraphs (work already in hand is finished; work
@@ -168,14 +173,19 @@ pub struct Summary {
 
 /// Runs the provider until `shutdown` resolves (then finishes the work in hand).
 pub async fn participate(config: ParticipateConfig, shutdown: impl Future<Output = ()>) -> Result<Summary, Error> {
-    let benchmark = match config.benchmark.clone() {
+    let mut benchmark = match config.benchmark.clone() {
         Some(b) => b,
         None => tokio::task::spawn_blocking(bench::measure).await.unwrap_or_else(|_| bench::measure()),
     };
+    if let Some(max_memory) = config.max_memory {
+        benchmark.memory_budget_bytes = Some(max_memory);
+    }
+    let budget = MemoryBudget::bytes(benchmark.memory_budget());
     tracing::info!(
         score = benchmark.speed_score,
         cores = benchmark.cores,
         ram = benchmark.ram_bytes,
+        memory_budget = budget.bytes,
         gpu = benchmark.gpu,
         "benchmark"
     );
@@ -257,7 +267,7 @@ pub async fn participate(config: ParticipateConfig, shutdown: impl Future<Output
                     ftp = Some(Arc::new(Bulk { host: ftp_host.clone(), credentials }));
                 }
                 Some(Incoming::Assign(bytes)) => {
-                    let task = Task { client: client.clone(), summary: summary.clone(), withdrawn: withdrawn.clone(), events: config.events.clone(), ftp: ftp.clone(), sessions: sessions.clone() };
+                    let task = Task { client: client.clone(), summary: summary.clone(), withdrawn: withdrawn.clone(), events: config.events.clone(), ftp: ftp.clone(), sessions: sessions.clone(), budget };
                     in_hand.spawn(handle_assignment(task, bytes));
                 }
                 Some(Incoming::Withdraw(assignment)) => {
@@ -358,6 +368,8 @@ struct Task {
     events: Option<mpsc::UnboundedSender<ProviderEvent>>,
     ftp: Option<Arc<Bulk>>,
     sessions: Arc<compute::Sessions>,
+    /// The most one op may take here.
+    budget: MemoryBudget,
 }
 
 /// Tells the server an assignment could not be done here, so it reassigns it at once.
@@ -369,12 +381,13 @@ async fn give_back(client: &Client, header: &AssignHeader, reason: String) {
         operator: SUBGRAPH.into(),
         reason,
         retryable: true,
+        over_budget: None,
     };
     let _ = client.emit(EVENT_OP_FAILED, serde_json::to_value(&report).expect("serializes")).await;
 }
 
 async fn handle_assignment(task: Task, bytes: Bytes) {
-    let Task { client, summary, withdrawn, events, ftp, sessions } = task;
+    let Task { client, summary, withdrawn, events, ftp, sessions, budget } = task;
     let decoded = ravproto::frame::unstuff(&bytes).and_then(|raw| Frame::<AssignHeader>::decode(&raw));
     let mut frame = match decoded {
         Ok(frame) => frame,
@@ -404,7 +417,7 @@ async fn handle_assignment(task: Task, bytes: Bytes) {
             return;
         }
     }
-    let result = tokio::task::spawn_blocking(move || compute::run(frame, checkpoint, &sessions)).await;
+    let result = tokio::task::spawn_blocking(move || compute::run(frame, checkpoint, &sessions, budget)).await;
     if withdrawn.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&assignment) {
         return;
     }

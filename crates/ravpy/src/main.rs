@@ -44,6 +44,11 @@ enum Command {
         /// Leave after computing this many subgraphs (the work in hand is finished first).
         #[arg(long)]
         max_subgraphs: Option<u64>,
+        /// The most memory one op may take here: bytes, or with a unit (`512M`, `8G`, `1T`;
+        /// powers of 1024). An op that could take more is refused before it allocates and
+        /// goes to a provider with more. Default: half of this machine's RAM.
+        #[arg(long, value_parser = parse_size)]
+        max_memory: Option<u64>,
     },
     /// List the graphs open to providers, with their requirements.
     ListGraphs {
@@ -93,7 +98,7 @@ fn main() -> Result<()> {
     let cli = Cli::parse_from(ravenv::args_with_env(std::env::args().collect(), &Cli::command(), &env));
     let runtime = tokio::runtime::Runtime::new()?;
     match cli.command {
-        Command::Participate { server, token, ftp_host, graph, max_subgraphs } => {
+        Command::Participate { server, token, ftp_host, graph, max_subgraphs, max_memory } => {
             let (events, view) = tokio::sync::mpsc::unbounded_channel();
             let config = ParticipateConfig {
                 server,
@@ -103,6 +108,7 @@ fn main() -> Result<()> {
                 benchmark: None,
                 events: Some(events),
                 max_subgraphs,
+                max_memory,
             };
             let shutdown = async {
                 let _ = tokio::signal::ctrl_c().await;
@@ -161,4 +167,39 @@ fn main() -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A size in bytes: digits, optionally followed by `K`, `M`, `G` or `T` (powers of 1024, an
+/// optional `B` or `iB` after it).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let digits = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let number: u64 = number.parse().map_err(|_| format!("`{text}` is not a size: expected a number such as 8G"))?;
+    let shift = match unit.trim().to_ascii_uppercase().trim_end_matches("IB").trim_end_matches('B') {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        other => return Err(format!("unknown unit `{other}` in `{text}`: use K, M, G or T")),
+    };
+    number.checked_mul(1 << shift).ok_or_else(|| format!("`{text}` is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_read_with_and_without_units() {
+        assert_eq!(parse_size("1024"), Ok(1024));
+        assert_eq!(parse_size("512M"), Ok(512 << 20));
+        assert_eq!(parse_size("8G"), Ok(8 << 30));
+        assert_eq!(parse_size("8GiB"), Ok(8 << 30));
+        assert_eq!(parse_size("2kb"), Ok(2048));
+        assert!(parse_size("8X").unwrap_err().contains("unknown unit"));
+        assert!(parse_size("G").unwrap_err().contains("not a size"));
+        assert!(parse_size("99999999999T").unwrap_err().contains("too large"));
+    }
 }

@@ -31,6 +31,8 @@ async fn a_dotenv_in_the_originals_names_drives_provider_and_requester() {
         database_url: Some(database_url),
         window: 16,
         max_attempts: 3,
+        quarantine_after: 3,
+        quarantine_secs: 600,
         deadline_base_ms: 30_000,
         deadline_per_op_ms: 10,
         slots_per_provider: 2,

@@ -32,9 +32,17 @@ pub struct Config {
     /// Most ops per subgraph.
     #[arg(long, env = "RAVSOCK_WINDOW", default_value_t = 100)]
     pub window: usize,
-    /// Hand-outs of a subgraph before its graph fails.
+    /// Providers (distinct accounts) whose attempts at a subgraph may fail before its graph
+    /// fails; one account's failures count once, and hand-outs stop at three times this.
     #[arg(long, env = "RAVSOCK_MAX_ATTEMPTS", default_value_t = 3)]
     pub max_attempts: u32,
+    /// Assignments a provider account may abandon in a row (disconnecting while holding them,
+    /// missing their deadline) before it is quarantined.
+    #[arg(long, env = "RAVSOCK_QUARANTINE_AFTER", default_value_t = 3)]
+    pub quarantine_after: u32,
+    /// How long a quarantined account's providers are refused, in seconds.
+    #[arg(long, env = "RAVSOCK_QUARANTINE_SECS", default_value_t = 600)]
+    pub quarantine_secs: u64,
     /// Fixed part of a subgraph's deadline, in milliseconds.
     #[arg(long, env = "RAVSOCK_DEADLINE_BASE_MS", default_value_t = 30_000)]
     pub deadline_base_ms: u64,
@@ -72,6 +80,8 @@ impl Config {
             deadline_base_ms: self.deadline_base_ms,
             deadline_per_op_ms: self.deadline_per_op_ms,
             slots_per_provider: self.slots_per_provider,
+            quarantine_after: self.quarantine_after,
+            quarantine_ms: self.quarantine_secs.saturating_mul(1000),
         }
     }
 

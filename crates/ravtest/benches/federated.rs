@@ -49,6 +49,8 @@ async fn run() {
         database_url: Some(database_url),
         window: 64,
         max_attempts: 3,
+        quarantine_after: 3,
+        quarantine_secs: 600,
         deadline_base_ms: 30_000,
         deadline_per_op_ms: 10,
         slots_per_provider: 2,

@@ -113,6 +113,11 @@ async fn check_peer(state: &SocketState, token: &str, version: u32, who: &str) -
     }
 }
 
+/// The account behind a provider connection: the scheduler counts retries and quarantines by
+/// account, since a reconnect is a new connection of the same account.
+#[derive(Clone, Copy, Debug)]
+struct ProviderAccount(crate::scheduler::Account);
+
 /// The refusal of a malformed auth payload.
 fn malformed(error: impl std::fmt::Display) -> Refusal {
     Refusal::new(
@@ -134,6 +139,7 @@ async fn authenticate(
     }
     let provider = ProviderId(state.next_provider.fetch_add(1, Ordering::Relaxed));
     socket.extensions.insert(provider);
+    socket.extensions.insert(ProviderAccount(account.id));
     tracing::info!(%provider, account = %account.name, "provider connected");
     register(&socket, provider);
     Ok(())
@@ -163,12 +169,13 @@ fn register(socket: &SocketRef, provider: ProviderId) {
         |socket: SocketRef,
          TryData(join): TryData<JoinRequest>,
          State(state): State<SocketState>,
-         Extension(provider): Extension<ProviderId>| async move {
+         Extension(provider): Extension<ProviderId>,
+         Extension(ProviderAccount(account)): Extension<ProviderAccount>| async move {
             let join = match join {
                 Ok(join) => join,
                 Err(error) => return malformed::refuse(&socket, &state.malformed, EVENT_REFUSED, EVENT_JOIN, &error),
             };
-            let event = Event::ProviderJoined { provider, benchmark: join.benchmark, graph: join.graph };
+            let event = Event::ProviderJoined { provider, account, benchmark: join.benchmark, graph: join.graph };
             send(&state, Command::Event(event)).await;
         },
     );
@@ -216,6 +223,7 @@ fn register(socket: &SocketRef, provider: ProviderId) {
                 assignment: AssignmentId(report.assignment),
                 failure,
                 retryable: report.retryable,
+                over_budget: report.over_budget,
             };
             send(&state, Command::Event(event)).await;
         },

@@ -34,7 +34,7 @@ impl Dispatcher {
         }
         let fail = |reason: String| {
             let failure = OpFailure { op_id: ops[0], operator: SUBGRAPH.into(), reason };
-            Some(Event::SubgraphFailed { provider, assignment, failure, retryable: true })
+            Some(Event::SubgraphFailed { provider, assignment, failure, retryable: true, over_budget: None })
         };
         let returned: BTreeSet<OpId> = values.iter().map(|(id, _)| *id).chain(files.iter().map(|f| f.op)).collect();
         let expected: BTreeSet<OpId> = outputs.iter().copied().collect();
@@ -60,7 +60,7 @@ impl Dispatcher {
             tracing::error!(%graph, cause = %error, "cannot store results; the subgraph will be recomputed");
             let failure =
                 OpFailure { op_id: ops[0], operator: SUBGRAPH.into(), reason: "server could not store results".into() };
-            return Some(Event::SubgraphFailed { provider, assignment, failure, retryable: true });
+            return Some(Event::SubgraphFailed { provider, assignment, failure, retryable: true, over_budget: None });
         }
         for (op, value) in values {
             self.runs.keep(graph, op, value);

@@ -252,6 +252,12 @@ impl Dispatcher {
         assignment: crate::scheduler::AssignmentId,
         failure: OpFailure,
     ) {
-        self.followups.push(Event::SubgraphFailed { provider, assignment, failure, retryable: true });
+        self.followups.push(Event::SubgraphFailed {
+            provider,
+            assignment,
+            failure,
+            retryable: true,
+            over_budget: None,
+        });
     }
 }

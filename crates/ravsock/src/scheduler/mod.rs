@@ -8,13 +8,19 @@
 //! server stores results (in batches) before reporting completion, and performs the returned
 //! [`Action`]s.
 
+mod conduct;
+mod handout;
 mod partition;
 #[cfg(test)]
 mod tests;
 
+pub use conduct::Account;
 pub use partition::{OpInfo, Subgraph, partition};
 
+use conduct::Conduct;
+use handout::may_take;
 use ravproto::messages::{Benchmark, OpFailure, Requirements};
+use ravproto::provider::OverBudget;
 use ravproto::status::GraphStatus;
 use ravproto::{GraphId, OpId, ProviderId};
 use std::collections::{BTreeMap, BTreeSet};
@@ -45,7 +51,8 @@ pub struct AssignmentId(pub u64);
 pub struct SchedulerConfig {
     /// Most ops per subgraph (the original's `2 × min_split_size`).
     pub window: usize,
-    /// Hand-outs of one subgraph before its graph fails.
+    /// Providers (distinct accounts) whose attempt at one subgraph may fail before its graph
+    /// fails; hand-outs are capped at [`HANDOUTS_PER_ATTEMPT`] times this.
     pub max_attempts: u32,
     /// Fixed part of a subgraph's deadline.
     pub deadline_base_ms: Millis,
@@ -53,7 +60,20 @@ pub struct SchedulerConfig {
     pub deadline_per_op_ms: Millis,
     /// Subgraphs a provider may hold at once (more than one hides network latency).
     pub slots_per_provider: usize,
+    /// Assignments an account may abandon in a row (disconnecting with them, missing their
+    /// deadline) before it is quarantined.
+    pub quarantine_after: u32,
+    /// How long a quarantine lasts.
+    pub quarantine_ms: Millis,
 }
+
+/// A subgraph's hand-outs are capped at this many per [`SchedulerConfig::max_attempts`], so
+/// that failures of one account, which count once, cannot retry a subgraph forever.
+pub const HANDOUTS_PER_ATTEMPT: u32 = 3;
+
+/// Providers (distinct accounts) that must refuse a subgraph with a kernel error before it
+/// fails the graph, when that many can take it: one provider's word does not fail a graph.
+pub const CONFIRMATIONS: usize = 2;
 
 impl Default for SchedulerConfig {
     fn default() -> SchedulerConfig {
@@ -63,6 +83,8 @@ impl Default for SchedulerConfig {
             deadline_base_ms: 30_000,
             deadline_per_op_ms: 100,
             slots_per_provider: 2,
+            quarantine_after: 3,
+            quarantine_ms: 600_000,
         }
     }
 }
@@ -83,6 +105,8 @@ pub enum Event {
     /// A provider connected and benchmarked; `graph` limits it to one graph.
     ProviderJoined {
         provider: ProviderId,
+        /// Its account: what retries and quarantine count.
+        account: Account,
         /// Its report.
         benchmark: Benchmark,
         /// The graph it chose, or any.
@@ -100,6 +124,9 @@ pub enum Event {
         failure: OpFailure,
         /// Whether another attempt may succeed (a kernel's refusal of its inputs will not).
         retryable: bool,
+        /// The op needs more memory than the provider's budget: a provider with more may
+        /// compute it.
+        over_budget: Option<OverBudget>,
     },
     /// Time passed (the server calls this at [`Scheduler::next_deadline`]).
     Tick,
@@ -170,8 +197,17 @@ pub enum Action {
 struct SubgraphState {
     subgraph: Subgraph,
     status: SubgraphStatus,
+    /// Hand-outs, over-budget refusals not counted.
     attempts: u32,
     missing_inputs: usize,
+    /// Accounts whose attempt failed (an error they call transient, a disconnect, a missed
+    /// deadline): one account's failures count once.
+    failed_by: BTreeSet<Account>,
+    /// Accounts whose kernel refused it: it never goes back to them.
+    refused_by: BTreeSet<Account>,
+    /// The most memory an op of it was reported to need: it goes only to a provider with a
+    /// budget this big.
+    needs_bytes: u64,
 }
 
 struct GraphState {
@@ -196,6 +232,7 @@ struct GraphState {
 }
 
 struct ProviderState {
+    account: Account,
     benchmark: Benchmark,
     graph: Option<GraphId>,
     in_flight: BTreeSet<AssignmentId>,
@@ -203,6 +240,7 @@ struct ProviderState {
 
 struct InFlight {
     provider: ProviderId,
+    account: Account,
     graph: GraphId,
     subgraph: usize,
     deadline: Millis,
@@ -217,6 +255,7 @@ pub struct Scheduler {
     providers: BTreeMap<ProviderId, ProviderState>,
     in_flight: BTreeMap<AssignmentId, InFlight>,
     next_assignment: u64,
+    conduct: Conduct,
 }
 
 impl Scheduler {
@@ -231,7 +270,14 @@ impl Scheduler {
         match event {
             Event::GraphSubmitted { graph, ops, requirements } => self.submit(graph, ops, requirements, &mut actions),
             Event::GraphCancelled { graph } => self.finish(graph, GraphStatus::Cancelled, &mut actions),
-            Event::ProviderJoined { provider, benchmark, graph } => {
+            Event::ProviderJoined { provider, account, benchmark, graph } => {
+                if let Some(reason) = self.conduct.quarantine(account, now) {
+                    // A connection of a quarantined account gets nothing (and if it joined
+                    // before, what it holds goes back).
+                    self.drop_provider(provider, &mut actions);
+                    actions.push(Action::Rejected { provider, reason });
+                    return actions;
+                }
                 if let Some(chosen) = graph {
                     let reason = match self.graphs.get(&chosen) {
                         None => Some(format!("{chosen} does not exist or is finished")),
@@ -247,26 +293,23 @@ impl Scheduler {
                     }
                 }
                 let in_flight = self.providers.remove(&provider).map(|p| p.in_flight).unwrap_or_default();
-                self.providers.insert(provider, ProviderState { benchmark, graph, in_flight });
+                self.providers.insert(provider, ProviderState { account, benchmark, graph, in_flight });
             }
-            Event::ProviderLeft { provider } => {
-                if let Some(state) = self.providers.remove(&provider) {
-                    for assignment in state.in_flight {
-                        self.attempt_failed(assignment, None, "provider disconnected", &mut actions);
-                    }
-                }
-            }
+            Event::ProviderLeft { provider } => self.left(provider, now, &mut actions),
             Event::SubgraphCompleted { provider, assignment } => {
-                if self.in_flight.get(&assignment).is_some_and(|f| f.provider == provider) {
+                if let Some(flight) = self.in_flight.get(&assignment).filter(|f| f.provider == provider) {
+                    self.conduct.completed(flight.account);
                     self.completed(assignment, &mut actions);
                 }
             }
-            Event::SubgraphFailed { provider, assignment, failure, retryable } => {
+            Event::SubgraphFailed { provider, assignment, failure, retryable, over_budget } => {
                 if self.in_flight.get(&assignment).is_some_and(|f| f.provider == provider) {
-                    if retryable {
-                        self.attempt_failed(assignment, Some(failure.op_id), &failure.reason, &mut actions);
-                    } else if let Some(flight) = self.release(assignment) {
-                        self.fail_graph(flight.graph, failure, &mut actions);
+                    match over_budget {
+                        Some(over) => self.over_budget(assignment, failure, over, &mut actions),
+                        None if retryable => {
+                            self.attempt_failed(assignment, Some(failure.op_id), &failure.reason, &mut actions)
+                        }
+                        None => self.refused(assignment, failure, &mut actions),
                     }
                 }
             }
@@ -280,6 +323,7 @@ impl Scheduler {
                     // A provider that misses a deadline is stuck or gone: stop trusting it,
                     // so the retry goes elsewhere even if it benchmarked fastest.
                     if let Some(state) = self.providers.remove(&provider) {
+                        self.abandoned(state.account, "a missed deadline", now, &mut actions);
                         for other in state.in_flight {
                             actions.push(Action::Withdraw { provider, assignment: other });
                             self.attempt_failed(other, None, "provider evicted after a missed deadline", &mut actions);
@@ -340,7 +384,15 @@ impl Scheduler {
                     consumers.entry(*id).or_default().push(index);
                 }
                 let status = if missing.is_empty() { SubgraphStatus::Ready } else { SubgraphStatus::NotReady };
-                SubgraphState { subgraph, status, attempts: 0, missing_inputs: missing.len() }
+                SubgraphState {
+                    subgraph,
+                    status,
+                    attempts: 0,
+                    missing_inputs: missing.len(),
+                    failed_by: BTreeSet::new(),
+                    refused_by: BTreeSet::new(),
+                    needs_bytes: 0,
+                }
             })
             .collect();
         let state = GraphState {
@@ -391,19 +443,123 @@ impl Scheduler {
         }
     }
 
-    /// One hand-out failed: retry, or fail the graph after the last attempt.
+    /// A provider left: what it held is retried elsewhere, and leaving with work counts
+    /// against its account.
+    fn left(&mut self, provider: ProviderId, now: Millis, actions: &mut Vec<Action>) {
+        let Some(state) = self.providers.remove(&provider) else { return };
+        if !state.in_flight.is_empty() {
+            self.abandoned(state.account, "a disconnect while holding work", now, actions);
+        }
+        for assignment in state.in_flight {
+            self.attempt_failed(assignment, None, "provider disconnected", actions);
+        }
+    }
+
+    /// `account` abandoned work: a strike, and at [`SchedulerConfig::quarantine_after`] in a
+    /// row a quarantine: its connected providers are evicted, and their joins refused.
+    fn abandoned(&mut self, account: Account, what: &str, now: Millis, actions: &mut Vec<Action>) {
+        let (after, duration) = (self.config.quarantine_after, self.config.quarantine_ms);
+        if self.conduct.abandoned(account, what, now, after, duration) {
+            tracing::warn!(account, what, "provider account quarantined");
+            let connected: Vec<ProviderId> =
+                self.providers.iter().filter(|(_, p)| p.account == account).map(|(id, _)| *id).collect();
+            for provider in connected {
+                self.drop_provider(provider, actions);
+                actions.push(Action::Evict { provider });
+            }
+        }
+    }
+
+    /// Takes a provider off the grid without a strike: its assignments are withdrawn and
+    /// retried elsewhere.
+    fn drop_provider(&mut self, provider: ProviderId, actions: &mut Vec<Action>) {
+        let Some(state) = self.providers.remove(&provider) else { return };
+        for assignment in state.in_flight {
+            actions.push(Action::Withdraw { provider, assignment });
+            self.attempt_failed(assignment, None, "provider quarantined", actions);
+        }
+    }
+
+    /// One hand-out failed: retry, or fail the graph once [`SchedulerConfig::max_attempts`]
+    /// accounts have failed it (or the hand-outs reach their cap).
     fn attempt_failed(&mut self, assignment: AssignmentId, op: Option<OpId>, reason: &str, actions: &mut Vec<Action>) {
         let Some(flight) = self.release(assignment) else { return };
         let Some(graph) = self.graphs.get_mut(&flight.graph) else { return };
         let sub = &mut graph.subgraphs[flight.subgraph];
+        sub.failed_by.insert(flight.account);
         let op_id = op.unwrap_or(sub.subgraph.ops[0]);
         let operator = graph.operators.get(&op_id).copied().unwrap_or("unknown").to_string();
-        if sub.attempts >= self.config.max_attempts {
-            let reason = format!("{reason} (after {} attempts)", sub.attempts);
+        let max = self.config.max_attempts;
+        if sub.failed_by.len() >= max as usize || sub.attempts >= max.saturating_mul(HANDOUTS_PER_ATTEMPT) {
+            let reason = match sub.failed_by.len() {
+                1 => format!("{reason} (after {} attempts by one provider)", sub.attempts),
+                n => format!("{reason} (after {} attempts by {n} providers)", sub.attempts),
+            };
             self.fail_graph(flight.graph, OpFailure { op_id, operator, reason }, actions);
         } else {
             sub.status = SubgraphStatus::Ready;
             let failure = OpFailure { op_id, operator, reason: reason.to_string() };
+            actions.push(Action::AttemptFailed { graph: flight.graph, failure });
+        }
+    }
+
+    /// A provider's kernel refused its inputs. Another provider (account) that may take the
+    /// subgraph gets it to confirm; the graph fails once [`CONFIRMATIONS`] have refused it, or
+    /// at once when nobody else could take it.
+    fn refused(&mut self, assignment: AssignmentId, failure: OpFailure, actions: &mut Vec<Action>) {
+        let Some(flight) = self.release(assignment) else { return };
+        let Some(graph) = self.graphs.get_mut(&flight.graph) else { return };
+        let sub = &mut graph.subgraphs[flight.subgraph];
+        sub.refused_by.insert(flight.account);
+        let confirmed = sub.refused_by.len() >= CONFIRMATIONS;
+        let someone_else = self
+            .providers
+            .values()
+            .any(|p| may_take(flight.graph, &graph.requirements, p) && !sub.refused_by.contains(&p.account));
+        if confirmed || !someone_else {
+            let failure = match confirmed {
+                true => OpFailure {
+                    reason: format!("{} (confirmed by {CONFIRMATIONS} providers)", failure.reason),
+                    ..failure
+                },
+                false => failure,
+            };
+            self.fail_graph(flight.graph, failure, actions);
+        } else {
+            sub.status = SubgraphStatus::Ready;
+            actions.push(Action::AttemptFailed { graph: flight.graph, failure });
+        }
+    }
+
+    /// An op of the subgraph needs more memory than the provider's budget: it goes to a
+    /// provider with a budget that big, uncharged, or fails the graph when none is connected.
+    fn over_budget(
+        &mut self,
+        assignment: AssignmentId,
+        failure: OpFailure,
+        over: OverBudget,
+        actions: &mut Vec<Action>,
+    ) {
+        let Some(flight) = self.release(assignment) else { return };
+        let Some(graph) = self.graphs.get_mut(&flight.graph) else { return };
+        let sub = &mut graph.subgraphs[flight.subgraph];
+        sub.needs_bytes = sub.needs_bytes.max(over.needed_bytes);
+        sub.attempts = sub.attempts.saturating_sub(1);
+        let largest = self
+            .providers
+            .values()
+            .filter(|p| may_take(flight.graph, &graph.requirements, p))
+            .map(|p| p.benchmark.memory_budget())
+            .max()
+            .unwrap_or(0);
+        if largest < sub.needs_bytes {
+            let reason = format!(
+                "{}; no connected provider has that much (the largest budget is {largest} bytes)",
+                failure.reason
+            );
+            self.fail_graph(flight.graph, OpFailure { reason, ..failure }, actions);
+        } else {
+            sub.status = SubgraphStatus::Ready;
             actions.push(Action::AttemptFailed { graph: flight.graph, failure });
         }
     }
@@ -449,72 +605,5 @@ impl Scheduler {
             provider.in_flight.remove(&assignment);
         }
         Some(flight)
-    }
-
-    /// Hands ready subgraphs to providers with free slots: the fastest provider first, each
-    /// taking the biggest ready subgraph it is eligible for.
-    fn dispatch(&mut self, now: Millis, actions: &mut Vec<Action>) {
-        let mut providers: Vec<(ProviderId, f64)> =
-            self.providers.iter().map(|(id, p)| (*id, p.benchmark.speed_score)).collect();
-        providers.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        loop {
-            let mut assigned_any = false;
-            for &(provider_id, _) in &providers {
-                let provider = &self.providers[&provider_id];
-                if provider.in_flight.len() >= self.config.slots_per_provider {
-                    continue;
-                }
-                let providers_now = &self.providers;
-                let best = self
-                    .graphs
-                    .iter()
-                    .filter(|(id, g)| {
-                        g.status == GraphStatus::Computing
-                            && provider.graph.is_none_or(|chosen| chosen == **id)
-                            && g.requirements.accepts(&provider.benchmark)
-                            // A training graph stays with the provider holding its weights.
-                            && (!g.pinned || g.holder.is_none_or(|h| h == provider_id || !providers_now.contains_key(&h)))
-                    })
-                    .flat_map(|(id, g)| {
-                        g.subgraphs
-                            .iter()
-                            .enumerate()
-                            .filter(|(_, s)| s.status == SubgraphStatus::Ready && !(s.subgraph.trains && g.training_out))
-                            .map(move |(index, s)| (s.subgraph.ops.len(), *id, index))
-                    })
-                    .max_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)).then(b.2.cmp(&a.2)));
-                let Some((size, graph_id, index)) = best else { continue };
-                let id = AssignmentId(self.next_assignment);
-                self.next_assignment += 1;
-                let deadline = now + self.config.deadline_base_ms + self.config.deadline_per_op_ms * size as u64;
-                let graph = self.graphs.get_mut(&graph_id).expect("picked from graphs");
-                if graph.pinned {
-                    graph.holder = Some(provider_id);
-                }
-                let sub = &mut graph.subgraphs[index];
-                sub.status = SubgraphStatus::Assigned;
-                sub.attempts += 1;
-                let trains = sub.subgraph.trains;
-                graph.training_out |= trains;
-                self.in_flight
-                    .insert(id, InFlight { provider: provider_id, graph: graph_id, subgraph: index, deadline, trains });
-                self.providers.get_mut(&provider_id).expect("listed").in_flight.insert(id);
-                actions.push(Action::Assign(Assignment {
-                    id,
-                    provider: provider_id,
-                    graph: graph_id,
-                    subgraph: index,
-                    ops: sub.subgraph.ops.clone(),
-                    external_inputs: sub.subgraph.external_inputs.iter().copied().collect(),
-                    outputs: sub.subgraph.outputs.clone(),
-                    deadline,
-                    trains,
-                }));
-                assigned_any = true;
-            }
-            if !assigned_any {
-                return;
-            }
-        }
     }
 }

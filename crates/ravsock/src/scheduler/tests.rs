@@ -3,6 +3,7 @@
 
 use super::*;
 use ravproto::OpKind;
+use ravproto::provider::OverBudget;
 
 fn op(id: u64, kind: OpKind, inputs: &[u64]) -> OpInfo {
     OpInfo { id: OpId(id), kind, inputs: inputs.iter().map(|&i| OpId(i)).collect(), computed: false, persisted: false }
@@ -27,11 +28,19 @@ fn chain(n: u64) -> Vec<OpInfo> {
 }
 
 fn bench(score: f64) -> Benchmark {
-    Benchmark { ram_bytes: 8 << 30, cores: 2, gpu: false, speed_score: score, onnx: false }
+    Benchmark { ram_bytes: 8 << 30, cores: 2, gpu: false, speed_score: score, onnx: false, memory_budget_bytes: None }
 }
 
 fn config(window: usize) -> SchedulerConfig {
-    SchedulerConfig { window, max_attempts: 2, deadline_base_ms: 1_000, deadline_per_op_ms: 10, slots_per_provider: 1 }
+    SchedulerConfig {
+        window,
+        max_attempts: 2,
+        deadline_base_ms: 1_000,
+        deadline_per_op_ms: 10,
+        slots_per_provider: 1,
+        quarantine_after: 3,
+        quarantine_ms: 60_000,
+    }
 }
 
 fn assignments(actions: &[Action]) -> Vec<Assignment> {
@@ -39,7 +48,8 @@ fn assignments(actions: &[Action]) -> Vec<Assignment> {
 }
 
 fn join(s: &mut Scheduler, provider: u64, score: f64) -> Vec<Action> {
-    s.handle(0, Event::ProviderJoined { provider: ProviderId(provider), benchmark: bench(score), graph: None })
+    let account = provider as Account;
+    s.handle(0, Event::ProviderJoined { provider: ProviderId(provider), account, benchmark: bench(score), graph: None })
 }
 
 fn submit(s: &mut Scheduler, graph: u64, ops: Vec<OpInfo>) -> Vec<Action> {
@@ -159,27 +169,37 @@ fn a_disconnect_sends_work_back_to_ready() {
 fn retries_are_bounded_and_the_failure_names_the_op() {
     let mut s = Scheduler::new(config(10));
     join(&mut s, 1, 100.0);
+    join(&mut s, 2, 50.0);
     let mut current = assignments(&submit(&mut s, 1, wide(3)));
     let failure = |a: &Assignment| Event::SubgraphFailed {
         provider: a.provider,
         assignment: a.id,
         failure: OpFailure { op_id: OpId(3), operator: "neg".into(), reason: "out of memory".into() },
         retryable: true,
+        over_budget: None,
     };
+    assert_eq!(current[0].provider, ProviderId(1));
     let actions = s.handle(1, failure(&current[0]));
     let retried = OpFailure { op_id: OpId(3), operator: "neg".into(), reason: "out of memory".into() };
     assert!(actions.contains(&Action::AttemptFailed { graph: GraphId(1), failure: retried }), "{actions:?}");
-    current = assignments(&actions);
-    assert_eq!(current.len(), 1, "second attempt");
-    let actions = s.handle(2, failure(&current[0]));
-    let expected =
-        OpFailure { op_id: OpId(3), operator: "neg".into(), reason: "out of memory (after 2 attempts)".into() };
+    assert_eq!(assignments(&actions)[0].provider, ProviderId(1), "the fastest takes the retry");
+    // Provider 1 leaves with it (its account's second failure, counted once), and provider 2
+    // takes it.
+    current = assignments(&s.handle(2, Event::ProviderLeft { provider: ProviderId(1) }));
+    assert_eq!(current.len(), 1, "third hand-out: {current:?}");
+    assert_eq!(current[0].provider, ProviderId(2));
+    let actions = s.handle(3, failure(&current[0]));
+    let expected = OpFailure {
+        op_id: OpId(3),
+        operator: "neg".into(),
+        reason: "out of memory (after 3 attempts by 2 providers)".into(),
+    };
     assert!(actions.contains(&Action::GraphFailed { graph: GraphId(1), failure: expected }), "{actions:?}");
     assert_eq!(s.graph_status(GraphId(1)), Some(GraphStatus::Failed));
 }
 
 #[test]
-fn a_kernel_refusal_fails_the_graph_without_retrying() {
+fn a_kernel_refusal_with_nobody_to_confirm_it_fails_the_graph_at_once() {
     let mut s = Scheduler::new(SchedulerConfig { slots_per_provider: 2, ..config(2) });
     join(&mut s, 1, 100.0);
     let out = assignments(&submit(&mut s, 1, wide(4)));
@@ -192,6 +212,7 @@ fn a_kernel_refusal_fails_the_graph_without_retrying() {
             assignment: out[0].id,
             failure: failure.clone(),
             retryable: false,
+            over_budget: None,
         },
     );
     assert!(actions.contains(&Action::GraphFailed { graph: GraphId(1), failure }));
@@ -208,14 +229,19 @@ fn requirements_decide_who_may_compute() {
     let gpu_graph = Requirements { gpu_required: true, ..Requirements::default() };
     s.handle(0, Event::GraphSubmitted { graph: GraphId(1), ops: wide(3), requirements: gpu_graph });
     assert!(assignments(&join(&mut s, 1, 100.0)).is_empty(), "a CPU provider gets nothing");
-    let refused =
-        s.handle(0, Event::ProviderJoined { provider: ProviderId(2), benchmark: bench(1.0), graph: Some(GraphId(1)) });
+    let refused = s.handle(
+        0,
+        Event::ProviderJoined { provider: ProviderId(2), account: 2, benchmark: bench(1.0), graph: Some(GraphId(1)) },
+    );
     assert!(
         matches!(&refused[..], [Action::Rejected { provider: ProviderId(2), reason }] if reason.ends_with("it needs a GPU")),
         "{refused:?}"
     );
     let gpu = Benchmark { gpu: true, ..bench(1.0) };
-    let out = s.handle(0, Event::ProviderJoined { provider: ProviderId(3), benchmark: gpu, graph: Some(GraphId(1)) });
+    let out = s.handle(
+        0,
+        Event::ProviderJoined { provider: ProviderId(3), account: 3, benchmark: gpu, graph: Some(GraphId(1)) },
+    );
     assert_eq!(assignments(&out).len(), 1);
 }
 
@@ -313,4 +339,134 @@ fn a_training_step_is_never_cut_and_training_subgraphs_go_out_one_at_a_time() {
     assert_ne!(second[0].ops, first[0].ops);
     complete(&mut s, &second[0]);
     assert_eq!(s.graph_status(GraphId(5)), Some(GraphStatus::Computed));
+}
+
+fn failed(a: &Assignment, retryable: bool, over_budget: Option<OverBudget>) -> Event {
+    Event::SubgraphFailed {
+        provider: a.provider,
+        assignment: a.id,
+        failure: OpFailure { op_id: a.ops[0], operator: "neg".into(), reason: "refused".into() },
+        retryable,
+        over_budget,
+    }
+}
+
+fn join_as(s: &mut Scheduler, now: Millis, provider: u64, account: Account, benchmark: Benchmark) -> Vec<Action> {
+    s.handle(now, Event::ProviderJoined { provider: ProviderId(provider), account, benchmark, graph: None })
+}
+
+fn graph_failure(actions: &[Action]) -> Option<&OpFailure> {
+    actions.iter().find_map(|a| if let Action::GraphFailed { failure, .. } = a { Some(failure) } else { None })
+}
+
+#[test]
+fn one_accounts_failures_count_once_and_its_hand_outs_are_capped() {
+    let mut s = Scheduler::new(config(10));
+    join(&mut s, 1, 1.0);
+    let mut current = assignments(&submit(&mut s, 1, wide(3)));
+    let cap = 2 * HANDOUTS_PER_ATTEMPT;
+    for attempt in 1..cap {
+        let actions = s.handle(u64::from(attempt), failed(&current[0], true, None));
+        assert!(graph_failure(&actions).is_none(), "attempt {attempt} of one account failed the graph: {actions:?}");
+        current = assignments(&actions);
+        assert_eq!(current.len(), 1);
+    }
+    let actions = s.handle(100, failed(&current[0], true, None));
+    let failure = graph_failure(&actions).expect("the cap fails the graph");
+    assert_eq!(failure.reason, format!("refused (after {cap} attempts by one provider)"));
+}
+
+#[test]
+fn a_kernel_refusal_is_confirmed_by_a_second_provider() {
+    // A lie: provider 1 refuses, provider 2 computes, and the graph is computed.
+    let mut s = Scheduler::new(config(10));
+    join(&mut s, 1, 100.0);
+    join(&mut s, 2, 1.0);
+    let first = assignments(&submit(&mut s, 1, wide(3)));
+    assert_eq!(first[0].provider, ProviderId(1));
+    let actions = s.handle(1, failed(&first[0], false, None));
+    assert!(graph_failure(&actions).is_none(), "{actions:?}");
+    let second = assignments(&actions);
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].provider, ProviderId(2), "never back to the account that refused it");
+    assert!(complete(&mut s, &second[0]).contains(&Action::GraphComputed { graph: GraphId(1) }));
+
+    // A true refusal: both refuse, and the graph fails naming the confirmation.
+    let first = assignments(&submit(&mut s, 2, wide(3)));
+    let second = assignments(&s.handle(2, failed(&first[0], false, None)));
+    let actions = s.handle(3, failed(&second[0], false, None));
+    let failure = graph_failure(&actions).expect("confirmed");
+    assert_eq!(failure.reason, format!("refused (confirmed by {CONFIRMATIONS} providers)"));
+}
+
+#[test]
+fn an_account_that_keeps_abandoning_work_is_quarantined_without_failing_the_graph() {
+    let mut s = Scheduler::new(config(10));
+    let mut connection = 10;
+    submit(&mut s, 1, wide(3));
+    // Account 7 takes the work and disconnects, three times, on new connections.
+    for now in 0..3 {
+        connection += 1;
+        let out = assignments(&join_as(&mut s, now, connection, 7, bench(1.0)));
+        assert_eq!(out.len(), 1, "hand-out {now}");
+        let actions = s.handle(now, Event::ProviderLeft { provider: ProviderId(connection) });
+        assert!(graph_failure(&actions).is_none(), "one account's disconnects count once: {actions:?}");
+    }
+    let refused = join_as(&mut s, 10, 99, 7, bench(1.0));
+    assert!(
+        matches!(&refused[..], [Action::Rejected { reason, .. }] if reason.contains("quarantined") && reason.contains("disconnect")),
+        "{refused:?}"
+    );
+    // An honest provider finishes the graph.
+    let out = assignments(&join_as(&mut s, 11, 50, 8, bench(1.0)));
+    assert!(complete(&mut s, &out[0]).contains(&Action::GraphComputed { graph: GraphId(1) }));
+    // The quarantine ends.
+    assert!(join_as(&mut s, 60_011, 100, 7, bench(1.0)).is_empty(), "account 7 may join again");
+}
+
+#[test]
+fn a_missed_deadline_strikes_and_finished_work_clears_the_record() {
+    let mut s = Scheduler::new(config(10));
+    submit(&mut s, 1, wide(3));
+    let out = assignments(&join_as(&mut s, 0, 1, 7, bench(1.0)));
+    let actions = s.handle(out[0].deadline, Event::Tick);
+    assert!(actions.contains(&Action::Evict { provider: ProviderId(1) }));
+    let out = assignments(&join_as(&mut s, 1, 2, 7, bench(1.0)));
+    let _ = s.handle(2, Event::ProviderLeft { provider: ProviderId(2) });
+    // Two strikes; a finished assignment clears them, so two more do not quarantine.
+    let out = if out.is_empty() { out } else { assignments(&join_as(&mut s, 3, 3, 7, bench(1.0))) };
+    assert!(complete(&mut s, &out[0]).contains(&Action::GraphComputed { graph: GraphId(1) }));
+    let _ = s.handle(4, Event::ProviderLeft { provider: ProviderId(3) });
+    submit(&mut s, 2, wide(3));
+    for (now, connection) in [(10, 4), (11, 5)] {
+        let out = assignments(&join_as(&mut s, now, connection, 7, bench(1.0)));
+        assert_eq!(out.len(), 1);
+        let _ = s.handle(now, Event::ProviderLeft { provider: ProviderId(connection) });
+    }
+    assert_eq!(assignments(&join_as(&mut s, 12, 6, 7, bench(1.0))).len(), 1, "not quarantined");
+}
+
+#[test]
+fn an_op_over_a_providers_memory_budget_goes_to_one_with_more_or_fails_the_graph() {
+    let small = Benchmark { memory_budget_bytes: Some(1_000), ..bench(100.0) };
+    let big = Benchmark { memory_budget_bytes: Some(1 << 20), ..bench(1.0) };
+    let mut s = Scheduler::new(config(10));
+    join_as(&mut s, 0, 1, 1, small.clone());
+    join_as(&mut s, 0, 2, 2, big);
+    let first = assignments(&submit(&mut s, 1, wide(3)));
+    assert_eq!(first[0].provider, ProviderId(1), "the fastest first");
+    let over = OverBudget { needed_bytes: 5_000, budget_bytes: 1_000 };
+    // Refused again and again by the small one, never charged, and it goes to the big one.
+    let second = assignments(&s.handle(1, failed(&first[0], true, Some(over))));
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].provider, ProviderId(2));
+    assert!(complete(&mut s, &second[0]).contains(&Action::GraphComputed { graph: GraphId(1) }));
+
+    // Nobody connected has the memory: the graph fails with the sizes named.
+    let mut s = Scheduler::new(config(10));
+    join_as(&mut s, 0, 1, 1, small);
+    let first = assignments(&submit(&mut s, 1, wide(3)));
+    let actions = s.handle(1, failed(&first[0], true, Some(over)));
+    let failure = graph_failure(&actions).expect("fails at once");
+    assert_eq!(failure.reason, "refused; no connected provider has that much (the largest budget is 1000 bytes)");
 }

@@ -54,9 +54,17 @@ pub(crate) fn spawn_provider(
             token,
             ftp_host: None,
             graph: None,
-            benchmark: Some(Benchmark { ram_bytes: 1 << 30, cores: 1, gpu: false, speed_score: 1.0, onnx: false }),
+            benchmark: Some(Benchmark {
+                ram_bytes: 1 << 30,
+                cores: 1,
+                gpu: false,
+                speed_score: 1.0,
+                onnx: false,
+                memory_budget_bytes: None,
+            }),
             events: None,
             max_subgraphs: None,
+            max_memory: None,
         },
         async move {
             let _ = stopped.await;

@@ -188,7 +188,14 @@ async fn silent_provider(stack: &Stack) -> (rust_socketio::asynchronous::Client,
         .unwrap();
     open_rx.recv().await.expect("namespace connected");
     let join = JoinRequest {
-        benchmark: Benchmark { ram_bytes: 1 << 30, cores: 1, gpu: false, speed_score: 1e6, onnx: false },
+        benchmark: Benchmark {
+            ram_bytes: 1 << 30,
+            cores: 1,
+            gpu: false,
+            speed_score: 1e6,
+            onnx: false,
+            memory_budget_bytes: None,
+        },
         graph: None,
     };
     client.emit(EVENT_JOIN, serde_json::to_value(join).unwrap()).await.unwrap();

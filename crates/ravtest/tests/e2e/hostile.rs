@@ -1,10 +1,11 @@
 //! Hostile and buggy peers: what one party sends cannot stall or poison the grid for the
 //! others, and every refusal is typed and said back to the sender.
 
-use crate::stack::Stack;
+use crate::stack::{Provider, Stack};
 use futures_util::FutureExt;
-use ravop::Graph;
+use ravop::{Graph, LocalExecutor};
 use ravproto::messages::{ErrorBody, ErrorCode};
+use ravproto::ops::{RandomParams, ReduceParams};
 use ravproto::provider::{EVENT_JOIN, EVENT_OP_FAILED, EVENT_REFUSED, EVENT_RESULT, NAMESPACE, ProviderAuth};
 use ravsock::api::malformed::MAX_MALFORMED;
 use rust_socketio::Payload;
@@ -109,4 +110,72 @@ async fn malformed_provider_events_are_refused_then_the_sender_is_cut_off() {
     let (_, results) = client.compute(&graph).await.expect("the graph runs");
     assert_eq!(results.array::<f64>("b").unwrap().into_raw_vec_and_offset().0, vec![2.0, 4.0]);
     provider.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_poison_pill_op_kills_no_provider_and_the_next_graph_runs() {
+    let stack = Stack::start(30_000).await;
+    // Both report 8 GiB of RAM: a budget of 4 GiB an op.
+    let mut providers = [stack.provider(2.0), stack.provider(1.0)];
+    for provider in &mut providers {
+        provider.joined().await;
+    }
+    let client = stack.client().await;
+    // The issue's op: 2^31 elements, a 16 GiB allocation that aborted every provider given it.
+    let pill = Graph::new("poison pill");
+    pill.random(RandomParams { shape: vec![1 << 31], seed: Some(1), ..Default::default() }).persist("r");
+    let error = client.compute(&pill).await.expect_err("nobody can hold it").to_string();
+    for part in ["`random`", "17179869184 bytes", "no connected provider has that much", "4294967296 bytes"] {
+        assert!(error.contains(part), "`{part}` not in: {error}");
+    }
+
+    // Nobody died: the same two providers run the next graph.
+    let graph = Graph::new("after the pill");
+    let a = graph.t(vec![1.0, 2.0]);
+    (&a * &a).persist("b");
+    let (_, results) = client.compute(&graph).await.expect("the next graph runs");
+    assert_eq!(results.array::<f64>("b").unwrap().into_raw_vec_and_offset().0, vec![1.0, 4.0]);
+    for provider in providers {
+        provider.stop().await.expect("the provider is alive and leaves cleanly");
+    }
+}
+
+/// Runs small graphs until `provider` has computed one: then the server knows it (a join is
+/// not acknowledged, so `joined` says only that it was sent). Returns how many it computed.
+async fn known_to_the_server(client: &ravop::Client, provider: &mut Provider) -> u64 {
+    for round in 0..50 {
+        let graph = Graph::new(format!("warm-up {round}"));
+        (&graph.t(vec![1.0]) + 1.0).persist("x");
+        client.compute(&graph).await.expect("a warm-up runs");
+        let mut computed = 0;
+        while let Ok(event) = provider.events.try_recv() {
+            computed += u64::from(matches!(event, ravpy::ProviderEvent::Computed { .. }));
+        }
+        if computed > 0 {
+            return computed;
+        }
+    }
+    panic!("the provider never got work");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_op_over_one_providers_memory_goes_to_a_provider_with_more() {
+    let stack = Stack::start(30_000).await;
+    let client = stack.client().await;
+    let mut big = stack.provider(1.0);
+    big.joined().await;
+    known_to_the_server(&client, &mut big).await;
+    // The fast provider takes work first, but may hold only 1 MiB an op.
+    let mut small = stack.provider_with_memory(100.0, 1 << 20);
+    small.joined().await;
+    let warm_ups = known_to_the_server(&client, &mut small).await;
+
+    let graph = Graph::new("8 MiB of random numbers");
+    let r = graph.random(RandomParams { shape: vec![1 << 20], seed: Some(5), ..Default::default() });
+    r.sum(ReduceParams::all()).persist("total");
+    let (_, results) = client.compute(&graph).await.expect("the big provider computes it");
+    let local = LocalExecutor::default().run(&graph).unwrap();
+    assert_eq!(results.array::<f64>("total").unwrap(), local.array::<f64>("total").unwrap());
+    assert_eq!(small.stop().await.unwrap().subgraphs, warm_ups, "the small provider computed none of it");
+    big.stop().await.unwrap();
 }

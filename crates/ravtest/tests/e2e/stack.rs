@@ -56,6 +56,8 @@ pub(crate) fn config(data_dir: &Path, database_url: &str, deadline_base_ms: u64)
         database_url: Some(database_url.to_string()),
         window: 16,
         max_attempts: 3,
+        quarantine_after: 3,
+        quarantine_secs: 600,
         deadline_base_ms,
         deadline_per_op_ms: 10,
         slots_per_provider: 2,
@@ -129,25 +131,45 @@ impl Stack {
 
     fn provider_config(&self, token: &str, speed: f64, max_subgraphs: Option<u64>) -> Provider {
         // As ravpy reports itself: ONNX models run when it is built with them.
-        self.provider_reporting(token, speed, max_subgraphs, cfg!(feature = "onnx"))
+        self.provider_reporting(token, speed, max_subgraphs, cfg!(feature = "onnx"), None)
+    }
+
+    /// A provider whose ops may take at most `max_memory` bytes each (`--max-memory`).
+    pub(crate) fn provider_with_memory(&self, speed: f64, max_memory: u64) -> Provider {
+        self.provider_reporting(&self.provider_token, speed, None, cfg!(feature = "onnx"), Some(max_memory))
     }
 
     /// A provider that says it cannot run ONNX models, whatever it was built with.
     #[cfg(feature = "onnx")]
     pub(crate) fn provider_without_onnx(&self, speed: f64) -> Provider {
-        self.provider_reporting(&self.provider_token, speed, None, false)
+        self.provider_reporting(&self.provider_token, speed, None, false, None)
     }
 
-    fn provider_reporting(&self, token: &str, speed: f64, max_subgraphs: Option<u64>, onnx: bool) -> Provider {
+    fn provider_reporting(
+        &self,
+        token: &str,
+        speed: f64,
+        max_subgraphs: Option<u64>,
+        onnx: bool,
+        max_memory: Option<u64>,
+    ) -> Provider {
         let (events_tx, events) = tokio::sync::mpsc::unbounded_channel();
         let config = ParticipateConfig {
             server: self.url.clone(),
             token: token.to_string(),
             ftp_host: None,
             graph: None,
-            benchmark: Some(Benchmark { ram_bytes: 8 << 30, cores: 2, gpu: false, speed_score: speed, onnx }),
+            benchmark: Some(Benchmark {
+                ram_bytes: 8 << 30,
+                cores: 2,
+                gpu: false,
+                speed_score: speed,
+                onnx,
+                memory_budget_bytes: None,
+            }),
             events: Some(events_tx),
             max_subgraphs,
+            max_memory,
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(ravpy::participate(config, async move {

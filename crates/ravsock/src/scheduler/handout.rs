@@ -1,0 +1,92 @@
+//! Hand-outs: which ready subgraph goes to which provider. The fastest provider with a free
+//! slot takes the biggest ready subgraph it may compute: its graph's requirements, its chosen
+//! graph, the training holder, its memory budget against what the subgraph is known to need,
+//! and never a subgraph its account already refused.
+
+use super::{Action, Assignment, AssignmentId, InFlight, Millis, ProviderState, Scheduler, SubgraphStatus};
+use ravproto::GraphId;
+use ravproto::ProviderId;
+use ravproto::messages::Requirements;
+use ravproto::status::GraphStatus;
+
+impl Scheduler {
+    /// Hands ready subgraphs to providers with free slots: the fastest provider first, each
+    /// taking the biggest ready subgraph it is eligible for.
+    pub(super) fn dispatch(&mut self, now: Millis, actions: &mut Vec<Action>) {
+        let mut providers: Vec<(ProviderId, f64)> =
+            self.providers.iter().map(|(id, p)| (*id, p.benchmark.speed_score)).collect();
+        providers.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        loop {
+            let mut assigned_any = false;
+            for &(provider_id, _) in &providers {
+                let provider = &self.providers[&provider_id];
+                if provider.in_flight.len() >= self.config.slots_per_provider {
+                    continue;
+                }
+                let providers_now = &self.providers;
+                let best = self
+                    .graphs
+                    .iter()
+                    .filter(|(id, g)| {
+                        g.status == GraphStatus::Computing
+                            && may_take(**id, &g.requirements, provider)
+                            // A training graph stays with the provider holding its weights.
+                            && (!g.pinned || g.holder.is_none_or(|h| h == provider_id || !providers_now.contains_key(&h)))
+                    })
+                    .flat_map(|(id, g)| {
+                        g.subgraphs
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, s)| {
+                                s.status == SubgraphStatus::Ready
+                                    && !(s.subgraph.trains && g.training_out)
+                                    && !s.refused_by.contains(&provider.account)
+                                    && provider.benchmark.memory_budget() >= s.needs_bytes
+                            })
+                            .map(move |(index, s)| (s.subgraph.ops.len(), *id, index))
+                    })
+                    .max_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)).then(b.2.cmp(&a.2)));
+                let Some((size, graph_id, index)) = best else { continue };
+                let id = AssignmentId(self.next_assignment);
+                self.next_assignment += 1;
+                let deadline = now + self.config.deadline_base_ms + self.config.deadline_per_op_ms * size as u64;
+                let graph = self.graphs.get_mut(&graph_id).expect("picked from graphs");
+                if graph.pinned {
+                    graph.holder = Some(provider_id);
+                }
+                let sub = &mut graph.subgraphs[index];
+                sub.status = SubgraphStatus::Assigned;
+                sub.attempts += 1;
+                let trains = sub.subgraph.trains;
+                graph.training_out |= trains;
+                let account = self.providers[&provider_id].account;
+                self.in_flight.insert(
+                    id,
+                    InFlight { provider: provider_id, account, graph: graph_id, subgraph: index, deadline, trains },
+                );
+                self.providers.get_mut(&provider_id).expect("listed").in_flight.insert(id);
+                actions.push(Action::Assign(Assignment {
+                    id,
+                    provider: provider_id,
+                    graph: graph_id,
+                    subgraph: index,
+                    ops: sub.subgraph.ops.clone(),
+                    external_inputs: sub.subgraph.external_inputs.iter().copied().collect(),
+                    outputs: sub.subgraph.outputs.clone(),
+                    deadline,
+                    trains,
+                }));
+                assigned_any = true;
+            }
+            if !assigned_any {
+                return;
+            }
+        }
+    }
+}
+
+/// Whether `provider` may work on `graph` at all: the graph it chose (if any) and the graph's
+/// requirements.
+pub(super) fn may_take(id: GraphId, requirements: &Requirements, provider: &ProviderState) -> bool {
+    provider.graph.is_none_or(|chosen| chosen == id) && requirements.accepts(&provider.benchmark)
+}
