@@ -21,6 +21,7 @@ pub mod classic;
 mod elementwise;
 mod error;
 mod index;
+pub mod infer;
 mod linalg;
 mod losses;
 pub mod nn;

@@ -100,6 +100,11 @@ impl Bulk {
         self.blobs.join(files::blob(op))
     }
 
+    /// The dtype and shape of the stored value of `op`, when it is one readable tensor.
+    pub fn blob_tensor(&self, op: OpId) -> Option<(ravproto::DType, Vec<usize>)> {
+        check_file(&self.blob_path(op)).ok()?.tensor
+    }
+
     fn home_file(&self, user: &str, name: &str) -> Result<PathBuf> {
         if !valid_file_name(name) {
             return Err(Error::BadRequest(format!("invalid file name {name:?}: use [A-Za-z0-9._-], no leading dot")));

@@ -1,11 +1,13 @@
 //! The element-wise and reduction kernels against the independent reference of `reference.rs`,
 //! over random shapes (0-d and empty ones included), broadcasting pairs (and pairs that cannot
 //! broadcast), bool / int64 / float64 inputs with NaN, infinities, signed zeros and the int64
-//! extremes. The case count is bounded so CI stays quick; `PROPTEST_CASES` raises it locally.
+//! extremes; and the dtype and shape `ravexec::infer` expects of each result against the one
+//! the kernel made. The case count is bounded so CI stays quick; `PROPTEST_CASES` raises it locally.
 
 use crate::reference::{self, Array, Data, Expected};
 use ndarray::{ArrayD, IxDyn};
 use proptest::prelude::*;
+use ravexec::infer::{TensorMeta, infer};
 use ravexec::{Tensor, TensorValue, execute};
 use ravproto::Operation;
 use ravproto::ops::{Axes, ReduceParams};
@@ -81,6 +83,10 @@ fn check(operation: Operation, inputs: &[&Array], expected: Expected, near: Near
         (Ok(want), Err(err)) => Err(TestCaseError::fail(format!("{name}: expected {want:?}, got the error {err}"))),
         (Err(_), Err(_)) => Ok(()),
         (Ok(want), Ok(got)) => {
+            // What the server expects of a provider's answer is what the kernel makes.
+            let metas: Vec<_> = inputs.iter().map(|v| v.as_tensor().map(TensorMeta::of)).collect();
+            let made = TensorMeta::of(got.as_tensor().expect("a tensor"));
+            prop_assert_eq!(infer(&operation, &metas), Some(made), "{} inferred", name);
             let got = array(got.as_tensor().expect("a tensor")).map_err(TestCaseError::fail)?;
             prop_assert_eq!(&got.shape, &want.shape, "{} shape", name);
             let agree = match (&got.data, &want.data) {

@@ -6,6 +6,7 @@ mod budget;
 mod classic;
 mod conformance;
 mod golden;
+mod infer;
 mod nn;
 mod nn_reference;
 #[cfg(feature = "onnx")]

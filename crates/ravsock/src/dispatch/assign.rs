@@ -27,8 +27,9 @@ impl Dispatcher {
         let Some(payload) = self.runs.get(assignment.graph).map(|run| run.payload.clone()) else {
             return Err(Error::Internal(format!("no payload for {}", assignment.graph)));
         };
-        let ops = assignment.ops.iter().filter_map(|id| payload.get(id).cloned()).collect();
+        let ops: Vec<_> = assignment.ops.iter().filter_map(|id| payload.get(id).cloned()).collect();
         let stored = self.stored_inputs(&assignment).await?;
+        self.expect(assignment.graph, assignment.id, &ops, &stored, &assignment.outputs);
         let inputs = match self.place_inputs(&assignment, stored) {
             Ok(inputs) => inputs,
             Err((op, error)) => {

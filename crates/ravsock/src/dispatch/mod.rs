@@ -18,6 +18,7 @@
 //! that checkpoint, so training survives the loss of that provider.
 
 mod assign;
+mod expect;
 mod outbox;
 mod results;
 mod runs;

@@ -3,14 +3,16 @@
 //! before the scheduler hears that the subgraph is computed, so a crash never loses a value
 //! the scheduler relied on.
 
+use super::expect::{self, Expected};
 use super::runs::TrainingTrack;
 use super::task::Dispatcher;
 use crate::bulk::provider_user;
 use crate::error::{Error, Result};
 use crate::scheduler::{AssignmentId, Event};
+use ravexec::infer::TensorMeta;
 use ravproto::checkpoint::Checkpoint;
-use ravproto::messages::{FileValue, OpFailure};
-use ravproto::provider::SUBGRAPH;
+use ravproto::messages::{ErrorBody, ErrorCode, FileValue, OpFailure};
+use ravproto::provider::{EVENT_REFUSED, SUBGRAPH};
 use ravproto::{GraphId, OpId, ProviderId, Value};
 use std::collections::BTreeSet;
 
@@ -45,13 +47,21 @@ impl Dispatcher {
                 expected.len()
             ));
         }
+        // Every output of the wrong dtype or shape is refused before anything is stored, and
+        // the provider hears why.
+        let expected = self.runs.get_mut(graph).and_then(|run| run.expected.remove(&assignment)).unwrap_or_default();
+        let misfit =
+            values.iter().find_map(|(op, value)| expect::check(&expected, *op, expect::meta_of(value).as_ref()).err());
+        if let Some(reason) = misfit {
+            return self.refuse_result(provider, reason, fail).await;
+        }
         let track = match self.training_track(graph, &ops, checkpoint.as_ref()) {
             Ok(track) => track,
             Err(reason) => return fail(reason),
         };
-        let stored_files = match self.adopt_files(provider, &files) {
+        let stored_files = match self.adopt_files(provider, &files, &expected) {
             Ok(stored) => stored,
-            Err(reason) => return fail(reason),
+            Err(reason) => return self.refuse_result(provider, reason, fail).await,
         };
         let stored_checkpoint = track.and(checkpoint.as_ref()).map(|c| (graph, c));
         // The graph's last subgraph: its status goes in the same transaction.
@@ -94,18 +104,26 @@ impl Dispatcher {
 
     /// Moves the output files a provider uploaded into the blob store, once each is checked to
     /// hold one value of the length announced; `(op, length)` of each.
-    fn adopt_files(&self, provider: ProviderId, files: &[FileValue]) -> Result<Vec<(OpId, u64)>, String> {
+    fn adopt_files(
+        &self,
+        provider: ProviderId,
+        files: &[FileValue],
+        expected: &Expected,
+    ) -> Result<Vec<(OpId, u64)>, String> {
         let user = provider_user(provider);
         let mut stored = Vec::with_capacity(files.len());
         for file in files {
             let checked = self.bulk.check(&user, &file.name).and_then(|check| {
-                if check.len == file.len {
-                    self.bulk.adopt(&user, &file.name, file.op).map(|()| check.len)
-                } else {
+                let meta = check.tensor.map(|(dtype, shape)| TensorMeta { dtype, shape });
+                if check.len != file.len {
                     Err(Error::BadRequest(format!(
                         "file {} holds {} bytes, {} announced",
                         file.name, check.len, file.len
                     )))
+                } else if let Err(reason) = expect::check(expected, file.op, meta.as_ref()) {
+                    Err(Error::BadRequest(reason))
+                } else {
+                    self.bulk.adopt(&user, &file.name, file.op).map(|()| check.len)
                 }
             });
             match checked {
@@ -117,5 +135,19 @@ impl Dispatcher {
             }
         }
         Ok(stored)
+    }
+
+    /// Refuses a provider's results: tells it why (a typed `refused` event) and fails the
+    /// attempt, which is retried elsewhere and counted against the provider's account.
+    async fn refuse_result(
+        &self,
+        provider: ProviderId,
+        reason: String,
+        fail: impl FnOnce(String) -> Option<Event>,
+    ) -> Option<Event> {
+        tracing::warn!(%provider, %reason, "results refused");
+        let body = ErrorBody { code: ErrorCode::BadRequest, message: format!("results refused: {reason}"), op: None };
+        self.outbox.to_provider(provider, EVENT_REFUSED, &body).await;
+        fail(reason)
     }
 }

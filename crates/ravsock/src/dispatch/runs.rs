@@ -3,6 +3,8 @@
 //! its small committed values. A graph that ends is removed in one call, record and values.
 
 use super::GraphDone;
+use super::expect::Expected;
+use crate::scheduler::AssignmentId;
 use ravproto::provider::AssignedOp;
 use ravproto::{GraphId, OpId, ProviderId, Value};
 use std::collections::{BTreeMap, HashMap};
@@ -22,6 +24,9 @@ pub(super) struct GraphRun {
     pub(super) progress_sent: Option<Instant>,
     /// Whether its computed status went in with its last results (no second write).
     pub(super) status_stored: bool,
+    /// The dtype and shape its assignments' outputs must have, until their answers come
+    /// (`expect.rs`); dropped with the run.
+    pub(super) expected: HashMap<AssignmentId, Expected>,
 }
 
 /// Where a graph's training state stands.
@@ -59,7 +64,14 @@ impl Runs {
                 run.waiter = waiter.or(run.waiter.take());
             }
             None => {
-                let run = GraphRun { payload, training, waiter, progress_sent: None, status_stored: false };
+                let run = GraphRun {
+                    payload,
+                    training,
+                    waiter,
+                    progress_sent: None,
+                    status_stored: false,
+                    expected: HashMap::new(),
+                };
                 self.runs.insert(graph, run);
             }
         }

@@ -1,7 +1,8 @@
 //! Hand-outs: which ready subgraph goes to which provider. The fastest provider with a free
 //! slot takes the biggest ready subgraph it may compute: its graph's requirements, its chosen
 //! graph, the training holder, its memory budget against what the subgraph is known to need,
-//! and never a subgraph its account already refused.
+//! never a subgraph its account already refused, and a subgraph its account already failed
+//! only when every provider that may take it has failed it too.
 
 use super::{Action, Assignment, AssignmentId, InFlight, Millis, ProviderState, Scheduler, SubgraphStatus};
 use ravproto::GraphId;
@@ -42,6 +43,12 @@ impl Scheduler {
                                     && !(s.subgraph.trains && g.training_out)
                                     && !s.refused_by.contains(&provider.account)
                                     && provider.benchmark.memory_budget() >= s.needs_bytes
+                                    // A retry goes to another account while one may take it:
+                                    // a liar that is fastest must not get its lie back.
+                                    && (!s.failed_by.contains(&provider.account)
+                                        || providers_now.values().all(|p| {
+                                            s.failed_by.contains(&p.account) || !may_take(*id, &g.requirements, p)
+                                        }))
                             })
                             .map(move |(index, s)| (s.subgraph.ops.len(), *id, index))
                     })

@@ -6,6 +6,7 @@ mod classic;
 mod distributed;
 mod federated;
 mod hostile;
+mod liars;
 #[cfg(feature = "onnx")]
 mod onnx;
 mod stack;

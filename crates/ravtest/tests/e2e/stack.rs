@@ -39,10 +39,15 @@ impl Provider {
 
     /// Asks the provider to finish its work in hand and leave.
     pub(crate) async fn stop(mut self) -> Result<Summary, ravpy::Error> {
+        self.stop_in_place().await
+    }
+
+    /// Stops the provider and keeps what it reported, to be read from `events`.
+    pub(crate) async fn stop_in_place(&mut self) -> Result<Summary, ravpy::Error> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        self.task.await.expect("provider task")
+        (&mut self.task).await.expect("provider task")
     }
 }
 
@@ -185,4 +190,25 @@ impl Stack {
     pub(crate) async fn client(&self) -> ravop::Client {
         ravop::Client::connect(&self.url, &self.requester).await.expect("requester connects")
     }
+}
+
+/// Runs small graphs until `provider` has computed one: then the server knows it (a join is
+/// not acknowledged, so `joined` says only that it was sent). Returns how many it computed.
+pub(crate) async fn known_to_the_server(client: &ravop::Client, provider: &mut Provider) -> u64 {
+    let rounds = async {
+        for round in 0.. {
+            let graph = ravop::Graph::new(format!("warm-up {round}"));
+            (&graph.t(vec![1.0]) + 1.0).persist("x");
+            client.compute(&graph).await.expect("a warm-up runs");
+            let mut computed = 0;
+            while let Ok(event) = provider.events.try_recv() {
+                computed += u64::from(matches!(event, ravpy::ProviderEvent::Computed { .. }));
+            }
+            if computed > 0 {
+                return computed;
+            }
+        }
+        unreachable!("the rounds go on until the provider computes one")
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), rounds).await.expect("the provider never got work")
 }

@@ -23,7 +23,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("ravenv", &[]),
     ("ravftp", &["ravproto"]),
     ("ravfed", &["ravproto"]),
-    ("ravsock", &["ravproto", "ravftp", "ravfed", "ravenv"]),
+    // ravexec for `infer`: what a provider's answer must look like, by the kernels' own rules.
+    ("ravsock", &["ravproto", "ravexec", "ravftp", "ravfed", "ravenv"]),
     ("ravpy", &["ravproto", "ravexec", "ravftp", "ravfed", "ravclient", "ravenv"]),
     ("ravtest", &[]),
 ];
