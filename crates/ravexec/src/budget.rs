@@ -59,10 +59,21 @@ fn value_bytes(v: &TensorValue) -> u128 {
     }
 }
 
-/// Integer values of a (small) tensor of counts or dimensions; negatives count as zero, since
-/// the kernel refuses them anyway.
-fn counts(t: &Tensor) -> Vec<u128> {
-    with_array!(t, x => x.iter().map(|v| v.to_f64()).map(|f| if f.is_finite() && f > 0.0 { f as u128 } else { 0 }).collect())
+/// A count or dimension read from a tensor element; negatives and non-numbers count as zero,
+/// since the kernel refuses them anyway.
+fn count(value: f64) -> u128 {
+    if value.is_finite() && value > 0.0 { value as u128 } else { 0 }
+}
+
+/// The counts of a tensor folded with `f` from `init`, without copying the tensor (a hostile
+/// one may be as big as an upload allows).
+fn fold_counts(t: &Tensor, init: u128, f: impl Fn(u128, u128) -> u128) -> u128 {
+    with_array!(t, x => x.iter().fold(init, |acc, v| f(acc, count(v.to_f64()))))
+}
+
+/// The first count of a tensor.
+fn first_count(t: &Tensor) -> u128 {
+    with_array!(t, x => x.iter().next().map_or(0, |v| count(v.to_f64())))
 }
 
 /// An upper bound of the bytes `operation` takes on `inputs` (its result and its kernel's
@@ -97,8 +108,7 @@ pub fn op_bytes(operation: &Operation, inputs: &[TensorValue]) -> u128 {
         | O::SparseCategoricalCrossEntropyLoss(_) => broadcast(WORD).saturating_mul(2),
         O::Matmul(_) | O::Dot(_) => matmul_elements(shape(0), shape(1)).saturating_mul(WORD),
         O::Tile(_) => {
-            let reps = t(1).map(counts).unwrap_or_default();
-            let reps_product = reps.iter().fold(1u128, |acc, &r| acc.saturating_mul(r));
+            let reps_product = t(1).map_or(1, |reps| fold_counts(reps, 1, u128::saturating_mul));
             len(0).saturating_mul(reps_product).saturating_mul(WORD)
         }
         O::Repeat(p) => {
@@ -121,7 +131,7 @@ pub fn op_bytes(operation: &Operation, inputs: &[TensorValue]) -> u128 {
             let count = ((stop - start) / step).ceil();
             if count.is_finite() && count > 0.0 { (count as u128).saturating_mul(WORD) } else { 0 }
         }
-        O::Zeros(_) => t(0).map_or(0, |t| product_u128(&counts(t))).saturating_mul(WORD),
+        O::Zeros(_) => t(0).map_or(0, |dims| fold_counts(dims, 1, u128::saturating_mul)).saturating_mul(WORD),
         O::Random(p) => product(p.shape.iter().copied()).saturating_mul(WORD),
         O::RandomUniform(p) => product(p.size.iter().copied()).saturating_mul(WORD),
         O::Pad(p) => {
@@ -138,11 +148,11 @@ pub fn op_bytes(operation: &Operation, inputs: &[TensorValue]) -> u128 {
         }
         O::OneHotEncoding(_) => {
             // The kernel indexes an identity matrix of depth × depth.
-            let depth = t(1).map(counts).and_then(|d| d.first().copied()).unwrap_or(0);
+            let depth = t(1).map_or(0, first_count);
             depth.saturating_mul(depth).saturating_add(len(0).saturating_mul(depth)).saturating_mul(WORD)
         }
         O::Bincount(p) => {
-            let top = t(0).map_or(0, |t| counts(t).into_iter().max().unwrap_or(0).saturating_add(1));
+            let top = t(0).map_or(0, |values| fold_counts(values, 0, u128::max).saturating_add(1));
             top.max(p.minlength as u128).saturating_mul(WORD).saturating_mul(2)
         }
         O::Index(p) => t(0).map_or(0, |a| index_bytes(a, &p.indices)),
@@ -211,10 +221,6 @@ pub fn op_bytes(operation: &Operation, inputs: &[TensorValue]) -> u128 {
         _ => 0,
     };
     own.max(all_inputs)
-}
-
-fn product_u128(values: &[u128]) -> u128 {
-    values.iter().fold(1u128, |acc, &v| acc.saturating_mul(v))
 }
 
 /// Elements of `matmul(a, b)` or `dot(a, b)`: the rows of `a` times the columns of `b`, each
