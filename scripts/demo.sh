@@ -60,11 +60,18 @@ done
 echo "== federated_analytics"
 $bin/examples/federated_analytics > "$data/federated.log" 2>&1 &
 tutorial=$!
-for _ in $(seq 1 600); do
-  if grep -q "is open" "$data/federated.log"; then break; fi
+# Up to 5 minutes (a machine busy building can be slow); a tutorial that ends or never opens
+# its graph is reported with its log instead of a ravpy call without a graph.
+for _ in $(seq 1 3000); do
+  if grep -q "is open" "$data/federated.log" || ! kill -0 $tutorial 2>/dev/null; then break; fi
   sleep 0.1
 done
 graph=$(sed -n 's/^graph \([0-9]*\) is open.*/\1/p' "$data/federated.log")
+if [ -z "$graph" ]; then
+  echo "the federated tutorial did not open its graph; its log:" >&2
+  cat "$data/federated.log" >&2
+  exit 1
+fi
 (cd "$provider" && $bin/ravpy list-graphs --approach federated)
 for silo in a b c; do
   # Each provider account contributes once per query: one account per silo.

@@ -276,6 +276,8 @@ impl Scheduler {
                     // before, what it holds goes back).
                     self.drop_provider(provider, &mut actions);
                     actions.push(Action::Rejected { provider, reason });
+                    // What it held goes to the others now.
+                    self.dispatch(now, &mut actions);
                     return actions;
                 }
                 if let Some(chosen) = graph {
