@@ -9,6 +9,7 @@
 //! [`Action`]s.
 
 mod conduct;
+mod failures;
 mod handout;
 mod partition;
 #[cfg(test)]
@@ -18,7 +19,6 @@ pub use conduct::Account;
 pub use partition::{OpInfo, Subgraph, partition};
 
 use conduct::Conduct;
-use handout::may_take;
 use ravproto::messages::{Benchmark, OpFailure, Requirements};
 use ravproto::provider::OverBudget;
 use ravproto::status::GraphStatus;
@@ -442,127 +442,6 @@ impl Scheduler {
                 computed: graph.computed_ops,
                 total: graph.total_ops,
             });
-        }
-    }
-
-    /// A provider left: what it held is retried elsewhere, and leaving with work counts
-    /// against its account.
-    fn left(&mut self, provider: ProviderId, now: Millis, actions: &mut Vec<Action>) {
-        let Some(state) = self.providers.remove(&provider) else { return };
-        if !state.in_flight.is_empty() {
-            self.abandoned(state.account, "a disconnect while holding work", now, actions);
-        }
-        for assignment in state.in_flight {
-            self.attempt_failed(assignment, None, "provider disconnected", actions);
-        }
-    }
-
-    /// `account` abandoned work: a strike, and at [`SchedulerConfig::quarantine_after`] in a
-    /// row a quarantine: its connected providers are evicted, and their joins refused.
-    fn abandoned(&mut self, account: Account, what: &str, now: Millis, actions: &mut Vec<Action>) {
-        let (after, duration) = (self.config.quarantine_after, self.config.quarantine_ms);
-        if self.conduct.abandoned(account, what, now, after, duration) {
-            tracing::warn!(account, what, "provider account quarantined");
-            let connected: Vec<ProviderId> =
-                self.providers.iter().filter(|(_, p)| p.account == account).map(|(id, _)| *id).collect();
-            for provider in connected {
-                self.drop_provider(provider, actions);
-                actions.push(Action::Evict { provider });
-            }
-        }
-    }
-
-    /// Takes a provider off the grid without a strike: its assignments are withdrawn and
-    /// retried elsewhere.
-    fn drop_provider(&mut self, provider: ProviderId, actions: &mut Vec<Action>) {
-        let Some(state) = self.providers.remove(&provider) else { return };
-        for assignment in state.in_flight {
-            actions.push(Action::Withdraw { provider, assignment });
-            self.attempt_failed(assignment, None, "provider quarantined", actions);
-        }
-    }
-
-    /// One hand-out failed: retry, or fail the graph once [`SchedulerConfig::max_attempts`]
-    /// accounts have failed it (or the hand-outs reach their cap).
-    fn attempt_failed(&mut self, assignment: AssignmentId, op: Option<OpId>, reason: &str, actions: &mut Vec<Action>) {
-        let Some(flight) = self.release(assignment) else { return };
-        let Some(graph) = self.graphs.get_mut(&flight.graph) else { return };
-        let sub = &mut graph.subgraphs[flight.subgraph];
-        sub.failed_by.insert(flight.account);
-        let op_id = op.unwrap_or(sub.subgraph.ops[0]);
-        let operator = graph.operators.get(&op_id).copied().unwrap_or("unknown").to_string();
-        let max = self.config.max_attempts;
-        if sub.failed_by.len() >= max as usize || sub.attempts >= max.saturating_mul(HANDOUTS_PER_ATTEMPT) {
-            let reason = match sub.failed_by.len() {
-                1 => format!("{reason} (after {} attempts by one provider)", sub.attempts),
-                n => format!("{reason} (after {} attempts by {n} providers)", sub.attempts),
-            };
-            self.fail_graph(flight.graph, OpFailure { op_id, operator, reason }, actions);
-        } else {
-            sub.status = SubgraphStatus::Ready;
-            let failure = OpFailure { op_id, operator, reason: reason.to_string() };
-            actions.push(Action::AttemptFailed { graph: flight.graph, failure });
-        }
-    }
-
-    /// A provider's kernel refused its inputs. Another provider (account) that may take the
-    /// subgraph gets it to confirm; the graph fails once [`CONFIRMATIONS`] have refused it, or
-    /// at once when nobody else could take it.
-    fn refused(&mut self, assignment: AssignmentId, failure: OpFailure, actions: &mut Vec<Action>) {
-        let Some(flight) = self.release(assignment) else { return };
-        let Some(graph) = self.graphs.get_mut(&flight.graph) else { return };
-        let sub = &mut graph.subgraphs[flight.subgraph];
-        sub.refused_by.insert(flight.account);
-        let confirmed = sub.refused_by.len() >= CONFIRMATIONS;
-        let someone_else = self
-            .providers
-            .values()
-            .any(|p| may_take(flight.graph, &graph.requirements, p) && !sub.refused_by.contains(&p.account));
-        if confirmed || !someone_else {
-            let failure = match confirmed {
-                true => OpFailure {
-                    reason: format!("{} (confirmed by {CONFIRMATIONS} providers)", failure.reason),
-                    ..failure
-                },
-                false => failure,
-            };
-            self.fail_graph(flight.graph, failure, actions);
-        } else {
-            sub.status = SubgraphStatus::Ready;
-            actions.push(Action::AttemptFailed { graph: flight.graph, failure });
-        }
-    }
-
-    /// An op of the subgraph needs more memory than the provider's budget: it goes to a
-    /// provider with a budget that big, uncharged, or fails the graph when none is connected.
-    fn over_budget(
-        &mut self,
-        assignment: AssignmentId,
-        failure: OpFailure,
-        over: OverBudget,
-        actions: &mut Vec<Action>,
-    ) {
-        let Some(flight) = self.release(assignment) else { return };
-        let Some(graph) = self.graphs.get_mut(&flight.graph) else { return };
-        let sub = &mut graph.subgraphs[flight.subgraph];
-        sub.needs_bytes = sub.needs_bytes.max(over.needed_bytes);
-        sub.attempts = sub.attempts.saturating_sub(1);
-        let largest = self
-            .providers
-            .values()
-            .filter(|p| may_take(flight.graph, &graph.requirements, p))
-            .map(|p| p.benchmark.memory_budget())
-            .max()
-            .unwrap_or(0);
-        if largest < sub.needs_bytes {
-            let reason = format!(
-                "{}; no connected provider has that much (the largest budget is {largest} bytes)",
-                failure.reason
-            );
-            self.fail_graph(flight.graph, OpFailure { reason, ..failure }, actions);
-        } else {
-            sub.status = SubgraphStatus::Ready;
-            actions.push(Action::AttemptFailed { graph: flight.graph, failure });
         }
     }
 
