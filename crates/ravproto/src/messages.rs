@@ -220,6 +220,9 @@ pub enum ErrorCode {
     VersionMismatch,
     /// 500: a server fault (details are in the server log only).
     Internal,
+    /// 503: the server cannot do this now (its storage is failing: see `GET /readyz`); the
+    /// same request may succeed later.
+    Unavailable,
 }
 
 impl ErrorCode {
@@ -234,8 +237,39 @@ impl ErrorCode {
             ErrorCode::TooLarge => 413,
             ErrorCode::VersionMismatch => 426,
             ErrorCode::Internal => 500,
+            ErrorCode::Unavailable => 503,
         }
     }
+
+    /// Whether the fault is the server's, so the same request may succeed later.
+    pub fn is_server_fault(self) -> bool {
+        matches!(self, ErrorCode::Internal | ErrorCode::Unavailable)
+    }
+}
+
+/// `GET /readyz`: whether the server can take work now, check by check (503 when not).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Readiness {
+    /// Every check passed.
+    pub ready: bool,
+    /// Each check, in a fixed order.
+    pub checks: Vec<ReadinessCheck>,
+    /// The last time the server failed to store something, and what, even if storage works
+    /// again since.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_storage_fault: Option<String>,
+}
+
+/// One check of [`Readiness`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadinessCheck {
+    /// What was checked (`database`, `data_dir`, `scheduler`).
+    pub name: String,
+    /// Whether it passed.
+    pub ok: bool,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// Body of every error reply.

@@ -62,6 +62,11 @@ routes! {
     FEDERATED_SUBMISSIONS, federated_submissions(graph: GraphId) = "/v1/federated/{id}/submissions";
     /// `POST`: close a federated query and get its aggregate.
     FEDERATED_CLOSE, federated_close(graph: GraphId) = "/v1/federated/{id}/close";
+    /// `GET`, no token: 200 while the process serves (liveness).
+    HEALTHZ, healthz() = "/healthz";
+    /// `GET`, no token: a [`crate::messages::Readiness`], 200 when the server can take work
+    /// (its database and data directory accept writes, its scheduler runs), 503 otherwise.
+    READYZ, readyz() = "/readyz";
 }
 
 /// One argument of a path builder, as it appears in the path.
@@ -102,7 +107,8 @@ mod tests {
     fn every_builder_fills_each_placeholder_of_its_pattern() {
         for (pattern, args) in ALL {
             assert_eq!(pattern.matches('{').count(), args.len(), "{pattern}");
-            assert!(pattern.starts_with("/v1/"), "{pattern}");
+            // The API is versioned; the health probes, for load balancers, are not.
+            assert!(pattern.starts_with("/v1/") || [HEALTHZ, READYZ].contains(pattern), "{pattern}");
         }
         assert_eq!(graph(GraphId(7)), "/v1/graphs/7");
         assert_eq!(graph_result_file(GraphId(7), "c"), "/v1/graphs/7/results/c/file");

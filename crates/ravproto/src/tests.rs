@@ -264,6 +264,29 @@ fn progress_and_error_messages() {
 }
 
 #[test]
+fn readiness_and_the_unavailable_code_have_a_stable_form() {
+    let readiness = Readiness {
+        ready: false,
+        checks: vec![
+            ReadinessCheck { name: "database".into(), ok: true, detail: None },
+            ReadinessCheck { name: "data_dir".into(), ok: false, detail: Some("Read-only file system".into()) },
+        ],
+        last_storage_fault: Some("at 1796000000 (unix time): assignment 4: storage".into()),
+    };
+    check(
+        &readiness,
+        expect![[
+            r#"{"ready":false,"checks":[{"name":"database","ok":true},{"name":"data_dir","ok":false,"detail":"Read-only file system"}],"last_storage_fault":"at 1796000000 (unix time): assignment 4: storage"}"#
+        ]],
+    );
+    let body = ErrorBody { code: ErrorCode::Unavailable, message: "try again later".into(), op: None };
+    check(&body, expect![[r#"{"code":"unavailable","message":"try again later","op":null}"#]]);
+    assert_eq!(ErrorCode::Unavailable.http_status(), 503);
+    assert!(ErrorCode::Unavailable.is_server_fault() && ErrorCode::Internal.is_server_fault());
+    assert!(!ErrorCode::Conflict.is_server_fault());
+}
+
+#[test]
 fn connect_refusals_carry_their_code() {
     let refusal = ErrorBody { code: ErrorCode::Unauthorized, message: "invalid token".into(), op: None };
     let text = refusal.to_connect_error();

@@ -19,7 +19,7 @@ use futures_util::FutureExt;
 use ravclient::socket::{describe, first_json, refusal};
 use ravexec::MemoryBudget;
 use ravproto::frame::Frame;
-use ravproto::messages::{Benchmark, ErrorBody, ErrorCode, FileValue, FtpCredentials};
+use ravproto::messages::{Benchmark, ErrorBody, FileValue, FtpCredentials};
 use ravproto::provider::{
     AssignHeader, EVENT_ASSIGN, EVENT_CREDENTIALS, EVENT_JOIN, EVENT_OP_FAILED, EVENT_REFUSED, EVENT_REJECTED,
     EVENT_RESULT, EVENT_WITHDRAW, InlineBudget, JoinRequest, NAMESPACE, OpFailedReport, ProviderAuth, Rejected,
@@ -280,7 +280,7 @@ pub async fn participate(config: ParticipateConfig, shutdown: impl Future<Output
                 }
                 // A refusal that another try cannot change ends participation; a server fault
                 // while checking the token, or a dropped connection, is tried again.
-                Some(Incoming::Error(Some(refused), _)) if refused.code != ErrorCode::Internal => {
+                Some(Incoming::Error(Some(refused), _)) if !refused.code.is_server_fault() => {
                     break Err(refused.into());
                 }
                 Some(Incoming::Error(_, reason)) => {
@@ -374,15 +374,14 @@ struct Task {
 
 /// Tells the server an assignment could not be done here, so it reassigns it at once.
 async fn give_back(client: &Client, header: &AssignHeader, reason: String) {
-    tracing::warn!(assignment = header.assignment, %reason, "giving an assignment back");
-    let report = OpFailedReport {
-        assignment: header.assignment,
-        op_id: header.ops.first().map_or(ravproto::OpId(0), |op| op.id),
-        operator: SUBGRAPH.into(),
-        reason,
-        retryable: true,
-        over_budget: None,
-    };
+    give_back_op(client, header.assignment, header.ops.first().map_or(ravproto::OpId(0), |op| op.id), reason).await;
+}
+
+/// [`give_back`] naming the assignment and its op.
+async fn give_back_op(client: &Client, assignment: u64, op_id: ravproto::OpId, reason: String) {
+    tracing::warn!(assignment, %reason, "giving an assignment back");
+    let report =
+        OpFailedReport { assignment, op_id, operator: SUBGRAPH.into(), reason, retryable: true, over_budget: None };
     let _ = client.emit(EVENT_OP_FAILED, serde_json::to_value(&report).expect("serializes")).await;
 }
 
@@ -423,10 +422,13 @@ async fn handle_assignment(task: Task, bytes: Bytes) {
     }
     match result {
         Ok(Ok((mut frame, checkpoint))) => {
+            let first_output = frame.header.outputs.first().copied().unwrap_or(ravproto::OpId(0));
             if let Some(ftp) = &ftp
                 && let Err(reason) = ftp.send_outputs(&mut frame).await
             {
-                tracing::warn!(assignment, %reason, "cannot upload outputs; the server will reassign");
+                // Said at once (the server checks whether its own storage failed): silence
+                // would cost this provider a missed deadline.
+                give_back_op(&client, assignment, first_output, format!("cannot upload outputs: {reason}")).await;
                 return;
             }
             if let Some(checkpoint) = &checkpoint {

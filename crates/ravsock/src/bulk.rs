@@ -45,6 +45,7 @@ pub fn requester_user(account: i64) -> String {
 pub struct Bulk {
     users: Arc<Users>,
     blobs: PathBuf,
+    ftp_root: PathBuf,
     port: u16,
     inline_limit: u64,
 }
@@ -63,10 +64,12 @@ impl Bulk {
     /// by ravftp on `port`.
     pub fn new(data_dir: &Path, port: u16, inline_limit: u64) -> Result<Bulk> {
         let io = |e: std::io::Error| Error::Internal(format!("bulk storage in {}: {e}", data_dir.display()));
-        let users = Arc::new(Users::new(&data_dir.join("ftp")).map_err(io)?);
+        let ftp_root = data_dir.join("ftp");
+        let users = Arc::new(Users::new(&ftp_root).map_err(io)?);
         let blobs = data_dir.join("blobs");
         std::fs::create_dir_all(&blobs).map_err(io)?;
-        Ok(Bulk { users, blobs: blobs.canonicalize().map_err(io)?, port, inline_limit })
+        let (blobs, ftp_root) = (blobs.canonicalize().map_err(io)?, ftp_root.canonicalize().map_err(io)?);
+        Ok(Bulk { users, blobs, ftp_root, port, inline_limit })
     }
 
     /// The FTP user store (for the server task).
@@ -81,7 +84,10 @@ impl Bulk {
 
     /// Issues fresh credentials for `user`.
     pub fn issue(&self, user: &str) -> Result<FtpCredentials> {
-        let issued = self.users.issue(user).map_err(|e| Error::Internal(e.to_string()))?;
+        let issued = self.users.issue(user).map_err(|e| match e {
+            ravftp::UserError::Home { .. } => Error::Storage(e.to_string()),
+            other => Error::Internal(other.to_string()),
+        })?;
         Ok(FtpCredentials {
             port: self.port,
             user: issued.user,
@@ -109,7 +115,14 @@ impl Bulk {
         if !valid_file_name(name) {
             return Err(Error::BadRequest(format!("invalid file name {name:?}: use [A-Za-z0-9._-], no leading dot")));
         }
-        let home = self.users.home(user).ok_or_else(|| Error::BadRequest(format!("{user} has no ftp home")))?;
+        let Some(home) = self.users.home(user) else {
+            // A provider's home is made by the server when it connects: if it is missing, the
+            // server failed to make it (its storage), not the provider.
+            return Err(match user.starts_with("provider-") {
+                true => Error::Storage(format!("{user} has no ftp home: it could not be made when it connected")),
+                false => Error::BadRequest(format!("{user} has no ftp home")),
+            });
+        };
         Ok(home.join(name))
     }
 
@@ -124,7 +137,23 @@ impl Bulk {
     pub fn adopt(&self, user: &str, name: &str, op: OpId) -> Result<()> {
         let path = self.home_file(user, name)?;
         std::fs::rename(&path, self.blob_path(op))
-            .map_err(|e| Error::Internal(format!("cannot move {} into the blob store: {e}", path.display())))
+            .map_err(|e| Error::Storage(format!("cannot move {} into the blob store: {e}", path.display())))
+    }
+
+    /// Checks that the blob store and the ftp homes take writes: a file is created, written,
+    /// synced and removed in each (for `GET /readyz`, and to tell a provider's failed upload
+    /// from the server's failing disk).
+    pub fn probe(&self) -> Result<()> {
+        for dir in [self.blobs.as_path(), self.ftp_root.as_path()] {
+            let path = dir.join(format!(".probe-{}", std::process::id()));
+            let written = std::fs::File::create(&path).and_then(|mut file| {
+                std::io::Write::write_all(&mut file, b"probe")?;
+                file.sync_all()
+            });
+            let removed = std::fs::remove_file(&path);
+            written.and(removed).map_err(|e| Error::Storage(format!("{} does not take writes: {e}", dir.display())))?;
+        }
+        Ok(())
     }
 
     /// Places the stored value of `op` in `user`'s home as `name` (replacing a file of that
@@ -137,7 +166,7 @@ impl Bulk {
         let target = self.home_file(user, name)?;
         let _ = std::fs::remove_file(&target);
         let blob = self.blob_path(op);
-        let fail = |e: std::io::Error| Error::Internal(format!("cannot place {op} in the ftp home of {user}: {e}"));
+        let fail = |e: std::io::Error| Error::Storage(format!("cannot place {op} in the ftp home of {user}: {e}"));
         match std::fs::hard_link(&blob, &target) {
             Ok(()) => Ok(std::fs::metadata(&target).map_err(fail)?.len()),
             Err(_) => std::fs::copy(&blob, &target).map_err(fail),
@@ -152,7 +181,7 @@ impl Bulk {
         let _ = std::fs::remove_file(&target);
         let bytes = value.encode_binary();
         std::fs::write(&target, &bytes)
-            .map_err(|e| Error::Internal(format!("cannot write {name} in the ftp home of {user}: {e}")))?;
+            .map_err(|e| Error::Storage(format!("cannot write {name} in the ftp home of {user}: {e}")))?;
         Ok(bytes.len() as u64)
     }
 }

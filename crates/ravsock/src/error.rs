@@ -37,6 +37,9 @@ pub enum Error {
     /// The value is too big for a JSON reply.
     #[error("{0}")]
     TooLarge(String),
+    /// The data directory failed a read or write (a disk gone read-only or full).
+    #[error("storage: {0}")]
+    Storage(String),
     /// A database failure.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
@@ -58,13 +61,29 @@ impl Error {
             Error::NotFound(_) => ErrorCode::NotFound,
             Error::Conflict(_) => ErrorCode::Conflict,
             Error::BadRequest(_) | Error::InvalidOp { .. } => ErrorCode::BadRequest,
+            Error::Storage(_) => ErrorCode::Unavailable,
+            Error::Database(error) if storage_fault(error) => ErrorCode::Unavailable,
             Error::Database(_) | Error::Internal(_) => ErrorCode::Internal,
+        }
+    }
+
+    /// Whether this is the server's storage failing (a database or disk that refuses writes,
+    /// is full, or cannot be reached), which [`crate::health`] reports and which may pass.
+    pub fn is_storage_fault(&self) -> bool {
+        match self {
+            Error::Storage(_) => true,
+            Error::Database(error) => storage_fault(error),
+            _ => false,
         }
     }
 
     /// The body sent to the client.
     pub fn body(&self) -> ErrorBody {
         let message = match self {
+            error if error.is_storage_fault() => {
+                tracing::error!(cause = %self, "request failed: storage fault");
+                format!("the server cannot use its storage now (see GET {}); try again later", ravproto::routes::READYZ)
+            }
             Error::Database(_) | Error::Internal(_) => {
                 tracing::error!(cause = %self, "request failed");
                 "internal server error (details are in the server log)".to_string()
@@ -73,6 +92,26 @@ impl Error {
         };
         let op = if let Error::InvalidOp { op, .. } = self { Some(*op) } else { None };
         ErrorBody { code: self.code(), message, op }
+    }
+}
+
+/// Whether a database error is its storage failing rather than a bad statement or a broken
+/// invariant: SQLite's READONLY, IOERR, CORRUPT, FULL and CANTOPEN (the primary code is the
+/// extended code's low byte), PostgreSQL's classes 53 (insufficient resources), 58 (system
+/// error), 08 (connection), 57P (shutting down) and 25006 (read-only transaction), and a pool
+/// or socket that cannot reach the database.
+fn storage_fault(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
+        sqlx::Error::Database(error) => {
+            let Some(code) = error.code() else { return false };
+            if error.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                code.parse::<i32>().is_ok_and(|extended| matches!(extended & 0xff, 8 | 10 | 11 | 13 | 14))
+            } else {
+                ["53", "58", "08", "57P"].iter().any(|class| code.starts_with(class)) || code == "25006"
+            }
+        }
+        _ => false,
     }
 }
 

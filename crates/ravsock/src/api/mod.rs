@@ -7,11 +7,13 @@
 //! - [`graphs`]: the requester API;
 //! - [`federated`]: federated queries;
 //! - [`socket`]: the `/provider` and `/requester` socket.io namespaces;
-//! - [`malformed`]: what becomes of malformed socket.io events.
+//! - [`malformed`]: what becomes of malformed socket.io events;
+//! - [`health`]: liveness and readiness, without a token.
 
 mod extract;
 mod federated;
 mod graphs;
+mod health;
 pub mod malformed;
 pub mod socket;
 
@@ -61,6 +63,8 @@ pub fn router(state: AppState) -> Router {
         .route(routes::FTP_CREDENTIALS, post(graphs::ftp_credentials))
         .route(routes::OPEN_GRAPHS, get(graphs::open_graphs))
         .route(routes::GRAPH_WAIT, get(graphs::wait))
+        .route(routes::HEALTHZ, get(health::healthz))
+        .route(routes::READYZ, get(health::readyz))
         .layer(extract::body_limit(MAX_BODY_BYTES))
         .merge(federated::routes())
         .with_state(state)

@@ -60,3 +60,17 @@ impl Db {
         Ok(account)
     }
 }
+
+impl Db {
+    /// Checks that the database takes a write (for `GET /readyz`): one row rewritten.
+    pub async fn probe_write(&self) -> Result<()> {
+        on_backend!(self, |pool, sql, DB| sqlx::query(
+            "INSERT INTO readiness (id, checked_at) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET checked_at = $1"
+        )
+        .bind(now_secs())
+        .execute(pool)
+        .await
+        .map(|_| ()))?;
+        Ok(())
+    }
+}

@@ -9,8 +9,8 @@ use crate::error::{Error, Result};
 use crate::scheduler::Assignment;
 use bytes::Bytes;
 use ravproto::frame::{Frame, stuff};
-use ravproto::messages::{FileValue, OpFailure};
-use ravproto::provider::{AssignHeader, EVENT_ASSIGN, InlineBudget, SUBGRAPH, TrainingState};
+use ravproto::messages::FileValue;
+use ravproto::provider::{AssignHeader, EVENT_ASSIGN, InlineBudget, TrainingState};
 use ravproto::{OpId, Value, files};
 
 /// An assignment's input values as they travel: inline in the frame, or as files.
@@ -30,19 +30,11 @@ impl Dispatcher {
         let ops: Vec<_> = assignment.ops.iter().filter_map(|id| payload.get(id).cloned()).collect();
         let stored = self.stored_inputs(&assignment).await?;
         self.expect(assignment.graph, assignment.id, &ops, &stored, &assignment.outputs);
-        let inputs = match self.place_inputs(&assignment, stored) {
-            Ok(inputs) => inputs,
-            Err((op, error)) => {
-                tracing::error!(%op, cause = %error, "cannot place an input for a provider");
-                let failure = OpFailure {
-                    op_id: assignment.ops.first().copied().unwrap_or(op),
-                    operator: SUBGRAPH.into(),
-                    reason: format!("server could not prepare input {op}"),
-                };
-                self.give_back(assignment.provider, assignment.id, failure);
-                return Ok(());
-            }
-        };
+        // A failure to place an input is the server's (`perform` hands the subgraph back).
+        let inputs = self.place_inputs(&assignment, stored).map_err(|(op, error)| {
+            tracing::error!(%op, cause = %error, "cannot place an input for a provider");
+            error
+        })?;
         let header = AssignHeader {
             assignment: assignment.id.0,
             graph: assignment.graph,

@@ -10,7 +10,8 @@
 //! - [`runs`]: the record of each executing graph (one removal when it ends);
 //! - [`assign`]: a subgraph handed to a provider, its inputs inline or through ravftp;
 //! - [`results`]: a provider's results checked and stored before the scheduler counts them;
-//! - [`outbox`]: emits to providers and requesters, and the room names.
+//! - [`outbox`]: emits to providers and requesters, and the room names;
+//! - [`health`]: the last storage failure, and failures of graphs that could not be stored.
 //!
 //! Graphs that train keep their state (weights, optimizer state) on a provider between
 //! subgraphs; each training result brings a checkpoint, stored with the results, and a training
@@ -19,11 +20,13 @@
 
 mod assign;
 mod expect;
+mod health;
 mod outbox;
 mod results;
 mod runs;
 mod task;
 
+pub use health::Health;
 pub use outbox::{graph_room, provider_room};
 
 use crate::bulk::Bulk;
@@ -102,6 +105,7 @@ pub struct GraphDone {
 pub struct SchedulerHandle {
     tx: mpsc::Sender<Command>,
     events: tokio::sync::broadcast::Sender<GraphEvent>,
+    health: Health,
 }
 
 impl SchedulerHandle {
@@ -113,6 +117,16 @@ impl SchedulerHandle {
     /// Subscribes to graph changes (progress and completion).
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<GraphEvent> {
         self.events.subscribe()
+    }
+
+    /// What the task knows of the server's storage.
+    pub fn health(&self) -> &Health {
+        &self.health
+    }
+
+    /// Whether the task still runs (it stops only with the server, or by a bug).
+    pub fn running(&self) -> bool {
+        !self.tx.is_closed()
     }
 
     /// Waits until every command sent before this call has been handled.
@@ -148,7 +162,7 @@ pub struct SchedulerInbox(mpsc::Receiver<Command>);
 pub fn scheduler_channel() -> (SchedulerHandle, SchedulerInbox) {
     let (tx, rx) = mpsc::channel(1024);
     let (events, _) = tokio::sync::broadcast::channel(1024);
-    (SchedulerHandle { tx, events }, SchedulerInbox(rx))
+    (SchedulerHandle { tx, events, health: Health::default() }, SchedulerInbox(rx))
 }
 
 /// Starts the dispatch task on `inbox`, resuming unfinished graphs; assignments go out
@@ -170,7 +184,7 @@ pub async fn start_scheduler(
         handle.send(Command::Execute(graph)).await?;
     }
     let outbox = outbox::Outbox { io, events: handle.events.clone() };
-    let task = task::Dispatcher::new(db, bulk, Scheduler::new(config), outbox);
+    let task = task::Dispatcher::new(db, bulk, Scheduler::new(config), outbox, handle.health.clone());
     tokio::spawn(task.run(inbox.0));
     Ok(())
 }

@@ -5,7 +5,7 @@
 
 use super::expect::{self, Expected};
 use super::runs::TrainingTrack;
-use super::task::Dispatcher;
+use super::task::{Dispatcher, STORAGE_FAULT};
 use crate::bulk::provider_user;
 use crate::error::{Error, Result};
 use crate::scheduler::{AssignmentId, Event};
@@ -61,16 +61,14 @@ impl Dispatcher {
         };
         let stored_files = match self.adopt_files(provider, &files, &expected) {
             Ok(stored) => stored,
-            Err(reason) => return self.refuse_result(provider, reason, fail).await,
+            Err(Blame::Provider(reason)) => return self.refuse_result(provider, reason, fail).await,
+            Err(Blame::Server(error)) => return Some(self.server_fault(provider, assignment, error)),
         };
         let stored_checkpoint = track.and(checkpoint.as_ref()).map(|c| (graph, c));
         // The graph's last subgraph: its status goes in the same transaction.
         let finishes = self.scheduler.completes(assignment).then_some(graph);
         if let Err(error) = self.db.store_results(&values, &stored_files, &ops, stored_checkpoint, finishes).await {
-            tracing::error!(%graph, cause = %error, "cannot store results; the subgraph will be recomputed");
-            let failure =
-                OpFailure { op_id: ops[0], operator: SUBGRAPH.into(), reason: "server could not store results".into() };
-            return Some(Event::SubgraphFailed { provider, assignment, failure, retryable: true, over_budget: None });
+            return Some(self.server_fault(provider, assignment, error));
         }
         for (op, value) in values {
             self.runs.keep(graph, op, value);
@@ -109,7 +107,7 @@ impl Dispatcher {
         provider: ProviderId,
         files: &[FileValue],
         expected: &Expected,
-    ) -> Result<Vec<(OpId, u64)>, String> {
+    ) -> Result<Vec<(OpId, u64)>, Blame> {
         let user = provider_user(provider);
         let mut stored = Vec::with_capacity(files.len());
         for file in files {
@@ -128,13 +126,28 @@ impl Dispatcher {
             });
             match checked {
                 Ok(len) => stored.push((file.op, len)),
+                Err(error) if error.is_storage_fault() => return Err(Blame::Server(error)),
                 Err(error) => {
                     tracing::warn!(%provider, file = %file.name, cause = %error, "unusable result file");
-                    return Err(format!("result file of {}: {error}", file.op));
+                    return Err(Blame::Provider(format!("result file of {}: {error}", file.op)));
                 }
             }
         }
         Ok(stored)
+    }
+
+    /// The server could not hand out or store an assignment of `provider`: not its fault, so
+    /// nothing counts against it and the graph waits (see [`Event::ServerFault`]).
+    pub(super) fn server_fault(&self, provider: ProviderId, assignment: AssignmentId, error: Error) -> Event {
+        tracing::error!(%provider, assignment = assignment.0, cause = %error, "server fault; the graph waits");
+        if error.is_storage_fault() {
+            self.health.storage_failed(format!("assignment {}: {error}", assignment.0));
+        }
+        let reason = match error.is_storage_fault() {
+            true => STORAGE_FAULT.to_string(),
+            false => "the server failed (details in its log)".to_string(),
+        };
+        Event::ServerFault { provider, assignment, reason }
     }
 
     /// Refuses a provider's results: tells it why (a typed `refused` event) and fails the
@@ -150,4 +163,12 @@ impl Dispatcher {
         self.outbox.to_provider(provider, EVENT_REFUSED, &body).await;
         fail(reason)
     }
+}
+
+/// Who a result file that cannot be stored is to blame on.
+enum Blame {
+    /// It does not hold what was announced or expected: refused, counted against the provider.
+    Provider(String),
+    /// The server's storage failed moving it into place.
+    Server(Error),
 }

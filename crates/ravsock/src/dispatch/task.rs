@@ -2,6 +2,7 @@
 //! scheduler returns is performed, and what performing one produced (an assignment that could
 //! not be sent) goes back in as another event.
 
+use super::health::Health;
 use super::outbox::Outbox;
 use super::runs::{Runs, TrainingTrack};
 use super::{Command, GraphDone, scheduler_ops};
@@ -24,6 +25,9 @@ use tokio::time::Instant;
 /// completes a subgraph every millisecond or so. Completion is always sent at once.
 const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
 
+/// What requesters are told of a storage fault; the details go to the log and `GET /readyz`.
+pub(super) const STORAGE_FAULT: &str = "the server's storage failed (details in its log and GET /readyz)";
+
 /// The task: the scheduler and everything it acts on.
 pub(super) struct Dispatcher {
     pub(super) db: Db,
@@ -33,11 +37,13 @@ pub(super) struct Dispatcher {
     pub(super) runs: Runs,
     /// Events that performing an action produced (an assignment the server could not send).
     pub(super) followups: Vec<Event>,
+    /// Storage failures seen, and graph failures not yet stored.
+    pub(super) health: Health,
 }
 
 impl Dispatcher {
-    pub(super) fn new(db: Db, bulk: Bulk, scheduler: Scheduler, outbox: Outbox) -> Dispatcher {
-        Dispatcher { db, bulk, scheduler, outbox, runs: Runs::default(), followups: Vec::new() }
+    pub(super) fn new(db: Db, bulk: Bulk, scheduler: Scheduler, outbox: Outbox, health: Health) -> Dispatcher {
+        Dispatcher { db, bulk, scheduler, outbox, runs: Runs::default(), followups: Vec::new(), health }
     }
 
     pub(super) async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
@@ -52,6 +58,9 @@ impl Dispatcher {
                 None => rx.recv().await,
             };
             let Some(command) = command else { return };
+            if self.health.has_unstored() {
+                self.store_unstored_failures().await;
+            }
             let mut cancelled = None;
             let event = match command {
                 Command::Execute(graph) => match self.submission(graph).await {
@@ -87,6 +96,13 @@ impl Dispatcher {
                         None => continue,
                     }
                 }
+                Command::Event(Event::SubgraphFailed {
+                    provider,
+                    assignment,
+                    failure,
+                    retryable: true,
+                    over_budget: None,
+                }) => self.provider_failure(provider, assignment, failure),
                 Command::Event(event) => event,
                 Command::Flush(done) => {
                     let _ = done.send(());
@@ -141,7 +157,8 @@ impl Dispatcher {
         Ok(Event::GraphSubmitted { graph, ops: scheduler_ops(ops), requirements })
     }
 
-    /// Tells long polls and subscribed requesters that a graph ended (status already stored).
+    /// Tells long polls and subscribed requesters that a graph ended (status stored, or kept
+    /// in [`Health`] while it cannot be).
     async fn announce_end(&self, graph: GraphId) {
         let progress = match self.db.graph(graph).await {
             Ok(Some(stored)) => self.db.progress(&stored).await,
@@ -149,9 +166,51 @@ impl Dispatcher {
             Err(error) => Err(error),
         };
         match progress {
-            Ok(progress) => self.outbox.ended(graph, progress).await,
+            Ok(mut progress) => {
+                self.health.overlay(&mut progress);
+                self.outbox.ended(graph, progress).await
+            }
             Err(error) => tracing::error!(%graph, cause = %error, "cannot read a finished graph"),
         }
+    }
+
+    /// A provider's transient failure, or the server's: when the server's own storage fails
+    /// its probe (a provider's upload refused by a full or read-only disk), the provider is
+    /// not to blame and the graph waits instead.
+    fn provider_failure(
+        &mut self,
+        provider: ProviderId,
+        assignment: crate::scheduler::AssignmentId,
+        failure: OpFailure,
+    ) -> Event {
+        match self.bulk.probe() {
+            Ok(()) => Event::SubgraphFailed { provider, assignment, failure, retryable: true, over_budget: None },
+            Err(error) => {
+                tracing::error!(%provider, cause = %error, reason = %failure.reason, "a provider's failure while storage fails");
+                self.health.storage_failed(error.to_string());
+                Event::ServerFault { provider, assignment, reason: STORAGE_FAULT.into() }
+            }
+        }
+    }
+
+    /// Stores the failures of graphs that ended while storage refused writes.
+    async fn store_unstored_failures(&mut self) {
+        for (graph, failure) in self.health.unstored() {
+            match self.store_failure(graph, &failure).await {
+                Ok(()) => {
+                    tracing::info!(%graph, "the failure of the graph is stored now");
+                    self.health.stored(graph);
+                }
+                // Still failing: the next command tries again.
+                Err(_) => return,
+            }
+        }
+    }
+
+    async fn store_failure(&self, graph: GraphId, failure: &OpFailure) -> Result<()> {
+        let text = serde_json::to_string(failure).map_err(|e| Error::Internal(e.to_string()))?;
+        self.db.set_graph_status(graph, GraphStatus::Failed, Some(&text)).await?;
+        self.db.set_pending_ops(graph, OpStatus::Failed).await
     }
 
     async fn perform(&mut self, action: Action) -> Result<()> {
@@ -173,7 +232,16 @@ impl Dispatcher {
                 self.outbox.to_requesters(graph, requester::EVENT_OP_FAILED, &notice).await;
                 Ok(())
             }
-            Action::Assign(assignment) => self.assign(assignment).await,
+            Action::Assign(assignment) => {
+                // The provider would miss the deadline of an assignment it never got, and be
+                // evicted for the server's failure: it goes back at once, blaming nobody.
+                let (provider, id) = (assignment.provider, assignment.id);
+                if let Err(error) = self.assign(assignment).await {
+                    let fault = self.server_fault(provider, id, error);
+                    self.followups.push(fault);
+                }
+                Ok(())
+            }
             Action::Withdraw { provider, assignment } => {
                 self.outbox.to_provider(provider, EVENT_WITHDRAW, &Withdraw { assignment: assignment.0 }).await;
                 Ok(())
@@ -221,11 +289,14 @@ impl Dispatcher {
         let _ended = self.runs.end(graph);
         let notice = OpFailedNotice { graph_id: graph, failure, will_retry: false };
         self.outbox.to_requesters(graph, requester::EVENT_OP_FAILED, &notice).await;
-        let failure = serde_json::to_string(&notice.failure).map_err(|e| Error::Internal(e.to_string()))?;
-        self.db.set_graph_status(graph, GraphStatus::Failed, Some(&failure)).await?;
-        self.db.set_pending_ops(graph, OpStatus::Failed).await?;
+        let stored = self.store_failure(graph, &notice.failure).await;
+        if let Err(error) = &stored {
+            // Readers see the failure anyway, and it is stored once storage takes writes.
+            self.health.storage_failed(format!("the failure of {graph}: {error}"));
+            self.health.failed_unstored(graph, notice.failure.clone());
+        }
         self.announce_end(graph).await;
-        Ok(())
+        stored
     }
 
     async fn progress(&mut self, graph: GraphId, computed: u64, total: u64) {
@@ -242,22 +313,5 @@ impl Dispatcher {
         let progress = GraphProgress::from_counts(graph, GraphStatus::Computing, ops, None);
         self.outbox.to_requesters(graph, requester::EVENT_PROGRESS, &progress).await;
         self.outbox.changed(graph, progress);
-    }
-
-    /// Hands a subgraph back to the scheduler at once, for a reason that is the server's and
-    /// not the provider's (its deadline would otherwise evict the provider).
-    pub(super) fn give_back(
-        &mut self,
-        provider: ProviderId,
-        assignment: crate::scheduler::AssignmentId,
-        failure: OpFailure,
-    ) {
-        self.followups.push(Event::SubgraphFailed {
-            provider,
-            assignment,
-            failure,
-            retryable: true,
-            over_budget: None,
-        });
     }
 }

@@ -1,10 +1,14 @@
 //! What a failed hand-out does: a provider that left or was quarantined gives its work back,
 //! an attempt that failed is retried or fails the graph once enough accounts have failed it, a
 //! kernel refusal waits for a second account's word, and an op over a provider's memory budget
-//! goes to a provider with more.
+//! goes to a provider with more, and a fault of the server's own storage pauses the graph with
+//! backoff without counting against anyone.
 
 use super::handout::may_take;
-use super::{Account, Action, AssignmentId, CONFIRMATIONS, HANDOUTS_PER_ATTEMPT, Millis, Scheduler, SubgraphStatus};
+use super::{
+    Account, Action, AssignmentId, CONFIRMATIONS, HANDOUTS_PER_ATTEMPT, Millis, SERVER_RETRIES, SERVER_RETRY_BASE_MS,
+    Scheduler, SubgraphStatus,
+};
 use ravproto::messages::OpFailure;
 use ravproto::provider::OverBudget;
 use ravproto::{OpId, ProviderId};
@@ -135,5 +139,35 @@ impl Scheduler {
             sub.status = SubgraphStatus::Ready;
             actions.push(Action::AttemptFailed { graph: flight.graph, failure });
         }
+    }
+
+    /// The server failed to store what an assignment produced: the provider did its work, so
+    /// nothing counts against it; the graph pauses (0.5 s, doubling) and fails after
+    /// [`SERVER_RETRIES`] faults in a row.
+    pub(super) fn server_fault(
+        &mut self,
+        assignment: AssignmentId,
+        reason: &str,
+        now: Millis,
+        actions: &mut Vec<Action>,
+    ) {
+        let Some(flight) = self.release(assignment) else { return };
+        let Some(graph) = self.graphs.get_mut(&flight.graph) else { return };
+        graph.server_faults += 1;
+        let faults = graph.server_faults;
+        let sub = &mut graph.subgraphs[flight.subgraph];
+        sub.attempts = sub.attempts.saturating_sub(1);
+        let op_id = sub.subgraph.ops[0];
+        let operator = graph.operators.get(&op_id).copied().unwrap_or("unknown").to_string();
+        if faults >= SERVER_RETRIES {
+            let reason = format!("{reason}; {faults} times in a row");
+            self.fail_graph(flight.graph, OpFailure { op_id, operator, reason }, actions);
+            return;
+        }
+        sub.status = SubgraphStatus::Ready;
+        let pause = SERVER_RETRY_BASE_MS << (faults - 1);
+        graph.paused_until = Some(now + pause);
+        let reason = format!("{reason}; the graph waits {pause} ms");
+        actions.push(Action::AttemptFailed { graph: flight.graph, failure: OpFailure { op_id, operator, reason } });
     }
 }

@@ -17,6 +17,10 @@ impl Scheduler {
         let mut providers: Vec<(ProviderId, f64)> =
             self.providers.iter().map(|(id, p)| (*id, p.benchmark.speed_score)).collect();
         providers.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        // A pause that has passed is over (and no longer a deadline to wake up for).
+        for graph in self.graphs.values_mut() {
+            graph.paused_until = graph.paused_until.filter(|until| *until > now);
+        }
         loop {
             let mut assigned_any = false;
             for &(provider_id, _) in &providers {
@@ -30,6 +34,7 @@ impl Scheduler {
                     .iter()
                     .filter(|(id, g)| {
                         g.status == GraphStatus::Computing
+                            && g.paused_until.is_none()
                             && may_take(**id, &g.requirements, provider)
                             // A training graph stays with the provider holding its weights.
                             && (!g.pinned || g.holder.is_none_or(|h| h == provider_id || !providers_now.contains_key(&h)))

@@ -75,6 +75,15 @@ pub const HANDOUTS_PER_ATTEMPT: u32 = 3;
 /// fails the graph, when that many can take it: one provider's word does not fail a graph.
 pub const CONFIRMATIONS: usize = 2;
 
+/// A graph whose results the server failed to store this many times in a row fails: its
+/// storage is broken, not a provider. Each failure pauses the graph for
+/// [`SERVER_RETRY_BASE_MS`] doubled per failure before it (0.5, 1, 2, 4 and 8 s: 15.5 s in
+/// all before the sixth fails it).
+pub const SERVER_RETRIES: u32 = 6;
+
+/// The first pause after the server failed to store a graph's results.
+pub const SERVER_RETRY_BASE_MS: Millis = 500;
+
 impl Default for SchedulerConfig {
     fn default() -> SchedulerConfig {
         SchedulerConfig {
@@ -127,6 +136,14 @@ pub enum Event {
         /// The op needs more memory than the provider's budget: a provider with more may
         /// compute it.
         over_budget: Option<OverBudget>,
+    },
+    /// The server could not store an assignment's results, or its storage failed while a
+    /// provider used it: the provider is not to blame, the graph pauses with backoff.
+    ServerFault {
+        provider: ProviderId,
+        assignment: AssignmentId,
+        /// What failed, for the requester and the failure report.
+        reason: String,
     },
     /// Time passed (the server calls this at [`Scheduler::next_deadline`]).
     Tick,
@@ -226,6 +243,10 @@ struct GraphState {
     pinned: bool,
     /// The provider holding the training state.
     holder: Option<ProviderId>,
+    /// Server faults in a row (a stored result resets it): see [`SERVER_RETRIES`].
+    server_faults: u32,
+    /// Nothing of the graph is handed out before this time (after a server fault).
+    paused_until: Option<Millis>,
     /// A training subgraph is out: the next one waits, as it starts from the state this one
     /// leaves.
     training_out: bool,
@@ -315,6 +336,11 @@ impl Scheduler {
                     }
                 }
             }
+            Event::ServerFault { provider, assignment, reason } => {
+                if self.in_flight.get(&assignment).is_some_and(|f| f.provider == provider) {
+                    self.server_fault(assignment, &reason, now, &mut actions);
+                }
+            }
             Event::Tick => {
                 let expired: Vec<AssignmentId> =
                     self.in_flight.iter().filter(|(_, f)| f.deadline <= now).map(|(id, _)| *id).collect();
@@ -341,7 +367,8 @@ impl Scheduler {
 
     /// The earliest deadline of any assignment: when the server should send [`Event::Tick`].
     pub fn next_deadline(&self) -> Option<Millis> {
-        self.in_flight.values().map(|f| f.deadline).min()
+        let pauses = self.graphs.values().filter(|g| g.status == GraphStatus::Computing).filter_map(|g| g.paused_until);
+        self.in_flight.values().map(|f| f.deadline).chain(pauses).min()
     }
 
     /// Status of a graph the scheduler knows.
@@ -408,6 +435,8 @@ impl Scheduler {
             pinned: ops.iter().any(|op| op.kind.pinned()),
             holder: None,
             training_out: false,
+            server_faults: 0,
+            paused_until: None,
         };
         let done = state.subgraphs.is_empty();
         self.graphs.insert(graph, state);
@@ -422,6 +451,7 @@ impl Scheduler {
         let sub = &mut graph.subgraphs[flight.subgraph];
         sub.status = SubgraphStatus::Computed;
         graph.computed_ops += sub.subgraph.ops.len() as u64;
+        graph.server_faults = 0;
         let produced = sub.subgraph.ops.clone();
         for op in produced {
             for waiting in graph.consumers.remove(&op).unwrap_or_default() {

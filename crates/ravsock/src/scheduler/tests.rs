@@ -468,3 +468,35 @@ fn an_op_over_a_providers_memory_budget_goes_to_one_with_more_or_fails_the_graph
     let failure = graph_failure(&actions).expect("fails at once");
     assert_eq!(failure.reason, "refused; no connected provider has that much (the largest budget is 1000 bytes)");
 }
+
+#[test]
+fn a_server_fault_pauses_the_graph_with_backoff_and_blames_no_provider() {
+    let mut s = Scheduler::new(config(10));
+    join_as(&mut s, 0, 1, 7, bench(1.0));
+    let mut out = assignments(&submit(&mut s, 1, wide(3)));
+    let mut now = 0;
+    let mut waited = Vec::new();
+    for fault in 1..SERVER_RETRIES {
+        let fault_event =
+            Event::ServerFault { provider: out[0].provider, assignment: out[0].id, reason: "disk".into() };
+        let actions = s.handle(now, fault_event);
+        assert!(graph_failure(&actions).is_none(), "fault {fault}: {actions:?}");
+        assert!(assignments(&actions).is_empty(), "the graph pauses: {actions:?}");
+        let paused_until = s.next_deadline().expect("wakes up when the pause ends");
+        waited.push(paused_until - now);
+        assert!(assignments(&s.handle(paused_until - 1, Event::Tick)).is_empty(), "not before the pause ends");
+        now = paused_until;
+        out = assignments(&s.handle(now, Event::Tick));
+        assert_eq!(out.len(), 1, "the same account gets it again: it is not to blame");
+        assert_eq!(out[0].provider, ProviderId(1));
+    }
+    assert_eq!(waited, [500, 1_000, 2_000, 4_000, 8_000]);
+    let fault_event = Event::ServerFault { provider: out[0].provider, assignment: out[0].id, reason: "disk".into() };
+    let actions = s.handle(now, fault_event);
+    let failure = graph_failure(&actions).expect("the last fault fails the graph");
+    assert_eq!(failure.reason, format!("disk; {SERVER_RETRIES} times in a row"));
+    assert_eq!(s.next_deadline(), None, "a failed graph's pause is no deadline");
+    // The account was never struck: it takes and finishes the next graph.
+    let out = assignments(&submit(&mut s, 2, wide(3)));
+    assert!(complete(&mut s, &out[0]).contains(&Action::GraphComputed { graph: GraphId(2) }));
+}

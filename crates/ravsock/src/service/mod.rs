@@ -6,11 +6,13 @@
 //! - [`graphs`]: creating, uploading, executing, cancelling and running graphs;
 //! - [`results`]: following a graph and fetching its persisted values;
 //! - [`federated`]: federated queries (rules, keys, submissions, the aggregate);
-//! - [`uploads`]: the id maps of graphs being uploaded.
+//! - [`uploads`]: the id maps of graphs being uploaded;
+//! - [`health`]: whether the server can take work (`GET /readyz`).
 
 pub mod access;
 pub mod federated;
 pub mod graphs;
+mod health;
 mod results;
 mod uploads;
 

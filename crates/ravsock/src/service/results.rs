@@ -15,7 +15,10 @@ impl Graphs {
     /// The caller's graph's status and op counts.
     pub async fn progress(&self, caller: &Account, id: u64) -> Result<GraphProgress> {
         let graph = owned_graph(&self.db, caller, id).await?;
-        self.db.progress(&graph).await
+        let mut progress = self.db.progress(&graph).await?;
+        // A failure the database could not be told of yet.
+        self.scheduler.health().overlay(&mut progress);
+        Ok(progress)
     }
 
     /// Long poll: the graph's progress as soon as it changes or finishes (at once if it has
@@ -24,7 +27,7 @@ impl Graphs {
         // Subscribe before reading the status, so a change between the two is not missed.
         let mut events = self.scheduler.subscribe();
         let graph = owned_graph(&self.db, caller, id).await?;
-        if matches!(graph.status, GraphStatus::Computing) {
+        if matches!(graph.status, GraphStatus::Computing) && !self.scheduler.health().failed(graph.id) {
             // The scheduler's own counts: no COUNT over the graph's ops per wake-up. Missed
             // events answer from the database and let the client ask again.
             let deadline = tokio::time::Instant::now() + super::wait_limit(timeout_ms);

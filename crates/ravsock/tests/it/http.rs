@@ -377,3 +377,32 @@ async fn names_and_bodies_over_their_limits_are_refused_with_the_limit_named() {
         server.call_raw("POST", &ravproto::routes::federated_submissions(graph), Some(&provider), big).await;
     refused(status, body, ErrorCode::TooLarge, &format!("over this route's limit of {limit} bytes"));
 }
+
+#[tokio::test]
+async fn readyz_names_the_check_that_fails_and_healthz_needs_no_token() {
+    let server = Server::start().await;
+    let request = Request::builder().uri(ravproto::routes::HEALTHZ).body(Body::empty()).unwrap();
+    let response = router(server.state.clone()).oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+
+    let (status, body) = server.call("GET", ravproto::routes::READYZ, None, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let ready: ravproto::messages::Readiness = serde_json::from_value(body).unwrap();
+    let names: Vec<&str> = ready.checks.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["database", "data_dir", "scheduler"]);
+    assert!(ready.ready && ready.checks.iter().all(|c| c.ok && c.detail.is_none()));
+
+    // The blob store deleted under the server (root ignores permissions, so a test cannot
+    // make it unwritable with chmod): not ready, and the check says why.
+    let blobs = server.bulk.blob_path(ravproto::OpId(1)).parent().unwrap().to_path_buf();
+    let aside = blobs.with_extension("aside");
+    std::fs::rename(&blobs, &aside).unwrap();
+    let (status, body) = server.call("GET", ravproto::routes::READYZ, None, None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let ready: ravproto::messages::Readiness = serde_json::from_value(body).unwrap();
+    let data_dir = &ready.checks[1];
+    assert!(!ready.ready && !data_dir.ok, "{ready:?}");
+    assert!(data_dir.detail.as_deref().is_some_and(|d| d.contains("does not take writes")), "{data_dir:?}");
+    std::fs::rename(&aside, &blobs).unwrap();
+    assert_eq!(server.call("GET", ravproto::routes::READYZ, None, None).await.0, StatusCode::OK);
+}

@@ -10,4 +10,5 @@ mod liars;
 #[cfg(feature = "onnx")]
 mod onnx;
 mod stack;
+mod storage;
 mod training;

@@ -17,6 +17,8 @@ pub(crate) struct Stack {
     pub(crate) database_url: String,
     stop_server: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<ravsock::Result<()>>>,
+    /// The server's data directory (in `_dir`, or where a test put it).
+    data: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -86,13 +88,24 @@ pub(crate) async fn serve(config: Config) -> (String, oneshot::Sender<()>, JoinH
 impl Stack {
     pub(crate) async fn start(deadline_base_ms: u64) -> Stack {
         let dir = tempfile::tempdir().unwrap();
-        let database_url = ravsock::db::scratch_database_url(dir.path()).await.unwrap();
+        let data = dir.path().to_path_buf();
+        Stack::start_in(dir, data, deadline_base_ms).await
+    }
+
+    /// A stack whose server keeps its data (and its SQLite file) in `data`.
+    pub(crate) async fn start_at(data: PathBuf, deadline_base_ms: u64) -> Stack {
+        Stack::start_in(tempfile::tempdir().unwrap(), data, deadline_base_ms).await
+    }
+
+    async fn start_in(dir: tempfile::TempDir, data: PathBuf, deadline_base_ms: u64) -> Stack {
+        let database_url = ravsock::db::scratch_database_url(&data).await.unwrap();
         let db = Db::connect(&database_url).await.unwrap();
         let requester = db.create_account("alice", Role::Requester).await.unwrap();
         let other_requester = db.create_account("bob", Role::Requester).await.unwrap();
         let provider_token = db.create_account("worker", Role::Provider).await.unwrap();
-        let (url, stop, server) = serve(config(dir.path(), &database_url, deadline_base_ms)).await;
+        let (url, stop, server) = serve(config(&data, &database_url, deadline_base_ms)).await;
         Stack {
+            data,
             url,
             requester,
             other_requester,
@@ -114,7 +127,7 @@ impl Stack {
             server.abort();
             let _ = server.await;
         }
-        let (url, stop, server) = serve(config(self._dir.path(), &self.database_url, deadline_base_ms)).await;
+        let (url, stop, server) = serve(config(&self.data, &self.database_url, deadline_base_ms)).await;
         self.url = url;
         self.stop_server = Some(stop);
         self.server = Some(server);
@@ -122,7 +135,7 @@ impl Stack {
 
     /// The server's data directory (blob store, ftp homes).
     pub(crate) fn data_dir(&self) -> PathBuf {
-        self._dir.path().to_path_buf()
+        self.data.clone()
     }
 
     pub(crate) fn provider_with(&self, token: &str, speed: f64) -> Provider {

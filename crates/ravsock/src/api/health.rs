@@ -1,0 +1,21 @@
+//! `GET /healthz` and `GET /readyz`: no token, so a load balancer or an orchestrator may ask.
+
+use super::AppState;
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+
+/// The process serves requests.
+pub(super) async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// 200 with every check when the server can take work, 503 with the failing ones named.
+pub(super) async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<ravproto::messages::Readiness>) {
+    let readiness = state.graphs.readiness().await;
+    let status = match readiness.ready {
+        true => StatusCode::OK,
+        false => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    (status, Json(readiness))
+}

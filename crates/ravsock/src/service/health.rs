@@ -1,0 +1,40 @@
+//! Whether the server can take work (`GET /readyz`): the database and the data directory each
+//! take a write, and the scheduler task runs; with the last storage failure seen.
+
+use super::graphs::Graphs;
+use ravproto::messages::{Readiness, ReadinessCheck};
+use std::time::Duration;
+
+/// A check that takes longer than this fails: a load balancer asking must get an answer.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Graphs {
+    /// Each readiness check, run now.
+    pub async fn readiness(&self) -> Readiness {
+        let check = |name: &str, outcome: Result<(), String>| ReadinessCheck {
+            name: name.into(),
+            ok: outcome.is_ok(),
+            detail: outcome.err(),
+        };
+        let database = match tokio::time::timeout(PROBE_TIMEOUT, self.db.probe_write()).await {
+            Ok(written) => written.map_err(|e| e.to_string()),
+            Err(_) => Err(format!("no answer within {} s", PROBE_TIMEOUT.as_secs())),
+        };
+        // File I/O blocks: a hung disk must not hang a runtime thread too.
+        let bulk = self.bulk.clone();
+        let data_dir =
+            match tokio::time::timeout(PROBE_TIMEOUT, tokio::task::spawn_blocking(move || bulk.probe())).await {
+                Ok(Ok(written)) => written.map_err(|e| e.to_string()),
+                Ok(Err(panicked)) => Err(panicked.to_string()),
+                Err(_) => Err(format!("no answer within {} s", PROBE_TIMEOUT.as_secs())),
+            };
+        let scheduler = match self.scheduler.running() {
+            true => Ok(()),
+            false => Err("the scheduler task has stopped".to_string()),
+        };
+        let checks = vec![check("database", database), check("data_dir", data_dir), check("scheduler", scheduler)];
+        let last_storage_fault =
+            self.scheduler.health().last_fault().map(|(at, what)| format!("at {at} (unix time): {what}"));
+        Readiness { ready: checks.iter().all(|c| c.ok), checks, last_storage_fault }
+    }
+}

@@ -1,0 +1,5 @@
+-- One row that `GET /readyz` rewrites to check that the database takes writes.
+CREATE TABLE readiness (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    checked_at INTEGER NOT NULL
+);
