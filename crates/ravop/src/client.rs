@@ -204,13 +204,16 @@ impl Client {
             record.value_file = files.remove(&record.local_id);
         }
         let value_len = |record: &OpRecord| record.value.as_ref().map_or(0, |v| v.encoded_len());
+        // Chunks are safe to send again: one the server stored before is answered with its id
+        // map (a restart between storing and answering cost the whole upload before).
         let path = routes::graph_ops(created.graph_id);
         let mut chunk = Vec::new();
         let mut chunk_bytes = 0;
         for record in records {
             let len = value_len(&record);
             if !chunk.is_empty() && (chunk.len() == CHUNK_OPS || chunk_bytes + len > CHUNK_VALUE_BYTES) {
-                let _: OpChunkResponse = self.post(&path, &OpChunkRequest { ops: std::mem::take(&mut chunk) }).await?;
+                let request = OpChunkRequest { ops: std::mem::take(&mut chunk) };
+                let _: OpChunkResponse = self.http.post_as(Repeat::Safe, &path, &request).await?;
                 chunk_bytes = 0;
             }
             chunk_bytes += len;
@@ -218,7 +221,7 @@ impl Client {
         }
         if !chunk.is_empty() || execute {
             let last = if execute { format!("{path}?execute=true") } else { path };
-            let _: OpChunkResponse = self.post(&last, &OpChunkRequest { ops: chunk }).await?;
+            let _: OpChunkResponse = self.http.post_as(Repeat::Safe, &last, &OpChunkRequest { ops: chunk }).await?;
         }
         Ok(created.graph_id)
     }

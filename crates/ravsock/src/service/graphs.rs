@@ -20,7 +20,7 @@ use ravproto::messages::{
     OpRef, OpenGraph, RunGraphRequest, RunGraphResponse,
 };
 use ravproto::status::GraphStatus;
-use ravproto::{OpId, Operation, Value, routes};
+use ravproto::{GraphId, OpId, Operation, Value, routes};
 use std::collections::BTreeMap;
 
 /// The requester's side of graphs: what the HTTP handlers call.
@@ -74,7 +74,15 @@ impl Graphs {
         chunk: OpChunkRequest,
         execute: bool,
     ) -> Result<OpChunkResponse> {
-        let graph = pending(owned_graph(&self.db, caller, id).await?)?;
+        let graph = owned_graph(&self.db, caller, id).await?;
+        if graph.status != GraphStatus::Pending
+            && execute
+            && let Ok(Some(id_map)) = self.replayed(graph.id, &chunk.ops, &self.db.id_map(graph.id).await?).await
+        {
+            // The repeat of the chunk that executed it, whose answer was lost: the same answer.
+            return Ok(OpChunkResponse { id_map });
+        }
+        let graph = pending(graph)?;
         let slot = self.uploads.slot(graph.id);
         let mut cached = slot.lock().await;
         // Checked again under the lock: an execute may have won the race for it.
@@ -83,6 +91,15 @@ impl Graphs {
             Some(known) => known,
             None => cached.insert(self.db.id_map(graph.id).await?),
         };
+        if let Some(id_map) = self.replayed(graph.id, &chunk.ops, known).await? {
+            // Stored before, its answer lost (a dropped connection, a restart): the same
+            // answer, and the execute it asked for if it did not happen.
+            if execute {
+                drop(cached);
+                self.start(&graph).await?;
+            }
+            return Ok(OpChunkResponse { id_map });
+        }
         validate::chunk(&chunk.ops, known)?;
         federated::check_ops(&graph.meta, &chunk.ops)?;
         let user = requester_user(caller.id);
@@ -123,6 +140,47 @@ impl Graphs {
             self.start(&graph).await?;
         }
         Ok(OpChunkResponse { id_map })
+    }
+
+    /// The id map of a chunk that was stored before, so that a client may send a chunk again
+    /// when it got no answer: every op's local id is stored, with the same operator, inputs
+    /// and persist name (values are not compared). `None` for a chunk not stored yet (and for
+    /// an empty one, which only executes). A chunk that is not the one stored under those ids
+    /// is refused naming the first op that differs.
+    async fn replayed(
+        &self,
+        graph: GraphId,
+        records: &[OpRecord],
+        known: &BTreeMap<u64, OpId>,
+    ) -> Result<Option<BTreeMap<u64, OpId>>> {
+        let id_map: BTreeMap<u64, OpId> =
+            records.iter().filter_map(|r| Some((r.local_id, *known.get(&r.local_id)?))).collect();
+        if id_map.is_empty() {
+            return Ok(None);
+        }
+        // Rare (a lost answer): the graph's stored ops are read to compare.
+        let stored: BTreeMap<OpId, StoredOp> = self.db.ops(graph).await?.into_iter().map(|op| (op.id, op)).collect();
+        let same = |record: &OpRecord| {
+            let Some(op) = known.get(&record.local_id).and_then(|id| stored.get(id)) else { return false };
+            let inputs: Option<Vec<OpId>> = record
+                .inputs
+                .iter()
+                .map(|input| match input {
+                    OpRef::Local(local) => known.get(local).copied(),
+                    OpRef::Server(id) => Some(*id),
+                })
+                .collect();
+            op.operation.kind() == record.operation.kind()
+                && inputs.as_ref() == Some(&op.inputs)
+                && op.persist == record.persist
+        };
+        match records.iter().find(|record| !same(record)) {
+            None => Ok(Some(id_map)),
+            Some(record) => Err(Error::InvalidOp {
+                op: OpRef::Local(record.local_id),
+                reason: "this local id was already uploaded (a chunk sent again must be the same chunk)".into(),
+            }),
+        }
     }
 
     /// A whole graph in one request: created, stored and started in one transaction, then

@@ -204,7 +204,12 @@ async fn execute_freezes_the_graph_and_results_wait_for_computation() {
     assert_eq!(status, StatusCode::OK);
     let (_, progress) = server.call("GET", &format!("/v1/graphs/{graph}"), Some(&alice), None).await;
     assert_eq!(progress["status"], json!("computing"));
+    // The same chunk again is a repeat (its answer lost) and gets the same answer; new ops
+    // after execute are a conflict.
     let (status, _) = server.call("POST", &path, Some(&alice), Some(hello_chunk())).await;
+    assert_eq!(status, StatusCode::OK);
+    let more = json!({"ops": [{"local_id": 3, "operation": {"operator": "neg"}, "inputs": [{"local": 2}]}]});
+    let (status, _) = server.call("POST", &path, Some(&alice), Some(more)).await;
     assert_eq!(status, StatusCode::CONFLICT, "no ops after execute");
 }
 
@@ -405,4 +410,43 @@ async fn readyz_names_the_check_that_fails_and_healthz_needs_no_token() {
     assert!(data_dir.detail.as_deref().is_some_and(|d| d.contains("does not take writes")), "{data_dir:?}");
     std::fs::rename(&aside, &blobs).unwrap();
     assert_eq!(server.call("GET", ravproto::routes::READYZ, None, None).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_chunk_sent_again_is_answered_with_the_stored_id_map() {
+    let server = Server::start().await;
+    let alice = server.token("alice", Role::Requester).await;
+    let (_, created) = server.call("POST", "/v1/graphs", Some(&alice), Some(json!({"name": "again"}))).await;
+    let graph = serde_json::from_value::<CreateGraphResponse>(created).unwrap().graph_id;
+    let path = format!("/v1/graphs/{}/ops", graph.0);
+    let (status, first) = server.call("POST", &path, Some(&alice), Some(hello_chunk())).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    // The answer was lost (a restart, a dropped connection) and the client sends it again.
+    let (status, again) = server.call("POST", &path, Some(&alice), Some(hello_chunk())).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again, first, "the same ids, nothing stored twice");
+
+    // Not the same chunk under those ids: refused, naming the op.
+    let mut other = hello_chunk();
+    other["ops"][2]["operation"] = json!({"operator": "sub"});
+    let (status, body) = server.call("POST", &path, Some(&alice), Some(other)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let body: ErrorBody = serde_json::from_value(body).unwrap();
+    assert_eq!(body.op, Some(OpRef::Local(2)));
+    assert!(body.message.contains("must be the same chunk"), "{}", body.message);
+
+    // The last chunk, with execute, sent twice: the second gets the same answer, not a
+    // conflict, and the graph holds its ops once.
+    let last =
+        json!({"ops": [{"local_id": 3, "operation": {"operator": "neg"}, "inputs": [{"local": 2}], "persist": "n"}]});
+    let execute = format!("{path}?execute=true");
+    let (status, first) = server.call("POST", &execute, Some(&alice), Some(last.clone())).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let (status, again) = server.call("POST", &execute, Some(&alice), Some(last.clone())).await;
+    assert_eq!((status, &again), (StatusCode::OK, &first));
+    let (status, _) = server.call("POST", &path, Some(&alice), Some(last)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "without execute, a chunk for an executing graph is a conflict");
+    let (_, progress) = server.call("GET", &format!("/v1/graphs/{}", graph.0), Some(&alice), None).await;
+    let progress: GraphProgress = serde_json::from_value(progress).unwrap();
+    assert_eq!(progress.ops.values().sum::<u64>(), 4, "{progress:?}");
 }
