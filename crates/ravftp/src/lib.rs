@@ -14,5 +14,9 @@ pub mod users;
 pub use client::{FtpClient, FtpError, host_of_url};
 pub use users::{IssuedUser, UserError, Users};
 
+/// The most bytes one home may hold unless configured otherwise (the server's
+/// `ServerConfig::home_quota`): 4 GiB.
+pub const DEFAULT_HOME_QUOTA: u64 = 4 << 30;
+
 #[cfg(all(test, feature = "server"))]
 mod tests;

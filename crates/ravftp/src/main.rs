@@ -39,6 +39,9 @@ enum Command {
         /// Last passive data port.
         #[arg(long, default_value_t = 65535)]
         passive_to: u16,
+        /// The most bytes one home may hold (an upload past it is refused with 552).
+        #[arg(long, default_value_t = ravftp::DEFAULT_HOME_QUOTA)]
+        home_quota: u64,
     },
     /// Add a user (or give it a new password); prints the password once.
     AddUser {
@@ -91,14 +94,14 @@ async fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("writing {}", users.display()))?;
             writeln!(std::io::stdout(), "user {name}: password {password} (shown once)")?;
         }
-        Command::Serve { root, users, bind, passive_from, passive_to } => {
+        Command::Serve { root, users, bind, passive_from, passive_to, home_quota } => {
             let store = Arc::new(Users::new(&root).with_context(|| format!("ftp root {}", root.display()))?);
             for (name, hashed) in read_users(&users)? {
                 store.insert_hashed(&name, decode(&hashed.salt)?, decode(&hashed.sha256)?)?;
             }
             let listener = tokio::net::TcpListener::bind(&bind).await.with_context(|| format!("binding {bind}"))?;
             tracing::info!(addr = %listener.local_addr()?, root = %root.display(), "ravftp listening");
-            let config = ServerConfig { passive_ports: passive_from..=passive_to, ..ServerConfig::default() };
+            let config = ServerConfig { passive_ports: passive_from..=passive_to, idle_timeout_s: 600, home_quota };
             serve(listener, store, config, async {
                 let _ = tokio::signal::ctrl_c().await;
             })

@@ -11,6 +11,7 @@
 //! about 30 MB/s. Ours opens files through the same kind of capability directory and moves
 //! data in 1 MiB buffers; everything else (listing, deleting, renaming) is delegated.
 
+use crate::DEFAULT_HOME_QUOTA;
 use crate::users::Users;
 use async_trait::async_trait;
 use std::future::Future;
@@ -34,12 +35,14 @@ struct HomeFs {
     inner: Filesystem,
     root: PathBuf,
     home: Arc<cap_std::fs::Dir>,
+    /// The most bytes the home may hold.
+    quota: u64,
 }
 
 impl HomeFs {
-    fn new(root: &Path) -> std::io::Result<HomeFs> {
+    fn new(root: &Path, quota: u64) -> std::io::Result<HomeFs> {
         let home = cap_std::fs::Dir::open_ambient_dir(root, cap_std::ambient_authority())?;
-        Ok(HomeFs { inner: Filesystem::new(root)?, root: root.to_path_buf(), home: Arc::new(home) })
+        Ok(HomeFs { inner: Filesystem::new(root)?, root: root.to_path_buf(), home: Arc::new(home), quota })
     }
 
     /// A client path, relative to the home (`/x` and `x` are the same file).
@@ -84,7 +87,13 @@ const TRANSFER_BUFFERS: usize = 3;
 /// Copies `input` into `file`: this task reads the socket into a buffer while a blocking
 /// thread writes the previous one (std I/O, no extra copy into tokio's file buffer), so
 /// the network and the disk work at the same time.
-async fn socket_to_file<R: tokio::io::AsyncRead + Unpin>(mut input: R, file: std::fs::File) -> std::io::Result<u64> {
+/// More than `limit` bytes is an error of kind [`std::io::ErrorKind::QuotaExceeded`], raised as
+/// soon as the socket brings the byte past it.
+async fn socket_to_file<R: tokio::io::AsyncRead + Unpin>(
+    mut input: R,
+    file: std::fs::File,
+    limit: u64,
+) -> std::io::Result<u64> {
     use std::io::Write;
     use tokio::io::AsyncReadExt;
     let (full_tx, mut full_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(1);
@@ -100,6 +109,7 @@ async fn socket_to_file<R: tokio::io::AsyncRead + Unpin>(mut input: R, file: std
         Ok(written)
     });
     let mut allocated = 0;
+    let mut received = 0u64;
     let mut reading: std::io::Result<()> = Ok(());
     'socket: loop {
         let mut buffer = match empty_rx.try_recv() {
@@ -127,6 +137,14 @@ async fn socket_to_file<R: tokio::io::AsyncRead + Unpin>(mut input: R, file: std
                     break 'socket;
                 }
             }
+        }
+        received += buffer.len() as u64;
+        if received > limit {
+            reading = Err(std::io::Error::new(
+                std::io::ErrorKind::QuotaExceeded,
+                format!("the upload would take the home past its quota of {limit} bytes"),
+            ));
+            break;
         }
         // A closed channel means the writer stopped on an error, which it returns below.
         if (!buffer.is_empty() && full_tx.send(buffer).await.is_err()) || end {
@@ -205,11 +223,29 @@ async fn file_to_socket<W: tokio::io::AsyncWrite + Unpin + ?Sized>(
     Ok(copied)
 }
 
+/// The bytes of every file under `dir` (a home holds a few files, and subdirectories only
+/// if a client made them).
+fn bytes_in(dir: &cap_std::fs::Dir) -> std::io::Result<u64> {
+    let mut total = 0;
+    for entry in dir.entries()? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            total += bytes_in(&entry.open_dir()?)?;
+        } else if kind.is_file() {
+            total += entry.metadata()?.len();
+        }
+    }
+    Ok(total)
+}
+
 fn storage_error(error: std::io::Error) -> unftp_core::storage::Error {
     let kind = match error.kind() {
         std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => {
             unftp_core::storage::ErrorKind::PermanentFileNotAvailable
         }
+        std::io::ErrorKind::QuotaExceeded => unftp_core::storage::ErrorKind::ExceededStorageAllocationError,
+        std::io::ErrorKind::StorageFull => unftp_core::storage::ErrorKind::InsufficientStorageSpaceError,
         _ => unftp_core::storage::ErrorKind::LocalError,
     };
     unftp_core::storage::Error::new(kind, error)
@@ -301,10 +337,24 @@ impl StorageBackend<HomeUser> for HomeFs {
         .map_err(std::io::Error::other)
         .and_then(|removed| removed)
         .map_err(storage_error)?;
+        // What the home holds (the file replaced no longer counts) leaves this much room.
+        let home = self.home.clone();
+        let used = tokio::task::spawn_blocking(move || bytes_in(&home))
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|used| used)
+            .map_err(storage_error)?;
+        let room = self.quota.saturating_sub(used);
         let mut options = cap_std::fs::OpenOptions::new();
         options.write(true).create(true).truncate(true);
-        let file = self.open_std(path, options).await.map_err(storage_error)?;
-        socket_to_file(input, file).await.map_err(storage_error)
+        let file = self.open_std(path.clone(), options).await.map_err(storage_error)?;
+        let written = socket_to_file(input, file, room).await;
+        if let Err(error) = &written {
+            // No partial file left to count against the home (or to be taken for a whole one).
+            tracing::info!(cause = %error, "ftp upload refused or cut");
+            let _ = self.home.remove_file(&path);
+        }
+        written.map_err(storage_error)
     }
 
     async fn del<P: AsRef<Path> + Send + std::fmt::Debug>(
@@ -356,11 +406,13 @@ pub struct ServerConfig {
     pub passive_ports: RangeInclusive<u16>,
     /// Seconds before an idle session is closed.
     pub idle_timeout_s: u64,
+    /// The most bytes one home may hold: an upload past it is refused (552) and removed.
+    pub home_quota: u64,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { passive_ports: 49152..=65535, idle_timeout_s: 600 }
+        ServerConfig { passive_ports: 49152..=65535, idle_timeout_s: 600, home_quota: DEFAULT_HOME_QUOTA }
     }
 }
 
@@ -436,8 +488,9 @@ pub async fn serve(
             () = &mut shutdown => return Ok(()),
         };
         let root = users.root().to_path_buf();
+        let quota = config.home_quota;
         let builder = libunftp::ServerBuilder::<HomeFs, HomeUser>::with_user_detail_provider(
-            Box::new(move || HomeFs::new(&root).expect("the ftp root exists: Users::new created it")),
+            Box::new(move || HomeFs::new(&root, quota).expect("the ftp root exists: Users::new created it")),
             Arc::new(Homes(users.clone())),
         )
         .authenticator(Arc::new(PasswordAuthenticator(users.clone())))

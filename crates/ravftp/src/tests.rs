@@ -14,12 +14,16 @@ struct Running {
 }
 
 async fn start() -> Running {
+    start_with(ServerConfig::default()).await
+}
+
+async fn start_with(config: ServerConfig) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let users = Arc::new(Users::new(dir.path()).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(serve(listener, users.clone(), ServerConfig::default(), async {
+    tokio::spawn(serve(listener, users.clone(), config, async {
         let _ = stopped.await;
     }));
     Running { users, port, _dir: dir, _stop: stop }
@@ -186,4 +190,26 @@ async fn only_failures_of_the_server_or_the_network_are_transient() {
     creds.password = "wrong".into();
     let login = FtpClient::connect("127.0.0.1", &creds).await.unwrap_err();
     assert!(!login.is_transient(), "{login}");
+}
+
+#[tokio::test]
+async fn a_home_holds_at_most_its_quota_and_an_upload_past_it_leaves_nothing() {
+    let running = start_with(ServerConfig { home_quota: 3 << 20, ..ServerConfig::default() }).await;
+    let creds = credentials(&running, "alice");
+    let home = running.users.home("alice").unwrap();
+    let mut client = FtpClient::connect("127.0.0.1", &creds).await.unwrap();
+    let two_mib = vec![7u8; 2 << 20];
+    client.put("a.ravv", &two_mib).await.unwrap();
+    // Replacing a file frees what it held first.
+    client.put("a.ravv", &two_mib).await.unwrap();
+    // 2 + 2 MiB: past the 3 MiB quota. Refused with 552, and no partial file is left.
+    let refused = client.put("b.ravv", &two_mib).await.unwrap_err();
+    assert!(refused.to_string().contains("552"), "{refused}");
+    assert!(!home.join("b.ravv").exists(), "the partial upload was removed");
+    // The session goes on; what fits still goes in.
+    let mut client = FtpClient::connect("127.0.0.1", &creds).await.unwrap();
+    client.put("c.ravv", &[1u8; 1 << 20]).await.unwrap();
+    client.delete("a.ravv").await.unwrap();
+    client.put("b.ravv", &two_mib).await.unwrap();
+    client.quit().await;
 }

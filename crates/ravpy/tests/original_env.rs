@@ -41,6 +41,7 @@ async fn a_dotenv_in_the_originals_names_drives_provider_and_requester() {
         ftp_passive_to: 65535,
         // Small, so the 64 KiB input below travels through ravftp, at the .env's FTP host.
         inline_limit: 16 << 10,
+        ftp_home_quota: ravftp::DEFAULT_HOME_QUOTA,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(ravsock::run(config, listener, async move {

@@ -64,6 +64,10 @@ pub struct Config {
     /// Encoded values longer than this many bytes travel through ravftp instead of messages.
     #[arg(long, env = "RAVSOCK_INLINE_LIMIT", default_value_t = DEFAULT_INLINE_LIMIT)]
     pub inline_limit: u64,
+    /// The most bytes one ravftp home (a requester's, a provider connection's) may hold; an
+    /// upload past it is refused (FTP 552) and removed.
+    #[arg(long, env = "RAVSOCK_FTP_HOME_QUOTA", default_value_t = ravftp::DEFAULT_HOME_QUOTA)]
+    pub ftp_home_quota: u64,
 }
 
 impl Config {

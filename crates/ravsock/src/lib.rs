@@ -49,6 +49,7 @@ pub async fn run(
     let (ftp_stop, ftp_stopped) = tokio::sync::oneshot::channel::<()>();
     let ftp_config = ravftp::server::ServerConfig {
         passive_ports: config.ftp_passive_from..=config.ftp_passive_to,
+        home_quota: config.ftp_home_quota,
         ..Default::default()
     };
     let ftp = tokio::spawn(ravftp::server::serve(ftp_listener, bulk.users(), ftp_config, async {

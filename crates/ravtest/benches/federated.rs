@@ -58,6 +58,7 @@ async fn run() {
         ftp_passive_from: 49152,
         ftp_passive_to: 65535,
         inline_limit: 1 << 20,
+        ftp_home_quota: ravftp::DEFAULT_HOME_QUOTA,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());

@@ -199,3 +199,19 @@ impl Db {
         }
     }
 }
+
+impl Db {
+    /// Forgets the blob-store values of `graph`'s ops that were not persisted (intermediate
+    /// values, inputs uploaded as files): nothing reads them once the graph has ended. Returns
+    /// the ops whose blob files the caller should remove.
+    pub async fn forget_intermediate_files(&self, graph: GraphId) -> Result<Vec<OpId>> {
+        let ids: Vec<(i64,)> = on_backend!(self, |pool, sql, DB| sqlx::query_as(
+            "DELETE FROM op_files WHERE op_id IN (SELECT id FROM ops WHERE graph_id = $1 AND persist IS NULL) \
+             RETURNING op_id"
+        )
+        .bind(graph.0 as i64)
+        .fetch_all(pool)
+        .await)?;
+        Ok(ids.into_iter().map(|(id,)| OpId(id as u64)).collect())
+    }
+}

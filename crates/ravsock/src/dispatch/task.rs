@@ -122,6 +122,7 @@ impl Dispatcher {
             if let Some(graph) = cancelled {
                 self.runs.end(graph);
                 self.announce_end(graph).await;
+                self.collect_garbage(graph).await;
             }
         }
     }
@@ -268,6 +269,7 @@ impl Dispatcher {
         }
         let Some(run) = run else {
             self.announce_end(graph).await;
+            self.collect_garbage(graph).await;
             return Ok(());
         };
         // Every op of the graph is computed: the counts need no query, and the requester
@@ -280,7 +282,26 @@ impl Dispatcher {
             let _ = waiter.send(GraphDone { progress: progress.clone(), values });
         }
         self.outbox.ended(graph, progress).await;
+        self.collect_garbage(graph).await;
         Ok(())
+    }
+
+    /// Removes the blob files of an ended graph's values that nobody can fetch (not persisted),
+    /// after the requester has heard the end. Where storage fails they stay, and are only disk.
+    async fn collect_garbage(&self, graph: GraphId) {
+        match self.db.forget_intermediate_files(graph).await {
+            Ok(ops) => {
+                for op in &ops {
+                    if let Err(error) = std::fs::remove_file(self.bulk.blob_path(*op)) {
+                        tracing::debug!(%op, cause = %error, "cannot remove an intermediate blob");
+                    }
+                }
+                if !ops.is_empty() {
+                    tracing::debug!(%graph, files = ops.len(), "intermediate blobs removed");
+                }
+            }
+            Err(error) => tracing::warn!(%graph, cause = %error, "cannot forget intermediate blobs"),
+        }
     }
 
     async fn failed(&mut self, graph: GraphId, failure: OpFailure) -> Result<()> {
@@ -296,6 +317,9 @@ impl Dispatcher {
             self.health.failed_unstored(graph, notice.failure.clone());
         }
         self.announce_end(graph).await;
+        if stored.is_ok() {
+            self.collect_garbage(graph).await;
+        }
         stored
     }
 

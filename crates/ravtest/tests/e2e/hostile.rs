@@ -170,3 +170,30 @@ async fn an_op_over_one_providers_memory_goes_to_a_provider_with_more() {
     assert_eq!(computed_two(small).await, 0, "the small provider computed none of it");
     assert_eq!(computed_two(big).await, 1, "the big provider computed it");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_finished_graph_keeps_only_its_persisted_blobs() {
+    let stack = Stack::start(30_000).await;
+    let mut provider = stack.provider(1.0);
+    provider.joined().await;
+    let client = stack.client().await;
+    // 80 kB vectors (past the test stack's 64 KiB inline limit) through three subgraphs: the
+    // values between them and the input go through the blob store, as does the result.
+    let graph = Graph::new("blobs");
+    let mut v = graph.t(vec![0.25; 10_000]);
+    for _ in 0..40 {
+        v = &v + 1.0;
+    }
+    v.persist("v");
+    let (_, results) = client.compute(&graph).await.expect("computed");
+    let local = LocalExecutor::default().run(&graph).unwrap();
+    assert_eq!(results.get("v"), local.get("v"));
+    // The dispatch task handles one command at a time: once the next graph is computed, the
+    // first one's end, and its clean-up, are done.
+    let next = Graph::new("next");
+    (&next.t(vec![1.0]) + 1.0).persist("x");
+    client.compute(&next).await.expect("computed");
+    let blobs: Vec<_> = std::fs::read_dir(stack.data_dir().join("blobs")).unwrap().collect();
+    assert_eq!(blobs.len(), 1, "only the persisted vector is kept: {blobs:?}");
+    provider.stop().await.unwrap();
+}

@@ -56,6 +56,10 @@ impl Provider {
 /// Encoded values above this go through ravftp in the test stack (small, so tests exercise it).
 pub(crate) const INLINE_LIMIT: u64 = 64 << 10;
 
+/// What one ravftp home may hold in the test stack (below the default; ravftp's own tests go
+/// past a quota).
+pub(crate) const HOME_QUOTA: u64 = 256 << 20;
+
 pub(crate) fn config(data_dir: &Path, database_url: &str, deadline_base_ms: u64) -> Config {
     Config {
         bind: "127.0.0.1:0".parse().unwrap(),
@@ -72,6 +76,7 @@ pub(crate) fn config(data_dir: &Path, database_url: &str, deadline_base_ms: u64)
         ftp_passive_from: 49152,
         ftp_passive_to: 65535,
         inline_limit: INLINE_LIMIT,
+        ftp_home_quota: HOME_QUOTA,
     }
 }
 
