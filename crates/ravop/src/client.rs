@@ -35,7 +35,7 @@ pub const CHUNK_OPS: usize = 1000;
 pub const CHUNK_VALUE_BYTES: u64 = 8 << 20;
 /// Values shorter than this are always inline; above it the client asks the server for its
 /// inline limit (with ravftp credentials).
-const SMALLEST_LIMIT: u64 = 64 << 10;
+const SMALLEST_LIMIT: u64 = ravproto::messages::ALWAYS_INLINE_BYTES;
 
 /// A terminal progress bar with an ETA for [`Client::wait`] (drawn on stderr, hidden when it
 /// is not a terminal).

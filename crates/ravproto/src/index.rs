@@ -380,6 +380,27 @@ impl FromStr for IndexExpr {
     }
 }
 
+/// Writes an index array or mask as the grammar's nested lists, so that what is printed
+/// parses back to the same expression (a leaf missing from `values` prints as `?`).
+fn nested_list(f: &mut fmt::Formatter<'_>, shape: &[usize], leaves: &mut dyn Iterator<Item = String>) -> fmt::Result {
+    let Some((&len, inner)) = shape.split_first() else {
+        return f.write_str(&leaves.next().unwrap_or_else(|| "?".into()));
+    };
+    f.write_str("[")?;
+    for i in 0..len {
+        if i > 0 {
+            f.write_str(", ")?;
+        }
+        if inner.is_empty() {
+            f.write_str(&leaves.next().unwrap_or_else(|| "?".into()))?;
+        } else {
+            nested_list(f, inner, leaves)?;
+        }
+    }
+    f.write_str("]")
+}
+
+/// The subscript in the grammar above: it parses back to the same expression.
 impl fmt::Display for IndexExpr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fn opt(v: Option<i64>) -> String {
@@ -400,8 +421,11 @@ impl fmt::Display for IndexExpr {
                 }
                 IndexItem::Ellipsis => f.write_str("...")?,
                 IndexItem::NewAxis => f.write_str("None")?,
-                IndexItem::Array { shape, values } => write!(f, "<int array {shape:?}: {values:?}>")?,
-                IndexItem::Mask { shape, values } => write!(f, "<mask {shape:?}: {values:?}>")?,
+                IndexItem::Array { shape, values } => nested_list(f, shape, &mut values.iter().map(i64::to_string))?,
+                IndexItem::Mask { shape, values } => {
+                    let mut words = values.iter().map(|&b| if b { "True" } else { "False" }.to_string());
+                    nested_list(f, shape, &mut words)?
+                }
             }
         }
         f.write_str("]")

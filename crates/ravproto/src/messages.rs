@@ -367,6 +367,11 @@ impl Requirements {
 
 /// Credentials for ravftp, the bulk-data server embedded in ravsock.
 ///
+/// Encoded bytes of a value a client may always send inline (in an op chunk), whatever the
+/// server's [`FtpCredentials::inline_limit`]; a bigger one only up to that limit, and through
+/// ravftp above it.
+pub const ALWAYS_INLINE_BYTES: u64 = 64 << 10;
+
 /// Issued by ravsock: to a provider once per connection (event
 /// [`crate::provider::EVENT_CREDENTIALS`]), to a requester by `POST /v1/ftp/credentials`. The
 /// password is random and shown only here; ravftp keeps a salted hash. Each user has a home

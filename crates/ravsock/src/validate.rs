@@ -121,3 +121,21 @@ pub fn chunk(records: &[OpRecord], known: &BTreeMap<u64, OpId>) -> Result<()> {
     }
     Ok(())
 }
+
+/// Refuses an inline value longer than `limit` bytes encoded: what is bigger goes through
+/// ravftp (`value_file`), so that no op record, database row or assignment frame carries it.
+pub fn inline_values(records: &[OpRecord], limit: u64) -> Result<()> {
+    for record in records {
+        let Some(value) = &record.value else { continue };
+        let len = value.encoded_len();
+        if len > limit {
+            return Err(Error::InvalidOp {
+                op: OpRef::Local(record.local_id),
+                reason: format!(
+                    "its value is {len} bytes encoded; values over {limit} bytes are uploaded through ravftp (value_file)"
+                ),
+            });
+        }
+    }
+    Ok(())
+}

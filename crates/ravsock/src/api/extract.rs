@@ -1,6 +1,6 @@
 //! Extractors of the HTTP front door: axum's `Json` and `Path`, whose refusals become JSON
 //! [`Error`]s instead of plain text, the authenticated [`Caller`], and [`GraphCall`] (both, with
-//! the graph id of the path).
+//! the graph id of the path). Big bodies are read and parsed within a [`BodyBudget`].
 
 use super::AppState;
 use crate::db::Account;
@@ -23,6 +23,53 @@ pub fn body_limit(bytes: usize) -> (axum::Extension<BodyLimit>, axum::extract::D
     (axum::Extension(BodyLimit(bytes)), axum::extract::DefaultBodyLimit::max(bytes))
 }
 
+/// Bodies shorter than this are read without waiting for the [`BodyBudget`].
+pub const SMALL_BODY_BYTES: u64 = 1 << 20;
+
+/// How many bytes of big request bodies (over [`SMALL_BODY_BYTES`]) are read and parsed at
+/// once, across all requests: each body limit bounds one request, this bounds them together
+/// (a parsed op chunk takes a few times its JSON). Others wait their turn. A body is counted
+/// at its declared length, or at its route's limit when it declares none (chunked); one over
+/// the whole budget takes all of it. Taken in the body extractors, after the caller's token
+/// is checked, so only a caller with a token can make others wait.
+#[derive(Clone, Debug)]
+pub struct BodyBudget {
+    permits: std::sync::Arc<tokio::sync::Semaphore>,
+    total: u32,
+}
+
+/// The budget's unit: a permit per MiB.
+const BUDGET_UNIT: u64 = 1 << 20;
+
+impl BodyBudget {
+    /// A budget of `bytes` (whole MiB, at least one).
+    pub fn new(bytes: u64) -> BodyBudget {
+        let total =
+            u32::try_from(bytes / BUDGET_UNIT).unwrap_or(u32::MAX).clamp(1, tokio::sync::Semaphore::MAX_PERMITS as u32);
+        BodyBudget { permits: std::sync::Arc::new(tokio::sync::Semaphore::new(total as usize)), total }
+    }
+
+    /// What reading the body of `request` takes from the budget: nothing for a small one.
+    fn charge(request: &Request) -> Option<(std::sync::Arc<tokio::sync::Semaphore>, u32)> {
+        let budget = request.extensions().get::<BodyBudget>()?;
+        let limit = request.extensions().get::<BodyLimit>().map_or(u64::MAX, |l| l.0 as u64);
+        let declared = axum::body::HttpBody::size_hint(request.body()).exact().unwrap_or(limit).min(limit);
+        if declared < SMALL_BODY_BYTES {
+            return None;
+        }
+        let units = u32::try_from(declared.div_ceil(BUDGET_UNIT)).unwrap_or(u32::MAX).min(budget.total);
+        Some((budget.permits.clone(), units))
+    }
+
+    /// Waits until the body of `request` fits in the budget; the permit lasts while it is read.
+    async fn admit(
+        charge: Option<(std::sync::Arc<tokio::sync::Semaphore>, u32)>,
+    ) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let (permits, units) = charge?;
+        permits.acquire_many_owned(units).await.ok()
+    }
+}
+
 /// axum's refusal of a body as an [`Error`]: over the route's [`BodyLimit`] (a 413 naming
 /// it), or malformed (a 400 with axum's reason).
 fn refusal(status: axum::http::StatusCode, text: String, limit: Option<BodyLimit>) -> Error {
@@ -42,6 +89,7 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for Json<T> 
 
     async fn from_request(request: Request, state: &S) -> Result<Json<T>> {
         let limit = request.extensions().get::<BodyLimit>().copied();
+        let _admitted = BodyBudget::admit(BodyBudget::charge(&request)).await;
         match axum::Json::<T>::from_request(request, state).await {
             Ok(axum::Json(value)) => Ok(Json(value)),
             Err(rejection) => Err(refusal(rejection.status(), rejection.body_text(), limit)),
@@ -57,10 +105,30 @@ impl<S: Send + Sync> FromRequest<S> for Bytes {
 
     async fn from_request(request: Request, state: &S) -> Result<Bytes> {
         let limit = request.extensions().get::<BodyLimit>().copied();
+        let _admitted = BodyBudget::admit(BodyBudget::charge(&request)).await;
         match axum::body::Bytes::from_request(request, state).await {
             Ok(bytes) => Ok(Bytes(bytes)),
             Err(rejection) => Err(refusal(rejection.status(), rejection.body_text(), limit)),
         }
+    }
+}
+
+/// A raw body not read yet: the handler checks the caller and the resource first, then
+/// reads it ([`LaterBody::read`]), so a refused request costs no buffering of its body.
+pub(super) struct LaterBody(Request);
+
+impl<S: Send + Sync> FromRequest<S> for LaterBody {
+    type Rejection = Error;
+
+    async fn from_request(request: Request, _state: &S) -> Result<LaterBody> {
+        Ok(LaterBody(request))
+    }
+}
+
+impl LaterBody {
+    /// The whole body, refused like [`Bytes`]'s when over the route's limit.
+    pub(super) async fn read(self) -> Result<axum::body::Bytes> {
+        Ok(Bytes::from_request(self.0, &()).await?.0)
     }
 }
 

@@ -2,7 +2,7 @@
 //! [`crate::service::Federated`]. Key uploads and submissions have body limits of their own.
 
 use super::AppState;
-use super::extract::{Bytes, GraphCall, Json, body_limit};
+use super::extract::{GraphCall, Json, LaterBody, body_limit};
 use crate::error::Result;
 use axum::Router;
 use axum::extract::Query;
@@ -43,8 +43,11 @@ async fn wait(call: GraphCall, Query(query): Query<WaitQuery>) -> Result<Json<Fe
     Ok(Json(state.federated.wait(&caller, id, query.contributors_above, query.timeout_ms).await?))
 }
 
-async fn upload_keys(call: GraphCall, Bytes(body): Bytes) -> Result<Json<FederatedSpec>> {
-    Ok(Json(call.state.federated.upload_keys(&call.caller, call.id, body).await?))
+/// The caller, the graph and its mode are checked before the body (up to 256 MiB) is read.
+async fn upload_keys(call: GraphCall, body: LaterBody) -> Result<Json<FederatedSpec>> {
+    let (graph, spec) = call.state.federated.keys_accepted(&call.caller, call.id).await?;
+    let keys = body.read().await?;
+    Ok(Json(call.state.federated.store_keys(graph, spec, keys).await?))
 }
 
 async fn public_key(call: GraphCall) -> Result<axum::response::Response> {

@@ -17,7 +17,7 @@ mod health;
 pub mod malformed;
 pub mod socket;
 
-pub use extract::{BodyLimit, Bytes, Caller, GraphCall, Json, Path, body_limit};
+pub use extract::{BodyBudget, BodyLimit, Bytes, Caller, GraphCall, Json, Path, SMALL_BODY_BYTES, body_limit};
 pub use federated::{MAX_KEYS_BYTES, MAX_SUBMISSION_BYTES};
 
 use crate::bulk::Bulk;
@@ -30,6 +30,14 @@ use ravproto::routes;
 
 /// Largest request body (an op chunk with inline values); bulk tensors use the file server.
 pub const MAX_BODY_BYTES: usize = 64 << 20;
+
+/// Largest body of the routes that take no ops or values (a graph's metadata is at most
+/// `validate::MAX_META_BYTES`): a 50 MB graph name is refused before it is read.
+pub const MAX_SMALL_BODY_BYTES: usize = 64 << 10;
+
+/// Bytes of big request bodies read and parsed at once ([`BodyBudget`]): one op chunk at the
+/// body limit, or several of what ravop sends (at most 8 MiB of values per chunk).
+pub const BODY_BUDGET_BYTES: u64 = 64 << 20;
 
 /// Shared state of the HTTP handlers.
 #[derive(Clone)]
@@ -52,12 +60,12 @@ impl AppState {
 /// The HTTP routes.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route(routes::GRAPHS, post(graphs::create).get(graphs::list))
+        .route(routes::GRAPHS, post(graphs::create).layer(extract::body_limit(MAX_SMALL_BODY_BYTES)).get(graphs::list))
         .route(routes::RUN_GRAPH, post(graphs::run))
         .route(routes::GRAPH, get(graphs::progress))
         .route(routes::GRAPH_OPS, post(graphs::upload))
-        .route(routes::GRAPH_EXECUTE, post(graphs::execute))
-        .route(routes::GRAPH_CANCEL, post(graphs::cancel))
+        .route(routes::GRAPH_EXECUTE, post(graphs::execute).layer(extract::body_limit(MAX_SMALL_BODY_BYTES)))
+        .route(routes::GRAPH_CANCEL, post(graphs::cancel).layer(extract::body_limit(MAX_SMALL_BODY_BYTES)))
         .route(routes::GRAPH_RESULT, get(graphs::result))
         .route(routes::GRAPH_RESULT_FILE, get(graphs::result_file))
         .route(routes::FTP_CREDENTIALS, post(graphs::ftp_credentials))
@@ -67,5 +75,6 @@ pub fn router(state: AppState) -> Router {
         .route(routes::READYZ, get(health::readyz))
         .layer(extract::body_limit(MAX_BODY_BYTES))
         .merge(federated::routes())
+        .layer(axum::Extension(BodyBudget::new(BODY_BUDGET_BYTES)))
         .with_state(state)
 }

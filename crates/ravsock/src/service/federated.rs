@@ -163,8 +163,9 @@ impl Federated {
         spec_of(&self.db, &owned_graph(&self.db, caller, id).await?).await
     }
 
-    /// Evaluation keys from the owner of a pending encrypted graph.
-    pub async fn upload_keys(&self, caller: &Account, id: u64, keys: bytes::Bytes) -> Result<FederatedSpec> {
+    /// Whether the caller may upload evaluation keys to graph `id` (its owner, an encrypted
+    /// query, before execute): checked before the body is read.
+    pub async fn keys_accepted(&self, caller: &Account, id: u64) -> Result<(StoredGraph, FederatedSpec)> {
         let graph = owned_graph(&self.db, caller, id).await?;
         let spec = spec_of(&self.db, &graph).await?;
         if spec.rules.privacy != Privacy::Encrypted {
@@ -173,6 +174,16 @@ impl Federated {
         if graph.status != GraphStatus::Pending {
             return Err(Error::Conflict(format!("{} is already open; keys are set before execute", graph.id)));
         }
+        Ok((graph, spec))
+    }
+
+    /// Stores the evaluation keys of a graph [`Federated::keys_accepted`] checked.
+    pub async fn store_keys(
+        &self,
+        graph: StoredGraph,
+        spec: FederatedSpec,
+        keys: bytes::Bytes,
+    ) -> Result<FederatedSpec> {
         let public = encrypted::public_key_of(keys.clone()).await?;
         self.db.set_federated_keys(graph.id, &public, &keys).await?;
         tracing::info!(graph = %graph.id, bytes = keys.len(), "federated evaluation keys stored");

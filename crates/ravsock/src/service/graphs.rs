@@ -40,6 +40,12 @@ impl Graphs {
         Graphs { db, scheduler, bulk, uploads: Uploads::default(), federated }
     }
 
+    /// The longest inline value accepted in an upload: the server's inline limit, and never
+    /// below what every client may send inline.
+    fn inline_limit(&self) -> u64 {
+        self.bulk.inline_limit().max(ravproto::messages::ALWAYS_INLINE_BYTES)
+    }
+
     /// Creates a graph for the caller.
     pub async fn create(&self, caller: &Account, meta: &GraphMeta) -> Result<CreateGraphResponse> {
         requester(caller)?;
@@ -101,6 +107,7 @@ impl Graphs {
             return Ok(OpChunkResponse { id_map });
         }
         validate::chunk(&chunk.ops, known)?;
+        validate::inline_values(&chunk.ops, self.inline_limit())?;
         federated::check_ops(&graph.meta, &chunk.ops)?;
         let user = requester_user(caller.id);
         let adopt = |op, record: &OpRecord| adopt_value_file(&self.bulk, &user, op, record);
@@ -197,6 +204,7 @@ impl Graphs {
             )));
         }
         validate::chunk(&ops, &BTreeMap::new())?;
+        validate::inline_values(&ops, self.inline_limit())?;
         meta.requirements.onnx_required |= runs_models(&ops);
         let user = requester_user(caller.id);
         let adopt = |op, record: &OpRecord| adopt_value_file(&self.bulk, &user, op, record);

@@ -381,6 +381,12 @@ async fn names_and_bodies_over_their_limits_are_refused_with_the_limit_named() {
     let (status, body) =
         server.call_raw("POST", &ravproto::routes::federated_submissions(graph), Some(&provider), big).await;
     refused(status, body, ErrorCode::TooLarge, &format!("over this route's limit of {limit} bytes"));
+
+    // A graph's metadata takes 64 KiB at most: a 50 MB name is refused unread.
+    let limit = ravsock::api::MAX_SMALL_BODY_BYTES;
+    let named = Body::from(json!({"name": "n".repeat(50_000_000)}).to_string());
+    let (status, body) = server.call_raw("POST", "/v1/graphs", Some(&alice), named).await;
+    refused(status, body, ErrorCode::TooLarge, &format!("over this route's limit of {limit} bytes"));
 }
 
 #[tokio::test]
@@ -449,4 +455,33 @@ async fn a_chunk_sent_again_is_answered_with_the_stored_id_map() {
     let (_, progress) = server.call("GET", &format!("/v1/graphs/{}", graph.0), Some(&alice), None).await;
     let progress: GraphProgress = serde_json::from_value(progress).unwrap();
     assert_eq!(progress.ops.values().sum::<u64>(), 4, "{progress:?}");
+}
+
+#[tokio::test]
+async fn a_keys_upload_is_refused_before_its_body_is_read() {
+    use futures_util::StreamExt;
+    let server = Server::start().await;
+    let alice = server.token("alice", Role::Requester).await;
+    let bob = server.token("bob", Role::Requester).await;
+    let (_, created) = server.call("POST", "/v1/graphs", Some(&alice), Some(json!({"name": "not yours"}))).await;
+    let graph = serde_json::from_value::<CreateGraphResponse>(created).unwrap().graph_id;
+    // A body that never ends: a handler that reads it before checking would never answer.
+    let endless = || {
+        let first = futures_util::stream::once(async { Ok::<_, std::io::Error>(vec![0u8; 1 << 20]) });
+        Body::from_stream(first.chain(futures_util::stream::pending()))
+    };
+    let keys = ravproto::routes::federated_keys(graph);
+    let answer = |token: String| {
+        let keys = keys.clone();
+        let server = &server;
+        async move {
+            let call = server.call_raw("PUT", &keys, Some(&token), endless());
+            tokio::time::timeout(std::time::Duration::from_secs(30), call).await.expect("answered without the body")
+        }
+    };
+    let (status, body) = answer(bob).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, body) = answer(alice).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "not a federated query: {body}");
+    assert!(body.to_string().contains("not a federated graph"), "{body}");
 }

@@ -83,6 +83,7 @@ fn sources_have_module_docs_and_no_skipped_tests() {
     let mut files = Vec::new();
     rust_files(&root.join("crates"), &mut files);
     rust_files(&root.join("examples"), &mut files);
+    rust_files(&root.join("fuzz"), &mut files);
     assert!(files.len() > 20, "found the sources");
     let banned = [["#[should", "_panic"].concat(), ["#[ign", "ore"].concat(), ["db", "g!("].concat()];
     let mut problems = Vec::new();

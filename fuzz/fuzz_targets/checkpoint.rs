@@ -1,0 +1,7 @@
+//! The `checkpoint` fuzz target: [`check::check`] on libFuzzer's inputs.
+#![no_main]
+
+#[path = "../checks/checkpoint.rs"]
+mod check;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| check::check(data));
