@@ -1,6 +1,7 @@
 //! `kill -9` of the real ravsock process in the middle of a graph: the restarted server resumes
 //! it from the database, the provider reconnects, the requester's wait rides out the gap, and
-//! the results equal the local ones.
+//! the results equal the local ones. Through a relay that kills it after a request has gone
+//! through: ravftp transfers, and op chunks whose answers were lost, are sent again.
 
 use ravop::{Client, Graph, LocalExecutor};
 use ravproto::messages::Benchmark;
@@ -284,6 +285,41 @@ async fn ravftp_transfers_are_tried_again_when_the_server_dies_under_them() {
     assert_eq!(relay.fired(), 2, "the server was killed during the download");
     let local = LocalExecutor::default().run(&graph).unwrap();
     assert_eq!(&y, local.get("y").unwrap(), "same value as computed locally");
+    let _ = stop.send(());
+    provider.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_upload_whose_answers_die_with_the_server_is_sent_again_and_runs() {
+    let Fixture { dir, database_url, requester, provider: provider_token, port } = fixture().await;
+    let server: Shared = std::sync::Arc::new(std::sync::Mutex::new(Some(start(dir.path(), &database_url, port))));
+    // The first chunk is stored and the server killed before its answer leaves; then the same
+    // for the last chunk, which also starts the graph.
+    let relay = Relay::start(port, vec!["/ops HTTP", "/ops?execute=true"], {
+        let (server, data_dir, database_url) = (server.clone(), dir.path().to_path_buf(), database_url.clone());
+        move || {
+            let mut server = server.lock().unwrap();
+            drop(server.take());
+            *server = Some(start(&data_dir, &database_url, port));
+        }
+    })
+    .await;
+    let client = connect(&format!("http://127.0.0.1:{}", relay.port), &requester).await;
+    let (stop, provider) = spawn_provider(format!("http://127.0.0.1:{port}"), provider_token);
+
+    // Past one chunk (ravop::CHUNK_OPS): two upload requests.
+    let graph = Graph::new("two chunks");
+    let mut x = graph.t(vec![0.5, -0.25]);
+    for _ in 0..ravop::CHUNK_OPS {
+        x = &x * 1.001 + 0.01;
+    }
+    x.persist("end");
+    let id = client.run(&graph, |_| {}).await.expect("the upload rides out both killed servers");
+    assert_eq!(relay.fired(), 2, "the server was killed after each chunk");
+    let end = client.fetch(id, "end").await.unwrap();
+    let local = LocalExecutor::default().run(&graph).unwrap();
+    assert_eq!(&end, local.get("end").unwrap(), "same value as computed locally");
+    assert_eq!(client.list_graphs().await.unwrap().len(), 1, "the chunks sent again made no second graph");
     let _ = stop.send(());
     provider.await.unwrap().unwrap();
 }
