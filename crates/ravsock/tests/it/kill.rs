@@ -257,14 +257,17 @@ impl Relay {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn ravftp_transfers_are_tried_again_when_the_server_dies_under_them() {
-    let Fixture { dir, database_url, requester, provider: provider_token, port } = fixture().await;
-    let server: Shared = std::sync::Arc::new(std::sync::Mutex::new(Some(start(dir.path(), &database_url, port))));
-    // First the upload's credentials (the ravftp port they name dies before the client logs
-    // in), then the download's file (the logged-in session dies before the file is read).
-    let relay = Relay::start(port, vec!["/v1/ftp/credentials", "/file HTTP"], {
-        let (server, data_dir, database_url) = (server.clone(), dir.path().to_path_buf(), database_url.clone());
+/// ravsock started on `port`, behind a [`Relay`] that replaces it with a new process after
+/// each of `triggers`; the relay, and the process of the moment (killed when dropped).
+async fn restarting_relay(
+    data_dir: &Path,
+    database_url: &str,
+    port: u16,
+    triggers: Vec<&'static str>,
+) -> (Relay, Shared) {
+    let server: Shared = std::sync::Arc::new(std::sync::Mutex::new(Some(start(data_dir, database_url, port))));
+    let relay = Relay::start(port, triggers, {
+        let (server, data_dir, database_url) = (server.clone(), data_dir.to_path_buf(), database_url.to_string());
         move || {
             let mut server = server.lock().unwrap();
             drop(server.take());
@@ -272,6 +275,16 @@ async fn ravftp_transfers_are_tried_again_when_the_server_dies_under_them() {
         }
     })
     .await;
+    (relay, server)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ravftp_transfers_are_tried_again_when_the_server_dies_under_them() {
+    let Fixture { dir, database_url, requester, provider: provider_token, port } = fixture().await;
+    // First the upload's credentials (the ravftp port they name dies before the client logs
+    // in), then the download's file (the logged-in session dies before the file is read).
+    let (relay, _server) =
+        restarting_relay(dir.path(), &database_url, port, vec!["/v1/ftp/credentials", "/file HTTP"]).await;
     let client = connect(&format!("http://127.0.0.1:{}", relay.port), &requester).await;
     let (stop, provider) = spawn_provider(format!("http://127.0.0.1:{port}"), provider_token);
 
@@ -292,18 +305,10 @@ async fn ravftp_transfers_are_tried_again_when_the_server_dies_under_them() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_upload_whose_answers_die_with_the_server_is_sent_again_and_runs() {
     let Fixture { dir, database_url, requester, provider: provider_token, port } = fixture().await;
-    let server: Shared = std::sync::Arc::new(std::sync::Mutex::new(Some(start(dir.path(), &database_url, port))));
     // The first chunk is stored and the server killed before its answer leaves; then the same
     // for the last chunk, which also starts the graph.
-    let relay = Relay::start(port, vec!["/ops HTTP", "/ops?execute=true"], {
-        let (server, data_dir, database_url) = (server.clone(), dir.path().to_path_buf(), database_url.clone());
-        move || {
-            let mut server = server.lock().unwrap();
-            drop(server.take());
-            *server = Some(start(&data_dir, &database_url, port));
-        }
-    })
-    .await;
+    let (relay, _server) =
+        restarting_relay(dir.path(), &database_url, port, vec!["/ops HTTP", "/ops?execute=true"]).await;
     let client = connect(&format!("http://127.0.0.1:{}", relay.port), &requester).await;
     let (stop, provider) = spawn_provider(format!("http://127.0.0.1:{port}"), provider_token);
 
