@@ -213,6 +213,9 @@ pub enum ErrorCode {
     NotFound,
     /// 409: the request conflicts with the current state.
     Conflict,
+    /// 410: the graph's results were removed: the server keeps an ended graph's values for a
+    /// limited time (its result retention); the message says when they went.
+    Expired,
     /// 413: too large: a request body over its route's limit, or a value too big for a JSON
     /// reply (fetch it through ravftp instead); the message names the limit.
     TooLarge,
@@ -234,6 +237,7 @@ impl ErrorCode {
             ErrorCode::Forbidden => 403,
             ErrorCode::NotFound => 404,
             ErrorCode::Conflict => 409,
+            ErrorCode::Expired => 410,
             ErrorCode::TooLarge => 413,
             ErrorCode::VersionMismatch => 426,
             ErrorCode::Internal => 500,

@@ -299,6 +299,9 @@ fn readiness_and_the_unavailable_code_have_a_stable_form() {
     assert_eq!(ErrorCode::Unavailable.http_status(), 503);
     assert!(ErrorCode::Unavailable.is_server_fault() && ErrorCode::Internal.is_server_fault());
     assert!(!ErrorCode::Conflict.is_server_fault());
+    let body = ErrorBody { code: ErrorCode::Expired, message: "removed".into(), op: None };
+    check(&body, expect![[r#"{"code":"expired","message":"removed","op":null}"#]]);
+    assert_eq!(ErrorCode::Expired.http_status(), 410);
 }
 
 #[test]

@@ -42,6 +42,9 @@ async fn a_dotenv_in_the_originals_names_drives_provider_and_requester() {
         // Small, so the 64 KiB input below travels through ravftp, at the .env's FTP host.
         inline_limit: 16 << 10,
         ftp_home_quota: ravftp::DEFAULT_HOME_QUOTA,
+        max_op_bytes: ravsock::validate::DEFAULT_MAX_OP_BYTES,
+        result_retention_secs: ravsock::config::DEFAULT_RESULT_RETENTION_SECS,
+        ftp_file_retention_secs: ravsock::config::DEFAULT_FTP_FILE_RETENTION_SECS,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(ravsock::run(config, listener, async move {

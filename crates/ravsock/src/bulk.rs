@@ -106,6 +106,19 @@ impl Bulk {
         self.blobs.join(files::blob(op))
     }
 
+    /// Removes the stored values of `ops` from the blob store (their rows are gone); returns how
+    /// many files went. One that cannot be removed stays, and is only disk.
+    pub fn remove_blobs(&self, ops: &[OpId]) -> usize {
+        let mut removed = 0;
+        for op in ops {
+            match std::fs::remove_file(self.blob_path(*op)) {
+                Ok(()) => removed += 1,
+                Err(error) => tracing::debug!(%op, cause = %error, "cannot remove a blob"),
+            }
+        }
+        removed
+    }
+
     /// The dtype and shape of the stored value of `op`, when it is one readable tensor.
     pub fn blob_tensor(&self, op: OpId) -> Option<(ravproto::DType, Vec<usize>)> {
         check_file(&self.blob_path(op)).ok()?.tensor
@@ -184,6 +197,64 @@ impl Bulk {
             .map_err(|e| Error::Storage(format!("cannot write {name} in the ftp home of {user}: {e}")))?;
         Ok(bytes.len() as u64)
     }
+}
+
+impl Bulk {
+    /// Removes every file in the ftp homes whose last change is at or before `changed_by` (unix
+    /// seconds), and returns how many went and the earliest change among the files kept (when
+    /// the next sweep has work).
+    ///
+    /// The change time (ctime), not the modification time: lending a result hard-links the
+    /// blob, which keeps the blob's old mtime but sets the inode's ctime to now, so a result
+    /// placed a minute ago is not taken for one written days ago. An upload in progress changes
+    /// its file all the time. Homes are swept whoever they belong to: a provider's home is
+    /// removed when it disconnects, but not when ravsock was killed before it could.
+    pub fn sweep_homes(&self, changed_by: i64) -> std::io::Result<HomeSweep> {
+        let mut sweep = HomeSweep::default();
+        sweep_dir(&self.ftp_root, changed_by, 0, &mut sweep)?;
+        Ok(sweep)
+    }
+}
+
+/// What [`Bulk::sweep_homes`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HomeSweep {
+    /// Files removed.
+    pub removed: usize,
+    /// Bytes they held.
+    pub bytes: u64,
+    /// The earliest change (unix seconds) among the files kept.
+    pub oldest_kept: Option<i64>,
+}
+
+/// Homes are one level below the ftp root; ravftp lets a session make directories in its home,
+/// bounded here so a deep tree cannot make the sweep recurse without end.
+const MAX_SWEEP_DEPTH: usize = 8;
+
+fn sweep_dir(dir: &Path, changed_by: i64, depth: usize, sweep: &mut HomeSweep) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        // `symlink_metadata`: a link is looked at, never followed out of the homes.
+        let Ok(meta) = std::fs::symlink_metadata(entry.path()) else { continue };
+        if meta.is_dir() {
+            if depth < MAX_SWEEP_DEPTH {
+                sweep_dir(&entry.path(), changed_by, depth + 1, sweep)?;
+            }
+        } else if depth > 0 && meta.ctime() <= changed_by {
+            // Files at the root itself are not a home's (the readiness probe's, for one).
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => {
+                    sweep.removed += 1;
+                    sweep.bytes += meta.len();
+                }
+                Err(error) => tracing::debug!(file = %entry.path().display(), cause = %error, "cannot remove"),
+            }
+        } else if depth > 0 {
+            sweep.oldest_kept = Some(sweep.oldest_kept.map_or(meta.ctime(), |oldest| oldest.min(meta.ctime())));
+        }
+    }
+    Ok(())
 }
 
 fn check_file(path: &Path) -> std::result::Result<FileCheck, String> {

@@ -68,7 +68,26 @@ pub struct Config {
     /// upload past it is refused (FTP 552) and removed.
     #[arg(long, env = "RAVSOCK_FTP_HOME_QUOTA", default_value_t = ravftp::DEFAULT_HOME_QUOTA)]
     pub ftp_home_quota: u64,
+    /// The most memory (result and working memory) one op may need, in bytes, where its upload
+    /// alone decides it (`random` of a shape, `zeros` of an inline shape…): a bigger one is
+    /// refused at upload, naming the op and its size. Providers bound every op by their own
+    /// budget as well.
+    #[arg(long, env = "RAVSOCK_MAX_OP_BYTES", default_value_t = crate::validate::DEFAULT_MAX_OP_BYTES)]
+    pub max_op_bytes: u64,
+    /// Seconds an ended graph's values (results, inputs, checkpoint) are kept; a fetch after
+    /// that is answered 410 `expired`. 0 keeps them until deleted by hand.
+    #[arg(long, env = "RAVSOCK_RESULT_RETENTION_SECS", default_value_t = DEFAULT_RESULT_RETENTION_SECS)]
+    pub result_retention_secs: u64,
+    /// Seconds a file in an ftp home (a result placed for download, an upload no op named) is
+    /// kept after its last change. 0 keeps them.
+    #[arg(long, env = "RAVSOCK_FTP_FILE_RETENTION_SECS", default_value_t = DEFAULT_FTP_FILE_RETENTION_SECS)]
+    pub ftp_file_retention_secs: u64,
 }
+
+/// Default result retention: a week.
+pub const DEFAULT_RESULT_RETENTION_SECS: u64 = 7 * 24 * 3600;
+/// Default retention of ftp home files: a day.
+pub const DEFAULT_FTP_FILE_RETENTION_SECS: u64 = 24 * 3600;
 
 impl Config {
     /// The database URL in effect.
@@ -86,6 +105,14 @@ impl Config {
             slots_per_provider: self.slots_per_provider,
             quarantine_after: self.quarantine_after,
             quarantine_ms: self.quarantine_secs.saturating_mul(1000),
+        }
+    }
+
+    /// What is kept on disk, and for how long.
+    pub fn retention(&self) -> crate::db::retention::Retention {
+        crate::db::retention::Retention {
+            results_secs: self.result_retention_secs,
+            ftp_files_secs: self.ftp_file_retention_secs,
         }
     }
 

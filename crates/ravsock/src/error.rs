@@ -34,6 +34,9 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// The graph's values were removed after the result retention.
+    #[error("{0}")]
+    Expired(String),
     /// The value is too big for a JSON reply.
     #[error("{0}")]
     TooLarge(String),
@@ -60,6 +63,7 @@ impl Error {
             Error::TooLarge(_) => ErrorCode::TooLarge,
             Error::NotFound(_) => ErrorCode::NotFound,
             Error::Conflict(_) => ErrorCode::Conflict,
+            Error::Expired(_) => ErrorCode::Expired,
             Error::BadRequest(_) | Error::InvalidOp { .. } => ErrorCode::BadRequest,
             Error::Storage(_) => ErrorCode::Unavailable,
             Error::Database(error) if storage_fault(error) => ErrorCode::Unavailable,

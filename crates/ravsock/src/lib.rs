@@ -59,7 +59,9 @@ pub async fn run(
     let socket_state = api::socket::SocketState::new(db.clone(), scheduler.clone(), bulk.clone());
     let (socket_layer, io) = api::socket::layer(socket_state);
     dispatch::start_scheduler(&scheduler, inbox, db.clone(), bulk.clone(), config.scheduler(), Some(io)).await?;
-    let app = api::router(api::AppState::new(db, scheduler, bulk)).layer(socket_layer);
+    let retention = dispatch::retention::spawn(db.clone(), bulk.clone(), config.retention());
+    let state = api::AppState::new(db, scheduler, bulk).with_max_op_bytes(config.max_op_bytes);
+    let app = api::router(state).layer(socket_layer);
     let address = listener.local_addr().map_err(|e| Error::Internal(e.to_string()))?;
     tracing::info!(%address, ftp_port, "ravsock listening");
     // Small messages (assignments, results, long-poll answers) must not wait for Nagle's
@@ -72,5 +74,6 @@ pub async fn run(
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     let _ = ftp_stop.send(());
     let _ = ftp.await;
+    retention.abort();
     served.map_err(|e| Error::Internal(format!("server stopped: {e}")))
 }

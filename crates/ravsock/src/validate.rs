@@ -16,6 +16,14 @@ pub const MAX_CHUNK_OPS: usize = 10_000;
 /// Longest graph name, algorithm label or persist name, in bytes.
 pub const MAX_NAME_BYTES: usize = 256;
 
+/// Default of `--max-op-bytes`: the most memory (result and working memory) one op may need
+/// for the upload to be accepted, where the upload alone decides it.
+pub const DEFAULT_MAX_OP_BYTES: u64 = 8 << 30;
+
+/// Inline values up to this size (encoded) are read at upload to bound the ops they feed:
+/// shapes, repetition counts, bounds. Bigger values are data, not sizes.
+const SIZING_VALUE_BYTES: u64 = 4 << 10;
+
 /// Most bytes of a graph's metadata as JSON (name, algorithm, federated rules, requirements).
 pub const MAX_META_BYTES: usize = 16 << 10;
 
@@ -133,6 +141,45 @@ pub fn inline_values(records: &[OpRecord], limit: u64) -> Result<()> {
                 op: OpRef::Local(record.local_id),
                 reason: format!(
                     "its value is {len} bytes encoded; values over {limit} bytes are uploaded through ravftp (value_file)"
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Refuses an op whose memory bound ([`ravexec::budget::op_bytes`], the bound every provider
+/// checks before running it) is over `max` bytes, where the upload alone decides it: ops
+/// without inputs (sized by their params: `random`, `arange`…) and ops whose every input is a
+/// small inline value of the same chunk (`zeros` of a shape, `tile` by its reps…). Such an op
+/// would be refused by every provider, or fail the graph once none could hold it; here the
+/// requester hears it at once. Other ops are bounded when a provider gets them.
+pub fn op_sizes(records: &[OpRecord], max: u64) -> Result<()> {
+    let mut sizing: BTreeMap<u64, ravexec::tensor::TensorValue> = BTreeMap::new();
+    for record in records {
+        if let Some(value) = &record.value {
+            if value.encoded_len() <= SIZING_VALUE_BYTES {
+                sizing.insert(record.local_id, ravexec::tensor::TensorValue::from_wire(value));
+            }
+            // An input's size is its value's, checked against the inline limit or the quota.
+            continue;
+        }
+        let inputs: Option<Vec<_>> = record
+            .inputs
+            .iter()
+            .map(|input| match input {
+                OpRef::Local(local) => sizing.get(local).cloned(),
+                OpRef::Server(_) => None,
+            })
+            .collect();
+        let Some(inputs) = inputs else { continue };
+        let needed = ravexec::budget::op_bytes(&record.operation, &inputs);
+        if needed > u128::from(max) {
+            return Err(Error::InvalidOp {
+                op: OpRef::Local(record.local_id),
+                reason: format!(
+                    "`{}` needs up to {needed} bytes, over this server's limit of {max} bytes per op (--max-op-bytes)",
+                    record.operation.kind()
                 ),
             });
         }

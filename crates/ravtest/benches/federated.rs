@@ -59,6 +59,9 @@ async fn run() {
         ftp_passive_to: 65535,
         inline_limit: 1 << 20,
         ftp_home_quota: ravftp::DEFAULT_HOME_QUOTA,
+        max_op_bytes: ravsock::validate::DEFAULT_MAX_OP_BYTES,
+        result_retention_secs: ravsock::config::DEFAULT_RESULT_RETENTION_SECS,
+        ftp_file_retention_secs: ravsock::config::DEFAULT_FTP_FILE_RETENTION_SECS,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());

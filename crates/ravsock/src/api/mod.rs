@@ -55,6 +55,13 @@ impl AppState {
         let federated = Federated::new(db.clone());
         AppState { graphs: Graphs::new(db.clone(), scheduler, bulk, federated.clone()), federated, db }
     }
+
+    /// The same, refusing at upload an op that needs more than `max` bytes where the upload
+    /// decides its size (`--max-op-bytes`).
+    pub fn with_max_op_bytes(mut self, max: u64) -> AppState {
+        self.graphs.set_max_op_bytes(max);
+        self
+    }
 }
 
 /// The HTTP routes.

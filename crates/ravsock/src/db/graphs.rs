@@ -21,12 +21,14 @@ pub struct StoredGraph {
     pub status: GraphStatus,
     /// Why it failed (JSON of an `OpFailure`).
     pub failure: Option<String>,
+    /// When its values were removed after the result retention (unix seconds), if they were.
+    pub expired_at: Option<i64>,
 }
 
 impl StoredGraph {
     /// The row of a graph just created, as stored.
     pub(super) fn new(id: GraphId, owner: i64, meta: GraphMeta, status: GraphStatus) -> StoredGraph {
-        StoredGraph { id, owner, meta, status, failure: None }
+        StoredGraph { id, owner, meta, status, failure: None, expired_at: None }
     }
 }
 

@@ -9,7 +9,7 @@ use ravproto::{GraphId, OpId, Value};
 /// The columns of [`GraphRow`], for `concat!("SELECT ", graph_columns!(), " FROM graphs …")`.
 macro_rules! graph_columns {
     () => {
-        "id, owner, meta, status, failure"
+        "id, owner, meta, status, failure, expired_at"
     };
 }
 
@@ -21,6 +21,7 @@ pub(super) struct GraphRow {
     meta: String,
     status: String,
     failure: Option<String>,
+    expired_at: Option<i64>,
 }
 
 impl GraphRow {
@@ -31,6 +32,7 @@ impl GraphRow {
             meta: from_json(&self.meta)?,
             status: parse_status(&self.status)?,
             failure: self.failure,
+            expired_at: self.expired_at,
         })
     }
 }

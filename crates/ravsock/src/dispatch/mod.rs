@@ -11,7 +11,8 @@
 //! - [`assign`]: a subgraph handed to a provider, its inputs inline or through ravftp;
 //! - [`results`]: a provider's results checked and stored before the scheduler counts them;
 //! - [`outbox`]: emits to providers and requesters, and the room names;
-//! - [`health`]: the last storage failure, and failures of graphs that could not be stored.
+//! - [`health`]: the last storage failure, and failures of graphs that could not be stored;
+//! - [`retention`]: a task of its own that removes ended graphs' values and old ftp files.
 //!
 //! Graphs that train keep their state (weights, optimizer state) on a provider between
 //! subgraphs; each training result brings a checkpoint, stored with the results, and a training
@@ -23,6 +24,7 @@ mod expect;
 mod health;
 mod outbox;
 mod results;
+pub mod retention;
 mod runs;
 mod task;
 

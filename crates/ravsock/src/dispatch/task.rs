@@ -291,13 +291,9 @@ impl Dispatcher {
     async fn collect_garbage(&self, graph: GraphId) {
         match self.db.forget_intermediate_files(graph).await {
             Ok(ops) => {
-                for op in &ops {
-                    if let Err(error) = std::fs::remove_file(self.bulk.blob_path(*op)) {
-                        tracing::debug!(%op, cause = %error, "cannot remove an intermediate blob");
-                    }
-                }
-                if !ops.is_empty() {
-                    tracing::debug!(%graph, files = ops.len(), "intermediate blobs removed");
+                let removed = self.bulk.remove_blobs(&ops);
+                if removed > 0 {
+                    tracing::debug!(%graph, files = removed, "intermediate blobs removed");
                 }
             }
             Err(error) => tracing::warn!(%graph, cause = %error, "cannot forget intermediate blobs"),

@@ -31,13 +31,27 @@ pub struct Graphs {
     pub(super) bulk: Bulk,
     uploads: Uploads,
     federated: Federated,
+    /// The most memory one op may need where its upload decides it ([`validate::op_sizes`]).
+    max_op_bytes: u64,
 }
 
 impl Graphs {
     /// Graphs on `db`, run by `scheduler`, with bulk values in `bulk`; federated ones open
     /// through `federated`.
     pub fn new(db: Db, scheduler: SchedulerHandle, bulk: Bulk, federated: Federated) -> Graphs {
-        Graphs { db, scheduler, bulk, uploads: Uploads::default(), federated }
+        Graphs {
+            db,
+            scheduler,
+            bulk,
+            uploads: Uploads::default(),
+            federated,
+            max_op_bytes: validate::DEFAULT_MAX_OP_BYTES,
+        }
+    }
+
+    /// Sets the most memory one op may need where its upload decides it (`--max-op-bytes`).
+    pub fn set_max_op_bytes(&mut self, max: u64) {
+        self.max_op_bytes = max;
     }
 
     /// The longest inline value accepted in an upload: the server's inline limit, and never
@@ -108,6 +122,7 @@ impl Graphs {
         }
         validate::chunk(&chunk.ops, known)?;
         validate::inline_values(&chunk.ops, self.inline_limit())?;
+        validate::op_sizes(&chunk.ops, self.max_op_bytes)?;
         federated::check_ops(&graph.meta, &chunk.ops)?;
         let user = requester_user(caller.id);
         let adopt = |op, record: &OpRecord| adopt_value_file(&self.bulk, &user, op, record);
@@ -205,6 +220,7 @@ impl Graphs {
         }
         validate::chunk(&ops, &BTreeMap::new())?;
         validate::inline_values(&ops, self.inline_limit())?;
+        validate::op_sizes(&ops, self.max_op_bytes)?;
         meta.requirements.onnx_required |= runs_models(&ops);
         let user = requester_user(caller.id);
         let adopt = |op, record: &OpRecord| adopt_value_file(&self.bulk, &user, op, record);

@@ -69,11 +69,31 @@ impl Graphs {
     }
 }
 
-/// The stored value persisted as `name`, or the error saying it is not computed yet.
+/// The stored value persisted as `name`, or the error saying it is not computed yet or was
+/// removed after the result retention.
 async fn persisted(db: &Db, graph: &StoredGraph, name: &str) -> Result<(OpId, StoredValue)> {
+    if let Some(expired_at) = graph.expired_at {
+        return Err(expired(graph.id, expired_at));
+    }
     db.persisted_value(graph.id, name).await?.ok_or_else(|| {
         Error::Conflict(format!("`{name}` of {} is not computed yet (graph is {:?})", graph.id, graph.status))
     })
+}
+
+/// The error for a fetch from a graph whose values were removed at `expired_at` (unix seconds).
+fn expired(graph: GraphId, expired_at: i64) -> Error {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let ago = now.saturating_sub(expired_at).max(0);
+    let ago = match ago {
+        0..120 => format!("{ago} s"),
+        120..7200 => format!("{} min", ago / 60),
+        7200..172_800 => format!("{} h", ago / 3600),
+        _ => format!("{} days", ago / 86_400),
+    };
+    Error::Expired(format!(
+        "the results of {graph} were removed {ago} ago: this server keeps an ended graph's values for a \
+         limited time (its --result-retention-secs)"
+    ))
 }
 
 /// The next progress event of `graph` before `deadline`; `None` when the deadline passes or

@@ -15,33 +15,46 @@ use ravsock::scheduler::SchedulerConfig;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-struct Server {
-    state: AppState,
-    scheduler: ravsock::dispatch::SchedulerHandle,
-    bulk: Bulk,
-    _dir: tempfile::TempDir,
+/// A ravsock API in-process over a scratch database (shared with the retention tests).
+pub(crate) struct Server {
+    pub(crate) state: AppState,
+    pub(crate) scheduler: ravsock::dispatch::SchedulerHandle,
+    pub(crate) bulk: Bulk,
+    pub(crate) dir: tempfile::TempDir,
 }
 
 impl Server {
-    async fn start() -> Server {
+    pub(crate) async fn start() -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = ravsock::db::scratch_database_url(dir.path()).await.expect("scratch database");
         let db = Db::connect(&url).await.expect("database");
         // No FTP server runs here: tests put files in the homes directly.
         let bulk = Bulk::new(dir.path(), 0, 1 << 20).expect("bulk storage");
         let scheduler = spawn_scheduler(db.clone(), bulk.clone(), SchedulerConfig::default()).await.expect("scheduler");
-        Server { state: AppState::new(db, scheduler.clone(), bulk.clone()), scheduler, bulk, _dir: dir }
+        Server { state: AppState::new(db, scheduler.clone(), bulk.clone()), scheduler, bulk, dir }
     }
 
-    async fn token(&self, name: &str, role: Role) -> String {
+    pub(crate) async fn token(&self, name: &str, role: Role) -> String {
         self.state.db.create_account(name, role).await.expect("account")
     }
 
-    async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+    pub(crate) async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         self.call_raw(method, path, token, body.map_or_else(Body::empty, |b| Body::from(b.to_string()))).await
     }
 
-    async fn call_raw(&self, method: &str, path: &str, token: Option<&str>, body: Body) -> (StatusCode, Value) {
+    pub(crate) async fn call_raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Body,
+    ) -> (StatusCode, Value) {
         let mut request = Request::builder().method(method).uri(path).header("content-type", "application/json");
         if let Some(token) = token {
             request = request.header("authorization", format!("Bearer {token}"));
@@ -484,4 +497,61 @@ async fn a_keys_upload_is_refused_before_its_body_is_read() {
     let (status, body) = answer(alice).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "not a federated query: {body}");
     assert!(body.to_string().contains("not a federated graph"), "{body}");
+}
+
+/// An op whose size the upload alone decides (its params, or small inline inputs of the same
+/// chunk) is refused over `--max-op-bytes`, naming the op, its size and the flag; one within
+/// it, and an op whose inputs are data, are stored.
+#[tokio::test]
+async fn ops_sized_by_their_upload_are_refused_over_the_max_op_bytes() {
+    let mut server = Server::start().await;
+    server.state = server.state.clone().with_max_op_bytes(1 << 20);
+    let alice = server.token("alice", Role::Requester).await;
+    let lin = |local: u64, dtype: &str, data: Value| {
+        let shape = [data.as_array().map_or(0, Vec::len)];
+        json!({"local_id": local, "operation": {"operator": "lin", "params": {"dtype": dtype, "shape": shape}},
+            "value": {"tensor": {"dtype": dtype, "shape": shape, "data": data}}})
+    };
+    let random =
+        |local: u64, n: u64| json!({"local_id": local, "operation": {"operator": "random", "params": {"shape": [n]}}});
+    for (ops, words) in [
+        (vec![random(0, 1 << 18)], "`random` needs up to 2097152 bytes"),
+        (
+            vec![
+                lin(0, "i64", json!([1024, 1024])),
+                json!({"local_id": 1, "operation": {"operator": "zeros"}, "inputs": [{"local": 0}]}),
+            ],
+            "`zeros` needs up to",
+        ),
+        (
+            vec![
+                lin(0, "f64", json!([1.0])),
+                lin(1, "i64", json!([1000, 1000])),
+                json!({"local_id": 2, "operation": {"operator": "tile"}, "inputs": [{"local": 0}, {"local": 1}]}),
+            ],
+            "`tile` needs up to",
+        ),
+    ] {
+        let (_, created) = server.call("POST", "/v1/graphs", Some(&alice), Some(json!({"name": "big"}))).await;
+        let graph = serde_json::from_value::<CreateGraphResponse>(created).unwrap().graph_id;
+        let last = ops.last().unwrap()["local_id"].as_u64().unwrap();
+        let (status, body) =
+            server.call("POST", &ravproto::routes::graph_ops(graph), Some(&alice), Some(json!({"ops": ops}))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        let body: ErrorBody = serde_json::from_value(body).unwrap();
+        assert_eq!(body.op, Some(OpRef::Local(last)));
+        for part in [words, "over this server's limit of 1048576 bytes per op (--max-op-bytes)"] {
+            assert!(body.message.contains(part), "{:?} does not say {part:?}", body.message);
+        }
+    }
+    // Within the limit, and data that is not a size (a big inline vector added to itself).
+    let data: Vec<f64> = (0..1000).map(f64::from).collect();
+    let ops = vec![
+        random(0, 1 << 10),
+        lin(1, "f64", json!(data)),
+        json!({"local_id": 2, "operation": {"operator": "add"}, "inputs": [{"local": 1}, {"local": 1}]}),
+    ];
+    let request = json!({"meta": {"name": "fits"}, "ops": ops});
+    let (status, body) = server.call("POST", "/v1/graphs/run", Some(&alice), Some(request)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }

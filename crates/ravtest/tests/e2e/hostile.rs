@@ -122,10 +122,19 @@ async fn a_poison_pill_op_kills_no_provider_and_the_next_graph_runs() {
     }
     let client = stack.client().await;
     // The issue's op: 2^31 elements, a 16 GiB allocation that aborted every provider given it.
+    // Its size follows from its params: ravsock refuses it at upload (over --max-op-bytes, 8 GiB).
     let pill = Graph::new("poison pill");
     pill.random(RandomParams { shape: vec![1 << 31], seed: Some(1), ..Default::default() }).persist("r");
+    let error = client.compute(&pill).await.expect_err("refused at upload").to_string();
+    for part in ["`random`", "17179869184 bytes", "--max-op-bytes"] {
+        assert!(error.contains(part), "`{part}` not in: {error}");
+    }
+    // Half of it passes the server's limit, but no provider here may hold it: each refuses it
+    // before allocating, and the graph fails naming the op and the largest budget.
+    let pill = Graph::new("poison pill within the server's limit");
+    pill.random(RandomParams { shape: vec![1 << 30], seed: Some(1), ..Default::default() }).persist("r");
     let error = client.compute(&pill).await.expect_err("nobody can hold it").to_string();
-    for part in ["`random`", "17179869184 bytes", "no connected provider has that much", "4294967296 bytes"] {
+    for part in ["`random`", "8589934592 bytes", "no connected provider has that much", "4294967296 bytes"] {
         assert!(error.contains(part), "`{part}` not in: {error}");
     }
 

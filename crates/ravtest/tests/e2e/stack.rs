@@ -77,6 +77,9 @@ pub(crate) fn config(data_dir: &Path, database_url: &str, deadline_base_ms: u64)
         ftp_passive_to: 65535,
         inline_limit: INLINE_LIMIT,
         ftp_home_quota: HOME_QUOTA,
+        max_op_bytes: ravsock::validate::DEFAULT_MAX_OP_BYTES,
+        result_retention_secs: ravsock::config::DEFAULT_RESULT_RETENTION_SECS,
+        ftp_file_retention_secs: ravsock::config::DEFAULT_FTP_FILE_RETENTION_SECS,
     }
 }
 
