@@ -211,6 +211,9 @@ pub enum ErrorCode {
     Forbidden,
     /// 404: no such resource.
     NotFound,
+    /// 408: the request's body did not arrive in time (a big body is read at no less than a
+    /// minimum rate, so a slow sender cannot hold the server's body budget).
+    Timeout,
     /// 409: the request conflicts with the current state.
     Conflict,
     /// 410: the graph's results were removed: the server keeps an ended graph's values for a
@@ -236,6 +239,7 @@ impl ErrorCode {
             ErrorCode::Unauthorized => 401,
             ErrorCode::Forbidden => 403,
             ErrorCode::NotFound => 404,
+            ErrorCode::Timeout => 408,
             ErrorCode::Conflict => 409,
             ErrorCode::Expired => 410,
             ErrorCode::TooLarge => 413,

@@ -302,6 +302,9 @@ fn readiness_and_the_unavailable_code_have_a_stable_form() {
     let body = ErrorBody { code: ErrorCode::Expired, message: "removed".into(), op: None };
     check(&body, expect![[r#"{"code":"expired","message":"removed","op":null}"#]]);
     assert_eq!(ErrorCode::Expired.http_status(), 410);
+    let body = ErrorBody { code: ErrorCode::Timeout, message: "too slow".into(), op: None };
+    check(&body, expect![[r#"{"code":"timeout","message":"too slow","op":null}"#]]);
+    assert_eq!(ErrorCode::Timeout.http_status(), 408);
 }
 
 #[test]

@@ -34,6 +34,9 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A request body did not arrive within its deadline.
+    #[error("{0}")]
+    Timeout(String),
     /// The graph's values were removed after the result retention.
     #[error("{0}")]
     Expired(String),
@@ -64,6 +67,7 @@ impl Error {
             Error::NotFound(_) => ErrorCode::NotFound,
             Error::Conflict(_) => ErrorCode::Conflict,
             Error::Expired(_) => ErrorCode::Expired,
+            Error::Timeout(_) => ErrorCode::Timeout,
             Error::BadRequest(_) | Error::InvalidOp { .. } => ErrorCode::BadRequest,
             Error::Storage(_) => ErrorCode::Unavailable,
             Error::Database(error) if storage_fault(error) => ErrorCode::Unavailable,

@@ -41,6 +41,13 @@ pub struct BodyBudget {
 /// The budget's unit: a permit per MiB.
 const BUDGET_UNIT: u64 = 1 << 20;
 
+/// A body read within the budget must arrive within this, plus [`BODY_SECS_PER_MIB`] per MiB
+/// it is charged: a caller sending slowly would otherwise hold its share of the budget (all
+/// of it, for a body as big as the budget) and make every other big upload wait.
+pub(super) const BODY_BASE_SECS: u64 = 30;
+/// Seconds allowed per MiB of a budgeted body: a sender slower than 1 MiB/s is cut off.
+pub(super) const BODY_SECS_PER_MIB: u64 = 1;
+
 impl BodyBudget {
     /// A budget of `bytes` (whole MiB, at least one).
     pub fn new(bytes: u64) -> BodyBudget {
@@ -61,12 +68,23 @@ impl BodyBudget {
         Some((budget.permits.clone(), units))
     }
 
-    /// Waits until the body of `request` fits in the budget; the permit lasts while it is read.
-    async fn admit(
+    /// Waits until a body `charge`d as [`BodyBudget::charge`] says fits in the budget, then runs
+    /// `read` (which reads and parses it) holding the permit, within the body's deadline. A
+    /// small body is read at once, without a deadline of its own (it holds no budget).
+    async fn read_within<T>(
         charge: Option<(std::sync::Arc<tokio::sync::Semaphore>, u32)>,
-    ) -> Option<tokio::sync::OwnedSemaphorePermit> {
-        let (permits, units) = charge?;
-        permits.acquire_many_owned(units).await.ok()
+        read: impl Future<Output = T>,
+    ) -> Result<T> {
+        let Some((permits, units)) = charge else { return Ok(read.await) };
+        let _permit = permits.acquire_many_owned(units).await.ok();
+        // The deadline starts once admitted: waiting for others' bodies is not this one's.
+        let secs = BODY_BASE_SECS + u64::from(units) * BODY_SECS_PER_MIB;
+        tokio::time::timeout(std::time::Duration::from_secs(secs), read).await.map_err(|_| {
+            Error::Timeout(format!(
+                "the request body did not arrive within {secs} s; bodies over {SMALL_BODY_BYTES} bytes must come at \
+                 {BODY_SECS_PER_MIB} s per MiB or faster"
+            ))
+        })
     }
 }
 
@@ -89,8 +107,8 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for Json<T> 
 
     async fn from_request(request: Request, state: &S) -> Result<Json<T>> {
         let limit = request.extensions().get::<BodyLimit>().copied();
-        let _admitted = BodyBudget::admit(BodyBudget::charge(&request)).await;
-        match axum::Json::<T>::from_request(request, state).await {
+        let charge = BodyBudget::charge(&request);
+        match BodyBudget::read_within(charge, axum::Json::<T>::from_request(request, state)).await? {
             Ok(axum::Json(value)) => Ok(Json(value)),
             Err(rejection) => Err(refusal(rejection.status(), rejection.body_text(), limit)),
         }
@@ -105,8 +123,8 @@ impl<S: Send + Sync> FromRequest<S> for Bytes {
 
     async fn from_request(request: Request, state: &S) -> Result<Bytes> {
         let limit = request.extensions().get::<BodyLimit>().copied();
-        let _admitted = BodyBudget::admit(BodyBudget::charge(&request)).await;
-        match axum::body::Bytes::from_request(request, state).await {
+        let charge = BodyBudget::charge(&request);
+        match BodyBudget::read_within(charge, axum::body::Bytes::from_request(request, state)).await? {
             Ok(bytes) => Ok(Bytes(bytes)),
             Err(rejection) => Err(refusal(rejection.status(), rejection.body_text(), limit)),
         }
@@ -184,5 +202,42 @@ impl FromRequestParts<AppState> for GraphCall {
         let Caller(caller) = Caller::from_request_parts(parts, state).await?;
         let Path(id) = Path::<u64>::from_request_parts(parts, state).await?;
         Ok(GraphCall { state: state.clone(), caller, id })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::extract::FromRequest;
+
+    /// A request whose body sends `first` bytes and then nothing more, never ending, charged
+    /// against `budget` at its route's limit of 8 MiB (its length is not declared).
+    fn stalled(budget: &BodyBudget, first: usize) -> Request {
+        let chunk = Ok::<_, std::io::Error>(axum::body::Bytes::from(vec![b' '; first]));
+        let stream = futures_util::stream::iter([chunk]).chain(futures_util::stream::pending());
+        let mut request = Request::new(axum::body::Body::from_stream(stream));
+        request.headers_mut().insert(axum::http::header::CONTENT_TYPE, "application/json".parse().unwrap());
+        request.extensions_mut().insert(budget.clone());
+        request.extensions_mut().insert(BodyLimit(8 << 20));
+        request
+    }
+
+    use futures_util::StreamExt;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_big_body_sent_too_slowly_is_cut_off_and_gives_its_budget_back() {
+        let budget = BodyBudget::new(8 << 20);
+        let started = tokio::time::Instant::now();
+        let refused = Json::<serde_json::Value>::from_request(stalled(&budget, 1000), &()).await.err();
+        let Some(Error::Timeout(message)) = refused else { panic!("expected a timeout, got {refused:?}") };
+        // 30 s and 1 s per MiB of the 8 MiB it is charged (time is paused: this takes no time).
+        assert_eq!(started.elapsed().as_secs(), BODY_BASE_SECS + 8 * BODY_SECS_PER_MIB);
+        assert!(message.contains("did not arrive within 38 s"), "{message}");
+        assert_eq!(Error::Timeout(message).code(), ravproto::messages::ErrorCode::Timeout);
+        assert_eq!(budget.permits.available_permits(), 8, "the permits came back");
+        // The raw-body extractor too.
+        let refused = Bytes::from_request(stalled(&budget, 10), &()).await.err();
+        assert!(matches!(refused, Some(Error::Timeout(_))), "{:?}", refused.map(|e| e.to_string()));
+        assert_eq!(budget.permits.available_permits(), 8);
     }
 }
