@@ -11,8 +11,9 @@
 //! by [`crate::run::run_ops`] against a [`MemoryBudget`]; allocation failure in Rust aborts the
 //! process, so this check, made first, is what keeps a provider alive.
 //!
-//! Not bounded beyond their inputs: ONNX models (`forward_pass`: the model decides) and
-//! `predict` (the fitted model decides); both read a model the requester built.
+//! ONNX models (`forward_pass`, with the `onnx` feature) are compiled for the batch's shape
+//! first (the plan is cached for the run) and bounded by every value the plan makes
+//! ([`crate::onnx`]). Not bounded beyond its inputs: `predict` (the fitted model decides).
 
 use crate::tensor::{Elem, Tensor, TensorValue, broadcast_dims};
 use crate::with_array;
@@ -215,6 +216,11 @@ pub fn op_bytes(operation: &Operation, inputs: &[TensorValue]) -> u128 {
         }
         O::ForwardPassBatchnorm1d(p) | O::ForwardPassBatchnorm2d(p) => {
             (p.num_features.unwrap_or(0) as u128).saturating_mul(6).saturating_mul(WORD)
+        }
+        // The model's plan for this batch, every value it makes counted.
+        #[cfg(feature = "onnx")]
+        O::ForwardPass(_) => {
+            t(0).zip(t(1)).and_then(|(x, model)| crate::onnx::forward_pass_bytes(x, model)).unwrap_or(0)
         }
         // Every other op's result is no bigger than its inputs (element-wise maps, reductions,
         // shape changes, sorting, selections within the array, fitted models of the samples).

@@ -13,6 +13,11 @@
 //! longer than running a small batch, so compiled plans are kept in a small process-wide cache
 //! keyed by the model bytes (compared in full, not only by hash), element type and shape: the
 //! batches of a graph that reach a provider are compiled once.
+//!
+//! Memory: once compiled for the batch's shape, every value the plan makes has a known shape,
+//! so [`forward_pass_bytes`] (the op's bound in [`crate::budget::op_bytes`]) adds them all up
+//! and a provider refuses a batch over its budget before running it. What tract allocates while
+//! compiling (constants it folds) comes before any bound can be read and is not covered.
 
 use crate::error::{ErrorKind, KResult};
 use crate::tensor::{Tensor, TensorValue};
@@ -35,6 +40,15 @@ struct Cached {
     dtype: DatumType,
     shape: Vec<usize>,
     plan: Arc<TypedRunnableModel>,
+    /// [`plan_bytes`] of the plan.
+    bytes: Option<u128>,
+}
+
+/// A compiled plan, the element type it takes and the bound of the memory it uses.
+struct Plan {
+    plan: Arc<TypedRunnableModel>,
+    dtype: DatumType,
+    bytes: Option<u128>,
 }
 
 static PLANS: Mutex<Vec<Cached>> = Mutex::new(Vec::new());
@@ -60,7 +74,7 @@ pub(crate) fn forward_pass(params: &ForwardPassParams, x: &Tensor, model: &Tenso
     };
     let bytes =
         bytes.as_slice_memory_order().ok_or_else(|| ErrorKind::Model("model bytes are not contiguous".into()))?;
-    let (plan, dtype) = plan_for(bytes, x)?;
+    let Plan { plan, dtype, .. } = plan_for(bytes, x)?;
     let input = to_tract(x, dtype)?;
     let outputs = plan.run(tvec![input]).map_err(|e| model_error("the model failed on this input", e))?;
     let mut values: Vec<TensorValue> =
@@ -68,8 +82,31 @@ pub(crate) fn forward_pass(params: &ForwardPassParams, x: &Tensor, model: &Tenso
     Ok(if values.len() == 1 { values.remove(0) } else { TensorValue::List(values) })
 }
 
-/// The compiled plan for `bytes` fed with `x`'s shape, and the element type it takes.
-fn plan_for(bytes: &[u8], x: &Tensor) -> KResult<(Arc<TypedRunnableModel>, DatumType)> {
+/// An upper bound of the bytes `forward_pass` of `model` on `x` takes: every value its plan
+/// for `x`'s shape makes (weights, intermediates, outputs), as if none were freed, plus the
+/// input converted to the model's element type. `None` where the model does not compile
+/// (running it reports why) or a shape is not known at compile time.
+pub(crate) fn forward_pass_bytes(x: &Tensor, model: &Tensor) -> Option<u128> {
+    let Tensor::U8(bytes) = model else { return None };
+    let plan = plan_for(bytes.as_slice_memory_order()?, x).ok()?;
+    let input = (x.len() as u128).saturating_mul(plan.dtype.size_of() as u128);
+    plan.bytes.map(|bytes| bytes.saturating_add(input))
+}
+
+/// The bytes of every value `plan` makes; `None` if one's shape is not concrete.
+fn plan_bytes(plan: &TypedRunnableModel) -> Option<u128> {
+    let mut total: u128 = 0;
+    for node in plan.model().nodes() {
+        for output in &node.outputs {
+            let elements = output.fact.shape.as_concrete()?.iter().fold(1u128, |n, &d| n.saturating_mul(d as u128));
+            total = total.saturating_add(elements.saturating_mul(output.fact.datum_type.size_of() as u128));
+        }
+    }
+    Some(total)
+}
+
+/// The compiled plan for `bytes` fed with `x`'s shape, the element type it takes and its bound.
+fn plan_for(bytes: &[u8], x: &Tensor) -> KResult<Plan> {
     let mut hasher = DefaultHasher::new();
     bytes.hash(&mut hasher);
     let hash = hasher.finish();
@@ -79,7 +116,7 @@ fn plan_for(bytes: &[u8], x: &Tensor) -> KResult<(Arc<TypedRunnableModel>, Datum
         if let Some(at) = plans.iter().position(|c| c.hash == hash && c.shape == shape && *c.model == *bytes) {
             // Most recently used last.
             let cached = plans.remove(at);
-            let found = (cached.plan.clone(), cached.dtype);
+            let found = Plan { plan: cached.plan.clone(), dtype: cached.dtype, bytes: cached.bytes };
             plans.push(cached);
             return Ok(found);
         }
@@ -106,8 +143,9 @@ fn plan_for(bytes: &[u8], x: &Tensor) -> KResult<(Arc<TypedRunnableModel>, Datum
     if plans.len() >= CACHED_PLANS {
         plans.remove(0);
     }
-    plans.push(Cached { hash, model: Arc::from(bytes), dtype, shape, plan: plan.clone() });
-    Ok((plan, dtype))
+    let plan_bound = plan_bytes(&plan);
+    plans.push(Cached { hash, model: Arc::from(bytes), dtype, shape, plan: plan.clone(), bytes: plan_bound });
+    Ok(Plan { plan, dtype, bytes: plan_bound })
 }
 
 fn own_dtype(x: &Tensor) -> DatumType {

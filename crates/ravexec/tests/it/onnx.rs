@@ -88,3 +88,45 @@ fn bad_models_and_inputs_are_typed_errors() {
     // The model's value is required when `model` is named.
     assert!(matches!(execute(&op, &[x]).unwrap_err().kind, ErrorKind::Arity { .. }));
 }
+
+/// A model's memory is bounded by its plan for the batch's shape: the bound covers what the
+/// run makes and grows with the batch, and a batch over a provider's budget is refused before
+/// it runs, naming the op and the size.
+#[test]
+fn a_models_memory_is_bounded_before_it_runs() {
+    use ravexec::budget::op_bytes;
+    // `model` names the op holding the ONNX bytes (op 1 of `run_within`).
+    let op = forward_pass(json!({"model": 1}));
+    let batch = |rows: usize| Tensor::F64(ArrayD::from_elem(IxDyn(&[rows, 4]), 0.5));
+    let bound = |rows: usize| op_bytes(&op, &[TensorValue::Tensor(batch(rows)), model(TINY_MLP)]);
+    for rows in [1, 10, 1000] {
+        let out = execute(&op, &[TensorValue::Tensor(batch(rows)), model(TINY_MLP)]).unwrap();
+        let made = out.as_tensor().unwrap().len() as u128 * 4;
+        // The run's output and the f64 batch it was given are within the bound.
+        assert!(bound(rows) >= made + (rows * 4 * 8) as u128, "rows {rows}: {} < {made}", bound(rows));
+    }
+    assert!(bound(1000) > 10 * bound(10), "the bound grows with the batch: {} vs {}", bound(1000), bound(10));
+    let budget = ravexec::MemoryBudget::bytes(bound(10) as u64 + 1);
+    assert!(run_within(&op, batch(10), budget).is_ok(), "a batch of 10 fits");
+    let refused = run_within(&op, batch(100_000), budget).unwrap_err();
+    let message = refused.to_string();
+    assert!(matches!(refused, ravexec::run::RunError::OverBudget { .. }), "{message}");
+    assert!(message.contains("(`forward_pass`) needs up to"), "{message}");
+}
+
+/// Runs `operation` on `x` as a provider does: the batch (op 0) its input, the model (op 1)
+/// named by its params, within `budget`.
+fn run_within(operation: &Operation, x: Tensor, budget: ravexec::MemoryBudget) -> Result<(), ravexec::run::RunError> {
+    use ravexec::run::{PlannedOp, run_ops, store_for};
+    use ravproto::OpId;
+    let TensorValue::Tensor(onnx) = model(TINY_MLP) else { unreachable!() };
+    let lin: Operation = serde_json::from_value(json!({"operator": "lin", "params": {"dtype": "f64"}})).unwrap();
+    let inputs = [OpId(0)];
+    let planned = [
+        PlannedOp { id: OpId(0), operation: &lin, inputs: &[], constant: Some(&x) },
+        PlannedOp { id: OpId(1), operation: &lin, inputs: &[], constant: Some(&onnx) },
+        PlannedOp { id: OpId(2), operation, inputs: &inputs, constant: None },
+    ];
+    let mut store = store_for(&planned, [OpId(2)]);
+    run_ops(&planned, &mut store, &mut ravexec::train::Session::new(), budget)
+}
