@@ -82,8 +82,7 @@ async fn persisted(db: &Db, graph: &StoredGraph, name: &str) -> Result<(OpId, St
 
 /// The error for a fetch from a graph whose values were removed at `expired_at` (unix seconds).
 fn expired(graph: GraphId, expired_at: i64) -> Error {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-    let ago = now.saturating_sub(expired_at).max(0);
+    let ago = crate::dispatch::retention::unix_now().saturating_sub(expired_at).max(0);
     let ago = match ago {
         0..120 => format!("{ago} s"),
         120..7200 => format!("{} min", ago / 60),
