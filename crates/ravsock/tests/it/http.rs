@@ -67,6 +67,12 @@ impl Server {
     }
 }
 
+/// A chunk of one persisted `i64` constant, 7, named `seven` (a graph of it needs no provider).
+pub(crate) fn seven_chunk() -> Value {
+    json!({"ops": [{"local_id": 0, "operation": {"operator": "lin", "params": {"dtype": "i64", "shape": []}},
+        "value": {"tensor": {"dtype": "i64", "shape": [], "data": [7]}}, "persist": "seven"}]})
+}
+
 fn hello_chunk() -> Value {
     json!({"ops": [
         {"local_id": 0, "operation": {"operator": "lin", "params": {"dtype": "f64", "shape": [3]}},
@@ -232,9 +238,7 @@ async fn a_graph_of_only_inputs_completes_without_providers() {
     let alice = server.token("alice", Role::Requester).await;
     let (_, created) = server.call("POST", "/v1/graphs", Some(&alice), Some(json!(GraphMeta::default()))).await;
     let graph = serde_json::from_value::<CreateGraphResponse>(created).unwrap().graph_id.0;
-    let chunk = json!({"ops": [{"local_id": 0, "operation": {"operator": "lin", "params": {"dtype": "i64", "shape": []}},
-        "value": {"tensor": {"dtype": "i64", "shape": [], "data": [7]}}, "persist": "seven"}]});
-    server.call("POST", &format!("/v1/graphs/{graph}/ops"), Some(&alice), Some(chunk)).await;
+    server.call("POST", &format!("/v1/graphs/{graph}/ops"), Some(&alice), Some(seven_chunk())).await;
     server.call("POST", &format!("/v1/graphs/{graph}/execute"), Some(&alice), None).await;
     server.scheduler.flush().await.unwrap();
     let (_, progress) = server.call("GET", &format!("/v1/graphs/{graph}"), Some(&alice), None).await;

@@ -3,7 +3,7 @@
 //! nothing of a graph that has not ended. Sweeps are run at chosen times ("eight days later"),
 //! not waited for.
 
-use crate::http::Server;
+use crate::http::{Server, seven_chunk};
 use axum::http::StatusCode;
 use ravproto::messages::CreateGraphResponse;
 use ravproto::{TensorData, Value as Wire};
@@ -34,13 +34,9 @@ async fn ended_graphs_values_and_old_ftp_files_go_after_their_retention() {
     let ends = serde_json::from_value::<CreateGraphResponse>(created).unwrap().graph_id.0;
     let (_, created) = server.call("POST", "/v1/graphs", Some(&alice), Some(graph_of("waits"))).await;
     let waits = serde_json::from_value::<CreateGraphResponse>(created).unwrap().graph_id.0;
-    let seven = |local: u64| {
-        json!({"ops": [{"local_id": local, "operation": {"operator": "lin", "params": {"dtype": "i64", "shape": []}},
-            "value": {"tensor": {"dtype": "i64", "shape": [], "data": [7]}}, "persist": "seven"}]})
-    };
     let big = json!({"ops": [{"local_id": 1, "operation": {"operator": "lin", "params": {"dtype": "f64", "shape": [2, 2]}},
         "value_file": "m.ravv", "persist": "big"}]});
-    for (graph, chunk) in [(ends, seven(0)), (ends, big), (waits, seven(0))] {
+    for (graph, chunk) in [(ends, seven_chunk()), (ends, big), (waits, seven_chunk())] {
         let (status, body) = server.call("POST", &format!("/v1/graphs/{graph}/ops"), Some(&alice), Some(chunk)).await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }
@@ -105,9 +101,7 @@ async fn a_retention_of_zero_keeps_everything() {
     let alice = server.token("alice", Role::Requester).await;
     let (_, created) = server.call("POST", "/v1/graphs", Some(&alice), Some(json!({"name": "kept"}))).await;
     let graph = serde_json::from_value::<CreateGraphResponse>(created).unwrap().graph_id.0;
-    let chunk = json!({"ops": [{"local_id": 0, "operation": {"operator": "lin", "params": {"dtype": "i64", "shape": []}},
-        "value": {"tensor": {"dtype": "i64", "shape": [], "data": [7]}}, "persist": "seven"}]});
-    server.call("POST", &format!("/v1/graphs/{graph}/ops"), Some(&alice), Some(chunk)).await;
+    server.call("POST", &format!("/v1/graphs/{graph}/ops"), Some(&alice), Some(seven_chunk())).await;
     server.call("POST", &format!("/v1/graphs/{graph}/execute"), Some(&alice), None).await;
     server.scheduler.flush().await.unwrap();
     let off = Retention { results_secs: 0, ftp_files_secs: 0 };
