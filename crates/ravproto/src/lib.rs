@@ -2,9 +2,10 @@
 //!
 //! This crate holds the ids, the status enums, the op catalogue (all 145 operators of the
 //! original RDF registry with short names, wire names, arity and typed params), the tensor
-//! encoding, the message bodies, the HTTP routes and the names of bulk-data files. It does no I/O: servers and clients meet here and nowhere
+//! encoding, the message bodies (with the accounts' roles and tokens in [`accounts`]), the HTTP routes and the names of bulk-data files. It does no I/O: servers and clients meet here and nowhere
 //! else, so a type that travels lives in this crate.
 
+pub mod accounts;
 pub mod blob;
 pub mod checkpoint;
 pub mod federated;

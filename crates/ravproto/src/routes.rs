@@ -62,11 +62,18 @@ routes! {
     FEDERATED_SUBMISSIONS, federated_submissions(graph: GraphId) = "/v1/federated/{id}/submissions";
     /// `POST`: close a federated query and get its aggregate.
     FEDERATED_CLOSE, federated_close(graph: GraphId) = "/v1/federated/{id}/close";
+    /// `GET` (admin): every account's token, without secrets; `POST` (admin): a new account
+    /// and its token (a [`crate::accounts::CreateTokenRequest`]).
+    ADMIN_TOKENS, admin_tokens() = "/v1/admin/tokens";
+    /// `POST` (admin): revoke an account's token; its open sockets are closed.
+    ADMIN_TOKEN_REVOKE, admin_token_revoke(name: &str) = "/v1/admin/tokens/{name}/revoke";
     /// `GET`, no token: 200 while the process serves (liveness).
     HEALTHZ, healthz() = "/healthz";
     /// `GET`, no token: a [`crate::messages::Readiness`], 200 when the server can take work
     /// (its database and data directory accept writes, its scheduler runs), 503 otherwise.
     READYZ, readyz() = "/readyz";
+    /// `GET`, an admin token: the server's metrics in the Prometheus (OpenMetrics) text format.
+    METRICS, metrics() = "/metrics";
 }
 
 /// One argument of a path builder, as it appears in the path.
@@ -107,8 +114,9 @@ mod tests {
     fn every_builder_fills_each_placeholder_of_its_pattern() {
         for (pattern, args) in ALL {
             assert_eq!(pattern.matches('{').count(), args.len(), "{pattern}");
-            // The API is versioned; the health probes, for load balancers, are not.
-            assert!(pattern.starts_with("/v1/") || [HEALTHZ, READYZ].contains(pattern), "{pattern}");
+            // The API is versioned; the health probes and metrics, for load balancers and
+            // Prometheus, are not.
+            assert!(pattern.starts_with("/v1/") || [HEALTHZ, READYZ, METRICS].contains(pattern), "{pattern}");
         }
         assert_eq!(graph(GraphId(7)), "/v1/graphs/7");
         assert_eq!(graph_result_file(GraphId(7), "c"), "/v1/graphs/7/results/c/file");

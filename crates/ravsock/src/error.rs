@@ -11,9 +11,9 @@ use ravproto::messages::{ErrorBody, ErrorCode, OpRef};
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// Missing or unknown token.
-    #[error("missing or invalid token")]
-    Unauthorized,
+    /// Missing, unknown, expired or revoked token; the message says which.
+    #[error("{0}")]
+    Unauthorized(String),
     /// The caller may not touch this resource.
     #[error("{0}")]
     Forbidden(String),
@@ -61,7 +61,7 @@ impl Error {
     /// The wire code of this error.
     pub fn code(&self) -> ErrorCode {
         match self {
-            Error::Unauthorized => ErrorCode::Unauthorized,
+            Error::Unauthorized(_) => ErrorCode::Unauthorized,
             Error::Forbidden(_) => ErrorCode::Forbidden,
             Error::TooLarge(_) => ErrorCode::TooLarge,
             Error::NotFound(_) => ErrorCode::NotFound,

@@ -14,7 +14,8 @@
 //!   file per table group; results written one transaction per subgraph.
 //! - [`bulk`]: the embedded ravftp server and the blob store for values above the inline
 //!   limit; [`validate`]: checks on uploaded ops.
-//! - [`auth`], [`config`], [`error`]: roles and tokens, flags, errors and their wire codes.
+//! - [`auth`], [`config`], [`error`]: roles and tokens, flags, errors and their wire codes;
+//!   [`metrics`]: the counters behind `GET /metrics`.
 
 pub mod api;
 pub mod auth;
@@ -23,6 +24,7 @@ pub mod config;
 pub mod db;
 pub mod dispatch;
 pub mod error;
+pub mod metrics;
 pub mod scheduler;
 pub mod service;
 pub mod validate;
@@ -58,7 +60,9 @@ pub async fn run(
     let (scheduler, inbox) = dispatch::scheduler_channel();
     let socket_state = api::socket::SocketState::new(db.clone(), scheduler.clone(), bulk.clone());
     let (socket_layer, io) = api::socket::layer(socket_state);
+    let watched = io.clone();
     dispatch::start_scheduler(&scheduler, inbox, db.clone(), bulk.clone(), config.scheduler(), Some(io)).await?;
+    let tokens = api::tokens::spawn(db.clone(), watched);
     let retention = dispatch::retention::spawn(db.clone(), bulk.clone(), config.retention());
     let state = api::AppState::new(db, scheduler, bulk).with_max_op_bytes(config.max_op_bytes);
     let app = api::router(state).layer(socket_layer);
@@ -75,5 +79,6 @@ pub async fn run(
     let _ = ftp_stop.send(());
     let _ = ftp.await;
     retention.abort();
+    tokens.abort();
     served.map_err(|e| Error::Internal(format!("server stopped: {e}")))
 }

@@ -1,11 +1,12 @@
 //! The `ravsock` binary: `ravsock` (or `ravsock serve`) runs the server with embedded defaults;
-//! `ravsock token create --name NAME --role requester|provider|admin` prints a new token once.
+//! `ravsock token create --name NAME --role requester|provider|admin [--expires-in 30d]` prints
+//! a new token once; `ravsock token list` shows every token without its secret; `ravsock token
+//! revoke --name NAME` revokes one (a running server closes its sockets within a second).
 //! Settings come from flags, `RAVSOCK_*` variables or a `.env` file; the original RDF's
 //! database name (`RAVENVERSE_DATABASE_URI`, SQLAlchemy's form) is read too (`ravenv`).
 
 use anyhow::{Context, Result};
 use clap::{CommandFactory, Parser, Subcommand};
-use ravsock::auth::Role;
 use ravsock::config::Config;
 use ravsock::db::Db;
 use tracing_subscriber::EnvFilter;
@@ -44,6 +45,20 @@ enum TokenAction {
         /// requester, provider or admin.
         #[arg(long)]
         role: String,
+        /// The token stops working this long after its creation (`90d`, `12h`, `30min`);
+        /// by default it works until revoked.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        expires_in: Option<std::time::Duration>,
+    },
+    /// List every account's token: name, role, creation, last use, expiry, revocation (never
+    /// the secret).
+    List,
+    /// Revoke an account's token: its requests are refused from now on, and a running server
+    /// closes its open sockets within a second.
+    Revoke {
+        /// Account name.
+        #[arg(long)]
+        name: String,
     },
 }
 
@@ -99,18 +114,50 @@ async fn main() -> Result<()> {
             };
             ravsock::run(config, listener, shutdown).await?;
         }
-        Command::Token { action: TokenAction::Create { name, role } } => {
-            let role = Role::from_name(&role)?;
+        Command::Token { action } => {
             if cli.config.database_url.is_none() {
                 std::fs::create_dir_all(&cli.config.data_dir)?;
             }
             let db = Db::connect(&cli.config.database_url()).await?;
-            let token = db.create_account(&name, role).await?;
-            // The token is this command's output; `println!` would panic on a closed or full
-            // stdout, where this says so (the account exists, and a new token can be made).
-            use std::io::Write;
-            writeln!(std::io::stdout(), "{token}")
-                .context("could not write the new token to standard output (create another)")?;
+            token_command(&db, action).await?;
+        }
+    }
+    Ok(())
+}
+
+/// `ravsock token …`: what it prints is the command's output, written with `writeln!` (a
+/// closed or full stdout is an error that says so, where `println!` would panic).
+async fn token_command(db: &Db, action: TokenAction) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match action {
+        TokenAction::Create { name, role, expires_in } => {
+            let role = ravsock::auth::role(&role)?;
+            let (token, _) = db.create_account_until(&name, role, expires_in.map(|d| d.as_secs().max(1))).await?;
+            writeln!(out, "{token}").context("could not write the new token to standard output (create another)")?;
+        }
+        TokenAction::List => {
+            let when = |at: Option<u64>| at.map_or_else(|| "-".to_string(), |at| ravsock::auth::utc(at as i64));
+            let mut table = format!(
+                "{:<24} {:<10} {:<21} {:<21} {:<21} {}\n",
+                "NAME", "ROLE", "CREATED", "LAST USED", "EXPIRES", "REVOKED"
+            );
+            for token in db.tokens().await? {
+                table += &format!(
+                    "{:<24} {:<10} {:<21} {:<21} {:<21} {}\n",
+                    token.name,
+                    token.role,
+                    when(Some(token.created_at)),
+                    when(token.last_used_at),
+                    when(token.expires_at),
+                    when(token.revoked_at)
+                );
+            }
+            out.write_all(table.as_bytes()).context("could not write the list to standard output")?;
+        }
+        TokenAction::Revoke { name } => {
+            db.revoke_token(&name).await?;
+            writeln!(out, "revoked the token of `{name}`").context("could not write to standard output")?;
         }
     }
     Ok(())

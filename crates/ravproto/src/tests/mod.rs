@@ -1,9 +1,10 @@
 //! Snapshot tests freezing the JSON of every message type, and tensor encoding round trips,
 //! by subject: [`tensor`] (values and their encodings), [`requester`] and [`provider`] (each
-//! side's messages), [`index`] (the subscript grammar).
+//! side's messages), [`accounts`] (the admin routes' bodies), [`index`] (the subscript grammar).
 
 use expect_test::Expect;
 
+mod accounts;
 mod index;
 mod provider;
 mod requester;

@@ -177,9 +177,10 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller> {
-        let header = parts.headers.get(axum::http::header::AUTHORIZATION).ok_or(Error::Unauthorized)?;
-        let token = header.to_str().ok().and_then(|h| h.strip_prefix("Bearer ")).ok_or(Error::Unauthorized)?;
-        let account = state.db.account_by_token(token.trim()).await?.ok_or(Error::Unauthorized)?;
+        let missing = || Error::Unauthorized("missing token: send `Authorization: Bearer <token>`".into());
+        let header = parts.headers.get(axum::http::header::AUTHORIZATION).ok_or_else(missing)?;
+        let token = header.to_str().ok().and_then(|h| h.strip_prefix("Bearer ")).ok_or_else(missing)?;
+        let account = state.db.authenticate(token.trim()).await?;
         Ok(Caller(account))
     }
 }

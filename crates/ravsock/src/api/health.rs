@@ -1,4 +1,5 @@
-//! `GET /healthz` and `GET /readyz`: no token, so a load balancer or an orchestrator may ask.
+//! `GET /healthz` and `GET /readyz`: no token, so a load balancer or an orchestrator may ask;
+//! `GET /metrics` (Prometheus, an admin token: `authorization` in the scrape config).
 
 use super::AppState;
 use axum::Json;
@@ -18,4 +19,13 @@ pub(super) async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<r
         false => StatusCode::SERVICE_UNAVAILABLE,
     };
     (status, Json(readiness))
+}
+
+/// The metrics in the OpenMetrics text format.
+pub(super) async fn metrics(
+    State(state): State<AppState>,
+    super::extract::Caller(caller): super::extract::Caller,
+) -> crate::error::Result<([(axum::http::HeaderName, &'static str); 1], String)> {
+    let text = state.graphs.metrics(&caller).await?;
+    Ok(([(axum::http::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text))
 }

@@ -8,14 +8,18 @@
 //! - [`federated`]: federated queries;
 //! - [`socket`]: the `/provider` and `/requester` socket.io namespaces;
 //! - [`malformed`]: what becomes of malformed socket.io events;
-//! - [`health`]: liveness and readiness, without a token.
+//! - [`health`]: liveness and readiness, without a token;
+//! - [`admin`]: token management (admin tokens only);
+//! - [`tokens`]: the token watcher, which closes the sockets of revoked and expired tokens.
 
+mod admin;
 mod extract;
 mod federated;
 mod graphs;
 mod health;
 pub mod malformed;
 pub mod socket;
+pub mod tokens;
 
 pub use extract::{BodyBudget, BodyLimit, Bytes, Caller, GraphCall, Json, Path, SMALL_BODY_BYTES, body_limit};
 pub use federated::{MAX_KEYS_BYTES, MAX_SUBMISSION_BYTES};
@@ -78,8 +82,14 @@ pub fn router(state: AppState) -> Router {
         .route(routes::FTP_CREDENTIALS, post(graphs::ftp_credentials))
         .route(routes::OPEN_GRAPHS, get(graphs::open_graphs))
         .route(routes::GRAPH_WAIT, get(graphs::wait))
+        .route(
+            routes::ADMIN_TOKENS,
+            get(admin::list_tokens).post(admin::create_token).layer(extract::body_limit(MAX_SMALL_BODY_BYTES)),
+        )
+        .route(routes::ADMIN_TOKEN_REVOKE, post(admin::revoke_token).layer(extract::body_limit(MAX_SMALL_BODY_BYTES)))
         .route(routes::HEALTHZ, get(health::healthz))
         .route(routes::READYZ, get(health::readyz))
+        .route(routes::METRICS, get(health::metrics))
         .layer(extract::body_limit(MAX_BODY_BYTES))
         .merge(federated::routes())
         .layer(axum::Extension(BodyBudget::new(BODY_BUDGET_BYTES)))

@@ -103,9 +103,9 @@ async fn check_peer(state: &SocketState, token: &str, version: u32, who: &str) -
             format!("protocol version mismatch: this server speaks {PROTOCOL_VERSION}, the {who} {version}"),
         ));
     }
-    match state.db.account_by_token(token).await {
-        Ok(Some(account)) => Ok(account),
-        Ok(None) => Err(Refusal::new(ErrorCode::Unauthorized, "invalid token")),
+    match state.db.authenticate(token).await {
+        Ok(account) => Ok(account),
+        Err(Error::Unauthorized(why)) => Err(Refusal::new(ErrorCode::Unauthorized, why)),
         Err(error) => {
             tracing::error!(cause = %error, "token lookup failed");
             Err(Refusal::new(ErrorCode::Internal, "server error while checking the token"))
@@ -141,6 +141,9 @@ async fn authenticate(
     socket.extensions.insert(provider);
     socket.extensions.insert(ProviderAccount(account.id));
     tracing::info!(%provider, account = %account.name, "provider connected");
+    // The token watcher (`api::tokens`) finds a revoked or expired account's sockets by it.
+    socket.extensions.insert(account);
+    state.scheduler.metrics().providers_connected.inc();
     register(&socket, provider);
     Ok(())
 }
@@ -233,6 +236,7 @@ fn register(socket: &SocketRef, provider: ProviderId) {
     });
     socket.on_disconnect(|State(state): State<SocketState>, Extension(provider): Extension<ProviderId>| async move {
         tracing::info!(%provider, "provider disconnected");
+        state.scheduler.metrics().providers_connected.dec();
         send(&state, Command::Event(Event::ProviderLeft { provider })).await;
         state.bulk.revoke(&provider_user(provider));
     });

@@ -188,6 +188,15 @@ impl Db {
         Ok(ids.into_iter().map(|id| GraphId(id as u64)).collect())
     }
 
+    /// Number of graphs per status (for `GET /metrics`).
+    pub async fn graph_counts(&self) -> Result<Vec<(GraphStatus, u64)>> {
+        let rows: Vec<(String, i64)> =
+            on_backend!(self, |pool, sql, DB| sqlx::query_as("SELECT status, COUNT(*) FROM graphs GROUP BY status")
+                .fetch_all(pool)
+                .await)?;
+        rows.into_iter().map(|(status, count)| Ok((parse_status(&status)?, count as u64))).collect()
+    }
+
     /// Number of ops per status in a graph.
     pub async fn op_counts(&self, graph: GraphId) -> Result<BTreeMap<OpStatus, u64>> {
         let rows: Vec<(String, i64)> = on_backend!(self, |pool, sql, DB| sqlx::query_as(

@@ -73,9 +73,9 @@ pub static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../mi
 #[derive(Clone, Debug)]
 pub struct Db {
     pool: Pool,
-    /// Accounts by token hash, so a request does not wait on the database to authenticate.
-    /// Tokens cannot be revoked yet; a revoke command must remove its entry here.
-    accounts: std::sync::Arc<std::sync::RwLock<std::collections::HashMap<String, Account>>>,
+    /// Accounts by token hash, so a request does not wait on the database to authenticate,
+    /// and their last uses not yet written ([`accounts`]).
+    tokens: std::sync::Arc<accounts::Tokens>,
     graphs: std::sync::Arc<cache::GraphCache>,
     ids: std::sync::Arc<tokio::sync::OnceCell<cache::NextIds>>,
 }
@@ -182,7 +182,7 @@ impl Db {
     }
 
     fn with_pool(pool: Pool) -> Db {
-        Db { pool, accounts: Default::default(), graphs: Default::default(), ids: Default::default() }
+        Db { pool, tokens: Default::default(), graphs: Default::default(), ids: Default::default() }
     }
 
     /// The statements of the backend in use.

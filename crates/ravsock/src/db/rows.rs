@@ -2,7 +2,6 @@
 //! its name, not by its place in the SELECT), and what each becomes.
 
 use super::{Account, StoredGraph, StoredOp, StoredValue, from_json, parse_status};
-use crate::auth::Role;
 use crate::error::{Error, Result};
 use ravproto::{GraphId, OpId, Value};
 
@@ -43,11 +42,16 @@ pub(super) struct AccountRow {
     id: i64,
     name: String,
     role: String,
+    expires_at: Option<i64>,
+    revoked_at: Option<i64>,
 }
 
 impl AccountRow {
-    pub(super) fn into_account(self) -> Result<Account> {
-        Ok(Account { id: self.id, name: self.name, role: Role::from_name(&self.role)? })
+    /// The account, and whether its token was revoked.
+    pub(super) fn into_account(self) -> Result<(Account, bool)> {
+        let account =
+            Account { id: self.id, name: self.name, role: crate::auth::role(&self.role)?, expires_at: self.expires_at };
+        Ok((account, self.revoked_at.is_some()))
     }
 }
 

@@ -16,7 +16,7 @@ async fn graph_reads_see_every_write() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::connect(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap();
     let owner = db.create_account("req", Role::Requester).await.unwrap();
-    let owner = db.account_by_token(&owner).await.unwrap().unwrap().id;
+    let owner = db.authenticate(&owner).await.unwrap().id;
     let graph = db.create_graph(owner, &GraphMeta::default()).await.unwrap();
     let status = |db: Db| async move { db.graph(graph).await.unwrap().unwrap().status };
     assert_eq!(status(db.clone()).await, GraphStatus::Pending);
@@ -52,7 +52,7 @@ async fn a_write_transaction_given_up_or_failed_is_rolled_back() {
     // One connection: a transaction left open on it would block or break every later write.
     let options = SqliteConnectOptions::from_str(&url).unwrap().foreign_keys(true);
     let db = Db::from_pool(SqlitePoolOptions::new().max_connections(1).connect_with(options).await.unwrap());
-    let owner = db.account_by_token(&owner).await.unwrap().unwrap().id;
+    let owner = db.authenticate(&owner).await.unwrap().id;
     let insert = || {
         Statement::new("INSERT INTO graphs (owner, meta, status, created_at) VALUES (")
             .int(owner)

@@ -100,6 +100,7 @@ impl Dispatcher {
                 }
             };
             let (name, len) = placed.map_err(|error| (op, error))?;
+            self.metrics.ftp("to_providers", len);
             inputs.files.push(FileValue { op, name, len });
         }
         Ok(inputs)

@@ -108,6 +108,7 @@ pub struct SchedulerHandle {
     tx: mpsc::Sender<Command>,
     events: tokio::sync::broadcast::Sender<GraphEvent>,
     health: Health,
+    metrics: crate::metrics::Metrics,
 }
 
 impl SchedulerHandle {
@@ -127,6 +128,11 @@ impl SchedulerHandle {
     }
 
     /// Whether the task still runs (it stops only with the server, or by a bug).
+    /// The server's metrics, which the dispatch task, the sockets and `GET /metrics` share.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.metrics
+    }
+
     pub fn running(&self) -> bool {
         !self.tx.is_closed()
     }
@@ -164,7 +170,7 @@ pub struct SchedulerInbox(mpsc::Receiver<Command>);
 pub fn scheduler_channel() -> (SchedulerHandle, SchedulerInbox) {
     let (tx, rx) = mpsc::channel(1024);
     let (events, _) = tokio::sync::broadcast::channel(1024);
-    (SchedulerHandle { tx, events, health: Health::default() }, SchedulerInbox(rx))
+    (SchedulerHandle { tx, events, health: Health::default(), metrics: Default::default() }, SchedulerInbox(rx))
 }
 
 /// Starts the dispatch task on `inbox`, resuming unfinished graphs; assignments go out
@@ -186,7 +192,8 @@ pub async fn start_scheduler(
         handle.send(Command::Execute(graph)).await?;
     }
     let outbox = outbox::Outbox { io, events: handle.events.clone() };
-    let task = task::Dispatcher::new(db, bulk, Scheduler::new(config), outbox, handle.health.clone());
+    let task =
+        task::Dispatcher::new(db, bulk, Scheduler::new(config), outbox, handle.health.clone(), handle.metrics.clone());
     tokio::spawn(task.run(inbox.0));
     Ok(())
 }

@@ -67,13 +67,21 @@ impl Dispatcher {
         let stored_checkpoint = track.and(checkpoint.as_ref()).map(|c| (graph, c));
         // The graph's last subgraph: its status goes in the same transaction.
         let finishes = self.scheduler.completes(assignment).then_some(graph);
+        let writing = std::time::Instant::now();
         if let Err(error) = self.db.store_results(&values, &stored_files, &ops, stored_checkpoint, finishes).await {
             return Some(self.server_fault(provider, assignment, error));
         }
+        self.metrics.db_write_seconds.observe(writing.elapsed().as_secs_f64());
+        self.metrics.subgraphs_computed.inc();
+        self.metrics.ops_computed.inc_by(ops.len() as u64);
+        self.metrics.ftp("from_providers", stored_files.iter().map(|(_, len)| len).sum());
         for (op, value) in values {
             self.runs.keep(graph, op, value);
         }
         if let Some(run) = self.runs.get_mut(graph) {
+            if let Some(handed_out) = run.handed_out.remove(&assignment) {
+                self.metrics.subgraph_seconds.observe(handed_out.elapsed().as_secs_f64());
+            }
             run.status_stored |= finishes.is_some();
             if let (Some(before), Some(track)) = (track, run.training.as_mut()) {
                 *track = TrainingTrack { version: before.version + 1, synced: Some(provider) };
@@ -139,6 +147,7 @@ impl Dispatcher {
     /// The server could not hand out or store an assignment of `provider`: not its fault, so
     /// nothing counts against it and the graph waits (see [`Event::ServerFault`]).
     pub(super) fn server_fault(&self, provider: ProviderId, assignment: AssignmentId, error: Error) -> Event {
+        self.metrics.failed("server");
         tracing::error!(%provider, assignment = assignment.0, cause = %error, "server fault; the graph waits");
         if error.is_storage_fault() {
             self.health.storage_failed(format!("assignment {}: {error}", assignment.0));
@@ -158,6 +167,7 @@ impl Dispatcher {
         reason: String,
         fail: impl FnOnce(String) -> Option<Event>,
     ) -> Option<Event> {
+        self.metrics.failed("refused_result");
         tracing::warn!(%provider, %reason, "results refused");
         let body = ErrorBody { code: ErrorCode::BadRequest, message: format!("results refused: {reason}"), op: None };
         self.outbox.to_provider(provider, EVENT_REFUSED, &body).await;

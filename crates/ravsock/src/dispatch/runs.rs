@@ -27,6 +27,9 @@ pub(super) struct GraphRun {
     /// The dtype and shape its assignments' outputs must have, until their answers come
     /// (`expect.rs`); dropped with the run.
     pub(super) expected: HashMap<AssignmentId, Expected>,
+    /// When each of its assignments was handed out, until its results are stored (for
+    /// `ravsock_subgraph_seconds`); dropped with the run.
+    pub(super) handed_out: HashMap<AssignmentId, std::time::Instant>,
 }
 
 /// Where a graph's training state stands.
@@ -71,6 +74,7 @@ impl Runs {
                     progress_sent: None,
                     status_stored: false,
                     expected: HashMap::new(),
+                    handed_out: HashMap::new(),
                 };
                 self.runs.insert(graph, run);
             }

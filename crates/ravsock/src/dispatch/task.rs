@@ -39,11 +39,19 @@ pub(super) struct Dispatcher {
     pub(super) followups: Vec<Event>,
     /// Storage failures seen, and graph failures not yet stored.
     pub(super) health: Health,
+    pub(super) metrics: crate::metrics::Metrics,
 }
 
 impl Dispatcher {
-    pub(super) fn new(db: Db, bulk: Bulk, scheduler: Scheduler, outbox: Outbox, health: Health) -> Dispatcher {
-        Dispatcher { db, bulk, scheduler, outbox, runs: Runs::default(), followups: Vec::new(), health }
+    pub(super) fn new(
+        db: Db,
+        bulk: Bulk,
+        scheduler: Scheduler,
+        outbox: Outbox,
+        health: Health,
+        metrics: crate::metrics::Metrics,
+    ) -> Dispatcher {
+        Dispatcher { db, bulk, scheduler, outbox, runs: Runs::default(), followups: Vec::new(), health, metrics }
     }
 
     pub(super) async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
@@ -223,6 +231,7 @@ impl Dispatcher {
                 Ok(())
             }
             Action::AttemptFailed { graph, failure } => {
+                self.metrics.failed("attempt");
                 tracing::info!(%graph, op = %failure.op_id, reason = %failure.reason, "attempt failed; retrying");
                 // Whoever ran the attempt may hold a state the server never stored: the retry
                 // carries the checkpoint.
@@ -236,10 +245,20 @@ impl Dispatcher {
             Action::Assign(assignment) => {
                 // The provider would miss the deadline of an assignment it never got, and be
                 // evicted for the server's failure: it goes back at once, blaming nobody.
-                let (provider, id) = (assignment.provider, assignment.id);
-                if let Err(error) = self.assign(assignment).await {
-                    let fault = self.server_fault(provider, id, error);
-                    self.followups.push(fault);
+                let (provider, id, graph) = (assignment.provider, assignment.id, assignment.graph);
+                let started = std::time::Instant::now();
+                match self.assign(assignment).await {
+                    Ok(()) => {
+                        self.metrics.subgraphs_assigned.inc();
+                        self.metrics.assign_seconds.observe(started.elapsed().as_secs_f64());
+                        if let Some(run) = self.runs.get_mut(graph) {
+                            run.handed_out.insert(id, started);
+                        }
+                    }
+                    Err(error) => {
+                        let fault = self.server_fault(provider, id, error);
+                        self.followups.push(fault);
+                    }
                 }
                 Ok(())
             }
@@ -248,6 +267,7 @@ impl Dispatcher {
                 Ok(())
             }
             Action::Evict { provider } => {
+                self.metrics.failed("evicted");
                 tracing::warn!(%provider, "provider missed a deadline; disconnecting it");
                 self.outbox.disconnect(provider).await;
                 Ok(())
@@ -301,6 +321,7 @@ impl Dispatcher {
     }
 
     async fn failed(&mut self, graph: GraphId, failure: OpFailure) -> Result<()> {
+        self.metrics.failed("graph");
         tracing::warn!(%graph, op = %failure.op_id, reason = %failure.reason, "graph failed");
         // The waiter is dropped on return, once the failure is stored: the request reads it back.
         let _ended = self.runs.end(graph);

@@ -1,5 +1,6 @@
 //! Who may see what: a requester sees only its own graphs (others answer 404, so ids leak
-//! nothing), an admin every graph, and a provider only federated graphs that are open.
+//! nothing), an admin every graph, and a provider only federated graphs that are open; only
+//! an admin manages tokens.
 
 use crate::auth::Role;
 use crate::db::{Account, Db, StoredGraph};
@@ -13,6 +14,16 @@ pub fn requester(caller: &Account) -> Result<()> {
     match caller.role {
         Role::Requester | Role::Admin => Ok(()),
         Role::Provider => Err(Error::Forbidden("provider tokens cannot submit or read graphs".into())),
+    }
+}
+
+/// Refuses every token but an admin's (managing accounts and tokens, reading metrics).
+pub fn admin(caller: &Account) -> Result<()> {
+    match caller.role {
+        Role::Admin => Ok(()),
+        Role::Requester | Role::Provider => {
+            Err(Error::Forbidden("only an admin token may manage tokens or read metrics".into()))
+        }
     }
 }
 

@@ -1,4 +1,4 @@
-//! Whether the server can take work (`GET /readyz`): the database and the data directory each
+//! Whether the server can take work (`GET /readyz`), and its metrics (`GET /metrics`): the database and the data directory each
 //! take a write, and the scheduler task runs; with the last storage failure seen.
 
 use super::graphs::Graphs;
@@ -36,5 +36,15 @@ impl Graphs {
         let last_storage_fault =
             self.scheduler.health().last_fault().map(|(at, what)| format!("at {at} (unix time): {what}"));
         Readiness { ready: checks.iter().all(|c| c.ok), checks, last_storage_fault }
+    }
+}
+
+impl Graphs {
+    /// `GET /metrics` (admin only): every metric, the graphs by status read now.
+    pub async fn metrics(&self, caller: &crate::db::Account) -> crate::error::Result<String> {
+        super::access::admin(caller)?;
+        let metrics = self.scheduler.metrics();
+        metrics.set_graphs(&self.db.graph_counts().await?);
+        Ok(metrics.render())
     }
 }

@@ -7,13 +7,15 @@
 //! - [`results`]: following a graph and fetching its persisted values;
 //! - [`federated`]: federated queries (rules, keys, submissions, the aggregate);
 //! - [`uploads`]: the id maps of graphs being uploaded;
-//! - [`health`]: whether the server can take work (`GET /readyz`).
+//! - [`health`]: whether the server can take work (`GET /readyz`);
+//! - [`tokens`]: creating, listing and revoking tokens (admin).
 
 pub mod access;
 pub mod federated;
 pub mod graphs;
 mod health;
 mod results;
+pub mod tokens;
 mod uploads;
 
 pub use federated::Federated;

@@ -252,7 +252,7 @@ async fn account_names_are_unique_and_tokens_resolve_to_their_account() {
     let token = server.token("carol", Role::Admin).await;
     assert!(token.starts_with("rav_") && token.len() == 4 + 64);
     assert!(server.state.db.create_account("carol", Role::Requester).await.is_err());
-    let account = server.state.db.account_by_token(&token).await.unwrap().unwrap();
+    let account = server.state.db.authenticate(&token).await.unwrap();
     assert_eq!((account.name.as_str(), account.role), ("carol", Role::Admin));
 }
 

@@ -13,15 +13,29 @@ use rust_socketio::asynchronous::ClientBuilder;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-/// What a raw provider connection hears: refusals of its events, and its closing.
+/// What a raw connection hears: refusals of its events, and its closing.
 #[derive(Debug)]
-enum Heard {
+pub(crate) enum Heard {
     Open,
     Refused(ErrorBody),
     Closed,
 }
 
-async fn raw_provider(stack: &Stack) -> (rust_socketio::asynchronous::Client, mpsc::UnboundedReceiver<Heard>) {
+/// A provider connection of `token` that only listens.
+pub(crate) async fn raw_provider(
+    stack: &Stack,
+    token: &str,
+) -> (rust_socketio::asynchronous::Client, mpsc::UnboundedReceiver<Heard>) {
+    let auth = ProviderAuth { token: token.to_string(), protocol_version: ravproto::PROTOCOL_VERSION };
+    raw_socket(stack, NAMESPACE, serde_json::to_value(auth).unwrap()).await
+}
+
+/// A connection to `namespace` with `auth` that only listens.
+pub(crate) async fn raw_socket(
+    stack: &Stack,
+    namespace: &str,
+    auth: serde_json::Value,
+) -> (rust_socketio::asynchronous::Client, mpsc::UnboundedReceiver<Heard>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let hear = |tx: &mpsc::UnboundedSender<Heard>, what: fn(Payload) -> Option<Heard>| {
         let tx = tx.clone();
@@ -35,12 +49,11 @@ async fn raw_provider(stack: &Stack) -> (rust_socketio::asynchronous::Client, mp
             .boxed()
         }
     };
-    let auth = ProviderAuth { token: stack.provider_token.clone(), protocol_version: ravproto::PROTOCOL_VERSION };
     let client = ClientBuilder::new(stack.url.clone())
-        .namespace(NAMESPACE)
+        .namespace(namespace)
         .transport_type(rust_socketio::TransportType::Websocket)
         .reconnect(false)
-        .auth(serde_json::to_value(auth).unwrap())
+        .auth(auth)
         .on("open", hear(&tx, |_| Some(Heard::Open)))
         .on("close", hear(&tx, |_| Some(Heard::Closed)))
         .on(
@@ -56,7 +69,7 @@ async fn raw_provider(stack: &Stack) -> (rust_socketio::asynchronous::Client, mp
     (client, rx)
 }
 
-async fn next(heard: &mut mpsc::UnboundedReceiver<Heard>, awaited: &str) -> Heard {
+pub(crate) async fn next(heard: &mut mpsc::UnboundedReceiver<Heard>, awaited: &str) -> Heard {
     // Bounded: a dropped event would otherwise leave the test waiting for ever.
     tokio::time::timeout(Duration::from_secs(20), heard.recv())
         .await
@@ -67,7 +80,7 @@ async fn next(heard: &mut mpsc::UnboundedReceiver<Heard>, awaited: &str) -> Hear
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn malformed_provider_events_are_refused_then_the_sender_is_cut_off() {
     let stack = Stack::start(30_000).await;
-    let (client, mut heard) = raw_provider(&stack).await;
+    let (client, mut heard) = raw_provider(&stack, &stack.provider_token).await;
     assert!(matches!(next(&mut heard, "open").await, Heard::Open));
 
     // Each kind of garbage is answered with a typed refusal naming the event.

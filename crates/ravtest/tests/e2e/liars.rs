@@ -117,7 +117,7 @@ async fn every_lie_about_a_results_shape_or_dtype_is_refused_and_an_honest_provi
     honest.joined().await;
     crate::stack::known_to_the_server(&client, &mut honest).await;
     for (round, lie) in [Lie::Shape, Lie::Dtype, Lie::EmptyList].into_iter().enumerate() {
-        let token = db.create_account(&format!("liar {round}"), Role::Provider).await.unwrap();
+        let token = db.create_account(&format!("liar-{round}"), Role::Provider).await.unwrap();
         let (liar, mut refusals) = liar(&stack, &token, lie).await;
         // The liar is known to the server once it has been refused (its join is not
         // acknowledged): graphs run until one reaches it, each checked against the local run.

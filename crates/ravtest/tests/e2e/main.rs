@@ -7,8 +7,10 @@ mod distributed;
 mod federated;
 mod hostile;
 mod liars;
+mod metrics;
 #[cfg(feature = "onnx")]
 mod onnx;
 mod stack;
 mod storage;
+mod tokens;
 mod training;
