@@ -43,8 +43,42 @@ pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// A unix time as people read it: RFC 3339 in UTC, to the second.
+/// The longest a token may be made to last (`--expires-in`, `expires_in_secs`): 100 years.
+pub const MAX_EXPIRES_IN_SECS: u64 = 100 * 366 * 24 * 3600;
+
+/// Checks a new token's lifetime.
+pub fn check_expires_in(secs: Option<u64>) -> Result<()> {
+    match secs {
+        Some(secs) if secs > MAX_EXPIRES_IN_SECS => Err(Error::BadRequest(format!(
+            "a token may last at most 100 years ({MAX_EXPIRES_IN_SECS} s); leave the expiry out for one that lasts until revoked"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// A unix time as people read it: RFC 3339 in UTC, to the second (the number itself past the
+/// year 9999, which RFC 3339 cannot write).
 pub fn utc(unix_secs: i64) -> String {
-    let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(unix_secs).unwrap_or(0));
-    humantime::format_rfc3339_seconds(at).to_string()
+    const YEAR_10000: i64 = 253_402_300_800;
+    match u64::try_from(unix_secs) {
+        Ok(secs) if unix_secs < YEAR_10000 => {
+            humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs)).to_string()
+        }
+        _ => format!("unix time {unix_secs}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_written_for_people_and_never_panic() {
+        assert_eq!(utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc(1_800_000_000), "2027-01-15T08:00:00Z");
+        assert_eq!(utc(i64::MAX), format!("unix time {}", i64::MAX));
+        assert_eq!(utc(-5), "unix time -5");
+        assert!(check_expires_in(Some(MAX_EXPIRES_IN_SECS)).is_ok() && check_expires_in(None).is_ok());
+        assert!(matches!(check_expires_in(Some(u64::MAX)), Err(Error::BadRequest(_))));
+    }
 }

@@ -80,6 +80,7 @@ impl Db {
         expires_in_secs: Option<u64>,
     ) -> Result<(String, Option<i64>)> {
         auth::check_account_name(name)?;
+        auth::check_expires_in(expires_in_secs)?;
         let token = auth::new_token()?;
         let now = now_secs();
         let expires_at = expires_in_secs.map(|secs| now.saturating_add(i64::try_from(secs).unwrap_or(i64::MAX)));

@@ -68,6 +68,11 @@ async fn tokens_are_created_expired_revoked_and_listed_without_secrets() {
         (json!({"name": "", "role": "requester"}), StatusCode::BAD_REQUEST, "an account name is 1 to 64"),
         (json!({"name": "bob", "role": "provider"}), StatusCode::CONFLICT, "`bob` already exists"),
         (json!({"name": "eve", "role": "root"}), StatusCode::BAD_REQUEST, "unknown variant `root`"),
+        (
+            json!({"name": "eve", "role": "requester", "expires_in_secs": u64::MAX}),
+            StatusCode::BAD_REQUEST,
+            "a token may last at most 100 years",
+        ),
     ] {
         let (got, reply) = admin("POST", routes::admin_tokens(), Some(body.clone())).await;
         assert_eq!(got, status, "{body}: {reply}");
