@@ -52,21 +52,21 @@ struct Remembered {
     revoked: bool,
 }
 
-/// The refusal of a token that does not work (401), saying why where that tells the caller
-/// what to do.
-fn refused(row: Option<&Remembered>, now: i64) -> Option<Error> {
+/// The account of a remembered token if the token works at `now`; otherwise a 401 that says
+/// why where that tells the caller what to do.
+fn working(row: Option<Remembered>, now: i64) -> Result<Account> {
+    let ask = "ask an admin for a new one";
     match row {
-        None => Some(Error::Unauthorized("missing or invalid token".into())),
-        Some(row) if row.revoked => Some(Error::Unauthorized(format!(
-            "the token of `{}` was revoked: ask an admin for a new one",
-            row.account.name
-        ))),
-        Some(row) if row.account.expired(now) => Some(Error::Unauthorized(format!(
-            "the token of `{}` expired at {}: ask an admin for a new one",
-            row.account.name,
-            auth::utc(row.account.expires_at.unwrap_or_default())
-        ))),
-        Some(_) => None,
+        None => Err(Error::Unauthorized("missing or invalid token".into())),
+        Some(row) if row.revoked => {
+            Err(Error::Unauthorized(format!("the token of `{}` was revoked: {ask}", row.account.name)))
+        }
+        Some(Remembered { account, .. }) => match account.expires_at {
+            Some(at) if at <= now => {
+                Err(Error::Unauthorized(format!("the token of `{}` expired at {}: {ask}", account.name, auth::utc(at))))
+            }
+            _ => Ok(account),
+        },
     }
 }
 
@@ -120,10 +120,7 @@ impl Db {
             None => self.load_token(hash).await?,
         };
         let now = now_secs();
-        if let Some(refusal) = refused(row.as_ref(), now) {
-            return Err(refusal);
-        }
-        let account = row.map(|row| row.account).ok_or_else(|| Error::Internal("token check".into()))?;
+        let account = working(row, now)?;
         self.tokens.last_used.lock().unwrap_or_else(PoisonError::into_inner).insert(account.id, now);
         Ok(account)
     }
