@@ -20,6 +20,10 @@ pub enum Error {
     /// The server could not be reached or answered something that is not its API.
     #[error("cannot talk to the server: {0}")]
     Transport(String),
+    /// The client will not talk to the server: a plain `http://` URL to another machine, a
+    /// server certificate it does not trust, or a CA file it cannot use.
+    #[error("{0}")]
+    Trust(String),
 }
 
 impl Error {

@@ -9,8 +9,10 @@
 
 use crate::error::{Error, Result};
 use crate::retry::{RECONNECT_FOR, Retry};
+use crate::trust::{Trust, certificate_problem};
 use ravproto::messages::ErrorBody;
 use serde::de::DeserializeOwned;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Whether repeating a request changes nothing on the server.
@@ -26,21 +28,41 @@ pub enum Repeat {
 #[derive(Clone, Debug)]
 pub struct Http {
     client: reqwest::Client,
+    trust: Trust,
+    /// The TLS configuration of ravftp's FTPS, for an `https://` server.
+    ftps: Option<Arc<rustls::ClientConfig>>,
     base: String,
     token: String,
     reconnect_for: Duration,
 }
 
 impl Http {
-    /// Requests to `url` (e.g. `http://127.0.0.1:9999`) with `token`, tried again for
-    /// [`RECONNECT_FOR`] while the server cannot be reached.
-    pub fn new(url: &str, token: &str) -> Http {
-        Http {
-            client: reqwest::Client::new(),
+    /// Requests to `url` (e.g. `https://ravsock.example:9999`) with `token`, tried again for
+    /// [`RECONNECT_FOR`] while the server cannot be reached. Refused at once when `trust` will
+    /// not talk to `url` (plain HTTP to another machine: [`Trust::check`]).
+    pub fn new(url: &str, token: &str, trust: &Trust) -> Result<Http> {
+        trust.check(url)?;
+        let tls = trust.rustls()?;
+        let secure = url.get(..8).is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"));
+        Ok(Http {
+            client: trust.http_client(&tls)?,
+            trust: trust.clone(),
+            ftps: secure.then_some(tls),
             base: url.trim_end_matches('/').to_string(),
             token: token.to_string(),
             reconnect_for: RECONNECT_FOR,
-        }
+        })
+    }
+
+    /// Whom this connection trusts (for the socket.io connection beside it).
+    pub fn trust(&self) -> &Trust {
+        &self.trust
+    }
+
+    /// The TLS configuration for the server's ravftp: FTPS exactly when the server is reached
+    /// over `https://`.
+    pub fn ftps(&self) -> Option<Arc<rustls::ClientConfig>> {
+        self.ftps.clone()
     }
 
     /// How long requests keep trying while the server cannot be reached (zero fails at the
@@ -88,6 +110,14 @@ impl Http {
                 }
                 Err(error) => (!error.is_connect(), error),
             };
+            // A certificate the client does not trust will not become trusted by waiting.
+            if let Some(why) = certificate_problem(&error) {
+                return Err(Error::Trust(format!(
+                    "the server at {} presented a certificate this client does not trust ({why}): \
+                     pass --ca-cert with the CA that signed it",
+                    self.base
+                )));
+            }
             let transient = error.is_connect() || error.is_request() || error.is_body();
             if !transient || (arrived && repeat == Repeat::Unsafe) || !retry.pause(&causes(&error)).await {
                 return Err(Error::Transport(retry.describe(causes(&error))));

@@ -4,8 +4,10 @@
 //! client's `error` callback as text holding the server's CONNECT_ERROR data, which ravsock
 //! fills with a typed [`ErrorBody`] (see [`ErrorBody::from_connect_error`]).
 
+use crate::{Error, Result, Trust};
 use ravproto::messages::ErrorBody;
 use rust_socketio::Payload;
+use rust_socketio::asynchronous::ClientBuilder;
 
 /// The first argument of an event, as `T`; `None` for a binary payload or another shape.
 pub fn first_json<T: serde::de::DeserializeOwned>(payload: Payload) -> Option<T> {
@@ -35,5 +37,37 @@ pub fn refusal(payload: &Payload) -> Option<ErrorBody> {
             other => ErrorBody::from_connect_error(&other.to_string()),
         }),
         other => ErrorBody::from_connect_error(&describe(other)),
+    }
+}
+
+/// A socket.io client builder for `url` that trusts what `trust` does; refused as
+/// [`Trust::check`] refuses.
+pub fn builder(url: &str, trust: &Trust) -> Result<ClientBuilder> {
+    trust.check(url)?;
+    let builder = ClientBuilder::new(url.to_string());
+    Ok(match trust.socket_tls()? {
+        Some(tls) => builder.tls_config(tls),
+        None => builder,
+    })
+}
+
+/// Why the socket.io client could not connect to `server`. A server certificate the client
+/// does not trust is an [`Error::Trust`] that says what to do: the socket.io client's
+/// native-tls reports it only as OpenSSL's text, so that text is what is recognised here.
+pub fn connect_error(server: &str, error: &rust_socketio::Error) -> Error {
+    let mut text = error.to_string();
+    let mut cause = std::error::Error::source(error);
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    if text.contains("certificate verify failed") {
+        Error::Trust(format!(
+            "the server at {server} presented a certificate this client does not trust ({text}): pass --ca-cert \
+             with the CA that signed it"
+        ))
+    } else {
+        Error::Transport(format!("cannot open the socket.io connection: {text}"))
     }
 }

@@ -21,6 +21,11 @@ pub const TOKEN: &str = "RAVSOCK_TOKEN";
 /// The host to reach ravsock's ravftp at, when it differs from the URL's host (the port
 /// always comes from ravsock's answer).
 pub const FTP_HOST: &str = "RAVSOCK_FTP_HOST";
+/// A PEM file with the private CA that signed ravsock's certificate (`--ca-cert`).
+pub const CA_CERT: &str = "RAVSOCK_CA_CERT";
+/// `true` or `1` lets a client send its token over plain `http://` to another machine
+/// (`--insecure`).
+pub const INSECURE: &str = "RAVSOCK_INSECURE";
 
 /// Today's names and the original's names for the same setting.
 pub const ALIASES: &[(&str, &[&str])] = &[

@@ -24,7 +24,7 @@ async fn main() {
     tokio::spawn(serve(listener, users.clone(), ServerConfig::default(), std::future::pending()));
     let issued = users.issue("bench").unwrap();
     let credentials = FtpCredentials { port, user: issued.user, password: issued.password, inline_limit: 0 };
-    let mut client = FtpClient::connect("127.0.0.1", &credentials).await.unwrap();
+    let mut client = FtpClient::connect("127.0.0.1", &credentials, None).await.unwrap();
     let values: Vec<f64> = (0..(mib << 20) / 8).map(|i| i as f64).collect();
     let value = Value::Tensor(TensorData::from_f64_vec(vec![values.len()], values).unwrap());
     let len = value.encoded_len();

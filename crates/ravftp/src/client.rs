@@ -1,9 +1,11 @@
 //! The FTP client side: log in with issued credentials, upload and download whole files in
-//! binary mode.
+//! binary mode; over explicit FTPS (`AUTH TLS`, then protected data connections) when given a
+//! TLS configuration, which a client passes exactly when it reaches ravsock over `https://`.
 
 use ravproto::messages::FtpCredentials;
 use ravproto::{TensorReceiver, Value};
-use suppaftp::tokio::AsyncFtpStream;
+use std::sync::Arc;
+use suppaftp::tokio::{AsyncRustlsConnector, AsyncRustlsFtpStream};
 use suppaftp::types::FileType;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -48,6 +50,7 @@ fn ftp_err(action: &'static str) -> impl FnOnce(suppaftp::FtpError) -> FtpError 
     move |e| {
         // 4xx is FTP's "try again later" (421 closing, 425/426 data connection, 450/451 local
         // trouble); a cut or garbled control connection is a server going away.
+        // A refused certificate (SecureError) is not transient: waiting will not fix it.
         let transient = match &e {
             suppaftp::FtpError::ConnectionError(_) | suppaftp::FtpError::BadResponse => true,
             suppaftp::FtpError::UnexpectedResponse(response) => (400..500).contains(&response.status.code()),
@@ -77,7 +80,8 @@ impl FtpError {
 
 /// A logged-in FTP session.
 pub struct FtpClient {
-    stream: AsyncFtpStream,
+    // The rustls stream type also speaks plain FTP until `into_secure`.
+    stream: AsyncRustlsFtpStream,
 }
 
 impl std::fmt::Debug for FtpClient {
@@ -87,9 +91,18 @@ impl std::fmt::Debug for FtpClient {
 }
 
 impl FtpClient {
-    /// Connects to `host:credentials.port` and logs in (binary mode).
-    pub async fn connect(host: &str, credentials: &FtpCredentials) -> Result<FtpClient, FtpError> {
-        let mut stream = AsyncFtpStream::connect((host, credentials.port)).await.map_err(ftp_err("connect"))?;
+    /// Connects to `host:credentials.port`, with `tls` secures the session (checking the
+    /// server's certificate for `host`), and logs in (binary mode).
+    pub async fn connect(
+        host: &str,
+        credentials: &FtpCredentials,
+        tls: Option<Arc<rustls::ClientConfig>>,
+    ) -> Result<FtpClient, FtpError> {
+        let mut stream = AsyncRustlsFtpStream::connect((host, credentials.port)).await.map_err(ftp_err("connect"))?;
+        if let Some(config) = tls {
+            let connector = AsyncRustlsConnector::from(tokio_rustls::TlsConnector::from(config));
+            stream = stream.into_secure(connector, host).await.map_err(ftp_err("TLS"))?;
+        }
         stream.login(credentials.user.as_str(), credentials.password.as_str()).await.map_err(ftp_err("login"))?;
         // suppaftp defaults to ASCII mode, which rewrites LF bytes.
         stream.transfer_type(FileType::Binary).await.map_err(ftp_err("binary mode"))?;

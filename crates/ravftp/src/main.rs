@@ -42,6 +42,12 @@ enum Command {
         /// The most bytes one home may hold (an upload past it is refused with 552).
         #[arg(long, default_value_t = ravftp::DEFAULT_HOME_QUOTA)]
         home_quota: u64,
+        /// A PEM certificate chain: with `--tls-key`, every session must use explicit FTPS.
+        #[arg(long, env = "RAVFTP_TLS_CERT", requires = "tls_key")]
+        tls_cert: Option<std::path::PathBuf>,
+        /// The certificate's private key (PEM).
+        #[arg(long, env = "RAVFTP_TLS_KEY", requires = "tls_cert")]
+        tls_key: Option<std::path::PathBuf>,
     },
     /// Add a user (or give it a new password); prints the password once.
     AddUser {
@@ -94,14 +100,16 @@ async fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("writing {}", users.display()))?;
             writeln!(std::io::stdout(), "user {name}: password {password} (shown once)")?;
         }
-        Command::Serve { root, users, bind, passive_from, passive_to, home_quota } => {
+        Command::Serve { root, users, bind, passive_from, passive_to, home_quota, tls_cert, tls_key } => {
             let store = Arc::new(Users::new(&root).with_context(|| format!("ftp root {}", root.display()))?);
             for (name, hashed) in read_users(&users)? {
                 store.insert_hashed(&name, decode(&hashed.salt)?, decode(&hashed.sha256)?)?;
             }
             let listener = tokio::net::TcpListener::bind(&bind).await.with_context(|| format!("binding {bind}"))?;
             tracing::info!(addr = %listener.local_addr()?, root = %root.display(), "ravftp listening");
-            let config = ServerConfig { passive_ports: passive_from..=passive_to, idle_timeout_s: 600, home_quota };
+            let tls = tls_cert.zip(tls_key).map(|(cert, key)| ravftp::server::FtpsFiles { cert, key });
+            let config =
+                ServerConfig { passive_ports: passive_from..=passive_to, idle_timeout_s: 600, home_quota, tls };
             serve(listener, store, config, async {
                 let _ = tokio::signal::ctrl_c().await;
             })

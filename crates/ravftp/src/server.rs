@@ -408,11 +408,24 @@ pub struct ServerConfig {
     pub idle_timeout_s: u64,
     /// The most bytes one home may hold: an upload past it is refused (552) and removed.
     pub home_quota: u64,
+    /// Explicit FTPS with this PEM certificate chain and key, required of every session on
+    /// both the control and the data connections (a password never crosses in clear text).
+    pub tls: Option<FtpsFiles>,
+}
+
+/// The PEM files of FTPS (read again for each session, so a renewed certificate is used
+/// without a restart).
+#[derive(Clone, Debug)]
+pub struct FtpsFiles {
+    /// The certificate chain.
+    pub cert: std::path::PathBuf,
+    /// Its private key.
+    pub key: std::path::PathBuf,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { passive_ports: 49152..=65535, idle_timeout_s: 600, home_quota: DEFAULT_HOME_QUOTA }
+        ServerConfig { passive_ports: 49152..=65535, idle_timeout_s: 600, home_quota: DEFAULT_HOME_QUOTA, tls: None }
     }
 }
 
@@ -497,6 +510,10 @@ pub async fn serve(
         .greeting("ravftp ready")
         .passive_ports(config.passive_ports.clone())
         .idle_session_timeout(config.idle_timeout_s);
+        let builder = match &config.tls {
+            Some(files) => builder.ftps(files.cert.clone(), files.key.clone()).ftps_required(true, true),
+            None => builder,
+        };
         match builder.build() {
             Ok(server) => {
                 tokio::spawn(async move {

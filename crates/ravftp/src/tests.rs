@@ -38,7 +38,7 @@ fn credentials(running: &Running, user: &str) -> FtpCredentials {
 async fn transfers_are_byte_exact_in_both_directions() {
     let running = start().await;
     let creds = credentials(&running, "alice");
-    let mut client = FtpClient::connect("127.0.0.1", &creds).await.unwrap();
+    let mut client = FtpClient::connect("127.0.0.1", &creds, None).await.unwrap();
     // Every byte value, LF and CR included (ASCII mode would rewrite them).
     let bytes: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 256) as u8).collect();
     client.put("t.ravv", &bytes).await.unwrap();
@@ -56,16 +56,16 @@ async fn wrong_password_and_unknown_user_are_refused() {
     let running = start().await;
     let mut creds = credentials(&running, "bob");
     creds.password = "not-the-password".into();
-    let error = FtpClient::connect("127.0.0.1", &creds).await.unwrap_err();
+    let error = FtpClient::connect("127.0.0.1", &creds, None).await.unwrap_err();
     assert!(matches!(error, FtpError::Ftp { action: "login", .. }), "{error}");
     creds.user = "nobody".into();
-    assert!(FtpClient::connect("127.0.0.1", &creds).await.is_err());
+    assert!(FtpClient::connect("127.0.0.1", &creds, None).await.is_err());
     // A revoked user cannot log in any more, and its home is gone.
     let creds = credentials(&running, "carol");
     let home = running.users.home("carol").unwrap();
     running.users.revoke("carol");
     assert!(!home.exists());
-    assert!(FtpClient::connect("127.0.0.1", &creds).await.is_err());
+    assert!(FtpClient::connect("127.0.0.1", &creds, None).await.is_err());
 }
 
 #[tokio::test]
@@ -75,7 +75,7 @@ async fn paths_outside_the_home_are_refused() {
     let _bob = credentials(&running, "bob");
     std::fs::write(running.users.home("bob").unwrap().join("secret.ravv"), b"bob's").unwrap();
     std::fs::write(running.users.root().join("root-file"), b"server's").unwrap();
-    let mut client = FtpClient::connect("127.0.0.1", &alice).await.unwrap();
+    let mut client = FtpClient::connect("127.0.0.1", &alice, None).await.unwrap();
     for path in
         ["../bob/secret.ravv", "/bob/secret.ravv", "../root-file", "/../root-file", "/etc/passwd", "../../etc/passwd"]
     {
@@ -122,7 +122,7 @@ async fn an_upload_replaces_the_file_and_never_writes_into_a_linked_one() {
     let stored = home.parent().unwrap().join("stored.ravv");
     std::fs::write(&stored, b"the stored value").unwrap();
     std::fs::hard_link(&stored, home.join("lent.ravv")).unwrap();
-    let mut client = FtpClient::connect("127.0.0.1", &creds).await.unwrap();
+    let mut client = FtpClient::connect("127.0.0.1", &creds, None).await.unwrap();
     client.put("lent.ravv", b"overwritten").await.unwrap();
     assert_eq!(client.get("lent.ravv", 11).await.unwrap(), b"overwritten");
     assert_eq!(std::fs::read(&stored).unwrap(), b"the stored value");
@@ -135,7 +135,7 @@ async fn values_travel_whole_and_malformed_files_are_refused() {
     let running = start().await;
     let creds = credentials(&running, "erin");
     let home = running.users.home("erin").unwrap();
-    let mut client = FtpClient::connect("127.0.0.1", &creds).await.unwrap();
+    let mut client = FtpClient::connect("127.0.0.1", &creds, None).await.unwrap();
     let tensor = Value::Tensor(TensorData::from_f64(vec![3, 2], &[1.0, f64::NAN, -0.0, 4.5, 1e-300, 6.0]).unwrap());
     let list =
         Value::List(vec![tensor.clone(), Value::Tensor(TensorData::from_bool(vec![2], &[true, false]).unwrap())]);
@@ -159,7 +159,7 @@ async fn values_travel_whole_and_malformed_files_are_refused() {
     ];
     for (case, bytes, announced, says) in cases {
         std::fs::write(home.join("bad.ravv"), &bytes).unwrap();
-        let mut client = FtpClient::connect("127.0.0.1", &creds).await.unwrap();
+        let mut client = FtpClient::connect("127.0.0.1", &creds, None).await.unwrap();
         let error = client.get_value("bad.ravv", announced).await.expect_err(case).to_string();
         assert!(error.contains(says), "{case}: {error}");
     }
@@ -172,10 +172,11 @@ async fn only_failures_of_the_server_or_the_network_are_transient() {
     let mut creds = credentials(&running, "dora");
     // A server that is not there (yet): worth trying again.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let refused = FtpClient::connect("127.0.0.1", &FtpCredentials { port: closed, ..creds.clone() }).await.unwrap_err();
+    let refused =
+        FtpClient::connect("127.0.0.1", &FtpCredentials { port: closed, ..creds.clone() }, None).await.unwrap_err();
     assert!(refused.is_transient(), "{refused}");
     // A file that ends early is a transfer cut off; one that is too long is not.
-    let mut client = FtpClient::connect("127.0.0.1", &creds).await.unwrap();
+    let mut client = FtpClient::connect("127.0.0.1", &creds, None).await.unwrap();
     client.put("short.ravv", &[1, 2, 3]).await.unwrap();
     let short = client.get("short.ravv", 10).await.unwrap_err();
     assert!(short.is_transient(), "{short}");
@@ -188,7 +189,7 @@ async fn only_failures_of_the_server_or_the_network_are_transient() {
     assert!(!bad_name.is_transient(), "{bad_name}");
     client.quit().await;
     creds.password = "wrong".into();
-    let login = FtpClient::connect("127.0.0.1", &creds).await.unwrap_err();
+    let login = FtpClient::connect("127.0.0.1", &creds, None).await.unwrap_err();
     assert!(!login.is_transient(), "{login}");
 }
 
@@ -197,7 +198,7 @@ async fn a_home_holds_at_most_its_quota_and_an_upload_past_it_leaves_nothing() {
     let running = start_with(ServerConfig { home_quota: 3 << 20, ..ServerConfig::default() }).await;
     let creds = credentials(&running, "alice");
     let home = running.users.home("alice").unwrap();
-    let mut client = FtpClient::connect("127.0.0.1", &creds).await.unwrap();
+    let mut client = FtpClient::connect("127.0.0.1", &creds, None).await.unwrap();
     let two_mib = vec![7u8; 2 << 20];
     client.put("a.ravv", &two_mib).await.unwrap();
     // Replacing a file frees what it held first.
@@ -207,7 +208,7 @@ async fn a_home_holds_at_most_its_quota_and_an_upload_past_it_leaves_nothing() {
     assert!(refused.to_string().contains("552"), "{refused}");
     assert!(!home.join("b.ravv").exists(), "the partial upload was removed");
     // The session goes on; what fits still goes in.
-    let mut client = FtpClient::connect("127.0.0.1", &creds).await.unwrap();
+    let mut client = FtpClient::connect("127.0.0.1", &creds, None).await.unwrap();
     client.put("c.ravv", &[1u8; 1 << 20]).await.unwrap();
     client.delete("a.ravv").await.unwrap();
     client.put("b.ravv", &two_mib).await.unwrap();

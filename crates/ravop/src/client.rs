@@ -16,7 +16,7 @@
 use crate::error::{Error, Result};
 use crate::executor::Results;
 use crate::graph::Graph;
-use ravclient::{Http, Repeat, Retry};
+use ravclient::{Http, Repeat, Retry, Trust};
 use ravexec::TensorValue;
 use ravproto::messages::{
     CreateGraphResponse, ErrorCode, FtpCredentials, GraphProgress, OpChunkRequest, OpChunkResponse, OpRecord,
@@ -77,20 +77,43 @@ pub struct Client {
 /// ravsock's URL when the environment names none.
 pub const DEFAULT_URL: &str = "http://127.0.0.1:9999";
 
-/// The URL, token and ravftp host from the environment and `.env` ([`ravenv`]: today's names
-/// `RAVSOCK_URL`, `RAVSOCK_TOKEN`, `RAVSOCK_FTP_HOST`, or the original's `RAVENVERSE_URL`,
-/// `TOKEN`, `RAVENVERSE_FTP_HOST`).
-fn settings() -> Result<(String, String, Option<String>)> {
+/// The settings [`Client::from_env`] reads.
+struct Settings {
+    url: String,
+    token: String,
+    ftp_host: Option<String>,
+    trust: Trust,
+}
+
+/// The settings from the environment and `.env` ([`ravenv`]: today's names `RAVSOCK_URL`,
+/// `RAVSOCK_TOKEN`, `RAVSOCK_FTP_HOST`, or the original's `RAVENVERSE_URL`, `TOKEN`,
+/// `RAVENVERSE_FTP_HOST`; and `RAVSOCK_CA_CERT`, `RAVSOCK_INSECURE`).
+fn settings() -> Result<Settings> {
     let env = ravenv::Env::load().map_err(|e| Error::Settings(e.to_string()))?;
     let token = env.get(ravenv::TOKEN).ok_or(Error::NoToken)?;
     let url = env.get(ravenv::URL).unwrap_or_else(|| DEFAULT_URL.to_string());
-    Ok((url, token, env.get(ravenv::FTP_HOST)))
+    let insecure = match env.get(ravenv::INSECURE).as_deref().map(str::trim) {
+        None | Some("" | "0" | "false") => false,
+        Some("1" | "true") => true,
+        Some(other) => {
+            return Err(Error::Settings(format!("{} must be true or false, not `{other}`", ravenv::INSECURE)));
+        }
+    };
+    let ca_cert = env.get(ravenv::CA_CERT).map(std::path::PathBuf::from);
+    let trust = Trust::from_options(ca_cert.as_deref(), insecure)?;
+    Ok(Settings { url, token, ftp_host: env.get(ravenv::FTP_HOST), trust })
 }
 
 impl Client {
-    /// Connects to `url` (e.g. `http://127.0.0.1:9999`) and checks the token.
+    /// Connects to `url` (e.g. `http://127.0.0.1:9999`) and checks the token; an `https://`
+    /// server must have a certificate from one of the system's CAs.
     pub async fn connect(url: &str, token: &str) -> Result<Client> {
-        let http = Http::new(url, token);
+        Client::connect_trusting(url, token, &Trust::system()).await
+    }
+
+    /// [`Client::connect`] trusting what `trust` does (a private CA, `--insecure`).
+    pub async fn connect_trusting(url: &str, token: &str, trust: &Trust) -> Result<Client> {
+        let http = Http::new(url, token, trust)?;
         let window = http.window();
         let client = Client { http: http.reconnect_for(Duration::ZERO), ftp_host: None };
         let _: Vec<GraphProgress> = client.get(routes::GRAPHS).await?;
@@ -100,10 +123,12 @@ impl Client {
     /// Connects with the settings of the environment and `.env`: `RAVSOCK_URL` (default
     /// [`DEFAULT_URL`]), `RAVSOCK_TOKEN` and `RAVSOCK_FTP_HOST`, or the original RDF's names
     /// for them (`RAVENVERSE_URL`, `TOKEN`, `RAVENVERSE_FTP_HOST`); today's names win.
+    /// `RAVSOCK_CA_CERT` names a private CA's PEM file, and `RAVSOCK_INSECURE=true` allows
+    /// plain HTTP to another machine.
     pub async fn from_env() -> Result<Client> {
-        let (url, token, ftp_host) = settings()?;
-        let client = Client::connect(&url, &token).await?;
-        Ok(match ftp_host {
+        let settings = settings()?;
+        let client = Client::connect_trusting(&settings.url, &settings.token, &settings.trust).await?;
+        Ok(match settings.ftp_host {
             Some(host) => client.ftp_host(host),
             None => client,
         })
@@ -131,6 +156,11 @@ impl Client {
         self.http.token()
     }
 
+    /// Whom the connection trusts.
+    pub(crate) fn trust(&self) -> &Trust {
+        self.http.trust()
+    }
+
     pub(crate) async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
         Ok(self.http.get(path).await?)
     }
@@ -154,7 +184,7 @@ impl Client {
         // Each call issues a fresh password; asking again only replaces it.
         let credentials: FtpCredentials = self.http.post_as(Repeat::Safe, routes::FTP_CREDENTIALS, &()).await?;
         let host = self.ftp_host.clone().unwrap_or_else(|| ravftp::host_of_url(self.base()));
-        let session = ravftp::FtpClient::connect(&host, &credentials).await;
+        let session = ravftp::FtpClient::connect(&host, &credentials, self.http.ftps()).await;
         Ok((session, credentials))
     }
 

@@ -76,6 +76,10 @@ pub enum Error {
     /// The server could not be reached or answered garbage.
     #[error("cannot talk to the server: {0}")]
     Transport(String),
+    /// The client will not talk to the server: plain HTTP to another machine, a certificate
+    /// it does not trust, or a CA file it cannot use.
+    #[error("{0}")]
+    Trust(String),
     /// The graph failed on the grid.
     #[error("{graph} failed{}", failure.as_ref().map(|f| format!(" at {} (`{}`): {}", f.op_id, f.operator, f.reason)).unwrap_or_default())]
     GraphFailed {
@@ -99,6 +103,7 @@ impl From<ravclient::Error> for Error {
         match error {
             ravclient::Error::Server { status, code, message, op } => Error::Server { status, code, message, op },
             ravclient::Error::Transport(message) => Error::Transport(message),
+            ravclient::Error::Trust(message) => Error::Trust(message),
         }
     }
 }

@@ -18,7 +18,7 @@ use ravproto::requester::{
 };
 use ravproto::{GraphId, PROTOCOL_VERSION};
 use rust_socketio::Payload;
-use rust_socketio::asynchronous::{Client as SocketClient, ClientBuilder};
+use rust_socketio::asynchronous::Client as SocketClient;
 use tokio::sync::mpsc;
 
 /// How long [`Client::subscribe`] waits for the server to accept the connection.
@@ -76,7 +76,7 @@ impl Client {
         };
         let auth = RequesterAuth { token: self.token().to_string(), protocol_version: PROTOCOL_VERSION };
         let auth = serde_json::to_value(&auth).map_err(|e| Error::Transport(e.to_string()))?;
-        let socket = ClientBuilder::new(self.base().to_string())
+        let socket = ravclient::socket::builder(self.base(), self.trust())?
             .namespace(NAMESPACE)
             .auth(auth)
             .reconnect(true)
@@ -92,7 +92,7 @@ impl Client {
             .on("error", on(|p| Some(Incoming::ConnectError(refusal(&p), describe(&p)))))
             .connect()
             .await
-            .map_err(|e| Error::Transport(format!("cannot open the event stream: {e}")))?;
+            .map_err(|e| Error::from(ravclient::socket::connect_error(self.base(), &e)))?;
         // `connect` returns before the namespace accepted us; an emit before that is lost.
         match tokio::time::timeout(CONNECT_TIMEOUT, rx.recv()).await {
             Ok(Some(Incoming::Open)) => {}

@@ -22,6 +22,8 @@ pub struct FederatedConfig {
     pub server: String,
     /// Provider token.
     pub token: String,
+    /// The CAs it trusts and whether plain HTTP to another machine is allowed.
+    pub trust: ravclient::Trust,
     /// The federated graph.
     pub graph: GraphId,
     /// The CSV file (never uploaded).
@@ -43,16 +45,17 @@ pub struct Contribution {
 }
 
 /// The graph's rules and the statistics it asks for (shown before contributing).
-pub async fn spec(server: &str, token: &str, graph: GraphId) -> Result<FederatedSpec, Error> {
-    Http::new(server, token).get(&routes::federated(graph)).await.map_err(|e| Error::from_http(server, e))
+pub async fn spec(server: &str, token: &str, trust: &ravclient::Trust, graph: GraphId) -> Result<FederatedSpec, Error> {
+    let http = Http::new(server, token, trust).map_err(|e| Error::from_http(server, e))?;
+    http.get(&routes::federated(graph)).await.map_err(|e| Error::from_http(server, e))
 }
 
 /// Reads the file, computes its statistics under the graph's rules, encrypts them if the graph
 /// is encrypted, and submits them (once per provider and graph). Requests are sent again
 /// while ravsock cannot be reached (the submission only if it never arrived).
 pub async fn contribute(config: &FederatedConfig) -> Result<Contribution, Error> {
-    let http = Http::new(&config.server, &config.token);
     let failed = |error| Error::from_http(&config.server, error);
+    let http = Http::new(&config.server, &config.token, &config.trust).map_err(failed)?;
     let spec: FederatedSpec = http.get(&routes::federated(config.graph)).await.map_err(failed)?;
     if spec.status != ravproto::status::GraphStatus::Computing {
         return Err(Error::Refused {

@@ -27,7 +27,7 @@ use ravproto::provider::{
 };
 use ravproto::{GraphId, PROTOCOL_VERSION};
 use rust_socketio::Payload;
-use rust_socketio::asynchronous::{Client, ClientBuilder};
+use rust_socketio::asynchronous::Client;
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -40,6 +40,8 @@ pub struct ParticipateConfig {
     pub server: String,
     /// The provider token.
     pub token: String,
+    /// The CAs it trusts and whether plain HTTP to another machine is allowed.
+    pub trust: ravclient::Trust,
     /// Host of ravsock's ravftp, when it is not the server URL's host.
     pub ftp_host: Option<String>,
     /// Work only on this graph.
@@ -89,6 +91,7 @@ fn report(events: &Option<mpsc::UnboundedSender<ProviderEvent>>, event: Provider
 pub async fn list_graphs(
     server: &str,
     token: &str,
+    trust: &ravclient::Trust,
     approach: Option<ravproto::messages::Approach>,
 ) -> Result<Vec<ravproto::messages::OpenGraph>, Error> {
     let mut path = ravproto::routes::open_graphs();
@@ -96,7 +99,8 @@ pub async fn list_graphs(
         let name = serde_json::to_value(approach).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
         path.push_str(&format!("?approach={name}"));
     }
-    ravclient::Http::new(server, token).get(&path).await.map_err(|e| Error::from_http(server, e))
+    let http = ravclient::Http::new(server, token, trust).map_err(|e| Error::from_http(server, e))?;
+    http.get(&path).await.map_err(|e| Error::from_http(server, e))
 }
 
 /// Why participation stopped.
@@ -117,6 +121,10 @@ pub enum Error {
     /// A federated contribution could not be computed (the file, the rules, encryption).
     #[error("{0}")]
     Data(String),
+    /// This provider will not talk to the server: plain HTTP to another machine, a
+    /// certificate it does not trust, or a CA file it cannot use.
+    #[error("{0}")]
+    Trust(String),
     /// The server could not be reached, or the socket.io client failed to start.
     #[error("cannot connect to {server}: {reason}")]
     Connect {
@@ -133,6 +141,7 @@ impl Error {
         match error {
             ravclient::Error::Server { code, message, .. } => Error::Refused { code, message },
             ravclient::Error::Transport(reason) => Error::Connect { server: server.to_string(), reason },
+            ravclient::Error::Trust(reason) => Error::Trust(reason),
         }
     }
 }
@@ -191,43 +200,24 @@ pub async fn participate(config: ParticipateConfig, shutdown: impl Future<Output
     );
     let (tx, mut rx) = mpsc::unbounded_channel();
     let auth = ProviderAuth { token: config.token.clone(), protocol_version: PROTOCOL_VERSION };
-    let on = |tx: &mpsc::UnboundedSender<Incoming>, make: fn(Payload) -> Option<Incoming>| {
-        let tx = tx.clone();
-        move |payload: Payload, _client: Client| {
-            let tx = tx.clone();
-            async move {
-                if let Some(message) = make(payload) {
-                    forward(&tx, message);
+    // The same checks and CAs as the HTTP requests; ravftp speaks FTPS when this is https.
+    let http = ravclient::Http::new(&config.server, &config.token, &config.trust)
+        .map_err(|e| Error::from_http(&config.server, e))?;
+    // A server that is not up yet (or restarting) is waited for as long as a request would
+    // wait: the provider may be started first, or at the moment ravsock restarts.
+    let mut retry = ravclient::Retry::new(http.window());
+    let client = loop {
+        match provider_socket(&config, &auth, &tx)?.connect().await {
+            Ok(client) => break client,
+            Err(error) => match ravclient::socket::connect_error(&config.server, &error) {
+                ravclient::Error::Transport(reason) if retry.pause(&reason).await => {}
+                ravclient::Error::Transport(reason) => {
+                    return Err(Error::Connect { server: config.server.clone(), reason: retry.describe(reason) });
                 }
-            }
-            .boxed()
+                other => return Err(Error::from_http(&config.server, other)),
+            },
         }
     };
-    let client = ClientBuilder::new(config.server.clone())
-        .namespace(NAMESPACE)
-        .auth(serde_json::to_value(&auth).expect("auth serializes"))
-        .reconnect(true)
-        .reconnect_on_disconnect(true)
-        .reconnect_delay(250, 5_000)
-        // Handshake on websocket directly: with the polling handshake, messages exchanged
-        // while the client upgrades to websocket were seen to get lost.
-        .transport_type(rust_socketio::TransportType::Websocket)
-        .on("open", on(&tx, |_| Some(Incoming::Connected)))
-        .on(
-            EVENT_ASSIGN,
-            on(&tx, |p| match p {
-                Payload::Binary(bytes) => Some(Incoming::Assign(bytes)),
-                _ => None,
-            }),
-        )
-        .on(EVENT_WITHDRAW, on(&tx, |p| first_json::<Withdraw>(p).map(|w| Incoming::Withdraw(w.assignment))))
-        .on(EVENT_REJECTED, on(&tx, |p| first_json::<Rejected>(p).map(|r| Incoming::Rejected(r.reason))))
-        .on(EVENT_CREDENTIALS, on(&tx, |p| first_json::<FtpCredentials>(p).map(Incoming::Credentials)))
-        .on(EVENT_REFUSED, on(&tx, |p| first_json::<ErrorBody>(p).map(Incoming::Refused)))
-        .on("error", on(&tx, |p| Some(Incoming::Error(refusal(&p), describe(&p)))))
-        .connect()
-        .await
-        .map_err(|e| Error::Connect { server: config.server.clone(), reason: e.to_string() })?;
 
     let summary = Arc::new(Mutex::new(Summary::default()));
     let withdrawn: Arc<Mutex<BTreeSet<u64>>> = Arc::default();
@@ -264,7 +254,7 @@ pub async fn participate(config: ParticipateConfig, shutdown: impl Future<Output
                     report(&config.events, ProviderEvent::Joined);
                 }
                 Some(Incoming::Credentials(credentials)) => {
-                    ftp = Some(Arc::new(Bulk { host: ftp_host.clone(), credentials }));
+                    ftp = Some(Arc::new(Bulk { host: ftp_host.clone(), credentials, tls: http.ftps() }));
                 }
                 Some(Incoming::Assign(bytes)) => {
                     let task = Task { client: client.clone(), summary: summary.clone(), withdrawn: withdrawn.clone(), events: config.events.clone(), ftp: ftp.clone(), sessions: sessions.clone(), budget };
@@ -301,16 +291,62 @@ pub async fn participate(config: ParticipateConfig, shutdown: impl Future<Output
     outcome.map(|()| summary)
 }
 
+/// The socket.io client of the `/provider` namespace, its events forwarded to `tx`; a new one
+/// for each try, since connecting consumes it.
+fn provider_socket(
+    config: &ParticipateConfig,
+    auth: &ProviderAuth,
+    tx: &mpsc::UnboundedSender<Incoming>,
+) -> Result<rust_socketio::asynchronous::ClientBuilder, Error> {
+    let on = |make: fn(Payload) -> Option<Incoming>| {
+        let tx = tx.clone();
+        move |payload: Payload, _client: Client| {
+            let tx = tx.clone();
+            async move {
+                if let Some(message) = make(payload) {
+                    forward(&tx, message);
+                }
+            }
+            .boxed()
+        }
+    };
+    Ok(ravclient::socket::builder(&config.server, &config.trust)
+        .map_err(|e| Error::from_http(&config.server, e))?
+        .namespace(NAMESPACE)
+        .auth(serde_json::to_value(auth).expect("auth serializes"))
+        .reconnect(true)
+        .reconnect_on_disconnect(true)
+        .reconnect_delay(250, 5_000)
+        // Handshake on websocket directly: with the polling handshake, messages exchanged
+        // while the client upgrades to websocket were seen to get lost.
+        .transport_type(rust_socketio::TransportType::Websocket)
+        .on("open", on(|_| Some(Incoming::Connected)))
+        .on(
+            EVENT_ASSIGN,
+            on(|p| match p {
+                Payload::Binary(bytes) => Some(Incoming::Assign(bytes)),
+                _ => None,
+            }),
+        )
+        .on(EVENT_WITHDRAW, on(|p| first_json::<Withdraw>(p).map(|w| Incoming::Withdraw(w.assignment))))
+        .on(EVENT_REJECTED, on(|p| first_json::<Rejected>(p).map(|r| Incoming::Rejected(r.reason))))
+        .on(EVENT_CREDENTIALS, on(|p| first_json::<FtpCredentials>(p).map(Incoming::Credentials)))
+        .on(EVENT_REFUSED, on(|p| first_json::<ErrorBody>(p).map(Incoming::Refused)))
+        .on("error", on(|p| Some(Incoming::Error(refusal(&p), describe(&p))))))
+}
+
 /// Where this connection's bulk values go: ravsock's ravftp server.
 #[derive(Debug)]
 struct Bulk {
     host: String,
     credentials: FtpCredentials,
+    /// FTPS, when ravsock is reached over https.
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Bulk {
     async fn connect(&self) -> Result<ravftp::FtpClient, ravftp::FtpError> {
-        ravftp::FtpClient::connect(&self.host, &self.credentials).await
+        ravftp::FtpClient::connect(&self.host, &self.credentials, self.tls.clone()).await
     }
 
     /// Downloads (and deletes) the input files of an assignment into its frame.

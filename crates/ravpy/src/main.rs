@@ -6,6 +6,8 @@
 //! `RAVSOCK_FTP_HOST`) or a `.env` file (the working directory's or a parent's); the original
 //! RDF's names (`RAVENVERSE_URL`, `TOKEN`, `RAVENVERSE_FTP_URL`, `RAVENVERSE_FTP_HOST`) are
 //! read too, and today's names win where both are set (see the `ravenv` crate).
+//! An `https://` server is checked against the system's CAs or `--ca-cert`'s
+//! (`RAVSOCK_CA_CERT`); plain `http://` to another machine needs `--insecure`.
 
 use anyhow::Result;
 use clap::{CommandFactory, Parser, Subcommand};
@@ -21,6 +23,25 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// Whom to trust: shared by every command that talks to ravsock.
+#[derive(clap::Args)]
+struct TrustArgs {
+    /// A PEM file with the CA that signed ravsock's certificate (a private CA); without it
+    /// the system's CAs are trusted.
+    #[arg(long, env = "RAVSOCK_CA_CERT")]
+    ca_cert: Option<std::path::PathBuf>,
+    /// Allow plain http:// to a machine other than this one: the token then crosses the
+    /// network in clear text.
+    #[arg(long, env = "RAVSOCK_INSECURE")]
+    insecure: bool,
+}
+
+impl TrustArgs {
+    fn trust(&self) -> Result<ravclient::Trust> {
+        Ok(ravclient::Trust::from_options(self.ca_cert.as_deref(), self.insecure)?)
+    }
 }
 
 #[derive(Subcommand)]
@@ -49,6 +70,8 @@ enum Command {
         /// goes to a provider with more. Default: half of this machine's RAM.
         #[arg(long, value_parser = parse_size)]
         max_memory: Option<u64>,
+        #[command(flatten)]
+        trust: TrustArgs,
     },
     /// List the graphs open to providers, with their requirements.
     ListGraphs {
@@ -61,6 +84,8 @@ enum Command {
         /// Only `distributed` or only `federated` graphs.
         #[arg(long)]
         approach: Option<String>,
+        #[command(flatten)]
+        trust: TrustArgs,
     },
     /// Contribute the statistics of a CSV file to a federated graph (the file never leaves this
     /// machine; in encrypted mode the statistics leave it only encrypted).
@@ -77,6 +102,8 @@ enum Command {
         /// The CSV file: a header row naming the columns, then numbers.
         #[arg(long)]
         file: std::path::PathBuf,
+        #[command(flatten)]
+        trust: TrustArgs,
     },
     /// Print this machine's benchmark.
     Benchmark,
@@ -98,11 +125,12 @@ fn main() -> Result<()> {
     let cli = Cli::parse_from(ravenv::args_with_env(std::env::args().collect(), &Cli::command(), &env));
     let runtime = tokio::runtime::Runtime::new()?;
     match cli.command {
-        Command::Participate { server, token, ftp_host, graph, max_subgraphs, max_memory } => {
+        Command::Participate { server, token, ftp_host, graph, max_subgraphs, max_memory, trust } => {
             let (events, view) = tokio::sync::mpsc::unbounded_channel();
             let config = ParticipateConfig {
                 server,
                 token,
+                trust: trust.trust()?,
                 ftp_host,
                 graph: graph.map(GraphId),
                 benchmark: None,
@@ -121,20 +149,22 @@ fn main() -> Result<()> {
             let summary = summary?;
             tracing::info!(subgraphs = summary.subgraphs, ops = summary.ops, "done");
         }
-        Command::ListGraphs { server, token, approach } => {
+        Command::ListGraphs { server, token, approach, trust } => {
             let approach = approach
                 .map(|name| serde_json::from_value(serde_json::Value::String(name.clone())))
                 .transpose()
                 .map_err(|_| anyhow::anyhow!("--approach is `distributed` or `federated`"))?;
-            let graphs = runtime.block_on(ravpy::list_graphs(&server, &token, approach))?;
+            let graphs = runtime.block_on(ravpy::list_graphs(&server, &token, &trust.trust()?, approach))?;
             #[allow(clippy::print_stdout)] // The table is this command's output.
             {
                 print!("{}", ravpy::view::table(&graphs));
             }
         }
-        Command::Federated { server, token, graph, file } => {
-            let config = ravpy::federated::FederatedConfig { server, token, graph: GraphId(graph), file };
-            let spec = runtime.block_on(ravpy::federated::spec(&config.server, &config.token, config.graph))?;
+        Command::Federated { server, token, graph, file, trust } => {
+            let trust = trust.trust()?;
+            let config = ravpy::federated::FederatedConfig { server, token, trust, graph: GraphId(graph), file };
+            let spec =
+                runtime.block_on(ravpy::federated::spec(&config.server, &config.token, &config.trust, config.graph))?;
             tracing::info!("{} \"{}\": {}", spec.graph_id, spec.name, ravpy::view::describe_rules(&spec.rules));
             let contribution = runtime.block_on(ravpy::federated::contribute(&config))?;
             let privacy = match contribution.spec.rules.privacy {

@@ -45,6 +45,8 @@ async fn a_dotenv_in_the_originals_names_drives_provider_and_requester() {
         max_op_bytes: ravsock::validate::DEFAULT_MAX_OP_BYTES,
         result_retention_secs: ravsock::config::DEFAULT_RESULT_RETENTION_SECS,
         ftp_file_retention_secs: ravsock::config::DEFAULT_FTP_FILE_RETENTION_SECS,
+        tls_cert: None,
+        tls_key: None,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(ravsock::run(config, listener, async move {

@@ -82,6 +82,13 @@ pub struct Config {
     /// kept after its last change. 0 keeps them.
     #[arg(long, env = "RAVSOCK_FTP_FILE_RETENTION_SECS", default_value_t = DEFAULT_FTP_FILE_RETENTION_SECS)]
     pub ftp_file_retention_secs: u64,
+    /// A PEM certificate chain: with `--tls-key`, HTTP and socket.io are served over TLS
+    /// (https://, wss://) and ravftp requires explicit FTPS with the same certificate.
+    #[arg(long, env = "RAVSOCK_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, env = "RAVSOCK_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Default result retention: a week.
@@ -113,6 +120,15 @@ impl Config {
         crate::db::retention::Retention {
             results_secs: self.result_retention_secs,
             ftp_files_secs: self.ftp_file_retention_secs,
+        }
+    }
+
+    /// The certificate and key files of TLS, when both are given; only one is a mistake.
+    pub fn tls(&self) -> Result<Option<ravftp::server::FtpsFiles>, String> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Ok(Some(ravftp::server::FtpsFiles { cert: cert.clone(), key: key.clone() })),
+            (None, None) => Ok(None),
+            _ => Err("--tls-cert and --tls-key go together: give both, or neither for plain HTTP".into()),
         }
     }
 

@@ -34,12 +34,19 @@ pub use error::{Error, Result};
 use std::future::Future;
 
 /// Runs the server on `listener` until `shutdown` resolves: database, scheduler task, HTTP API
-/// and socket.io on one port, and ravftp on `config.ftp_bind`.
+/// and socket.io on one port, and ravftp on `config.ftp_bind`; all over TLS when the config
+/// names a certificate and key.
 pub async fn run(
     config: config::Config,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
+    // A certificate that cannot be used stops the start, before anything is opened.
+    let tls_files = config.tls().map_err(Error::BadRequest)?;
+    let tls = match &tls_files {
+        Some(files) => Some(api::tls::server_config(&files.cert, &files.key)?),
+        None => None,
+    };
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| Error::Internal(format!("cannot create {}: {e}", config.data_dir.display())))?;
     let db = db::Db::connect(&config.database_url()).await?;
@@ -52,6 +59,7 @@ pub async fn run(
     let ftp_config = ravftp::server::ServerConfig {
         passive_ports: config.ftp_passive_from..=config.ftp_passive_to,
         home_quota: config.ftp_home_quota,
+        tls: tls_files,
         ..Default::default()
     };
     let ftp = tokio::spawn(ravftp::server::serve(ftp_listener, bulk.users(), ftp_config, async {
@@ -67,15 +75,23 @@ pub async fn run(
     let state = api::AppState::new(db, scheduler, bulk).with_max_op_bytes(config.max_op_bytes);
     let app = api::router(state).layer(socket_layer);
     let address = listener.local_addr().map_err(|e| Error::Internal(e.to_string()))?;
-    tracing::info!(%address, ftp_port, "ravsock listening");
-    // Small messages (assignments, results, long-poll answers) must not wait for Nagle's
-    // algorithm to meet a delayed ACK: that alone cost 40 ms per round trip.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |stream| {
-        if let Err(error) = stream.set_nodelay(true) {
-            tracing::debug!(cause = %error, "cannot set TCP_NODELAY");
+    tracing::info!(%address, ftp_port, tls = tls.is_some(), "ravsock listening");
+    let served = match tls {
+        Some(tls) => {
+            let listener = api::tls::TlsListener::new(listener, tls)?;
+            axum::serve(listener, app).with_graceful_shutdown(shutdown).await
         }
-    });
-    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+        None => {
+            // Small messages (assignments, results, long-poll answers) must not wait for
+            // Nagle's algorithm to meet a delayed ACK: that alone cost 40 ms per round trip.
+            let listener = axum::serve::ListenerExt::tap_io(listener, |stream| {
+                if let Err(error) = stream.set_nodelay(true) {
+                    tracing::debug!(cause = %error, "cannot set TCP_NODELAY");
+                }
+            });
+            axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+        }
+    };
     let _ = ftp_stop.send(());
     let _ = ftp.await;
     retention.abort();

@@ -104,6 +104,7 @@ async fn main() -> Result<()> {
                 ftp_passive_ports = %format!("{}-{}", config.ftp_passive_from, config.ftp_passive_to),
                 inline_limit = config.inline_limit,
                 data_dir = %config.data_dir.display(),
+                tls = ?config.tls_cert,
                 "effective configuration"
             );
             let listener = tokio::net::TcpListener::bind(config.bind)

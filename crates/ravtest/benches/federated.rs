@@ -62,6 +62,8 @@ async fn run() {
         max_op_bytes: ravsock::validate::DEFAULT_MAX_OP_BYTES,
         result_retention_secs: ravsock::config::DEFAULT_RESULT_RETENTION_SECS,
         ftp_file_retention_secs: ravsock::config::DEFAULT_FTP_FILE_RETENTION_SECS,
+        tls_cert: None,
+        tls_key: None,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -87,6 +89,7 @@ async fn run() {
         let config = ravpy::federated::FederatedConfig {
             server: url.clone(),
             token: token.clone(),
+            trust: Default::default(),
             graph: query.graph_id(),
             file: path.clone(),
         };

@@ -90,13 +90,13 @@ pub(super) struct OpenQuery {
     approach: Option<Approach>,
 }
 
-/// Graphs that providers may join now (any token).
+/// Graphs that providers may join now (a requester sees only its own).
 pub(super) async fn open_graphs(
     State(state): State<AppState>,
-    Caller(_caller): Caller,
+    Caller(caller): Caller,
     Query(query): Query<OpenQuery>,
 ) -> Result<Json<Vec<OpenGraph>>> {
-    Ok(Json(state.graphs.open_graphs(query.approach).await?))
+    Ok(Json(state.graphs.open_graphs(&caller, query.approach).await?))
 }
 
 pub(super) async fn ftp_credentials(

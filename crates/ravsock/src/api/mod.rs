@@ -10,7 +10,8 @@
 //! - [`malformed`]: what becomes of malformed socket.io events;
 //! - [`health`]: liveness and readiness, without a token;
 //! - [`admin`]: token management (admin tokens only);
-//! - [`tokens`]: the token watcher, which closes the sockets of revoked and expired tokens.
+//! - [`tokens`]: the token watcher, which closes the sockets of revoked and expired tokens;
+//! - [`tls`]: HTTPS and WSS: the listener that finishes TLS handshakes for axum.
 
 mod admin;
 mod extract;
@@ -19,6 +20,7 @@ mod graphs;
 mod health;
 pub mod malformed;
 pub mod socket;
+pub mod tls;
 pub mod tokens;
 
 pub use extract::{BodyBudget, BodyLimit, Bytes, Caller, GraphCall, Json, Path, SMALL_BODY_BYTES, body_limit};

@@ -27,6 +27,16 @@ pub fn admin(caller: &Account) -> Result<()> {
     }
 }
 
+/// Whether `caller` is shown `graph` among the open graphs: a provider every graph it may
+/// join (any, until graphs name the providers they accept), an admin every graph, and a
+/// requester only its own (another owner's names and requirements are not its business).
+pub fn lists_open(caller: &Account, graph: &StoredGraph) -> bool {
+    match caller.role {
+        Role::Provider | Role::Admin => true,
+        Role::Requester => graph.owner == caller.id,
+    }
+}
+
 /// The caller's graph, or 404 for a missing graph and for anyone else's.
 pub async fn owned_graph(db: &Db, caller: &Account, id: u64) -> Result<StoredGraph> {
     requester(caller)?;

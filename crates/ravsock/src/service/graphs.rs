@@ -6,7 +6,7 @@
 //! ops go up in chunks with client-side ids mapped to server ids, and a requester sees only its
 //! own graphs ([`super::access`]).
 
-use super::access::{owned_graph, requester};
+use super::access::{self, owned_graph, requester};
 use super::federated::{self, Federated};
 use super::uploads::Uploads;
 use crate::auth::Role;
@@ -300,12 +300,12 @@ impl Graphs {
         self.db.progress(&graph).await
     }
 
-    /// Graphs that providers may join now (any token): names, requirements and progress,
-    /// never ops or values.
-    pub async fn open_graphs(&self, approach: Option<Approach>) -> Result<Vec<OpenGraph>> {
+    /// Graphs that providers may join now: names, requirements and progress, never ops or
+    /// values; a requester sees only its own ([`access::lists_open`](super::access::lists_open)).
+    pub async fn open_graphs(&self, caller: &Account, approach: Option<Approach>) -> Result<Vec<OpenGraph>> {
         let mut out = Vec::new();
         for graph in self.db.graphs_with_status(GraphStatus::Computing).await? {
-            if approach.is_some_and(|approach| approach != graph.meta.approach) {
+            if approach.is_some_and(|approach| approach != graph.meta.approach) || !access::lists_open(caller, &graph) {
                 continue;
             }
             let progress = self.db.progress(&graph).await?;

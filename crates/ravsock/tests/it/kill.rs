@@ -53,6 +53,7 @@ pub(crate) fn spawn_provider(
         ravpy::ParticipateConfig {
             server,
             token,
+            trust: Default::default(),
             ftp_host: None,
             graph: None,
             benchmark: Some(Benchmark {
@@ -184,6 +185,30 @@ async fn a_killed_server_resumes_the_graph_and_loses_nothing() {
     assert!(matches!(&gone, Err(ravop::Error::Transport(message)) if message.contains("no answer for")), "{gone:?}");
     let _ = stop.send(());
     provider.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_provider_started_before_the_server_waits_for_it_and_computes() {
+    let Fixture { dir, database_url, requester, provider: provider_token, port } = fixture().await;
+    let url = format!("http://127.0.0.1:{port}");
+    // The provider's first try meets a listener that hangs up at once (a server going away);
+    // later ones are refused until ravsock listens.
+    let early = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    let (stop, mut provider) = spawn_provider(url.clone(), provider_token);
+    drop(early.accept().await.unwrap());
+    drop(early);
+    let _server = start(dir.path(), &database_url, port);
+    let client = connect(&url, &requester).await;
+    let graph = Graph::new("after the provider");
+    (graph.t(vec![1.0, 2.0]) * 3.0).persist("y");
+    let id = tokio::select! {
+        id = client.run(&graph, |_| {}) => id.expect("the waiting provider computes the graph"),
+        ended = &mut provider => panic!("the provider gave up before the server was up: {ended:?}"),
+    };
+    let y = client.fetch(id, "y").await.unwrap();
+    assert_eq!(y.as_tensor().unwrap().to_f64_array().iter().copied().collect::<Vec<_>>(), vec![3.0, 6.0]);
+    let _ = stop.send(());
+    assert_eq!(provider.await.unwrap().unwrap().subgraphs, 1);
 }
 
 /// The ravsock process of a test, which a [`Relay`] may replace.

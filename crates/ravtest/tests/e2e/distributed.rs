@@ -295,7 +295,7 @@ async fn ftp_sessions_are_confined_to_their_home() {
     let mut provider = stack.provider(1.0);
     provider.joined().await;
     let http = reqwest_credentials(&stack, &stack.requester).await;
-    let mut alice = ravftp::FtpClient::connect("127.0.0.1", &http).await.expect("requester logs in");
+    let mut alice = ravftp::FtpClient::connect("127.0.0.1", &http, None).await.expect("requester logs in");
     alice.put("mine.ravv", b"alice's bytes").await.unwrap();
     std::fs::write(stack.data_dir().join("blobs").join("999.ravv"), b"stored value").unwrap();
     for path in
@@ -308,16 +308,16 @@ async fn ftp_sessions_are_confined_to_their_home() {
     // Bob's credentials do not open Alice's home, and her old password dies with a new one.
     let bob = reqwest_credentials(&stack, &stack.other_requester).await;
     let as_alice = FtpCredentials { user: http.user.clone(), ..bob.clone() };
-    assert!(ravftp::FtpClient::connect("127.0.0.1", &as_alice).await.is_err());
+    assert!(ravftp::FtpClient::connect("127.0.0.1", &as_alice, None).await.is_err());
     let renewed = reqwest_credentials(&stack, &stack.requester).await;
-    assert!(ravftp::FtpClient::connect("127.0.0.1", &http).await.is_err(), "the old password stopped working");
-    assert!(ravftp::FtpClient::connect("127.0.0.1", &renewed).await.is_ok());
+    assert!(ravftp::FtpClient::connect("127.0.0.1", &http, None).await.is_err(), "the old password stopped working");
+    assert!(ravftp::FtpClient::connect("127.0.0.1", &renewed, None).await.is_ok());
     provider.stop().await.unwrap();
 }
 
 async fn reqwest_credentials(stack: &Stack, token: &str) -> ravproto::messages::FtpCredentials {
     let url = format!("{}/v1/ftp/credentials", stack.url);
-    let response = reqwest::Client::new().post(url).bearer_auth(token).send().await.unwrap();
+    let response = crate::stack::http().post(url).bearer_auth(token).send().await.unwrap();
     assert!(response.status().is_success(), "{}", response.status());
     response.json().await.unwrap()
 }
@@ -337,18 +337,27 @@ async fn providers_list_the_open_graphs_with_their_requirements() {
     let id = client.submit(&graph).await.unwrap();
     let pending = client.submit(&wide(2)).await.unwrap(); // never executed: not open
     client.execute(id).await.unwrap();
-    let open = ravpy::list_graphs(&stack.url, &stack.provider_token, None).await.unwrap();
+    let open = ravpy::list_graphs(&stack.url, &stack.provider_token, &stack.trust, None).await.unwrap();
     assert_eq!(open.iter().map(|g| g.graph_id).collect::<Vec<_>>(), vec![id], "{open:?}");
     assert!(open[0].requirements.gpu_required && open[0].ops > 0 && open[0].percent < 100.0);
     let table = ravpy::view::table(&open);
     assert!(table.contains("needs-gpu") && table.contains("gpu"), "{table}");
     assert!(!table.contains(&format!("\n{:>6} ", pending.0)));
-    let federated = ravpy::list_graphs(&stack.url, &stack.provider_token, Some(Approach::Federated)).await.unwrap();
+    let federated =
+        ravpy::list_graphs(&stack.url, &stack.provider_token, &stack.trust, Some(Approach::Federated)).await.unwrap();
     assert!(federated.is_empty());
     assert!(matches!(
-        ravpy::list_graphs(&stack.url, "rav_wrong", None).await,
+        ravpy::list_graphs(&stack.url, "rav_wrong", &stack.trust, None).await,
         Err(ravpy::Error::Refused { code: ErrorCode::Unauthorized, .. })
     ));
+    // A requester sees its own open graphs only: another owner's names are not its business.
+    let listed = |token: String| {
+        let url = stack.url.clone();
+        let trust = stack.trust.clone();
+        async move { ravpy::list_graphs(&url, &token, &trust, None).await.unwrap() }
+    };
+    assert_eq!(listed(stack.requester.clone()).await.iter().map(|g| g.graph_id).collect::<Vec<_>>(), vec![id]);
+    assert!(listed(stack.other_requester.clone()).await.is_empty(), "bob must not see alice's graph");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

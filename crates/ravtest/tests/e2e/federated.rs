@@ -82,13 +82,15 @@ async fn run_query(stack: &Stack, privacy: Privacy) -> Run {
     let graph_id = query.graph_id();
 
     // Providers see the rules (and the privacy mode) before they contribute.
-    let open = ravpy::list_graphs(&stack.url, &providers[0].0, Some(ravop::Approach::Federated)).await.unwrap();
+    let open =
+        ravpy::list_graphs(&stack.url, &providers[0].0, &stack.trust, Some(ravop::Approach::Federated)).await.unwrap();
     let listed = open.iter().find(|g| g.graph_id == graph_id).expect("listed");
     assert_eq!(listed.rules.as_ref().unwrap().privacy, privacy);
 
     let config = |index: usize| FederatedConfig {
         server: stack.url.clone(),
         token: providers[index].0.clone(),
+        trust: stack.trust.clone(),
         graph: graph_id,
         file: providers[index].1.clone(),
     };
@@ -190,6 +192,7 @@ async fn bad_federated_requests_get_clear_errors() {
         let config = FederatedConfig {
             server: stack.url.clone(),
             token: stack.provider_token.clone(),
+            trust: stack.trust.clone(),
             graph: query.graph_id(),
             file: path,
         };
@@ -199,7 +202,7 @@ async fn bad_federated_requests_get_clear_errors() {
     assert_eq!(query.spec().await.unwrap().contributors, 0);
 
     // Payloads of the wrong shape or mode are refused by the server.
-    let http = reqwest::Client::new();
+    let http = crate::stack::http();
     let url = format!("{}/v1/federated/{}/submissions", stack.url, query.graph_id().0);
     for (body, expected) in [
         (FederatedPayload::Plain(vec![]), "0 columns sent, 1 asked for"),
@@ -218,7 +221,7 @@ async fn bad_federated_requests_get_clear_errors() {
     // Requesters cannot submit, and another requester cannot see the query.
     let response = http.post(&url).bearer_auth(&stack.requester).json(&FederatedPayload::Plain(vec![])).send().await;
     assert_eq!(response.unwrap().status(), 403);
-    let other = reqwest::Client::new()
+    let other = crate::stack::http()
         .get(format!("{}/v1/federated/{}", stack.url, query.graph_id().0))
         .bearer_auth(&stack.other_requester)
         .send()
@@ -354,7 +357,7 @@ async fn submissions_survive_a_restart_of_ravsock() {
     let contribute = |url: String, index: usize, token: String| {
         let path = dir.path().join(FILES[index].0);
         std::fs::write(&path, FILES[index].1).unwrap();
-        let config = FederatedConfig { server: url, token, graph: graph_id, file: path };
+        let config = FederatedConfig { server: url, token, trust: Default::default(), graph: graph_id, file: path };
         async move { ravpy::federated::contribute(&config).await }
     };
     let mut tokens = Vec::new();
@@ -369,7 +372,7 @@ async fn submissions_survive_a_restart_of_ravsock() {
     assert!(again.to_string().contains("already reported"), "{again}");
     let third = contribute(stack.url.clone(), 2, tokens[2].clone()).await.unwrap();
     assert_eq!(third.spec.contributors, 3);
-    let aggregate: ravproto::federated::FederatedAggregate = reqwest::Client::new()
+    let aggregate: ravproto::federated::FederatedAggregate = crate::stack::http()
         .post(format!("{}/v1/federated/{}/close", stack.url, graph_id.0))
         .bearer_auth(&stack.requester)
         .send()

@@ -9,7 +9,6 @@ use ravproto::ops::{RandomParams, ReduceParams};
 use ravproto::provider::{EVENT_JOIN, EVENT_OP_FAILED, EVENT_REFUSED, EVENT_RESULT, NAMESPACE, ProviderAuth};
 use ravsock::api::malformed::MAX_MALFORMED;
 use rust_socketio::Payload;
-use rust_socketio::asynchronous::ClientBuilder;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -49,7 +48,8 @@ pub(crate) async fn raw_socket(
             .boxed()
         }
     };
-    let client = ClientBuilder::new(stack.url.clone())
+    let client = ravclient::socket::builder(&stack.url, &stack.trust)
+        .expect("the stack's URL is trusted")
         .namespace(namespace)
         .transport_type(rust_socketio::TransportType::Websocket)
         .reconnect(false)

@@ -12,5 +12,6 @@ mod metrics;
 mod onnx;
 mod stack;
 mod storage;
+mod tls;
 mod tokens;
 mod training;

@@ -21,7 +21,7 @@ async fn the_metrics_count_what_the_grid_did() {
     let stack = Stack::start(30_000).await;
     let db = Db::connect(&stack.database_url).await.unwrap();
     let admin = db.create_account("root", Role::Admin).await.unwrap();
-    let http = reqwest::Client::new();
+    let http = crate::stack::http();
     let scrape = || async {
         let answer = http.get(format!("{}{}", stack.url, routes::metrics())).bearer_auth(&admin).send().await.unwrap();
         assert_eq!(answer.status(), 200);

@@ -35,7 +35,7 @@ async fn onnx_batches_run_on_providers_that_have_onnx_and_match_the_local_run() 
     let id = client.submit(&graph).await.expect("submit");
     client.execute(id).await.expect("execute");
     // Providers see the requirement before they join.
-    let open = ravpy::list_graphs(&stack.url, &stack.provider_token, None).await.expect("list graphs");
+    let open = ravpy::list_graphs(&stack.url, &stack.provider_token, &stack.trust, None).await.expect("list graphs");
     let listed = open.iter().find(|g| g.graph_id == id).expect("the graph is open");
     assert!(listed.requirements.onnx_required, "{listed:?}");
     assert!(ravpy::view::table(&open).contains("onnx"), "{}", ravpy::view::table(&open));

@@ -11,6 +11,11 @@ use tokio::task::JoinHandle;
 
 pub(crate) struct Stack {
     pub(crate) url: String,
+    /// What the stack's clients trust: the system's CAs on plain HTTP, the stack's own CA
+    /// over TLS.
+    pub(crate) trust: ravclient::Trust,
+    /// The certificate and key ravsock serves over TLS, if it does.
+    tls: Option<ravftp::server::FtpsFiles>,
     pub(crate) requester: String,
     pub(crate) other_requester: String,
     pub(crate) provider_token: String,
@@ -80,17 +85,34 @@ pub(crate) fn config(data_dir: &Path, database_url: &str, deadline_base_ms: u64)
         max_op_bytes: ravsock::validate::DEFAULT_MAX_OP_BYTES,
         result_retention_secs: ravsock::config::DEFAULT_RESULT_RETENTION_SECS,
         ftp_file_retention_secs: ravsock::config::DEFAULT_FTP_FILE_RETENTION_SECS,
+        tls_cert: None,
+        tls_key: None,
     }
 }
 
 pub(crate) async fn serve(config: Config) -> (String, oneshot::Sender<()>, JoinHandle<ravsock::Result<()>>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
+    let scheme = if config.tls_cert.is_some() { "https" } else { "http" };
+    let url = format!("{scheme}://{}", listener.local_addr().unwrap());
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(ravsock::run(config, listener, async move {
         let _ = stopped.await;
     }));
     (url, stop, server)
+}
+
+/// A bare HTTP client for the tests' own requests (reqwest has no crypto provider of its own).
+pub(crate) fn http() -> reqwest::Client {
+    ravclient::Trust::system().reqwest().expect("an HTTP client")
+}
+
+/// `config` served over TLS with `tls`'s files, if given.
+fn tls_config(config: Config, tls: &Option<ravftp::server::FtpsFiles>) -> Config {
+    Config {
+        tls_cert: tls.as_ref().map(|files| files.cert.clone()),
+        tls_key: tls.as_ref().map(|files| files.key.clone()),
+        ..config
+    }
 }
 
 impl Stack {
@@ -105,16 +127,37 @@ impl Stack {
         Stack::start_in(tempfile::tempdir().unwrap(), data, deadline_base_ms).await
     }
 
+    /// A stack served over TLS with a certificate for 127.0.0.1 from a throwaway CA, which
+    /// its clients trust (`ca` holds the CA's PEM).
+    pub(crate) async fn start_tls(deadline_base_ms: u64, ca: &str, tls: ravftp::server::FtpsFiles) -> Stack {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().to_path_buf();
+        let trust = ravclient::Trust::ca_pem(ca.as_bytes()).expect("the test CA");
+        Stack::start_with(dir, data, deadline_base_ms, Some(tls), trust).await
+    }
+
     async fn start_in(dir: tempfile::TempDir, data: PathBuf, deadline_base_ms: u64) -> Stack {
+        Stack::start_with(dir, data, deadline_base_ms, None, ravclient::Trust::system()).await
+    }
+
+    async fn start_with(
+        dir: tempfile::TempDir,
+        data: PathBuf,
+        deadline_base_ms: u64,
+        tls: Option<ravftp::server::FtpsFiles>,
+        trust: ravclient::Trust,
+    ) -> Stack {
         let database_url = ravsock::db::scratch_database_url(&data).await.unwrap();
         let db = Db::connect(&database_url).await.unwrap();
         let requester = db.create_account("alice", Role::Requester).await.unwrap();
         let other_requester = db.create_account("bob", Role::Requester).await.unwrap();
         let provider_token = db.create_account("worker", Role::Provider).await.unwrap();
-        let (url, stop, server) = serve(config(&data, &database_url, deadline_base_ms)).await;
+        let (url, stop, server) = serve(tls_config(config(&data, &database_url, deadline_base_ms), &tls)).await;
         Stack {
             data,
             url,
+            trust,
+            tls,
             requester,
             other_requester,
             provider_token,
@@ -135,7 +178,8 @@ impl Stack {
             server.abort();
             let _ = server.await;
         }
-        let (url, stop, server) = serve(config(&self.data, &self.database_url, deadline_base_ms)).await;
+        let (url, stop, server) =
+            serve(tls_config(config(&self.data, &self.database_url, deadline_base_ms), &self.tls)).await;
         self.url = url;
         self.stop_server = Some(stop);
         self.server = Some(server);
@@ -157,32 +201,46 @@ impl Stack {
 
     fn provider_config(&self, token: &str, speed: f64, max_subgraphs: Option<u64>) -> Provider {
         // As ravpy reports itself: ONNX models run when it is built with them.
-        self.provider_reporting(token, speed, max_subgraphs, cfg!(feature = "onnx"), None)
+        self.provider_full(token, speed, max_subgraphs, cfg!(feature = "onnx"), None, self.trust.clone())
+    }
+
+    /// A provider that trusts only `trust` (not the stack's CA, say).
+    pub(crate) fn provider_trusting(&self, trust: ravclient::Trust) -> Provider {
+        self.provider_full(&self.provider_token, 1.0, None, cfg!(feature = "onnx"), None, trust)
     }
 
     /// A provider whose ops may take at most `max_memory` bytes each (`--max-memory`).
     pub(crate) fn provider_with_memory(&self, speed: f64, max_memory: u64) -> Provider {
-        self.provider_reporting(&self.provider_token, speed, None, cfg!(feature = "onnx"), Some(max_memory))
+        self.provider_full(
+            &self.provider_token,
+            speed,
+            None,
+            cfg!(feature = "onnx"),
+            Some(max_memory),
+            self.trust.clone(),
+        )
     }
 
     /// A provider that says it cannot run ONNX models, whatever it was built with.
     #[cfg(feature = "onnx")]
     pub(crate) fn provider_without_onnx(&self, speed: f64) -> Provider {
-        self.provider_reporting(&self.provider_token, speed, None, false, None)
+        self.provider_full(&self.provider_token, speed, None, false, None, self.trust.clone())
     }
 
-    fn provider_reporting(
+    fn provider_full(
         &self,
         token: &str,
         speed: f64,
         max_subgraphs: Option<u64>,
         onnx: bool,
         max_memory: Option<u64>,
+        trust: ravclient::Trust,
     ) -> Provider {
         let (events_tx, events) = tokio::sync::mpsc::unbounded_channel();
         let config = ParticipateConfig {
             server: self.url.clone(),
             token: token.to_string(),
+            trust,
             ftp_host: None,
             graph: None,
             benchmark: Some(Benchmark {
@@ -209,7 +267,7 @@ impl Stack {
     }
 
     pub(crate) async fn client(&self) -> ravop::Client {
-        ravop::Client::connect(&self.url, &self.requester).await.expect("requester connects")
+        ravop::Client::connect_trusting(&self.url, &self.requester, &self.trust).await.expect("requester connects")
     }
 }
 

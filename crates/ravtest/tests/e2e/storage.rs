@@ -86,14 +86,15 @@ fn run(program: &str, args: &[&str]) -> Result<(), String> {
 }
 
 async fn readiness(stack: &Stack) -> (u16, Readiness) {
-    let answer = reqwest::get(format!("{}{}", stack.url, routes::READYZ)).await.expect("readyz answers");
+    let answer =
+        crate::stack::http().get(format!("{}{}", stack.url, routes::READYZ)).send().await.expect("readyz answers");
     let status = answer.status().as_u16();
     (status, answer.json().await.expect("a Readiness"))
 }
 
 /// The graph's progress once some of its ops are computed (long polls, no sleeps).
 async fn once_started(stack: &Stack, client: &ravop::Client, graph: ravproto::GraphId) -> GraphProgress {
-    let http = reqwest::Client::new();
+    let http = crate::stack::http();
     loop {
         let progress = client.progress(graph).await.expect("progress");
         if progress.ops.get(&OpStatus::Computed).copied().unwrap_or(0) > 1 {

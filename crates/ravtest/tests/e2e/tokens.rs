@@ -85,7 +85,7 @@ async fn revoked_and_expired_tokens_lose_their_open_sockets_and_the_grid_goes_on
     let admin = Admin {
         url: stack.url.clone(),
         token: other_process.create_account("root", Role::Admin).await.unwrap(),
-        http: reqwest::Client::new(),
+        http: crate::stack::http(),
     };
 
     // Revoked through the admin route: the provider's socket is closed.
