@@ -33,8 +33,17 @@ struct TrustArgs {
     #[arg(long, env = "RAVSOCK_CA_CERT")]
     ca_cert: Option<std::path::PathBuf>,
     /// Allow plain http:// to a machine other than this one: the token then crosses the
-    /// network in clear text.
-    #[arg(long, env = "RAVSOCK_INSECURE")]
+    /// network in clear text. In the environment: 1/true/yes/on or 0/false/no/off.
+    #[arg(
+        long,
+        env = "RAVSOCK_INSECURE",
+        action = clap::ArgAction::Set,
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "false",
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
     insecure: bool,
 }
 

@@ -2,8 +2,10 @@
 //! `RAVENVERSE_URL`, `TOKEN` and `RAVENVERSE_FTP_URL`: the real `ravpy participate` binary
 //! joins with it and computes, and `ravop::Client::from_env` runs a graph with it.
 //!
-//! The requester reads `.env` from the working directory, so this file holds one test (its
-//! own process under nextest and cargo test alike) and moves into the requester's directory.
+//! The requester reads `.env` from the working directory, so the test that moves into the
+//! requester's directory is this file's only one that reads the working directory (the other
+//! starts ravpy in a directory of its own), and `RAVSOCK_INSECURE` is read from the
+//! environment.
 
 use ravop::{Client, Graph, LocalExecutor};
 use ravsock::auth::Role;
@@ -110,4 +112,62 @@ async fn a_dotenv_in_the_originals_names_drives_provider_and_requester() {
     assert!(exit.status.success(), "ravpy exited with {}: {}", exit.status, String::from_utf8_lossy(&exit.stderr));
     let _ = stop.send(());
     server.await.unwrap().unwrap();
+}
+
+/// `RAVSOCK_INSECURE` in the environment is read as the boolean it says (1/true/yes/on or
+/// 0/false/no/off) and anything else is refused by name. 0.0.0.0 is not a loopback name, so
+/// plain HTTP to it needs the permission, yet on Linux a connection to it reaches this
+/// machine's listener: the test's traffic stays on the host.
+#[test]
+fn ravsock_insecure_from_the_environment_allows_plain_http_to_another_host() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://0.0.0.0:{}", listener.local_addr().unwrap().port());
+    let dir = tempfile::tempdir().unwrap();
+    let list_graphs = |insecure: Option<&str>| {
+        let mut ravpy = Command::new(env!("CARGO_BIN_EXE_ravpy"));
+        ravpy
+            .arg("list-graphs")
+            .current_dir(dir.path())
+            .env("RAVSOCK_URL", &url)
+            .env("RAVSOCK_TOKEN", "not-a-real-token")
+            .env_remove("RAVSOCK_INSECURE")
+            .env_remove("RAVSOCK_CA_CERT")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some(value) = insecure {
+            ravpy.env("RAVSOCK_INSECURE", value);
+        }
+        ravpy
+    };
+    for refused in [None, Some("0"), Some("false")] {
+        let out = list_graphs(refused).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains("refusing to send the token in clear text"),
+            "{refused:?}: {stderr}"
+        );
+    }
+    let out = list_graphs(Some("maybe")).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("--insecure"), "{stderr}");
+    // Whichever comes first: the request at the listener, or ravpy exiting without sending it.
+    for allowed in ["1", "true"] {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut child = list_graphs(Some(allowed)).spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let arrived = tx.clone();
+        let accepting = listener.try_clone().unwrap();
+        std::thread::spawn(move || {
+            let _ = arrived.send(accepting.accept().map(|_| String::new()).map_err(|e| e.to_string()));
+        });
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut { stderr }, &mut text);
+            let _ = tx.send(Err(format!("ravpy ended first: {text}")));
+        });
+        let first = rx.recv().unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(first.is_ok(), "RAVSOCK_INSECURE={allowed}: {first:?}");
+    }
 }
