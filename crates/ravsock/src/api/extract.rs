@@ -185,6 +185,20 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// An authenticated caller with an admin token: the others are refused (403) before any body
+/// is read, so what a requester or a provider sends to an admin route is never parsed.
+pub(super) struct Admin(pub(super) Account);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Admin> {
+        let Caller(caller) = Caller::from_request_parts(parts, state).await?;
+        crate::service::access::admin(&caller)?;
+        Ok(Admin(caller))
+    }
+}
+
 /// What most handlers take: the state, the caller and the graph id of a `…/{id}/…` route
 /// (the caller is checked first, so a bad token answers 401 whatever the path).
 pub struct GraphCall {

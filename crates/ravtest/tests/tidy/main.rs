@@ -269,3 +269,29 @@ fn ravsock_modules_follow_their_layering() {
     assert!(edges.contains_key("api") && edges.contains_key("db"), "found the modules");
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// ravsock registers a route only by a `ravproto::routes` constant, so `routes::ALL` is every
+/// route the server has, and ravsock's test that calls each one (without a token, with
+/// another account's) cannot miss one.
+#[test]
+fn ravsock_registers_only_the_routes_of_ravproto() {
+    let root = workspace_root();
+    let mut files = Vec::new();
+    rust_files(&root.join("crates").join("ravsock").join("src"), &mut files);
+    let mut problems = Vec::new();
+    let mut registered = 0;
+    for file in &files {
+        let text = std::fs::read_to_string(file).expect("readable source");
+        for (at, _) in text.match_indices(".route(") {
+            registered += 1;
+            let argument = text[at + ".route(".len()..].trim_start();
+            if !argument.starts_with("routes::") {
+                let line = text[..at].lines().count();
+                let shown = file.strip_prefix(&root).unwrap_or(file).display();
+                problems.push(format!("{shown}:{line}: a route that is not a ravproto::routes constant"));
+            }
+        }
+    }
+    assert!(registered >= ravproto::routes::ALL.len(), "found the router ({registered} routes)");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
