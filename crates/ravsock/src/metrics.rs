@@ -48,6 +48,10 @@ pub struct Inner {
     pub graphs: Family<StatusLabel, Gauge>,
     /// Provider connections open now.
     pub providers_connected: Gauge,
+    /// Subgraphs ready and waiting for a provider, set from the scheduler at each scrape.
+    pub ready_subgraphs: Gauge,
+    /// Subgraphs handed out and not yet answered, set from the scheduler at each scrape.
+    pub assigned_subgraphs: Gauge,
     /// Subgraphs handed out to providers.
     pub subgraphs_assigned: Counter,
     /// Subgraphs whose results were stored.
@@ -93,6 +97,8 @@ impl Metrics {
         let inner = Inner {
             graphs: Family::default(),
             providers_connected: Gauge::default(),
+            ready_subgraphs: Gauge::default(),
+            assigned_subgraphs: Gauge::default(),
             subgraphs_assigned: Counter::default(),
             subgraphs_computed: Counter::default(),
             ops_computed: Counter::default(),
@@ -105,6 +111,16 @@ impl Metrics {
         };
         registry.register("graphs", "Graphs by status", inner.graphs.clone());
         registry.register("providers_connected", "Provider connections open now", inner.providers_connected.clone());
+        registry.register(
+            "ready_subgraphs",
+            "Subgraphs ready and waiting for a provider",
+            inner.ready_subgraphs.clone(),
+        );
+        registry.register(
+            "assigned_subgraphs",
+            "Subgraphs handed out and not yet answered",
+            inner.assigned_subgraphs.clone(),
+        );
         registry.register("subgraphs_assigned", "Subgraphs handed out to providers", inner.subgraphs_assigned.clone());
         registry.register(
             "subgraphs_computed",
@@ -151,6 +167,12 @@ impl Metrics {
             let count = counts.iter().find(|(counted, _)| *counted == status).map_or(0, |(_, count)| *count);
             self.graphs.get_or_create(&StatusLabel { status: name }).set(i64::try_from(count).unwrap_or(i64::MAX));
         }
+    }
+
+    /// Sets the queue gauges: subgraphs `ready` for a provider and `assigned` to one.
+    pub fn set_depth(&self, ready: u64, assigned: u64) {
+        self.ready_subgraphs.set(i64::try_from(ready).unwrap_or(i64::MAX));
+        self.assigned_subgraphs.set(i64::try_from(assigned).unwrap_or(i64::MAX));
     }
 
     /// Counts a failure.

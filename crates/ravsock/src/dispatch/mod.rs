@@ -81,6 +81,8 @@ pub enum Command {
     /// Answered once every earlier command has been handled and its actions performed
     /// (lets callers and tests wait for the scheduler without sleeping).
     Flush(tokio::sync::oneshot::Sender<()>),
+    /// Answered with the scheduler's queue depth once every earlier command has been handled.
+    Depth(tokio::sync::oneshot::Sender<crate::scheduler::QueueDepth>),
 }
 
 /// A change of a graph, pushed to waiting requesters.
@@ -127,14 +129,21 @@ impl SchedulerHandle {
         &self.health
     }
 
-    /// Whether the task still runs (it stops only with the server, or by a bug).
     /// The server's metrics, which the dispatch task, the sockets and `GET /metrics` share.
     pub fn metrics(&self) -> &crate::metrics::Metrics {
         &self.metrics
     }
 
+    /// Whether the task still runs (it stops only with the server, or by a bug).
     pub fn running(&self) -> bool {
         !self.tx.is_closed()
+    }
+
+    /// The scheduler's queue depth, after every command sent before this call.
+    pub async fn depth(&self) -> Result<crate::scheduler::QueueDepth> {
+        let (reply, wait) = tokio::sync::oneshot::channel();
+        self.send(Command::Depth(reply)).await?;
+        wait.await.map_err(|_| Error::Internal("the scheduler task has stopped".into()))
     }
 
     /// Waits until every command sent before this call has been handled.

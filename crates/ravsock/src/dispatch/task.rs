@@ -116,6 +116,10 @@ impl Dispatcher {
                     let _ = done.send(());
                     continue;
                 }
+                Command::Depth(reply) => {
+                    let _ = reply.send(self.scheduler.depth());
+                    continue;
+                }
             };
             let now = start.elapsed().as_millis() as Millis;
             let mut events = vec![event];

@@ -25,6 +25,15 @@ use ravproto::status::GraphStatus;
 use ravproto::{GraphId, OpId, ProviderId};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// The scheduler's queue at one moment (for the metrics).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueueDepth {
+    /// Subgraphs whose inputs are all computed, waiting for a provider that may take them.
+    pub ready_subgraphs: u64,
+    /// Subgraphs handed out and not yet answered.
+    pub assigned_subgraphs: u64,
+}
+
 /// Lifecycle of one subgraph inside the scheduler.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum SubgraphStatus {
@@ -369,6 +378,13 @@ impl Scheduler {
     pub fn next_deadline(&self) -> Option<Millis> {
         let pauses = self.graphs.values().filter(|g| g.status == GraphStatus::Computing).filter_map(|g| g.paused_until);
         self.in_flight.values().map(|f| f.deadline).chain(pauses).min()
+    }
+
+    /// How much work waits and how much is out, over the graphs being computed.
+    pub fn depth(&self) -> QueueDepth {
+        let computing = self.graphs.values().filter(|g| g.status == GraphStatus::Computing);
+        let ready = computing.flat_map(|g| &g.subgraphs).filter(|s| s.status == SubgraphStatus::Ready).count();
+        QueueDepth { ready_subgraphs: ready as u64, assigned_subgraphs: self.in_flight.len() as u64 }
     }
 
     /// Status of a graph the scheduler knows.

@@ -500,3 +500,20 @@ fn a_server_fault_pauses_the_graph_with_backoff_and_blames_no_provider() {
     let out = assignments(&submit(&mut s, 2, wide(3)));
     assert!(complete(&mut s, &out[0]).contains(&Action::GraphComputed { graph: GraphId(2) }));
 }
+
+#[test]
+fn the_depth_counts_subgraphs_waiting_and_out() {
+    let mut s = Scheduler::new(config(1));
+    assert_eq!(s.depth(), QueueDepth::default());
+    // Five independent ops in windows of one, nobody to take them: five wait.
+    assert!(assignments(&submit(&mut s, 1, wide(5))).is_empty());
+    assert_eq!(s.depth(), QueueDepth { ready_subgraphs: 5, assigned_subgraphs: 0 });
+    // A provider takes as many as it has slots.
+    let out = assignments(&join(&mut s, 1, 100.0));
+    let slots = out.len() as u64;
+    assert!(slots >= 1);
+    assert_eq!(s.depth(), QueueDepth { ready_subgraphs: 5 - slots, assigned_subgraphs: slots });
+    // Its leaving sends them back.
+    s.handle(5, Event::ProviderLeft { provider: ProviderId(1) });
+    assert_eq!(s.depth(), QueueDepth { ready_subgraphs: 5, assigned_subgraphs: 0 });
+}

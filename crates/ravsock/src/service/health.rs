@@ -7,6 +7,8 @@ use std::time::Duration;
 
 /// A check that takes longer than this fails: a load balancer asking must get an answer.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a scrape waits for the scheduler's queue depth.
+const DEPTH_WAIT: Duration = Duration::from_secs(1);
 
 impl Graphs {
     /// Each readiness check, run now.
@@ -45,6 +47,11 @@ impl Graphs {
         super::access::admin(caller)?;
         let metrics = self.scheduler.metrics();
         metrics.set_graphs(&self.db.graph_counts().await?);
+        // The scheduler answers after what it has queued: a scrape waits at most a second for
+        // it, and a busier one keeps the depth of the last scrape.
+        if let Ok(Ok(depth)) = tokio::time::timeout(DEPTH_WAIT, self.scheduler.depth()).await {
+            metrics.set_depth(depth.ready_subgraphs, depth.assigned_subgraphs);
+        }
         Ok(metrics.render())
     }
 }

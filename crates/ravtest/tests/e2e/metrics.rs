@@ -43,11 +43,7 @@ async fn the_metrics_count_what_the_grid_did() {
         assert_eq!(status, if token.is_none() { 401 } else { 403 });
     }
 
-    let mut providers = [stack.provider(1.0), stack.provider(1.0)];
-    for provider in &mut providers {
-        provider.joined().await;
-    }
-    // A chain longer than the stack's window of 16 ops: several subgraphs.
+    // A chain longer than the stack's window of 16 ops: several subgraphs, one ready at a time.
     let graph = Graph::new("counted");
     let mut x = graph.t(vec![0.5, -0.25, 2.0]);
     for i in 0..40 {
@@ -56,13 +52,27 @@ async fn the_metrics_count_what_the_grid_did() {
     x.persist("end");
     let computed_by_providers = (graph.len() - graph.values().len()) as f64;
     let client = stack.client().await;
-    client.compute(&graph).await.expect("the graph runs");
+    let id = client.submit(&graph).await.unwrap();
+    client.execute(id).await.unwrap();
+    // No provider yet: its first subgraph waits (a scrape reads the scheduler after the
+    // execution it was sent).
+    let waiting = scrape().await;
+    assert_eq!(sample(&waiting, "ravsock_ready_subgraphs"), 1.0, "{waiting}");
+    assert_eq!(sample(&waiting, "ravsock_assigned_subgraphs"), 0.0, "{waiting}");
+
+    let mut providers = [stack.provider(1.0), stack.provider(1.0)];
+    for provider in &mut providers {
+        provider.joined().await;
+    }
+    client.wait(id, |_| {}).await.expect("the graph runs");
     let failing = Graph::new("fails");
     graph_that_fails(&failing);
     assert!(client.compute(&failing).await.is_err(), "a graph whose op cannot run fails");
 
     let after = scrape().await;
     assert_eq!(sample(&after, "ravsock_providers_connected"), 2.0);
+    assert_eq!(sample(&after, "ravsock_ready_subgraphs"), 0.0, "{after}");
+    assert_eq!(sample(&after, "ravsock_assigned_subgraphs"), 0.0, "{after}");
     assert_eq!(sample(&after, "ravsock_graphs{status=\"computed\"}"), 1.0);
     assert_eq!(sample(&after, "ravsock_graphs{status=\"failed\"}"), 1.0);
     assert_eq!(sample(&after, "ravsock_graphs{status=\"pending\"}"), 0.0);
