@@ -35,3 +35,25 @@ impl Error {
 
 /// Result alias of the client layer.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// `error` and the errors under it, joined by `: ` (reqwest's and rust_socketio's own messages
+/// leave out why, such as a refused connection or a refused certificate).
+pub(crate) fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        message.push_str(": ");
+        message.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    message
+}
+
+/// The refusal of a server certificate the client does not trust, for `server`, because of
+/// `why`: the same sentence whichever connection (HTTP, socket.io) met it.
+pub(crate) fn untrusted(server: &str, why: &str) -> Error {
+    Error::Trust(format!(
+        "the server at {server} presented a certificate this client does not trust ({why}): pass --ca-cert with \
+         the CA that signed it"
+    ))
+}

@@ -7,7 +7,7 @@
 //! only if repeating it changes nothing ([`Repeat::Safe`]: reads, the long-poll waits, new
 //! ravftp credentials, keys stored again).
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, untrusted, with_causes};
 use crate::retry::{RECONNECT_FOR, Retry};
 use crate::trust::{Trust, certificate_problem};
 use ravproto::messages::ErrorBody;
@@ -112,15 +112,11 @@ impl Http {
             };
             // A certificate the client does not trust will not become trusted by waiting.
             if let Some(why) = certificate_problem(&error) {
-                return Err(Error::Trust(format!(
-                    "the server at {} presented a certificate this client does not trust ({why}): \
-                     pass --ca-cert with the CA that signed it",
-                    self.base
-                )));
+                return Err(untrusted(&self.base, &why));
             }
             let transient = error.is_connect() || error.is_request() || error.is_body();
-            if !transient || (arrived && repeat == Repeat::Unsafe) || !retry.pause(&causes(&error)).await {
-                return Err(Error::Transport(retry.describe(causes(&error))));
+            if !transient || (arrived && repeat == Repeat::Unsafe) || !retry.pause(&with_causes(&error)).await {
+                return Err(Error::Transport(retry.describe(with_causes(&error))));
             }
         }
     }
@@ -184,17 +180,4 @@ fn refusal(status: reqwest::StatusCode, bytes: &[u8]) -> Error {
         Ok(body) => Error::refused(status.as_u16(), body),
         Err(_) => Error::Transport(format!("HTTP {status}: {}", String::from_utf8_lossy(bytes))),
     }
-}
-
-/// An error and the errors under it (reqwest's own message leaves out why, such as a refused
-/// connection).
-fn causes(error: &reqwest::Error) -> String {
-    let mut message = error.to_string();
-    let mut cause = std::error::Error::source(error);
-    while let Some(inner) = cause {
-        message.push_str(": ");
-        message.push_str(&inner.to_string());
-        cause = inner.source();
-    }
-    message
 }

@@ -55,18 +55,9 @@ pub fn builder(url: &str, trust: &Trust) -> Result<ClientBuilder> {
 /// does not trust is an [`Error::Trust`] that says what to do: the socket.io client's
 /// native-tls reports it only as OpenSSL's text, so that text is what is recognised here.
 pub fn connect_error(server: &str, error: &rust_socketio::Error) -> Error {
-    let mut text = error.to_string();
-    let mut cause = std::error::Error::source(error);
-    while let Some(inner) = cause {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        cause = inner.source();
-    }
+    let text = crate::error::with_causes(error);
     if text.contains("certificate verify failed") {
-        Error::Trust(format!(
-            "the server at {server} presented a certificate this client does not trust ({text}): pass --ca-cert \
-             with the CA that signed it"
-        ))
+        crate::error::untrusted(server, &text)
     } else {
         Error::Transport(format!("cannot open the socket.io connection: {text}"))
     }
