@@ -20,6 +20,7 @@ EXPECTED = {
     "ravsock_assign_seconds": "histogram",
     "ravsock_db_write_seconds": "histogram",
     "ravsock_ftp_bytes": "counter",
+    "ravsock_scheduler_restarts": "counter",
 }
 
 

@@ -29,7 +29,7 @@ pub use ops::{Arity, Group, OpKind, Operation, OperationError};
 pub use tensor::{DType, Scalar, TensorData, TensorError, TensorReceiver, Value};
 
 /// Version of the wire protocol; peers with a different major version refuse each other.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 #[cfg(test)]
 mod tests;

@@ -287,10 +287,32 @@ pub struct Withdraw {
     pub assignment: u64,
 }
 
-/// The provider may not do what it asked.
+/// The provider may not do what it asked, or may no longer do what it was doing.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rejected {
-    /// Why.
+    /// Why, for people.
     pub reason: String,
+    /// Why, for programs: what the provider should do next depends on it.
+    pub code: RejectionCode,
+}
+
+/// Why a provider was rejected, and so what it should do next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectionCode {
+    /// The chosen graph exists but is not executing yet: join again later.
+    NotExecuting,
+    /// The chosen graph has ended (computed, failed or cancelled), or the graph this provider
+    /// was bound to just ended: choose another.
+    Finished,
+    /// No such graph.
+    NotFound,
+    /// This provider does not meet the chosen graph's requirements.
+    Requirements,
+    /// The provider's account is quarantined for failures it caused; the reason says until when.
+    Quarantined,
+    /// The provider missed a deadline; the server closes its connection after this message
+    /// (the provider may connect again at once).
+    Evicted,
 }

@@ -12,6 +12,7 @@
 pub mod bench;
 pub mod compute;
 pub mod federated;
+pub mod node;
 pub mod view;
 
 use bytes::Bytes;
@@ -23,7 +24,7 @@ use ravproto::messages::{Benchmark, ErrorBody, FileValue, FtpCredentials};
 use ravproto::provider::{
     AssignHeader, EVENT_ASSIGN, EVENT_CREDENTIALS, EVENT_JOIN, EVENT_OP_FAILED, EVENT_REFUSED, EVENT_REJECTED,
     EVENT_RESULT, EVENT_WITHDRAW, InlineBudget, JoinRequest, NAMESPACE, OpFailedReport, ProviderAuth, Rejected,
-    ResultHeader, ResultMessage, SUBGRAPH, Withdraw,
+    RejectionCode, ResultHeader, ResultMessage, SUBGRAPH, Withdraw,
 };
 use ravproto::{GraphId, PROTOCOL_VERSION};
 use rust_socketio::Payload;
@@ -78,6 +79,11 @@ pub enum ProviderEvent {
         /// The kernel's message.
         reason: String,
     },
+    /// The server closed this provider's connection (it connects again at once).
+    Dropped {
+        /// The server's reason, when it gave one (a missed deadline), or what was seen.
+        reason: String,
+    },
 }
 
 fn report(events: &Option<mpsc::UnboundedSender<ProviderEvent>>, event: ProviderEvent) {
@@ -115,9 +121,14 @@ pub enum Error {
         /// The server's reason.
         message: String,
     },
-    /// The server refused the join.
-    #[error("the server rejected the join: {0}")]
-    Rejected(String),
+    /// The server refused the join, or ended it (the chosen graph ended).
+    #[error("the server rejected the join: {reason}")]
+    Rejected {
+        /// What to do next: wait and join again, or choose another graph.
+        code: RejectionCode,
+        /// The server's reason.
+        reason: String,
+    },
     /// A federated contribution could not be computed (the file, the rules, encryption).
     #[error("{0}")]
     Data(String),
@@ -159,7 +170,9 @@ enum Incoming {
     Assign(Bytes),
     Withdraw(u64),
     Credentials(FtpCredentials),
-    Rejected(String),
+    Rejected(Rejected),
+    /// The server closed the connection (a namespace `disconnect`).
+    Closed,
     /// The server dropped an event this provider sent as malformed (a bug on one side).
     Refused(ErrorBody),
     /// The server's refusal of the connection, or a dropped connection (`None`), and its text.
@@ -181,6 +194,11 @@ pub struct Summary {
 }
 
 /// Runs the provider until `shutdown` resolves (then finishes the work in hand).
+///
+/// Connections the server closes (an eviction for a missed deadline, a restart) are opened
+/// again at once; only a refusal that another try cannot change (a token, a protocol version,
+/// a graph that cannot be joined), a server that stays unreachable for the retry window, or a
+/// certificate this provider does not trust end it with an error.
 pub async fn participate(config: ParticipateConfig, shutdown: impl Future<Output = ()>) -> Result<Summary, Error> {
     let mut benchmark = match config.benchmark.clone() {
         Some(b) => b,
@@ -198,97 +216,188 @@ pub async fn participate(config: ParticipateConfig, shutdown: impl Future<Output
         gpu = benchmark.gpu,
         "benchmark"
     );
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let auth = ProviderAuth { token: config.token.clone(), protocol_version: PROTOCOL_VERSION };
     // The same checks and CAs as the HTTP requests; ravftp speaks FTPS when this is https.
     let http = ravclient::Http::new(&config.server, &config.token, &config.trust)
         .map_err(|e| Error::from_http(&config.server, e))?;
-    // A server that is not up yet (or restarting) is waited for as long as a request would
-    // wait: the provider may be started first, or at the moment ravsock restarts.
-    let mut retry = ravclient::Retry::new(http.window());
-    let client = loop {
-        match provider_socket(&config, &auth, &tx)?.connect().await {
-            Ok(client) => break client,
-            Err(error) => match ravclient::socket::connect_error(&config.server, &error) {
-                ravclient::Error::Transport(reason) if retry.pause(&reason).await => {}
-                ravclient::Error::Transport(reason) => {
-                    return Err(Error::Connect { server: config.server.clone(), reason: retry.describe(reason) });
-                }
-                other => return Err(Error::from_http(&config.server, other)),
-            },
-        }
+    let work = Work {
+        summary: Arc::default(),
+        withdrawn: Arc::default(),
+        sessions: Arc::default(),
+        in_hand: tokio::task::JoinSet::new(),
+        benchmark,
+        budget,
+        ftp_host: config.ftp_host.clone().unwrap_or_else(|| ravftp::host_of_url(&config.server)),
+        ftps: http.ftps(),
     };
-
-    let summary = Arc::new(Mutex::new(Summary::default()));
-    let withdrawn: Arc<Mutex<BTreeSet<u64>>> = Arc::default();
-    let sessions: Arc<compute::Sessions> = Arc::default();
-    let mut in_hand = tokio::task::JoinSet::new();
-    let ftp_host = config.ftp_host.clone().unwrap_or_else(|| ravftp::host_of_url(&config.server));
-    let mut ftp: Option<Arc<Bulk>> = None;
+    let mut session = Session { config: &config, work, window: http.window() };
     let mut shutdown = std::pin::pin!(shutdown.fuse());
     let outcome = loop {
-        tokio::select! {
+        let connection = tokio::select! {
             () = &mut shutdown => break Ok(()),
-            Some(done) = in_hand.join_next(), if !in_hand.is_empty() => {
-                if let Err(error) = done {
-                    tracing::error!(cause = %error, "assignment task failed");
-                }
-                let computed = summary.lock().unwrap_or_else(std::sync::PoisonError::into_inner).subgraphs;
-                if config.max_subgraphs.is_some_and(|max| computed >= max) {
-                    tracing::info!(computed, "computed the subgraphs asked for; leaving");
-                    break Ok(());
-                }
+            connection = session.connect() => connection,
+        };
+        let (client, rx) = match connection {
+            Ok(connected) => connected,
+            Err(error) => break Err(error),
+        };
+        let ended = session.serve(&client, rx, &mut shutdown).await;
+        let _ = client.disconnect().await;
+        match ended {
+            Ended::Dropped(reason) => {
+                // A closed connection is not the end: in-hand results sent on it are lost
+                // (the server reassigns them), and the provider joins again.
+                tracing::warn!(%reason, "ravsock closed this provider's connection; connecting again");
+                report(&config.events, ProviderEvent::Dropped { reason });
             }
-            message = rx.recv() => match message {
-                None => break Ok(()),
-                Some(Incoming::Connected) => {
-                    // The server knows a connection, not a machine: after a reconnect it sends
-                    // the checkpoint of any graph it assigns here, so the old states only hold
-                    // memory.
-                    sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
-                    // Join again after every (re)connect: the server forgets a provider when
-                    // its socket closes.
-                    let join = JoinRequest { benchmark: benchmark.clone(), graph: config.graph };
-                    let _ = client.emit(EVENT_JOIN, serde_json::to_value(&join).expect("serializes")).await;
-                    tracing::info!(server = %config.server, graph = ?config.graph, "joined");
-                    report(&config.events, ProviderEvent::Joined);
-                }
-                Some(Incoming::Credentials(credentials)) => {
-                    ftp = Some(Arc::new(Bulk { host: ftp_host.clone(), credentials, tls: http.ftps() }));
-                }
-                Some(Incoming::Assign(bytes)) => {
-                    let task = Task { client: client.clone(), summary: summary.clone(), withdrawn: withdrawn.clone(), events: config.events.clone(), ftp: ftp.clone(), sessions: sessions.clone(), budget };
-                    in_hand.spawn(handle_assignment(task, bytes));
-                }
-                Some(Incoming::Withdraw(assignment)) => {
-                    tracing::info!(assignment, "assignment withdrawn by the server");
-                    withdrawn.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(assignment);
-                }
-                Some(Incoming::Rejected(reason)) => break Err(Error::Rejected(reason)),
-                Some(Incoming::Refused(refusal)) => {
-                    tracing::warn!(reason = %refusal.message, "ravsock dropped an event of this provider");
-                }
-                // A refusal that another try cannot change ends participation; a server fault
-                // while checking the token, or a dropped connection, is tried again.
-                Some(Incoming::Error(Some(refused), _)) if !refused.code.is_server_fault() => {
-                    break Err(refused.into());
-                }
-                Some(Incoming::Error(_, reason)) => {
-                    tracing::warn!(%reason, "connection problem; the client reconnects");
-                }
-            },
+            Ended::Done(outcome) => break outcome,
         }
     };
     // Finish (and report) what is in hand before leaving.
-    while let Some(done) = in_hand.join_next().await {
+    let Session { mut work, .. } = session;
+    while let Some(done) = work.in_hand.join_next().await {
         if let Err(error) = done {
             tracing::error!(cause = %error, "assignment task failed");
         }
     }
-    let _ = client.disconnect().await;
-    let summary = *summary.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let summary = *work.summary.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     tracing::info!(subgraphs = summary.subgraphs, ops = summary.ops, "stopped");
     outcome.map(|()| summary)
+}
+
+/// What outlives one connection: counts, the work in hand, this machine's benchmark.
+struct Work {
+    summary: Arc<Mutex<Summary>>,
+    withdrawn: Arc<Mutex<BTreeSet<u64>>>,
+    sessions: Arc<compute::Sessions>,
+    in_hand: tokio::task::JoinSet<()>,
+    benchmark: Benchmark,
+    budget: MemoryBudget,
+    ftp_host: String,
+    ftps: Option<Arc<rustls::ClientConfig>>,
+}
+
+/// How one connection ended.
+enum Ended {
+    /// The server closed it; the provider connects again.
+    Dropped(String),
+    /// Participation is over, with this outcome.
+    Done(Result<(), Error>),
+}
+
+/// A provider's connections, one after another.
+struct Session<'a> {
+    config: &'a ParticipateConfig,
+    work: Work,
+    /// How long an unreachable server is waited for.
+    window: std::time::Duration,
+}
+
+impl Session<'_> {
+    /// Opens a connection, waiting for a server that is not up yet (or restarting) as long as
+    /// a request would wait: the provider may be started first. Each connection gets its own
+    /// channel, so nothing a closed one still delivers reaches the next.
+    async fn connect(&self) -> Result<(Client, mpsc::UnboundedReceiver<Incoming>), Error> {
+        let config = self.config;
+        let auth = ProviderAuth { token: config.token.clone(), protocol_version: PROTOCOL_VERSION };
+        let mut retry = ravclient::Retry::new(self.window);
+        loop {
+            let (tx, rx) = mpsc::unbounded_channel();
+            match provider_socket(config, &auth, &tx)?.connect().await {
+                Ok(client) => return Ok((client, rx)),
+                Err(error) => match ravclient::socket::connect_error(&config.server, &error) {
+                    ravclient::Error::Transport(reason) if retry.pause(&reason).await => {}
+                    ravclient::Error::Transport(reason) => {
+                        return Err(Error::Connect { server: config.server.clone(), reason: retry.describe(reason) });
+                    }
+                    other => return Err(Error::from_http(&config.server, other)),
+                },
+            }
+        }
+    }
+
+    /// Serves one connection until it closes or participation ends.
+    async fn serve(
+        &mut self,
+        client: &Client,
+        mut rx: mpsc::UnboundedReceiver<Incoming>,
+        shutdown: &mut std::pin::Pin<&mut futures_util::future::Fuse<impl Future<Output = ()>>>,
+    ) -> Ended {
+        let config = self.config;
+        let work = &mut self.work;
+        let mut ftp: Option<Arc<Bulk>> = None;
+        // Why the server is about to close the connection, when it said.
+        let mut notice: Option<String> = None;
+        loop {
+            tokio::select! {
+                () = &mut *shutdown => return Ended::Done(Ok(())),
+                Some(done) = work.in_hand.join_next(), if !work.in_hand.is_empty() => {
+                    if let Err(error) = done {
+                        tracing::error!(cause = %error, "assignment task failed");
+                    }
+                    let computed = work.summary.lock().unwrap_or_else(std::sync::PoisonError::into_inner).subgraphs;
+                    if config.max_subgraphs.is_some_and(|max| computed >= max) {
+                        tracing::info!(computed, "computed the subgraphs asked for; leaving");
+                        return Ended::Done(Ok(()));
+                    }
+                }
+                message = rx.recv() => match message {
+                    None => return Ended::Done(Ok(())),
+                    Some(Incoming::Connected) => {
+                        // The server knows a connection, not a machine: after a reconnect it
+                        // sends the checkpoint of any graph it assigns here, so the old states
+                        // only hold memory.
+                        work.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+                        // Join again after every (re)connect: the server forgets a provider
+                        // when its socket closes.
+                        let join = JoinRequest { benchmark: work.benchmark.clone(), graph: config.graph };
+                        let _ = client.emit(EVENT_JOIN, serde_json::to_value(&join).expect("serializes")).await;
+                        tracing::info!(server = %config.server, graph = ?config.graph, "joined");
+                        report(&config.events, ProviderEvent::Joined);
+                    }
+                    Some(Incoming::Credentials(credentials)) => {
+                        ftp = Some(Arc::new(Bulk { host: work.ftp_host.clone(), credentials, tls: work.ftps.clone() }));
+                    }
+                    Some(Incoming::Assign(bytes)) => {
+                        let task = Task {
+                            client: client.clone(),
+                            summary: work.summary.clone(),
+                            withdrawn: work.withdrawn.clone(),
+                            events: config.events.clone(),
+                            ftp: ftp.clone(),
+                            sessions: work.sessions.clone(),
+                            budget: work.budget,
+                        };
+                        work.in_hand.spawn(handle_assignment(task, bytes));
+                    }
+                    Some(Incoming::Withdraw(assignment)) => {
+                        tracing::info!(assignment, "assignment withdrawn by the server");
+                        work.withdrawn.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(assignment);
+                    }
+                    Some(Incoming::Rejected(Rejected { code: RejectionCode::Evicted, reason })) => {
+                        tracing::warn!(%reason, "ravsock is closing this provider's connection");
+                        notice = Some(reason);
+                    }
+                    Some(Incoming::Rejected(Rejected { code, reason })) => {
+                        return Ended::Done(Err(Error::Rejected { code, reason }));
+                    }
+                    Some(Incoming::Closed) => {
+                        return Ended::Dropped(notice.take().unwrap_or_else(|| "the server closed the connection".into()));
+                    }
+                    Some(Incoming::Refused(refusal)) => {
+                        tracing::warn!(reason = %refusal.message, "ravsock dropped an event of this provider");
+                    }
+                    // A refusal that another try cannot change ends participation; a server
+                    // fault while checking the token, or a dropped connection, is tried again.
+                    Some(Incoming::Error(Some(refused), _)) if !refused.code.is_server_fault() => {
+                        return Ended::Done(Err(refused.into()));
+                    }
+                    Some(Incoming::Error(_, reason)) => {
+                        tracing::warn!(%reason, "connection problem; the client reconnects");
+                    }
+                },
+            }
+        }
+    }
 }
 
 /// The socket.io client of the `/provider` namespace, its events forwarded to `tx`; a new one
@@ -329,7 +438,8 @@ fn provider_socket(
             }),
         )
         .on(EVENT_WITHDRAW, on(|p| first_json::<Withdraw>(p).map(|w| Incoming::Withdraw(w.assignment))))
-        .on(EVENT_REJECTED, on(|p| first_json::<Rejected>(p).map(|r| Incoming::Rejected(r.reason))))
+        .on(EVENT_REJECTED, on(|p| first_json::<Rejected>(p).map(Incoming::Rejected)))
+        .on("close", on(|_| Some(Incoming::Closed)))
         .on(EVENT_CREDENTIALS, on(|p| first_json::<FtpCredentials>(p).map(Incoming::Credentials)))
         .on(EVENT_REFUSED, on(|p| first_json::<ErrorBody>(p).map(Incoming::Refused)))
         .on("error", on(|p| Some(Incoming::Error(refusal(&p), describe(&p))))))
@@ -488,5 +598,40 @@ async fn handle_assignment(task: Task, bytes: Bytes) {
             crate::report(&events, ProviderEvent::Failed { assignment, reason: report.reason });
         }
         Err(error) => tracing::error!(assignment, cause = %error, "compute task panicked"),
+    }
+}
+
+/// A size in bytes: digits, optionally followed by `K`, `M`, `G` or `T` (powers of 1024, an
+/// optional `B` or `iB` after it).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let digits = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let number: u64 = number.parse().map_err(|_| format!("`{text}` is not a size: expected a number such as 8G"))?;
+    let shift = match unit.trim().to_ascii_uppercase().trim_end_matches("IB").trim_end_matches('B') {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        other => return Err(format!("unknown unit `{other}` in `{text}`: use K, M, G or T")),
+    };
+    number.checked_mul(1 << shift).ok_or_else(|| format!("`{text}` is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_read_with_and_without_units() {
+        assert_eq!(parse_size("1024"), Ok(1024));
+        assert_eq!(parse_size("512M"), Ok(512 << 20));
+        assert_eq!(parse_size("8G"), Ok(8 << 30));
+        assert_eq!(parse_size("8GiB"), Ok(8 << 30));
+        assert_eq!(parse_size("2kb"), Ok(2048));
+        assert!(parse_size("8X").unwrap_err().contains("unknown unit"));
+        assert!(parse_size("G").unwrap_err().contains("not a size"));
+        assert!(parse_size("99999999999T").unwrap_err().contains("too large"));
     }
 }

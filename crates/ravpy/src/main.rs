@@ -1,7 +1,9 @@
 //! The `ravpy` binary: `ravpy participate --server URL --token T [--graph ID]` (with a live
 //! status line on the terminal), `ravpy list-graphs`, `ravpy federated --graph ID --file
 //! data.csv` (contribute a CSV file's statistics; the file never leaves this machine),
-//! `ravpy benchmark`.
+//! `ravpy benchmark`, and `ravpy run --config worker.toml` (a worker node: many entries,
+//! each supervised, from one file; `--check` validates it) with `ravpy status --config
+//! worker.toml` (its state as JSON).
 //! Settings come from flags, the environment (`RAVSOCK_URL`, `RAVSOCK_TOKEN`,
 //! `RAVSOCK_FTP_HOST`) or a `.env` file (the working directory's or a parent's); the original
 //! RDF's names (`RAVENVERSE_URL`, `TOKEN`, `RAVENVERSE_FTP_URL`, `RAVENVERSE_FTP_HOST`) are
@@ -77,7 +79,7 @@ enum Command {
         /// The most memory one op may take here: bytes, or with a unit (`512M`, `8G`, `1T`;
         /// powers of 1024). An op that could take more is refused before it allocates and
         /// goes to a provider with more. Default: half of this machine's RAM.
-        #[arg(long, value_parser = parse_size)]
+        #[arg(long, value_parser = ravpy::parse_size)]
         max_memory: Option<u64>,
         #[command(flatten)]
         trust: TrustArgs,
@@ -116,22 +118,37 @@ enum Command {
     },
     /// Print this machine's benchmark.
     Benchmark,
+    /// Run a worker node from a file (TOML, or JSON ending in .json): every entry is its own
+    /// supervised loop, retried with backoff, shown in a live table and in `ravpy status`.
+    Run {
+        /// The worker file (see examples/worker.toml).
+        #[arg(long)]
+        config: std::path::PathBuf,
+        /// Only check the file and print the effective configuration (secrets redacted).
+        #[arg(long)]
+        check: bool,
+    },
+    /// Print the state of the worker node run with this file, as JSON. Exit status: 0 while it
+    /// runs with no entry failed, 1 when an entry is failed, 3 when it is not running.
+    Status {
+        /// The worker file the node runs with.
+        #[arg(long)]
+        config: std::path::PathBuf,
+    },
 }
 
 fn main() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("ravpy=info")))
-        // A log line that cannot be written (a full disk, a closed terminal) is dropped:
-        // by default tracing-subscriber reports it with `eprintln!`, which panics when stderr
-        // is unwritable too, and logging must never take the process down.
-        .log_internal_errors(false)
-        // Colours only for a terminal: a log file or a pipe gets plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .init();
     // `.env` and the original's names become flags, so clap's order (flag, environment,
     // default) stays in one place.
     let env = ravenv::Env::load()?;
     let cli = Cli::parse_from(ravenv::args_with_env(std::env::args().collect(), &Cli::command(), &env));
+    if let Command::Run { config, check } = &cli.command {
+        return run_node(config, *check);
+    }
+    if let Command::Status { config } = &cli.command {
+        return node_status(config);
+    }
+    init_logging(false, None);
     let runtime = tokio::runtime::Runtime::new()?;
     match cli.command {
         Command::Participate { server, token, ftp_host, graph, max_subgraphs, max_memory, trust } => {
@@ -197,6 +214,7 @@ fn main() -> Result<()> {
                 tracing::info!("  {}: {} values {range}", request.column, summary.sums.count);
             }
         }
+        Command::Run { .. } | Command::Status { .. } => unreachable!("handled above"),
         Command::Benchmark => {
             let benchmark = ravpy::bench::measure();
             #[allow(clippy::print_stdout)] // The benchmark is this command's output.
@@ -208,37 +226,86 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-/// A size in bytes: digits, optionally followed by `K`, `M`, `G` or `T` (powers of 1024, an
-/// optional `B` or `iB` after it).
-fn parse_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let digits = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
-    let (number, unit) = text.split_at(digits);
-    let number: u64 = number.parse().map_err(|_| format!("`{text}` is not a size: expected a number such as 8G"))?;
-    let shift = match unit.trim().to_ascii_uppercase().trim_end_matches("IB").trim_end_matches('B') {
-        "" => 0,
-        "K" => 10,
-        "M" => 20,
-        "G" => 30,
-        "T" => 40,
-        other => return Err(format!("unknown unit `{other}` in `{text}`: use K, M, G or T")),
-    };
-    number.checked_mul(1 << shift).ok_or_else(|| format!("`{text}` is too large"))
+/// Logs to stdout (colours only for a terminal) and, for a worker node with a `log_dir`, to
+/// its files as well.
+fn init_logging(debug: bool, file: Option<tracing_appender::non_blocking::NonBlocking>) {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let level = if debug { "ravpy=debug" } else { "ravpy=info" };
+    let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let terminal = tracing_subscriber::fmt::layer()
+        // A log line that cannot be written (a full disk, a closed terminal) is dropped:
+        // by default tracing-subscriber reports it with `eprintln!`, which panics when stderr
+        // is unwritable too, and logging must never take the process down.
+        .log_internal_errors(false)
+        // Colours only for a terminal: a log file or a pipe gets plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .with_filter(filter());
+    let file = file.map(|writer| {
+        tracing_subscriber::fmt::layer()
+            .log_internal_errors(false)
+            .with_ansi(false)
+            .with_writer(writer)
+            .with_filter(filter())
+    });
+    tracing_subscriber::registry().with(terminal).with(file).init();
 }
 
-#[cfg(test)]
-mod tests {
-    use super::parse_size;
+/// `ravpy run --config FILE [--check]`.
+fn run_node(path: &std::path::Path, check: bool) -> Result<()> {
+    let loaded = match ravpy::node::config::load(path, |name| std::env::var(name).ok()) {
+        Ok(loaded) => loaded,
+        Err(error) => anyhow::bail!("{error}"),
+    };
+    if check {
+        #[allow(clippy::print_stdout)] // The effective configuration is this command's output.
+        {
+            print!("{}", ravpy::node::describe(&loaded));
+        }
+        return Ok(());
+    }
+    let log = ravpy::node::file_log(&loaded.config).map_err(anyhow::Error::msg)?;
+    let (writer, _flush_on_exit) = log.unzip();
+    init_logging(loaded.config.debug, writer);
+    tracing::info!(
+        config = %path.display(),
+        server = %loaded.config.server.0,
+        entries = loaded.entries().len(),
+        status = %loaded.status_file().display(),
+        "worker node starting"
+    );
+    let runtime = tokio::runtime::Runtime::new()?;
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    match runtime.block_on(ravpy::node::run(loaded, shutdown)) {
+        Ok(()) => {
+            tracing::info!("worker node stopped");
+            Ok(())
+        }
+        Err(reason) => {
+            tracing::error!(%reason, "worker node stopped");
+            anyhow::bail!("the worker node stopped: {reason}")
+        }
+    }
+}
 
-    #[test]
-    fn sizes_read_with_and_without_units() {
-        assert_eq!(parse_size("1024"), Ok(1024));
-        assert_eq!(parse_size("512M"), Ok(512 << 20));
-        assert_eq!(parse_size("8G"), Ok(8 << 30));
-        assert_eq!(parse_size("8GiB"), Ok(8 << 30));
-        assert_eq!(parse_size("2kb"), Ok(2048));
-        assert!(parse_size("8X").unwrap_err().contains("unknown unit"));
-        assert!(parse_size("G").unwrap_err().contains("not a size"));
-        assert!(parse_size("99999999999T").unwrap_err().contains("too large"));
+/// `ravpy status --config FILE`.
+fn node_status(path: &std::path::Path) -> Result<()> {
+    let (config, _) = ravpy::node::config::read(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let file = ravpy::node::config::status_file_of(&config, path);
+    let (status, running) = ravpy::node::status::read(&file).map_err(anyhow::Error::msg)?;
+    let failed = status.entries.iter().any(|e| e.state == ravpy::node::status::EntryState::Failed);
+    let mut json = serde_json::to_value(&status)?;
+    json["running"] = serde_json::Value::Bool(running);
+    #[allow(clippy::print_stdout)] // The status is this command's output.
+    {
+        println!("{}", serde_json::to_string_pretty(&json)?);
+    }
+    match (running, failed) {
+        (false, _) => std::process::exit(3),
+        (true, true) => std::process::exit(1),
+        (true, false) => Ok(()),
     }
 }

@@ -30,6 +30,7 @@ pub async fn live(mut events: mpsc::UnboundedReceiver<ProviderEvent>) {
                 failures += 1;
                 format!("last: subgraph #{assignment} failed: {reason}")
             }
+            ProviderEvent::Dropped { reason } => format!("dropped ({reason}); connecting again"),
         };
         let rate = ops as f64 / started.elapsed().as_secs_f64().max(1e-3);
         bar.set_message(format!("{subgraphs} subgraphs, {ops} ops ({rate:.0} ops/s), {failures} failed | {last}"));

@@ -70,6 +70,8 @@ pub struct Inner {
     pub db_write_seconds: Histogram,
     /// Bytes of values moved through ravftp, by direction.
     pub ftp_bytes: Family<DirectionLabel, Counter>,
+    /// Times the scheduler task panicked and was started again from the database.
+    pub scheduler_restarts: Counter,
 }
 
 impl Default for Metrics {
@@ -107,6 +109,7 @@ impl Metrics {
             assign_seconds: seconds(),
             db_write_seconds: seconds(),
             ftp_bytes: Family::default(),
+            scheduler_restarts: Counter::default(),
             registry: Registry::default(),
         };
         registry.register("graphs", "Graphs by status", inner.graphs.clone());
@@ -145,6 +148,11 @@ impl Metrics {
             inner.db_write_seconds.clone(),
         );
         registry.register("ftp_bytes", "Bytes of values moved through ravftp", inner.ftp_bytes.clone());
+        registry.register(
+            "scheduler_restarts",
+            "Times the scheduler task panicked and was started again from the database",
+            inner.scheduler_restarts.clone(),
+        );
         Metrics(Arc::new(Inner { registry, ..inner }))
     }
 

@@ -91,7 +91,10 @@ fn provider_frames() {
         expect![[r#"{"benchmark":{"ram_bytes":1073741824,"cores":4,"gpu":true,"speed_score":99.5},"graph":3}"#]],
     );
     check(&Withdraw { assignment: 7 }, expect![[r#"{"assignment":7}"#]]);
-    check(&Rejected { reason: "no gpu".into() }, expect![[r#"{"reason":"no gpu"}"#]]);
+    check(
+        &Rejected { reason: "no gpu".into(), code: RejectionCode::Requirements },
+        expect![[r#"{"reason":"no gpu","code":"requirements"}"#]],
+    );
     check(&ProviderAuth { token: "t".into(), protocol_version: 1 }, expect![[r#"{"token":"t","protocol_version":1}"#]]);
 }
 

@@ -223,7 +223,7 @@ fn requester_events() {
     use crate::requester::{OpFailedNotice, RequesterAuth, Subscribe};
     check(
         &RequesterAuth { token: "t".into(), protocol_version: crate::PROTOCOL_VERSION },
-        expect![[r#"{"token":"t","protocol_version":4}"#]],
+        expect![[r#"{"token":"t","protocol_version":5}"#]],
     );
     check(&Subscribe { graph_id: GraphId(9) }, expect![[r#"{"graph_id":9}"#]]);
     let failure = OpFailure { op_id: OpId(12), operator: "div".into(), reason: "provider disconnected".into() };

@@ -12,7 +12,8 @@
 //! - [`results`]: a provider's results checked and stored before the scheduler counts them;
 //! - [`outbox`]: emits to providers and requesters, and the room names;
 //! - [`health`]: the last storage failure, and failures of graphs that could not be stored;
-//! - [`retention`]: a task of its own that removes ended graphs' values and old ftp files.
+//! - [`retention`]: a task of its own that removes ended graphs' values and old ftp files;
+//! - `faults` (feature `fault-injection`, tests only): a panic injected into the task.
 //!
 //! Graphs that train keep their state (weights, optimizer state) on a provider between
 //! subgraphs; each training result brings a checkpoint, stored with the results, and a training
@@ -21,6 +22,8 @@
 
 mod assign;
 mod expect;
+#[cfg(feature = "fault-injection")]
+pub mod faults;
 mod health;
 mod outbox;
 mod results;
@@ -184,6 +187,12 @@ pub fn scheduler_channel() -> (SchedulerHandle, SchedulerInbox) {
 
 /// Starts the dispatch task on `inbox`, resuming unfinished graphs; assignments go out
 /// through `io` (without it they wait for their deadline, which tests of the HTTP API use).
+///
+/// The task is supervised: if it panics, the panic is logged and counted
+/// (`ravsock_scheduler_restarts`), every provider connection is closed (providers connect and
+/// join again, since the new scheduler knows none of them), and a new task resumes every
+/// unfinished graph from the database, after a pause that doubles with each panic in a row.
+/// Commands already queued wait for it; none is lost but the one being handled.
 pub async fn start_scheduler(
     handle: &SchedulerHandle,
     inbox: SchedulerInbox,
@@ -192,19 +201,87 @@ pub async fn start_scheduler(
     config: SchedulerConfig,
     io: Option<SocketIo>,
 ) -> Result<()> {
+    let first = resumable(&db).await?;
+    let parts = Parts {
+        db,
+        bulk,
+        config,
+        outbox: outbox::Outbox { io, events: handle.events.clone() },
+        health: handle.health.clone(),
+        metrics: handle.metrics.clone(),
+    };
+    tokio::spawn(supervise(parts, inbox.0, first));
+    Ok(())
+}
+
+/// What each dispatch task is made of.
+struct Parts {
+    db: Db,
+    bulk: Bulk,
+    config: SchedulerConfig,
+    outbox: outbox::Outbox,
+    health: Health,
+    metrics: crate::metrics::Metrics,
+}
+
+/// Commands that resume every graph left executing (federated graphs have no subgraphs: their
+/// submissions are stored, nothing to resume).
+async fn resumable(db: &Db) -> Result<Vec<Command>> {
+    let mut commands = Vec::new();
     for graph in db.unfinished_graphs().await? {
-        // Federated graphs have no subgraphs: their submissions are stored, nothing to resume.
         if db.graph(graph).await?.is_some_and(|g| g.meta.approach == ravproto::messages::Approach::Federated) {
             continue;
         }
-        tracing::info!(%graph, "resuming graph after restart");
-        handle.send(Command::Execute(graph)).await?;
+        tracing::info!(%graph, "resuming graph");
+        commands.push(Command::Execute(graph));
     }
-    let outbox = outbox::Outbox { io, events: handle.events.clone() };
-    let task =
-        task::Dispatcher::new(db, bulk, Scheduler::new(config), outbox, handle.health.clone(), handle.metrics.clone());
-    tokio::spawn(task.run(inbox.0));
-    Ok(())
+    Ok(commands)
+}
+
+/// Runs dispatch tasks on `rx`, one after another, until every sender is gone.
+async fn supervise(parts: Parts, mut rx: mpsc::Receiver<Command>, mut first: Vec<Command>) {
+    use futures_util::FutureExt;
+    let mut generation = 0u64;
+    let mut panics_in_a_row = 0u32;
+    loop {
+        // Assignment ids of each generation start far from the last one's, so a result for an
+        // assignment of a dead task can never be taken for one of the new task's.
+        let scheduler = Scheduler::new(parts.config.clone()).numbering_from(generation << 40);
+        let task = task::Dispatcher::new(
+            parts.db.clone(),
+            parts.bulk.clone(),
+            scheduler,
+            parts.outbox.clone(),
+            parts.health.clone(),
+            parts.metrics.clone(),
+        );
+        let started = tokio::time::Instant::now();
+        let run = std::panic::AssertUnwindSafe(task.run(&mut rx, std::mem::take(&mut first))).catch_unwind().await;
+        let Err(panic) = run else { return };
+        let why = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".into());
+        parts.metrics.scheduler_restarts.inc();
+        // A task that ran a while before it panicked starts the count again.
+        panics_in_a_row = if started.elapsed() > std::time::Duration::from_secs(60) { 1 } else { panics_in_a_row + 1 };
+        let pause = std::time::Duration::from_millis(100) * 2u32.pow(panics_in_a_row.min(9) - 1);
+        tracing::error!(cause = %why, panics_in_a_row, ?pause, "the scheduler task panicked; starting it again from the database");
+        parts.outbox.disconnect_all_providers().await;
+        tokio::time::sleep(pause).await;
+        first = loop {
+            match resumable(&parts.db).await {
+                Ok(commands) => break commands,
+                Err(error) => {
+                    tracing::error!(cause = %error, "cannot list the graphs to resume; trying again");
+                    parts.health.storage_failed(error.to_string());
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+            }
+        };
+        generation += 1;
+    }
 }
 
 /// A dispatch task without a provider link (for the HTTP API alone).

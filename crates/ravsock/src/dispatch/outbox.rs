@@ -18,6 +18,7 @@ pub fn graph_room(graph: GraphId) -> String {
 
 /// The task's links to the outside: socket.io (absent when only the HTTP API runs, as in
 /// its tests: assignments then wait for their deadline) and the long polls.
+#[derive(Clone)]
 pub(super) struct Outbox {
     pub(super) io: Option<SocketIo>,
     pub(super) events: tokio::sync::broadcast::Sender<GraphEvent>,
@@ -58,6 +59,15 @@ impl Outbox {
             && let Err(error) = namespace.to(provider_room(provider)).disconnect().await
         {
             tracing::warn!(%provider, cause = %error, "cannot disconnect provider");
+        }
+    }
+
+    /// Closes every provider connection (after a scheduler restart: providers join again).
+    pub(super) async fn disconnect_all_providers(&self) {
+        if let Some(namespace) = self.io.as_ref().and_then(|io| io.of(provider::NAMESPACE))
+            && let Err(error) = namespace.disconnect().await
+        {
+            tracing::warn!(cause = %error, "cannot disconnect providers");
         }
     }
 }

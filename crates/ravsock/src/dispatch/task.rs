@@ -11,7 +11,7 @@ use crate::db::{Db, StoredOp};
 use crate::error::{Error, Result};
 use crate::scheduler::{Action, Event, Millis, Scheduler};
 use ravproto::messages::{GraphProgress, OpFailure, Requirements};
-use ravproto::provider::{AssignedOp, EVENT_REJECTED, EVENT_WITHDRAW, Rejected, Withdraw};
+use ravproto::provider::{AssignedOp, EVENT_REJECTED, EVENT_WITHDRAW, Rejected, RejectionCode, Withdraw};
 use ravproto::requester::{self, OpFailedNotice};
 use ravproto::status::{GraphStatus, OpStatus};
 use ravproto::{GraphId, ProviderId};
@@ -54,18 +54,24 @@ impl Dispatcher {
         Dispatcher { db, bulk, scheduler, outbox, runs: Runs::default(), followups: Vec::new(), health, metrics }
     }
 
-    pub(super) async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+    /// Handles `first` (the graphs to resume), then commands from `rx` until every sender is
+    /// gone.
+    pub(super) async fn run(mut self, rx: &mut mpsc::Receiver<Command>, first: Vec<Command>) {
         let start = Instant::now();
+        let mut first = first.into_iter();
         loop {
             let wake = self.scheduler.next_deadline().map(|at| start + std::time::Duration::from_millis(at));
-            let command = match wake {
-                Some(at) => tokio::select! {
+            let command = match (first.next(), wake) {
+                (Some(command), _) => Some(command),
+                (None, Some(at)) => tokio::select! {
                     command = rx.recv() => command,
                     () = tokio::time::sleep_until(at) => Some(Command::Event(Event::Tick)),
                 },
-                None => rx.recv().await,
+                (None, None) => rx.recv().await,
             };
             let Some(command) = command else { return };
+            #[cfg(feature = "fault-injection")]
+            super::faults::maybe_panic(&command);
             if self.health.has_unstored() {
                 self.store_unstored_failures().await;
             }
@@ -74,7 +80,7 @@ impl Dispatcher {
                 Command::Execute(graph) => match self.submission(graph).await {
                     Ok(event) => event,
                     Err(error) => {
-                        tracing::error!(%graph, cause = %error, "cannot load graph for execution");
+                        self.unloadable(graph, error).await;
                         continue;
                     }
                 },
@@ -206,6 +212,31 @@ impl Dispatcher {
         }
     }
 
+    /// A graph that cannot be loaded to run or resume: a storage fault leaves it for the next
+    /// start (it may load then); anything else (a stored op that no longer reads) fails it
+    /// with the reason, so its requester hears why instead of waiting for good.
+    async fn unloadable(&mut self, graph: GraphId, error: Error) {
+        if matches!(error, Error::Database(_) | Error::Storage(_)) {
+            tracing::error!(%graph, cause = %error, "cannot load graph for execution; it is resumed at the next start");
+            self.health.storage_failed(error.to_string());
+            return;
+        }
+        tracing::error!(%graph, cause = %error, "cannot load graph for execution; it fails");
+        self.metrics.failed("graph");
+        let failure = OpFailure {
+            op_id: ravproto::OpId(0),
+            operator: "load".into(),
+            reason: format!("the server cannot load this graph: {error}"),
+        };
+        if let Err(stored) = self.store_failure(graph, &failure).await {
+            tracing::error!(%graph, cause = %stored, "cannot store the graph's failure");
+            self.health.storage_failed(stored.to_string());
+            return;
+        }
+        self.runs.end(graph);
+        self.announce_end(graph).await;
+    }
+
     /// Stores the failures of graphs that ended while storage refused writes.
     async fn store_unstored_failures(&mut self) {
         for (graph, failure) in self.health.unstored() {
@@ -270,17 +301,41 @@ impl Dispatcher {
                 self.outbox.to_provider(provider, EVENT_WITHDRAW, &Withdraw { assignment: assignment.0 }).await;
                 Ok(())
             }
-            Action::Evict { provider } => {
+            Action::Evict { provider, reason } => {
                 self.metrics.failed("evicted");
-                tracing::warn!(%provider, "provider missed a deadline; disconnecting it");
+                tracing::warn!(%provider, %reason, "disconnecting provider");
+                // Said before the connection closes, so the provider can show why it was
+                // dropped; it may connect again at once.
+                let rejected = Rejected { reason: format!("disconnected: {reason}"), code: RejectionCode::Evicted };
+                self.outbox.to_provider(provider, EVENT_REJECTED, &rejected).await;
                 self.outbox.disconnect(provider).await;
                 Ok(())
             }
-            Action::Rejected { provider, reason } => {
-                tracing::info!(%provider, %reason, "provider rejected");
-                self.outbox.to_provider(provider, EVENT_REJECTED, &Rejected { reason }).await;
+            Action::Rejected { provider, graph, reason, code } => {
+                let (code, reason) = match (code, graph) {
+                    (RejectionCode::NotExecuting, Some(graph)) => self.not_executing(graph, reason).await,
+                    (code, _) => (code, reason),
+                };
+                tracing::info!(%provider, %reason, ?code, "provider rejected");
+                self.outbox.to_provider(provider, EVENT_REJECTED, &Rejected { reason, code }).await;
                 Ok(())
             }
+        }
+    }
+
+    /// Why a graph a provider chose is not in the scheduler's memory, from the database: not
+    /// started yet (wait), ended (choose another) or unknown.
+    async fn not_executing(&self, graph: GraphId, reason: String) -> (RejectionCode, String) {
+        match self.db.graph(graph).await {
+            Ok(None) => (RejectionCode::NotFound, format!("{graph} does not exist")),
+            Ok(Some(stored)) => match stored.status {
+                GraphStatus::Pending | GraphStatus::Computing => {
+                    (RejectionCode::NotExecuting, format!("{graph} is not executing yet"))
+                }
+                ended => (RejectionCode::Finished, format!("{graph} has ended ({ended:?})")),
+            },
+            // Said as "not yet": the provider asks again later.
+            Err(_) => (RejectionCode::NotExecuting, reason),
         }
     }
 

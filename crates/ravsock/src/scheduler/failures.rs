@@ -36,7 +36,7 @@ impl Scheduler {
                 self.providers.iter().filter(|(_, p)| p.account == account).map(|(id, _)| *id).collect();
             for provider in connected {
                 self.drop_provider(provider, actions);
-                actions.push(Action::Evict { provider });
+                actions.push(Action::Evict { provider, reason: format!("its account is quarantined after {what}") });
             }
         }
     }

@@ -20,7 +20,7 @@ pub use partition::{OpInfo, Subgraph, partition};
 
 use conduct::Conduct;
 use ravproto::messages::{Benchmark, OpFailure, Requirements};
-use ravproto::provider::OverBudget;
+use ravproto::provider::{OverBudget, RejectionCode};
 use ravproto::status::GraphStatus;
 use ravproto::{GraphId, OpId, ProviderId};
 use std::collections::{BTreeMap, BTreeSet};
@@ -189,12 +189,22 @@ pub enum Action {
     Withdraw { provider: ProviderId, assignment: AssignmentId },
     /// A provider missed a deadline: it gets no more work until it connects again (the server
     /// closes its connection; its other assignments went back to ready).
-    Evict { provider: ProviderId },
+    Evict {
+        provider: ProviderId,
+        /// Why, told to the provider before its connection closes.
+        reason: String,
+    },
     /// A provider may not join the graph it chose.
     Rejected {
         provider: ProviderId,
+        /// The graph it chose, if the rejection is about one.
+        graph: Option<GraphId>,
         /// Why.
         reason: String,
+        /// What the provider should do next. [`RejectionCode::NotExecuting`] means only that
+        /// the graph is not in the scheduler's memory: the dispatch task tells the provider
+        /// whether it is still to start, finished, or unknown from the database.
+        code: RejectionCode,
     },
     /// Ops of a graph were computed.
     Progress {
@@ -294,6 +304,12 @@ impl Scheduler {
         Scheduler { config, ..Scheduler::default() }
     }
 
+    /// The same, numbering its assignments from `first` (a restarted task's scheduler must not
+    /// reuse the ids of the one before it).
+    pub fn numbering_from(self, first: u64) -> Scheduler {
+        Scheduler { next_assignment: first, ..self }
+    }
+
     /// Applies one event at time `now` and returns what the server must do.
     pub fn handle(&mut self, now: Millis, event: Event) -> Vec<Action> {
         let mut actions = Vec::new();
@@ -305,22 +321,28 @@ impl Scheduler {
                     // A connection of a quarantined account gets nothing (and if it joined
                     // before, what it holds goes back).
                     self.drop_provider(provider, &mut actions);
-                    actions.push(Action::Rejected { provider, reason });
+                    actions.push(Action::Rejected { provider, graph: None, reason, code: RejectionCode::Quarantined });
                     // What it held goes to the others now.
                     self.dispatch(now, &mut actions);
                     return actions;
                 }
                 if let Some(chosen) = graph {
-                    let reason = match self.graphs.get(&chosen) {
-                        None => Some(format!("{chosen} does not exist or is finished")),
-                        Some(state) if !state.requirements.accepts(&benchmark) => Some(format!(
-                            "this provider does not meet the requirements of {chosen}: it needs {}",
-                            state.requirements.shortfalls(&benchmark).join(", ")
+                    let refusal = match self.graphs.get(&chosen) {
+                        None => Some((RejectionCode::NotExecuting, format!("{chosen} is not executing"))),
+                        Some(state) if state.status != GraphStatus::Computing => {
+                            Some((RejectionCode::Finished, format!("{chosen} has ended ({:?})", state.status)))
+                        }
+                        Some(state) if !state.requirements.accepts(&benchmark) => Some((
+                            RejectionCode::Requirements,
+                            format!(
+                                "this provider does not meet the requirements of {chosen}: it needs {}",
+                                state.requirements.shortfalls(&benchmark).join(", ")
+                            ),
                         )),
                         Some(_) => None,
                     };
-                    if let Some(reason) = reason {
-                        actions.push(Action::Rejected { provider, reason });
+                    if let Some((code, reason)) = refusal {
+                        actions.push(Action::Rejected { provider, graph: Some(chosen), reason, code });
                         return actions;
                     }
                 }
@@ -365,7 +387,7 @@ impl Scheduler {
                             actions.push(Action::Withdraw { provider, assignment: other });
                             self.attempt_failed(other, None, "provider evicted after a missed deadline", &mut actions);
                         }
-                        actions.push(Action::Evict { provider });
+                        actions.push(Action::Evict { provider, reason: "it missed a deadline".into() });
                     }
                 }
             }
@@ -518,6 +540,15 @@ impl Scheduler {
         }
         if status == GraphStatus::Computed {
             actions.push(Action::GraphComputed { graph });
+        }
+        // Providers that chose this graph have nothing more to do here: they are told, and
+        // forgotten, so they can choose another.
+        let bound: Vec<ProviderId> =
+            self.providers.iter().filter(|(_, p)| p.graph == Some(graph)).map(|(id, _)| *id).collect();
+        for provider in bound {
+            self.providers.remove(&provider);
+            let reason = format!("{graph} has ended ({status:?})");
+            actions.push(Action::Rejected { provider, graph: Some(graph), reason, code: RejectionCode::Finished });
         }
     }
 

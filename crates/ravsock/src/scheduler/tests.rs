@@ -142,7 +142,7 @@ fn a_silent_provider_loses_its_work_at_the_deadline_and_late_results_are_ignored
     join(&mut s, 2, 1.0);
     let actions = s.handle(1_050, Event::Tick);
     assert!(actions.contains(&Action::Withdraw { provider: ProviderId(1), assignment: first[0].id }));
-    assert!(actions.contains(&Action::Evict { provider: ProviderId(1) }));
+    assert!(actions.iter().any(|a| matches!(a, Action::Evict { provider: ProviderId(1), .. })));
     let retry = assignments(&actions);
     assert_eq!(retry.len(), 1, "reassigned at once");
     assert_eq!(retry[0].provider, ProviderId(2), "not to the provider that missed its deadline");
@@ -232,7 +232,7 @@ fn requirements_decide_who_may_compute() {
         Event::ProviderJoined { provider: ProviderId(2), account: 2, benchmark: bench(1.0), graph: Some(GraphId(1)) },
     );
     assert!(
-        matches!(&refused[..], [Action::Rejected { provider: ProviderId(2), reason }] if reason.ends_with("it needs a GPU")),
+        matches!(&refused[..], [Action::Rejected { provider: ProviderId(2), reason, code: RejectionCode::Requirements, .. }] if reason.ends_with("it needs a GPU")),
         "{refused:?}"
     );
     let gpu = Benchmark { gpu: true, ..bench(1.0) };
@@ -428,7 +428,7 @@ fn a_missed_deadline_strikes_and_finished_work_clears_the_record() {
     submit(&mut s, 1, wide(3));
     let out = assignments(&join_as(&mut s, 0, 1, 7, bench(1.0)));
     let actions = s.handle(out[0].deadline, Event::Tick);
-    assert!(actions.contains(&Action::Evict { provider: ProviderId(1) }));
+    assert!(actions.iter().any(|a| matches!(a, Action::Evict { provider: ProviderId(1), .. })));
     let out = assignments(&join_as(&mut s, 1, 2, 7, bench(1.0)));
     let _ = s.handle(2, Event::ProviderLeft { provider: ProviderId(2) });
     // Two strikes; a finished assignment clears them, so two more do not quarantine.
@@ -516,4 +516,45 @@ fn the_depth_counts_subgraphs_waiting_and_out() {
     // Its leaving sends them back.
     s.handle(5, Event::ProviderLeft { provider: ProviderId(1) });
     assert_eq!(s.depth(), QueueDepth { ready_subgraphs: 5, assigned_subgraphs: 0 });
+}
+
+fn join_graph(s: &mut Scheduler, provider: u64, graph: u64) -> Vec<Action> {
+    let event = Event::ProviderJoined {
+        provider: ProviderId(provider),
+        account: provider as Account,
+        benchmark: bench(1.0),
+        graph: Some(GraphId(graph)),
+    };
+    s.handle(0, event)
+}
+
+fn rejection(actions: &[Action], provider: u64) -> Option<RejectionCode> {
+    actions.iter().find_map(|a| match a {
+        Action::Rejected { provider: p, code, .. } if *p == ProviderId(provider) => Some(*code),
+        _ => None,
+    })
+}
+
+#[test]
+fn providers_that_chose_a_graph_are_told_when_it_ends_and_which_graphs_they_cannot_join() {
+    let mut s = Scheduler::new(config(10));
+    // Not in the scheduler's memory: the dispatch task asks the database what that means.
+    assert_eq!(rejection(&join_graph(&mut s, 1, 7), 1), Some(RejectionCode::NotExecuting));
+    submit(&mut s, 7, wide(1));
+    let out = join_graph(&mut s, 1, 7);
+    let unbound = join(&mut s, 2, 1.0);
+    assert_eq!(rejection(&out, 1), None);
+    let work = assignments(&out);
+    assert_eq!(work.len(), 1, "{out:?} {unbound:?}");
+    // Its graph is computed: the bound provider is released with `finished`, the other
+    // provider (any graph) hears nothing.
+    let done = complete(&mut s, &work[0]);
+    assert!(done.contains(&Action::GraphComputed { graph: GraphId(7) }), "{done:?}");
+    assert_eq!(rejection(&done, 1), Some(RejectionCode::Finished));
+    assert_eq!(rejection(&done, 2), None);
+    // Joining it again is refused as finished, not waited for.
+    assert_eq!(rejection(&join_graph(&mut s, 3, 7), 3), Some(RejectionCode::Finished));
+    // A later graph goes to the provider that took any graph, not the released one.
+    let next = submit(&mut s, 8, wide(1));
+    assert_eq!(assignments(&next).iter().map(|a| a.provider).collect::<Vec<_>>(), [ProviderId(2)]);
 }

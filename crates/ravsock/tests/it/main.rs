@@ -1,13 +1,16 @@
 //! ravsock integration tests: the HTTP API against a real database, in-process; the `ravsock`
 //! binary killed with SIGKILL mid-graph, its settings from a `.env` file, and its logging to a
 //! full device, its peak memory under amplification probes, what it removes after the
-//! retention, the admin token routes, and every route against callers it must refuse. The database is SQLite, or PostgreSQL when `RAVEN_TEST_POSTGRES_URL` names a server (`ravsock::db::scratch_database_url`).
+//! retention, the admin token routes, every route against callers it must refuse, and a worker node
+//! (`ravpy::node`) riding out a SIGKILL. The database is SQLite, or PostgreSQL when `RAVEN_TEST_POSTGRES_URL` names a server (`ravsock::db::scratch_database_url`).
 
 mod http;
 mod kill;
 mod logging;
 mod memory;
+mod resume;
 mod retention;
 mod routes;
 mod settings;
 mod tokens;
+mod worker;

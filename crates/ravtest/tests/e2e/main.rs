@@ -12,6 +12,8 @@ mod metrics;
 mod onnx;
 mod stack;
 mod storage;
+#[cfg(feature = "fault-injection")]
+mod supervised;
 mod tls;
 mod tokens;
 mod training;
