@@ -70,8 +70,9 @@ pub async fn run(
     let (socket_layer, io) = api::socket::layer(socket_state);
     let watched = io.clone();
     dispatch::start_scheduler(&scheduler, inbox, db.clone(), bulk.clone(), config.scheduler(), Some(io)).await?;
-    let tokens = api::tokens::spawn(db.clone(), watched);
-    let retention = dispatch::retention::spawn(db.clone(), bulk.clone(), config.retention());
+    let tokens = api::tokens::spawn(db.clone(), watched, scheduler.metrics().clone());
+    let retention =
+        dispatch::retention::spawn(db.clone(), bulk.clone(), config.retention(), scheduler.metrics().clone());
     let state = api::AppState::new(db, scheduler, bulk).with_max_op_bytes(config.max_op_bytes);
     let app = api::router(state).layer(socket_layer);
     let address = listener.local_addr().map_err(|e| Error::Internal(e.to_string()))?;

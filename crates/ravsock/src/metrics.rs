@@ -60,7 +60,8 @@ pub struct Inner {
     pub ops_computed: Counter,
     /// Failures by reason: `attempt` (a subgraph retried), `graph` (a graph failed),
     /// `evicted` (a provider missed a deadline), `refused_result` (a result of the wrong dtype
-    /// or shape), `server` (the server could not hand out or store).
+    /// or shape), `server` (the server could not hand out or store), `task_panic` (a background
+    /// task panicked and was started again).
     pub failures: Family<ReasonLabel, Counter>,
     /// Seconds from a subgraph's hand-out to its results stored.
     pub subgraph_seconds: Histogram,

@@ -20,17 +20,19 @@ use std::time::Duration;
 pub const CHECK_EVERY: Duration = Duration::from_millis(500);
 
 /// Starts the watcher; it runs until aborted.
-pub fn spawn(db: Db, io: SocketIo) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut watcher = Watcher { db, io, revoked: None };
-        loop {
-            watcher.check().await;
-            tokio::select! {
-                () = watcher.db.token_revoked_here() => {}
-                () = tokio::time::sleep(CHECK_EVERY) => {}
-            }
+pub fn spawn(db: Db, io: SocketIo, metrics: crate::metrics::Metrics) -> tokio::task::JoinHandle<()> {
+    crate::dispatch::supervised::spawn("tokens", metrics, move || watch(db.clone(), io.clone()))
+}
+
+async fn watch(db: Db, io: SocketIo) {
+    let mut watcher = Watcher { db, io, revoked: None };
+    loop {
+        watcher.check().await;
+        tokio::select! {
+            () = watcher.db.token_revoked_here() => {}
+            () = tokio::time::sleep(CHECK_EVERY) => {}
         }
-    })
+    }
 }
 
 struct Watcher {

@@ -13,6 +13,7 @@
 //! - [`outbox`]: emits to providers and requesters, and the room names;
 //! - [`health`]: the last storage failure, and failures of graphs that could not be stored;
 //! - [`retention`]: a task of its own that removes ended graphs' values and old ftp files;
+//! - [`supervised`]: background tasks started again after a panic;
 //! - `faults` (feature `fault-injection`, tests only): a panic injected into the task.
 //!
 //! Graphs that train keep their state (weights, optimizer state) on a provider between
@@ -29,6 +30,7 @@ mod outbox;
 mod results;
 pub mod retention;
 mod runs;
+pub mod supervised;
 mod task;
 
 pub use health::Health;
@@ -258,11 +260,7 @@ async fn supervise(parts: Parts, mut rx: mpsc::Receiver<Command>, mut first: Vec
         let started = tokio::time::Instant::now();
         let run = std::panic::AssertUnwindSafe(task.run(&mut rx, std::mem::take(&mut first))).catch_unwind().await;
         let Err(panic) = run else { return };
-        let why = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "a panic without a message".into());
+        let why = supervised::panic_text(panic.as_ref());
         parts.metrics.scheduler_restarts.inc();
         // A task that ran a while before it panicked starts the count again.
         panics_in_a_row = if started.elapsed() > std::time::Duration::from_secs(60) { 1 } else { panics_in_a_row + 1 };

@@ -77,32 +77,40 @@ pub fn unix_now() -> i64 {
 /// After a failed sweep (the database or disk failing), the next try.
 const RETRY_AFTER_SECS: i64 = 60;
 
-/// Runs [`sweep`] at start and whenever something falls due, until both retentions are off.
-pub fn spawn(db: Db, bulk: Bulk, retention: Retention) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            let now = unix_now();
-            let next_due = match sweep(&db, &bulk, retention, now).await {
-                Ok(swept) => {
-                    if swept.graphs + swept.ftp_files > 0 {
-                        tracing::info!(
-                            graphs = swept.graphs,
-                            blobs = swept.blobs,
-                            ftp_files = swept.ftp_files,
-                            ftp_bytes = swept.ftp_bytes,
-                            "retention sweep"
-                        );
-                    }
-                    swept.next_due
+/// Runs [`sweep`] at start and whenever something falls due, until both retentions are off
+/// (started again after a panic, [`super::supervised`]).
+pub fn spawn(
+    db: Db,
+    bulk: Bulk,
+    retention: Retention,
+    metrics: crate::metrics::Metrics,
+) -> tokio::task::JoinHandle<()> {
+    super::supervised::spawn("retention", metrics, move || sweeps(db.clone(), bulk.clone(), retention))
+}
+
+async fn sweeps(db: Db, bulk: Bulk, retention: Retention) {
+    loop {
+        let now = unix_now();
+        let next_due = match sweep(&db, &bulk, retention, now).await {
+            Ok(swept) => {
+                if swept.graphs + swept.ftp_files > 0 {
+                    tracing::info!(
+                        graphs = swept.graphs,
+                        blobs = swept.blobs,
+                        ftp_files = swept.ftp_files,
+                        ftp_bytes = swept.ftp_bytes,
+                        "retention sweep"
+                    );
                 }
-                Err(error) => {
-                    tracing::warn!(cause = %error, "retention sweep failed; trying again in a minute");
-                    Some(now + RETRY_AFTER_SECS)
-                }
-            };
-            let Some(next_due) = next_due else { return };
-            let wait = u64::try_from(next_due.saturating_sub(now)).unwrap_or(1).max(1);
-            tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
-        }
-    })
+                swept.next_due
+            }
+            Err(error) => {
+                tracing::warn!(cause = %error, "retention sweep failed; trying again in a minute");
+                Some(now + RETRY_AFTER_SECS)
+            }
+        };
+        let Some(next_due) = next_due else { return };
+        let wait = u64::try_from(next_due.saturating_sub(now)).unwrap_or(1).max(1);
+        tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+    }
 }

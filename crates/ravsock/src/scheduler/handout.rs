@@ -21,7 +21,26 @@ impl Scheduler {
         for graph in self.graphs.values_mut() {
             graph.paused_until = graph.paused_until.filter(|until| *until > now);
         }
+        // The ready subgraphs, found once: each provider then looks only at these. Scanning
+        // every subgraph of every graph for each idle provider made a grid of 1,000 providers
+        // spend seconds of CPU at the end of a graph, when all of them are idle and each
+        // completion dispatches again (the swarm benchmark).
+        let mut ready: Vec<(usize, GraphId, usize)> = self
+            .graphs
+            .iter()
+            .filter(|(_, g)| g.status == GraphStatus::Computing && g.paused_until.is_none())
+            .flat_map(|(id, g)| {
+                g.subgraphs
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, s)| s.status == SubgraphStatus::Ready)
+                    .map(move |(index, s)| (s.subgraph.ops.len(), *id, index))
+            })
+            .collect();
         loop {
+            if ready.is_empty() {
+                return;
+            }
             let mut assigned_any = false;
             for &(provider_id, _) in &providers {
                 let provider = &self.providers[&provider_id];
@@ -29,36 +48,30 @@ impl Scheduler {
                     continue;
                 }
                 let providers_now = &self.providers;
-                let best = self
-                    .graphs
+                let graphs = &self.graphs;
+                let best = ready
                     .iter()
-                    .filter(|(id, g)| {
-                        g.status == GraphStatus::Computing
-                            && g.paused_until.is_none()
-                            && may_take(**id, &g.requirements, provider)
+                    .enumerate()
+                    .filter(|(_, (_, id, index))| {
+                        let g = &graphs[id];
+                        let s = &g.subgraphs[*index];
+                        may_take(*id, &g.requirements, provider)
                             // A training graph stays with the provider holding its weights.
                             && (!g.pinned || g.holder.is_none_or(|h| h == provider_id || !providers_now.contains_key(&h)))
+                            && !(s.subgraph.trains && g.training_out)
+                            && !s.refused_by.contains(&provider.account)
+                            && provider.benchmark.memory_budget() >= s.needs_bytes
+                            // A retry goes to another account while one may take it:
+                            // a liar that is fastest must not get its lie back.
+                            && (!s.failed_by.contains(&provider.account)
+                                || providers_now.values().all(|p| {
+                                    s.failed_by.contains(&p.account) || !may_take(*id, &g.requirements, p)
+                                }))
                     })
-                    .flat_map(|(id, g)| {
-                        g.subgraphs
-                            .iter()
-                            .enumerate()
-                            .filter(|(_, s)| {
-                                s.status == SubgraphStatus::Ready
-                                    && !(s.subgraph.trains && g.training_out)
-                                    && !s.refused_by.contains(&provider.account)
-                                    && provider.benchmark.memory_budget() >= s.needs_bytes
-                                    // A retry goes to another account while one may take it:
-                                    // a liar that is fastest must not get its lie back.
-                                    && (!s.failed_by.contains(&provider.account)
-                                        || providers_now.values().all(|p| {
-                                            s.failed_by.contains(&p.account) || !may_take(*id, &g.requirements, p)
-                                        }))
-                            })
-                            .map(move |(index, s)| (s.subgraph.ops.len(), *id, index))
-                    })
-                    .max_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)).then(b.2.cmp(&a.2)));
-                let Some((size, graph_id, index)) = best else { continue };
+                    .max_by(|(_, a), (_, b)| a.0.cmp(&b.0).then(b.1.cmp(&a.1)).then(b.2.cmp(&a.2)))
+                    .map(|(position, candidate)| (position, *candidate));
+                let Some((position, (size, graph_id, index))) = best else { continue };
+                ready.swap_remove(position);
                 let id = AssignmentId(self.next_assignment);
                 self.next_assignment += 1;
                 let deadline = now + self.config.deadline_base_ms + self.config.deadline_per_op_ms * size as u64;
