@@ -58,3 +58,104 @@ fn check_prints_the_effective_settings_without_the_token() {
     assert_eq!(status["running"], false);
     assert_eq!(status["stopped"], "stopped on request");
 }
+
+/// A ravsock in this process on a free port, with a requester and a provider token.
+async fn server(dir: &std::path::Path) -> (String, String, String, tokio::sync::oneshot::Sender<()>) {
+    use ravsock::auth::Role;
+    let database_url = ravsock::db::scratch_database_url(dir).await.unwrap();
+    let db = ravsock::db::Db::connect(&database_url).await.unwrap();
+    let requester = db.create_account("node-requester", Role::Requester).await.unwrap();
+    let provider = db.create_account("node-provider", Role::Provider).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let config = ravsock::config::Config {
+        bind: listener.local_addr().unwrap(),
+        data_dir: dir.to_path_buf(),
+        database_url: Some(database_url),
+        window: 16,
+        max_attempts: 3,
+        quarantine_after: 3,
+        quarantine_secs: 600,
+        deadline_base_ms: 30_000,
+        deadline_per_op_ms: 10,
+        slots_per_provider: 2,
+        ftp_bind: "127.0.0.1:0".parse().unwrap(),
+        ftp_passive_from: 49152,
+        ftp_passive_to: 65535,
+        inline_limit: ravsock::config::DEFAULT_INLINE_LIMIT,
+        ftp_home_quota: ravftp::DEFAULT_HOME_QUOTA,
+        max_op_bytes: ravsock::validate::DEFAULT_MAX_OP_BYTES,
+        result_retention_secs: ravsock::config::DEFAULT_RESULT_RETENTION_SECS,
+        ftp_file_retention_secs: ravsock::config::DEFAULT_FTP_FILE_RETENTION_SECS,
+        tls_cert: None,
+        tls_key: None,
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(ravsock::run(config, listener, async move {
+        let _ = stopped.await;
+    }));
+    (url, requester, provider, stop)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_runs_from_its_file_reports_its_state_logs_to_its_directory_and_stops_on_ctrl_c() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, requester, provider, _stop) = server(dir.path()).await;
+    let node_dir = dir.path().join("node");
+    std::fs::create_dir(&node_dir).unwrap();
+    std::fs::write(node_dir.join("token"), format!("{provider}\n")).unwrap();
+    let file =
+        format!("server = \"{url}\"\ntoken_file = \"token\"\nlog_dir = \"logs\"\n[[participate]]\nname = \"main\"\n");
+    std::fs::write(node_dir.join("worker.toml"), file).unwrap();
+    let mut node = Command::new(env!("CARGO_BIN_EXE_ravpy"))
+        .args(["run", "--config", "worker.toml"])
+        .current_dir(&node_dir)
+        .env_remove("RAVSOCK_TOKEN")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("ravpy run starts");
+
+    // `ravpy status` (from another directory: the file's paths are its own) until it joined.
+    let config = node_dir.join("worker.toml");
+    let config = config.to_str().unwrap();
+    let mut joined = None;
+    for _ in 0..600 {
+        let out = ravpy(&["status", "--config", config], dir.path());
+        if out.status.success() {
+            let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            if status["entries"][0]["state"] == "running" {
+                joined = Some(status);
+                break;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let joined = joined.expect("the node joined and said so");
+    assert_eq!(joined["running"], true);
+    assert_eq!(joined["entries"][0]["name"], "main");
+
+    // It computes.
+    let client = ravop::Client::connect(&url, &requester).await.unwrap();
+    let graph = ravop::Graph::new("for the node");
+    (graph.t(vec![1.0, 2.0]) * 4.0).persist("y");
+    let (_, results) = client.compute(&graph).await.expect("computed by the node");
+    assert_eq!(results.array::<f64>("y").unwrap().iter().copied().collect::<Vec<_>>(), vec![4.0, 8.0]);
+
+    // Ctrl-C: it stops cleanly, and says so in its status and its log file.
+    let interrupted = Command::new("kill").args(["-INT", &node.id().to_string()]).status().unwrap();
+    assert!(interrupted.success());
+    let exit = tokio::task::spawn_blocking(move || node.wait()).await.unwrap().unwrap();
+    assert!(exit.success(), "{exit:?}");
+    let out = ravpy(&["status", "--config", config], dir.path());
+    assert_eq!(out.status.code(), Some(3));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["stopped"], "stopped on request");
+    assert_eq!(status["entries"][0]["subgraphs"], 1);
+    let logs: Vec<_> = std::fs::read_dir(node_dir.join("logs")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(logs.len(), 2, "the day's log file and the status file: {logs:?}");
+    let log = logs.iter().find(|p| p.extension().is_some_and(|e| e == "log")).expect("a .log file");
+    let text = std::fs::read_to_string(log).unwrap();
+    assert!(text.contains("worker node starting") && text.contains("worker node stopped"), "{text}");
+    assert!(!text.contains(&provider), "the token is never logged");
+}
