@@ -49,6 +49,8 @@ async fn a_dotenv_in_the_originals_names_drives_provider_and_requester() {
         ftp_file_retention_secs: ravsock::config::DEFAULT_FTP_FILE_RETENTION_SECS,
         tls_cert: None,
         tls_key: None,
+        heartbeat_interval_ms: ravsock::config::DEFAULT_HEARTBEAT_INTERVAL_MS,
+        heartbeat_timeout_ms: ravsock::config::DEFAULT_HEARTBEAT_TIMEOUT_MS,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(ravsock::run(config, listener, async move {

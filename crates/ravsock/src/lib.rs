@@ -67,7 +67,7 @@ pub async fn run(
     }));
     let (scheduler, inbox) = dispatch::scheduler_channel();
     let socket_state = api::socket::SocketState::new(db.clone(), scheduler.clone(), bulk.clone());
-    let (socket_layer, io) = api::socket::layer(socket_state);
+    let (socket_layer, io) = api::socket::layer(socket_state, config.heartbeat());
     let watched = io.clone();
     dispatch::start_scheduler(&scheduler, inbox, db.clone(), bulk.clone(), config.scheduler(), Some(io)).await?;
     let tokens = api::tokens::spawn(db.clone(), watched, scheduler.metrics().clone());

@@ -64,6 +64,8 @@ async fn run() {
         ftp_file_retention_secs: ravsock::config::DEFAULT_FTP_FILE_RETENTION_SECS,
         tls_cert: None,
         tls_key: None,
+        heartbeat_interval_ms: ravsock::config::DEFAULT_HEARTBEAT_INTERVAL_MS,
+        heartbeat_timeout_ms: ravsock::config::DEFAULT_HEARTBEAT_TIMEOUT_MS,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());

@@ -82,20 +82,11 @@ impl std::fmt::Display for Refusal {
     }
 }
 
-/// How often the server pings each socket.io connection (engine.io heartbeat). Chosen, not
-/// socketioxide's default of 25 s: a provider that stops answering without closing its socket
-/// (a stopped process, a machine gone to sleep, a cut cable) is dropped, and its work handed
-/// to others, within [`PING_INTERVAL`] + [`PING_TIMEOUT`] = 20 s instead of 45 s.
-pub const PING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// How long a ping may go unanswered before the connection is closed.
-pub const PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Builds the socket.io layer and its handle.
-pub fn layer(state: SocketState) -> (SocketIoLayer, SocketIo) {
+/// Builds the socket.io layer and its handle, with this heartbeat.
+pub fn layer(state: SocketState, heartbeat: crate::config::Heartbeat) -> (SocketIoLayer, SocketIo) {
     let (layer, io) = SocketIo::builder()
-        .ping_interval(PING_INTERVAL)
-        .ping_timeout(PING_TIMEOUT)
+        .ping_interval(heartbeat.interval)
+        .ping_timeout(heartbeat.timeout)
         .max_payload(super::MAX_BODY_BYTES as u64)
         .max_buffer_size(4096)
         .with_state(state)

@@ -1,6 +1,9 @@
-//! The `ravpy run` and `ravpy status` commands as a person meets them: a broken worker file
-//! is refused with a sentence naming the file, line and key, and a non-zero exit; `--check`
-//! prints the effective settings with the token redacted; `status` says when no node runs.
+//! The `ravpy` binary as a person meets it. `ravpy run` and `ravpy status`: a broken worker
+//! file is refused with a sentence naming the file, line and key, and a non-zero exit;
+//! `--check` prints the effective settings with the token redacted; `status` says when no node
+//! runs; a node runs from its file against a real ravsock, logs and stops on Ctrl-C. And a
+//! provider process stopped with SIGSTOP loses its work at the heartbeat timeout, and gets it
+//! back after SIGCONT when nobody else took it.
 
 use std::process::{Command, Output};
 
@@ -59,13 +62,30 @@ fn check_prints_the_effective_settings_without_the_token() {
     assert_eq!(status["stopped"], "stopped on request");
 }
 
-/// A ravsock in this process on a free port, with a requester and a provider token.
+/// A ravsock in this process on a free port.
+struct Server {
+    url: String,
+    requester: String,
+    provider: String,
+    admin: String,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+/// [`Server`] with the default heartbeat.
 async fn server(dir: &std::path::Path) -> (String, String, String, tokio::sync::oneshot::Sender<()>) {
+    let server =
+        server_with(dir, ravsock::config::DEFAULT_HEARTBEAT_INTERVAL_MS, ravsock::config::DEFAULT_HEARTBEAT_TIMEOUT_MS)
+            .await;
+    (server.url, server.requester, server.provider, server._stop)
+}
+
+async fn server_with(dir: &std::path::Path, heartbeat_interval_ms: u64, heartbeat_timeout_ms: u64) -> Server {
     use ravsock::auth::Role;
     let database_url = ravsock::db::scratch_database_url(dir).await.unwrap();
     let db = ravsock::db::Db::connect(&database_url).await.unwrap();
     let requester = db.create_account("node-requester", Role::Requester).await.unwrap();
     let provider = db.create_account("node-provider", Role::Provider).await.unwrap();
+    let admin = db.create_account("node-admin", Role::Admin).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let config = ravsock::config::Config {
@@ -89,12 +109,14 @@ async fn server(dir: &std::path::Path) -> (String, String, String, tokio::sync::
         ftp_file_retention_secs: ravsock::config::DEFAULT_FTP_FILE_RETENTION_SECS,
         tls_cert: None,
         tls_key: None,
+        heartbeat_interval_ms,
+        heartbeat_timeout_ms,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(ravsock::run(config, listener, async move {
         let _ = stopped.await;
     }));
-    (url, requester, provider, stop)
+    Server { url, requester, provider, admin, _stop: stop }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -158,4 +180,79 @@ async fn a_node_runs_from_its_file_reports_its_state_logs_to_its_directory_and_s
     let text = std::fs::read_to_string(log).unwrap();
     assert!(text.contains("worker node starting") && text.contains("worker node stopped"), "{text}");
     assert!(!text.contains(&provider), "the token is never logged");
+}
+
+/// A sample of `GET /metrics`.
+async fn metric(server: &Server, name: &str) -> f64 {
+    let http = ravclient::Trust::system().reqwest().unwrap();
+    let text = http
+        .get(format!("{}{}", server.url, ravproto::routes::metrics()))
+        .bearer_auth(&server.admin)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let prefix = format!("{name} ");
+    text.lines().find_map(|l| l.strip_prefix(&prefix)).and_then(|v| v.trim().parse().ok()).unwrap_or(f64::NAN)
+}
+
+/// Waits (up to a minute) until a metric has a value.
+async fn until_metric(server: &Server, name: &str, value: f64) {
+    for _ in 0..1_200 {
+        if metric(server, name).await == value {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{name} never reached {value}");
+}
+
+fn signal(pid: u32, name: &str) {
+    assert!(Command::new("kill").args([name, &pid.to_string()]).status().unwrap().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_provider_loses_its_work_at_the_heartbeat_and_gets_it_back_when_continued() {
+    let dir = tempfile::tempdir().unwrap();
+    // Heartbeats every 200 ms, 300 ms late at most: a stopped provider is dropped within half
+    // a second (the default is 10 s + 10 s).
+    let server = server_with(dir.path(), 200, 300).await;
+    let mut provider = Command::new(env!("CARGO_BIN_EXE_ravpy"))
+        .args(["participate", "--server", &server.url])
+        .env("RAVSOCK_TOKEN", &server.provider)
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("ravpy starts");
+    until_metric(&server, "ravsock_providers_connected", 1.0).await;
+    let client = ravop::Client::connect(&server.url, &server.requester).await.unwrap();
+    // Known to the scheduler: it computed a first graph.
+    let warm = ravop::Graph::new("warm-up");
+    (warm.t(vec![1.0]) + 1.0).persist("y");
+    client.compute(&warm).await.expect("the provider computes");
+
+    signal(provider.id(), "-STOP");
+    let graph = ravop::Graph::new("while it is stopped");
+    (graph.t(vec![1.0, 2.0]) * 4.0).persist("y");
+    let id = client.submit(&graph).await.unwrap();
+    client.execute(id).await.unwrap();
+    // Its connection goes at the heartbeat timeout, and the subgraph it was handed with it:
+    // ready again, for whoever joins.
+    until_metric(&server, "ravsock_providers_connected", 0.0).await;
+    until_metric(&server, "ravsock_ready_subgraphs", 1.0).await;
+    assert_eq!(metric(&server, "ravsock_assigned_subgraphs").await, 0.0);
+
+    // Continued: it connects and joins again, and nobody took its work meanwhile, so it gets
+    // it back and computes it.
+    signal(provider.id(), "-CONT");
+    let done = client.wait(id, |_| {}).await.expect("computed after SIGCONT");
+    assert_eq!(done.status, ravproto::status::GraphStatus::Computed);
+    let y = client.fetch(id, "y").await.unwrap();
+    assert_eq!(y.as_tensor().unwrap().to_f64_array().iter().copied().collect::<Vec<_>>(), vec![4.0, 8.0]);
+    assert_eq!(metric(&server, "ravsock_providers_connected").await, 1.0);
+    let _ = provider.kill();
+    let _ = provider.wait();
 }
