@@ -172,8 +172,14 @@ fn main() -> Result<()> {
             let summary = runtime.block_on(participate(config, shutdown));
             // The events sender is gone with `participate`; the view finishes its line.
             let _ = runtime.block_on(view);
-            let summary = summary?;
-            tracing::info!(subgraphs = summary.subgraphs, ops = summary.ops, "done");
+            match summary {
+                Ok(summary) => tracing::info!(subgraphs = summary.subgraphs, ops = summary.ops, "done"),
+                // The chosen graph ended: that is the end of this command's work, not a failure.
+                Err(ravpy::Error::Rejected { code: ravproto::provider::RejectionCode::Finished, reason }) => {
+                    tracing::info!("the graph ended: {reason}");
+                }
+                Err(error) => return Err(error.into()),
+            }
         }
         Command::ListGraphs { server, token, approach, trust } => {
             let approach = approach

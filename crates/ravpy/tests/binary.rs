@@ -3,7 +3,7 @@
 //! `--check` prints the effective settings with the token redacted; `status` says when no node
 //! runs; a node runs from its file against a real ravsock, logs and stops on Ctrl-C. And a
 //! provider process stopped with SIGSTOP loses its work at the heartbeat timeout, and gets it
-//! back after SIGCONT when nobody else took it.
+//! back after SIGCONT when nobody else took it. `participate --graph N` exits 0 when graph N ends.
 
 use std::process::{Command, Output};
 
@@ -255,4 +255,31 @@ async fn a_stopped_provider_loses_its_work_at_the_heartbeat_and_gets_it_back_whe
     assert_eq!(metric(&server, "ravsock_providers_connected").await, 1.0);
     let _ = provider.kill();
     let _ = provider.wait();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn participate_in_one_graph_exits_cleanly_when_the_graph_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, requester, provider, _stop) = server(dir.path()).await;
+    let client = ravop::Client::connect(&url, &requester).await.unwrap();
+    let graph = ravop::Graph::new("the one graph");
+    (graph.t(vec![1.0, 2.0]) + 1.0).persist("y");
+    let id = client.submit(&graph).await.unwrap();
+    client.execute(id).await.unwrap();
+    let process = Command::new(env!("CARGO_BIN_EXE_ravpy"))
+        .args(["participate", "--server", &url, "--graph", &id.0.to_string()])
+        .env("RAVSOCK_TOKEN", &provider)
+        .env_remove("RUST_LOG")
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("ravpy starts");
+    let done = client.wait(id, |_| {}).await.expect("computed by the provider");
+    assert_eq!(done.status, ravproto::status::GraphStatus::Computed);
+    // The graph ended, so the provider's work is done: exit status 0, and a sentence saying why.
+    let out = tokio::task::spawn_blocking(move || process.wait_with_output()).await.unwrap().unwrap();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{:?}: {stdout}{stderr}", out.status);
+    assert!(stdout.contains("the graph ended"), "{stdout}");
 }
