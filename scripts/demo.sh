@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The main job on a fresh machine: builds the workspace, starts ravsock (SQLite and ravftp in a
 # temporary data directory) and two providers, runs every grid tutorial against them, and stops
-# everything. Usage: bash scripts/demo.sh
+# everything; then a topic (examples/topic.rs) answered in rounds by two worker nodes
+# (`ravpy run` with a [[topics]] entry), each asking its own model server (a file served by
+# python3 -m http.server). Usage: bash scripts/demo.sh
 # Every process is set up the original RDF's way: a `.env` file in its own working directory
 # with RAVENVERSE_URL, RAVENVERSE_FTP_URL and TOKEN (ravop and ravpy read them as aliases of
 # RAVSOCK_URL, RAVSOCK_FTP_HOST and RAVSOCK_TOKEN), so no token is on a command line (`ps`
@@ -31,7 +33,8 @@ account_dir() { # name role
   mkdir -p "$dir"
   local token
   token=$($bin/ravsock --data-dir "$data/server" token create --name "$1" --role "$2")
-  (umask 077; printf 'RAVENVERSE_URL=%s\nRAVENVERSE_FTP_URL=127.0.0.1\nTOKEN=%s\n' "$url" "$token" > "$dir/.env")
+  (umask 077; printf 'RAVENVERSE_URL=%s\nRAVENVERSE_FTP_URL=127.0.0.1\nTOKEN=%s\n' "$url" "$token" > "$dir/.env"
+   printf '%s\n' "$token" > "$dir/token")
   echo "$dir"
 }
 mkdir -p "$data/server"
@@ -39,7 +42,8 @@ requester=$(account_dir demo requester)
 provider=$(account_dir demo-provider provider)
 $bin/ravsock --data-dir "$data/server" --bind "127.0.0.1:$port" --ftp-bind 127.0.0.1:0 > "$data/ravsock.log" 2>&1 &
 server=$!
-trap 'kill $server ${worker:-} ${worker2:-} 2>/dev/null; wait 2>/dev/null; rm -rf "$data"' EXIT
+others=() # the topic stage's model servers and worker nodes
+trap 'kill $server ${worker:-} ${worker2:-} "${others[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$data"' EXIT
 # Wait until ravsock answers (it rejects the anonymous call with 401 once it is up).
 for _ in $(seq 1 100); do
   if curl -s -o /dev/null "$url/v1/graphs"; then break; fi
@@ -60,18 +64,24 @@ done
 echo "== federated_analytics"
 $bin/examples/federated_analytics > "$data/federated.log" 2>&1 &
 tutorial=$!
-# Up to 5 minutes (a machine busy building can be slow); a tutorial that ends or never opens
-# its graph is reported with its log instead of a ravpy call without a graph.
-for _ in $(seq 1 3000); do
-  if grep -q "is open" "$data/federated.log" || ! kill -0 $tutorial 2>/dev/null; then break; fi
-  sleep 0.1
-done
-graph=$(sed -n 's/^graph \([0-9]*\) is open.*/\1/p' "$data/federated.log")
-if [ -z "$graph" ]; then
-  echo "the federated tutorial did not open its graph; its log:" >&2
-  cat "$data/federated.log" >&2
-  exit 1
-fi
+# Prints the id a backgrounded tutorial opened ("graph 3 is open..."), waiting up to 5 minutes
+# (a machine busy building can be slow); one that ends or never opens it is reported with its
+# log instead of a ravpy call without an id.
+opened() { # log word pid
+  for _ in $(seq 1 3000); do
+    if grep -q "is open" "$1" || ! kill -0 "$3" 2>/dev/null; then break; fi
+    sleep 0.1
+  done
+  local id
+  id=$(sed -n "s/^$2 \\([0-9]*\\) is open.*/\\1/p" "$1")
+  if [ -z "$id" ]; then
+    echo "the tutorial did not open its $2; its log:" >&2
+    cat "$1" >&2
+    return 1
+  fi
+  echo "$id"
+}
+graph=$(opened "$data/federated.log" graph $tutorial)
 (cd "$provider" && $bin/ravpy list-graphs --approach federated)
 for silo in a b c; do
   # Each provider account contributes once per query: one account per silo.
@@ -81,4 +91,36 @@ done
 wait $tutorial
 cat "$data/federated.log"
 (cd "$provider" && $bin/ravpy list-graphs)
+echo "== topic"
+$bin/examples/topic > "$data/topic.log" 2>&1 &
+tutorial=$!
+topic=$(opened "$data/topic.log" topic $tutorial)
+value=41.5
+for w in a b; do
+  dir=$(account_dir "topic-$w" provider)
+  # The worker's model server: a file with its current estimate, served over HTTP.
+  mkdir -p "$dir/model"
+  echo "$value" > "$dir/model/estimate"
+  value=42.5
+  (cd "$dir/model" && exec python3 -u -m http.server 0 --bind 127.0.0.1) > "$data/model-$w.log" 2>&1 &
+  others+=($!)
+  for _ in $(seq 1 100); do grep -q "Serving HTTP" "$data/model-$w.log" && break; sleep 0.1; done
+  model_port=$(sed -n 's/.* port \([0-9]*\) .*/\1/p' "$data/model-$w.log")
+  cat > "$dir/worker.toml" <<TOML
+server = "$url"
+token_file = "token"
+[[topics]]
+name = "price"
+topic = $topic
+inference_url = "http://127.0.0.1:$model_port/estimate"
+TOML
+  (cd "$dir" && exec $bin/ravpy run --config worker.toml) > "$data/topic-$w.log" 2>&1 &
+  others+=($!)
+done
+if ! wait $tutorial; then
+  echo "the topic tutorial failed; its log, then the workers':" >&2
+  cat "$data/topic.log" "$data"/topic-?.log >&2
+  exit 1
+fi
+cat "$data/topic.log"
 echo "logs were in $data (removed on exit)"

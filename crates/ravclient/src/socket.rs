@@ -7,7 +7,10 @@
 use crate::{Error, Result, Trust};
 use ravproto::messages::ErrorBody;
 use rust_socketio::Payload;
-use rust_socketio::asynchronous::ClientBuilder;
+use rust_socketio::asynchronous::{Client, ClientBuilder};
+use std::future::Future;
+use std::pin::Pin;
+use tokio::sync::mpsc;
 
 /// The first argument of an event, as `T`; `None` for a binary payload or another shape.
 pub fn first_json<T: serde::de::DeserializeOwned>(payload: Payload) -> Option<T> {
@@ -49,6 +52,41 @@ pub fn builder(url: &str, trust: &Trust) -> Result<ClientBuilder> {
         Some(tls) => builder.tls_config(tls),
         None => builder,
     })
+}
+
+/// A builder for a long-lived connection to `namespace`: `auth` is sent at each connect, the
+/// connection is opened again (after 250 ms, doubling to 5 s) whenever it drops, and it
+/// handshakes on websocket directly: with the polling handshake, messages exchanged while the
+/// client upgraded to websocket were seen to get lost.
+pub fn reconnecting(url: &str, trust: &Trust, namespace: &str, auth: serde_json::Value) -> Result<ClientBuilder> {
+    Ok(builder(url, trust)?
+        .namespace(namespace)
+        .auth(auth)
+        .reconnect(true)
+        .reconnect_on_disconnect(true)
+        .reconnect_delay(250, 5_000)
+        .transport_type(rust_socketio::TransportType::Websocket))
+}
+
+/// The future a socket.io callback returns.
+pub type Callback = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A socket.io callback that turns each payload into a message with `make` and sends it on
+/// `tx`: callbacks run on the client's task, so the work is done where the receiver is. A
+/// payload `make` does not read (`None`), or a message whose receiver is gone, is dropped.
+pub fn forward<M: Send + 'static>(
+    tx: &mpsc::UnboundedSender<M>,
+    make: fn(Payload) -> Option<M>,
+) -> impl FnMut(Payload, Client) -> Callback + Send + Sync + 'static {
+    let tx = tx.clone();
+    move |payload, _client| {
+        let tx = tx.clone();
+        Box::pin(async move {
+            if let Some(message) = make(payload) {
+                let _ = tx.send(message);
+            }
+        })
+    }
 }
 
 /// Why the socket.io client could not connect to `server`. A server certificate the client

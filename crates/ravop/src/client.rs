@@ -398,7 +398,7 @@ async fn ftp_again(retry: &mut Retry, failure: ravftp::FtpError) -> Result<()> {
 }
 
 /// Longest wait asked of the server per request; the client then asks again.
-const WAIT_MS: u64 = 10_000;
+pub(crate) const WAIT_MS: u64 = 10_000;
 
 /// Length of a tensor's wire encoding.
 fn encoded_len(tensor: &ravexec::Tensor) -> u64 {

@@ -9,8 +9,7 @@
 
 use crate::client::Client;
 use crate::error::{Error, Result};
-use futures_util::FutureExt;
-use ravclient::socket::{describe, first_json, refusal};
+use ravclient::socket::{describe, first_json, forward, refusal};
 use ravproto::messages::{ErrorBody, GraphProgress};
 use ravproto::requester::{
     EVENT_ERROR, EVENT_GRAPH_DONE, EVENT_OP_FAILED, EVENT_PROGRESS, EVENT_SUBSCRIBE, NAMESPACE, OpFailedNotice,
@@ -62,28 +61,10 @@ impl Client {
     /// Subscribes to a graph's events (see [`Subscription::next`]).
     pub async fn subscribe(&self, graph: GraphId) -> Result<Subscription> {
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let on = |make: fn(Payload) -> Option<Incoming>| {
-            let tx = tx.clone();
-            move |payload: Payload, _socket: SocketClient| {
-                let tx = tx.clone();
-                async move {
-                    if let Some(message) = make(payload) {
-                        let _ = tx.send(message);
-                    }
-                }
-                .boxed()
-            }
-        };
+        let on = |make: fn(Payload) -> Option<Incoming>| forward(&tx, make);
         let auth = RequesterAuth { token: self.token().to_string(), protocol_version: PROTOCOL_VERSION };
         let auth = serde_json::to_value(&auth).map_err(|e| Error::Transport(e.to_string()))?;
-        let socket = ravclient::socket::builder(self.base(), self.trust())?
-            .namespace(NAMESPACE)
-            .auth(auth)
-            .reconnect(true)
-            .reconnect_on_disconnect(true)
-            .reconnect_delay(250, 5_000)
-            // As the provider does: the polling handshake was seen to lose early messages.
-            .transport_type(rust_socketio::TransportType::Websocket)
+        let socket = ravclient::socket::reconnecting(self.base(), self.trust(), NAMESPACE, auth)?
             .on("open", on(|_| Some(Incoming::Open)))
             .on(EVENT_PROGRESS, on(|p| first_json(p).map(|p| Incoming::Event(GraphEvent::Progress(p)))))
             .on(EVENT_OP_FAILED, on(|p| first_json(p).map(|n| Incoming::Event(GraphEvent::OpFailed(n)))))

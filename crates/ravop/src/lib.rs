@@ -19,7 +19,8 @@
 //! [`Graph::validate`] and by every executor before anything runs. [`LocalExecutor`] runs a
 //! graph in-process on the `ravexec` kernels; the distributed client runs the same graph on
 //! providers and must return the same persisted values. [`federated`] asks providers for
-//! statistics of their private CSV files (encrypted with the `he` feature).
+//! statistics of their private CSV files (encrypted with the `he` feature). A topic
+//! ([`Client::open_topic`]) asks workers a question in rounds, on a cadence.
 
 mod client;
 mod error;
@@ -31,6 +32,7 @@ mod methods;
 pub mod ml;
 pub mod nn;
 mod original;
+mod topics;
 mod values;
 
 pub use client::{BlockingClient, CHUNK_OPS, CHUNK_VALUE_BYTES, Client, DEFAULT_URL, RECONNECT_FOR, progress_bar};
@@ -48,6 +50,7 @@ pub use ravproto::model::FittedModel;
 pub use ravproto::ops;
 pub use ravproto::requester::OpFailedNotice;
 pub use ravproto::status::{GraphStatus, OpStatus};
+pub use ravproto::topics::{Aggregation, Round, RoundStatus, Score, Topic, TopicId, TopicSpec};
 pub use ravproto::{DType, GraphId, IndexExpr, IndexItem, OpId, OpKind, Operation, Scalar};
 pub use values::IntoTensor;
 

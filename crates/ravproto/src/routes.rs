@@ -6,6 +6,7 @@
 //! by the caller.
 
 use crate::ids::GraphId;
+use crate::topics::TopicId;
 
 /// Declares each route's pattern constant and its path builder; the builder fills the
 /// pattern's `{…}` placeholders, in order, with its arguments.
@@ -63,6 +64,21 @@ routes! {
     FEDERATED_SUBMISSIONS, federated_submissions(graph: GraphId) = "/v1/federated/{id}/submissions";
     /// `POST`: close a federated query and get its aggregate.
     FEDERATED_CLOSE, federated_close(graph: GraphId) = "/v1/federated/{id}/close";
+    /// `POST`: open a topic (a [`crate::topics::TopicSpec`]); `GET`: the topics the caller may see.
+    TOPICS, topics() = "/v1/topics";
+    /// `GET`: a topic.
+    TOPIC, topic(topic: TopicId) = "/v1/topics/{id}";
+    /// `POST`: close a topic (no more rounds; an open round closes now).
+    TOPIC_CLOSE, topic_close(topic: TopicId) = "/v1/topics/{id}/close";
+    /// `GET`: a topic's rounds (`?from=&to=`, both inclusive).
+    TOPIC_ROUNDS, topic_rounds(topic: TopicId) = "/v1/topics/{id}/rounds";
+    /// `GET`: long poll until a round is closed (`?timeout_ms=`), then the round.
+    TOPIC_ROUND_WAIT, topic_round_wait(topic: TopicId, round: u64) = "/v1/topics/{id}/rounds/{round}/wait";
+    /// `POST` (a provider): an answer to an open round (a [`crate::topics::AnswerRequest`]).
+    TOPIC_ANSWERS, topic_answers(topic: TopicId, round: u64) = "/v1/topics/{id}/rounds/{round}/answers";
+    /// `POST` (the topic's requester): a closed round's ground truth (a
+    /// [`crate::topics::TruthRequest`]); answers with the scored round.
+    TOPIC_TRUTH, topic_truth(topic: TopicId, round: u64) = "/v1/topics/{id}/rounds/{round}/truth";
     /// `GET` (admin): every account's token, without secrets; `POST` (admin): a new account
     /// and its token (a [`crate::accounts::CreateTokenRequest`]).
     ADMIN_TOKENS, admin_tokens() = "/v1/admin/tokens";
@@ -83,6 +99,18 @@ struct Segment(String);
 impl From<GraphId> for Segment {
     fn from(graph: GraphId) -> Segment {
         Segment(graph.0.to_string())
+    }
+}
+
+impl From<TopicId> for Segment {
+    fn from(topic: TopicId) -> Segment {
+        Segment(topic.0.to_string())
+    }
+}
+
+impl From<u64> for Segment {
+    fn from(number: u64) -> Segment {
+        Segment(number.to_string())
     }
 }
 
@@ -123,5 +151,6 @@ mod tests {
         assert_eq!(graph_result_file(GraphId(7), "c"), "/v1/graphs/7/results/c/file");
         assert_eq!(federated_public_key(GraphId(3)), "/v1/federated/3/public-key");
         assert_eq!(graphs(), GRAPHS);
+        assert_eq!(topic_answers(TopicId(2), 31), "/v1/topics/2/rounds/31/answers");
     }
 }

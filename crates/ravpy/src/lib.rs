@@ -9,22 +9,22 @@
 //! error instead of a silent retry loop. [`federated`] contributes a CSV file's statistics to
 //! a federated query.
 
+mod assignment;
 pub mod bench;
 pub mod compute;
 pub mod federated;
 pub mod node;
 pub mod view;
 
+use assignment::{Bulk, Task, handle_assignment};
 use bytes::Bytes;
 use futures_util::FutureExt;
 use ravclient::socket::{describe, first_json, refusal};
 use ravexec::MemoryBudget;
-use ravproto::frame::Frame;
-use ravproto::messages::{Benchmark, ErrorBody, FileValue, FtpCredentials};
+use ravproto::messages::{Benchmark, ErrorBody, FtpCredentials};
 use ravproto::provider::{
-    AssignHeader, EVENT_ASSIGN, EVENT_CREDENTIALS, EVENT_JOIN, EVENT_OP_FAILED, EVENT_REFUSED, EVENT_REJECTED,
-    EVENT_RESULT, EVENT_WITHDRAW, InlineBudget, JoinRequest, NAMESPACE, OpFailedReport, ProviderAuth, Rejected,
-    RejectionCode, ResultHeader, ResultMessage, SUBGRAPH, Withdraw,
+    EVENT_ASSIGN, EVENT_CREDENTIALS, EVENT_JOIN, EVENT_REFUSED, EVENT_REJECTED, EVENT_WITHDRAW, JoinRequest, NAMESPACE,
+    ProviderAuth, Rejected, RejectionCode, Withdraw,
 };
 use ravproto::{GraphId, PROTOCOL_VERSION};
 use rust_socketio::Payload;
@@ -419,16 +419,9 @@ fn provider_socket(
             .boxed()
         }
     };
-    Ok(ravclient::socket::builder(&config.server, &config.trust)
+    let auth = serde_json::to_value(auth).expect("auth serializes");
+    Ok(ravclient::socket::reconnecting(&config.server, &config.trust, NAMESPACE, auth)
         .map_err(|e| Error::from_http(&config.server, e))?
-        .namespace(NAMESPACE)
-        .auth(serde_json::to_value(auth).expect("auth serializes"))
-        .reconnect(true)
-        .reconnect_on_disconnect(true)
-        .reconnect_delay(250, 5_000)
-        // Handshake on websocket directly: with the polling handshake, messages exchanged
-        // while the client upgrades to websocket were seen to get lost.
-        .transport_type(rust_socketio::TransportType::Websocket)
         .on("open", on(|_| Some(Incoming::Connected)))
         .on(
             EVENT_ASSIGN,
@@ -443,162 +436,6 @@ fn provider_socket(
         .on(EVENT_CREDENTIALS, on(|p| first_json::<FtpCredentials>(p).map(Incoming::Credentials)))
         .on(EVENT_REFUSED, on(|p| first_json::<ErrorBody>(p).map(Incoming::Refused)))
         .on("error", on(|p| Some(Incoming::Error(refusal(&p), describe(&p))))))
-}
-
-/// Where this connection's bulk values go: ravsock's ravftp server.
-#[derive(Debug)]
-struct Bulk {
-    host: String,
-    credentials: FtpCredentials,
-    /// FTPS, when ravsock is reached over https.
-    tls: Option<Arc<rustls::ClientConfig>>,
-}
-
-impl Bulk {
-    async fn connect(&self) -> Result<ravftp::FtpClient, ravftp::FtpError> {
-        ravftp::FtpClient::connect(&self.host, &self.credentials, self.tls.clone()).await
-    }
-
-    /// Downloads (and deletes) the input files of an assignment into its frame.
-    async fn fetch_inputs(&self, frame: &mut Frame<AssignHeader>) -> Result<(), String> {
-        let files = std::mem::take(&mut frame.header.files);
-        if files.is_empty() {
-            return Ok(());
-        }
-        let mut ftp = self.connect().await.map_err(|e| e.to_string())?;
-        for file in files {
-            let value = ftp.get_value(&file.name, file.len).await.map_err(|e| e.to_string())?;
-            let _ = ftp.delete(&file.name).await;
-            frame.header.inputs.push(file.op);
-            frame.values.push(value);
-        }
-        ftp.quit().await;
-        Ok(())
-    }
-
-    /// Uploads the outputs that do not go inline (longer than the inline limit, or past the
-    /// frame's budget) and lists them in the header instead.
-    async fn send_outputs(&self, frame: &mut Frame<ResultHeader>) -> Result<(), String> {
-        let mut budget = InlineBudget::new(self.credentials.inline_limit);
-        let mut ftp: Option<ravftp::FtpClient> = None;
-        let (mut outputs, mut values) = (Vec::new(), Vec::new());
-        for (op, value) in std::mem::take(&mut frame.header.outputs).into_iter().zip(std::mem::take(&mut frame.values))
-        {
-            if budget.admit(value.encoded_len()) {
-                outputs.push(op);
-                values.push(value);
-                continue;
-            }
-            let client = match &mut ftp {
-                Some(client) => client,
-                None => ftp.insert(self.connect().await.map_err(|e| e.to_string())?),
-            };
-            let name = ravproto::files::assignment_output(frame.header.assignment, op);
-            client.put_value(&name, &value).await.map_err(|e| e.to_string())?;
-            frame.header.files.push(FileValue { op, name, len: value.encoded_len() });
-        }
-        if let Some(client) = ftp {
-            client.quit().await;
-        }
-        frame.header.outputs = outputs;
-        frame.values = values;
-        Ok(())
-    }
-}
-
-/// What an assignment task needs from the connection.
-struct Task {
-    client: Client,
-    summary: Arc<Mutex<Summary>>,
-    withdrawn: Arc<Mutex<BTreeSet<u64>>>,
-    events: Option<mpsc::UnboundedSender<ProviderEvent>>,
-    ftp: Option<Arc<Bulk>>,
-    sessions: Arc<compute::Sessions>,
-    /// The most one op may take here.
-    budget: MemoryBudget,
-}
-
-/// Tells the server an assignment could not be done here, so it reassigns it at once.
-async fn give_back(client: &Client, header: &AssignHeader, reason: String) {
-    give_back_op(client, header.assignment, header.ops.first().map_or(ravproto::OpId(0), |op| op.id), reason).await;
-}
-
-/// [`give_back`] naming the assignment and its op.
-async fn give_back_op(client: &Client, assignment: u64, op_id: ravproto::OpId, reason: String) {
-    tracing::warn!(assignment, %reason, "giving an assignment back");
-    let report =
-        OpFailedReport { assignment, op_id, operator: SUBGRAPH.into(), reason, retryable: true, over_budget: None };
-    let _ = client.emit(EVENT_OP_FAILED, serde_json::to_value(&report).expect("serializes")).await;
-}
-
-async fn handle_assignment(task: Task, bytes: Bytes) {
-    let Task { client, summary, withdrawn, events, ftp, sessions, budget } = task;
-    let decoded = ravproto::frame::unstuff(&bytes).and_then(|raw| Frame::<AssignHeader>::decode(&raw));
-    let mut frame = match decoded {
-        Ok(frame) => frame,
-        Err(error) => {
-            tracing::error!(cause = %error, "undecodable assignment");
-            return;
-        }
-    };
-    let assignment = frame.header.assignment;
-    let ops = frame.header.ops.len() as u64;
-    let started = std::time::Instant::now();
-    // Before the input files, which are appended to the values: the checkpoint is last.
-    let checkpoint = match frame.take_checkpoint() {
-        Ok(checkpoint) => checkpoint,
-        Err(error) => {
-            give_back(&client, &frame.header, error.to_string()).await;
-            return;
-        }
-    };
-    if !frame.header.files.is_empty() {
-        let fetched = match &ftp {
-            Some(ftp) => ftp.fetch_inputs(&mut frame).await,
-            None => Err("input files sent before ftp credentials".into()),
-        };
-        if let Err(reason) = fetched {
-            give_back(&client, &frame.header, format!("cannot download inputs: {reason}")).await;
-            return;
-        }
-    }
-    let result = tokio::task::spawn_blocking(move || compute::run(frame, checkpoint, &sessions, budget)).await;
-    if withdrawn.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&assignment) {
-        return;
-    }
-    match result {
-        Ok(Ok((mut frame, checkpoint))) => {
-            let first_output = frame.header.outputs.first().copied().unwrap_or(ravproto::OpId(0));
-            if let Some(ftp) = &ftp
-                && let Err(reason) = ftp.send_outputs(&mut frame).await
-            {
-                // Said at once (the server checks whether its own storage failed): silence
-                // would cost this provider a missed deadline.
-                give_back_op(&client, assignment, first_output, format!("cannot upload outputs: {reason}")).await;
-                return;
-            }
-            if let Some(checkpoint) = &checkpoint {
-                frame.attach_checkpoint(checkpoint);
-            }
-            let message = serde_json::to_value(ResultMessage::new(&frame)).expect("serializes");
-            if let Err(error) = client.emit(EVENT_RESULT, message).await {
-                tracing::warn!(assignment, cause = %error, "cannot send results; the server will reassign");
-                return;
-            }
-            let mut summary = summary.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            summary.subgraphs += 1;
-            summary.ops += ops;
-            let millis = started.elapsed().as_secs_f64() * 1e3;
-            tracing::info!(assignment, ops, ms = millis, total_ops = summary.ops, "subgraph computed");
-            report(&events, ProviderEvent::Computed { assignment, ops, millis });
-        }
-        Ok(Err(report)) => {
-            tracing::warn!(assignment, op = %report.op_id, reason = %report.reason, "op failed");
-            let _ = client.emit(EVENT_OP_FAILED, serde_json::to_value(&report).expect("serializes")).await;
-            crate::report(&events, ProviderEvent::Failed { assignment, reason: report.reason });
-        }
-        Err(error) => tracing::error!(assignment, cause = %error, "compute task panicked"),
-    }
 }
 
 /// A size in bytes: digits, optionally followed by `K`, `M`, `G` or `T` (powers of 1024, an

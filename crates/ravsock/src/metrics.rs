@@ -36,6 +36,13 @@ pub struct DirectionLabel {
     pub direction: &'static str,
 }
 
+/// The labels of a topic's rounds.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RoundLabel {
+    /// `opened` or `closed`.
+    pub event: &'static str,
+}
+
 /// The server's metrics; cloning shares them.
 #[derive(Clone, Debug)]
 pub struct Metrics(Arc<Inner>);
@@ -73,6 +80,10 @@ pub struct Inner {
     pub ftp_bytes: Family<DirectionLabel, Counter>,
     /// Times the scheduler task panicked and was started again from the database.
     pub scheduler_restarts: Counter,
+    /// Topics' rounds opened and closed.
+    pub topic_rounds: Family<RoundLabel, Counter>,
+    /// Workers' answers to rounds, stored (a repeat of a stored answer is not counted).
+    pub topic_answers: Counter,
 }
 
 impl Default for Metrics {
@@ -111,6 +122,8 @@ impl Metrics {
             db_write_seconds: seconds(),
             ftp_bytes: Family::default(),
             scheduler_restarts: Counter::default(),
+            topic_rounds: Family::default(),
+            topic_answers: Counter::default(),
             registry: Registry::default(),
         };
         registry.register("graphs", "Graphs by status", inner.graphs.clone());
@@ -154,6 +167,8 @@ impl Metrics {
             "Times the scheduler task panicked and was started again from the database",
             inner.scheduler_restarts.clone(),
         );
+        registry.register("topic_rounds", "Topics' rounds opened and closed", inner.topic_rounds.clone());
+        registry.register("topic_answers", "Workers' answers to topics' rounds, stored", inner.topic_answers.clone());
         Metrics(Arc::new(Inner { registry, ..inner }))
     }
 
@@ -187,6 +202,11 @@ impl Metrics {
     /// Counts a failure.
     pub fn failed(&self, reason: &'static str) {
         self.failures.get_or_create(&ReasonLabel { reason }).inc();
+    }
+
+    /// Counts a round `opened` or `closed`.
+    pub fn round(&self, event: &'static str) {
+        self.topic_rounds.get_or_create(&RoundLabel { event }).inc();
     }
 
     /// Counts bytes through ravftp.

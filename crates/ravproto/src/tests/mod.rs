@@ -1,6 +1,6 @@
 //! Snapshot tests freezing the JSON of every message type, and tensor encoding round trips,
 //! by subject: [`tensor`] (values and their encodings), [`requester`] and [`provider`] (each
-//! side's messages), [`accounts`] (the admin routes' bodies), [`index`] (the subscript grammar).
+//! side's messages), [`accounts`] (the admin routes' bodies), [`index`] (the subscript grammar), [`topics`] (rounds and their scoring).
 
 use expect_test::Expect;
 
@@ -9,6 +9,7 @@ mod index;
 mod provider;
 mod requester;
 mod tensor;
+mod topics;
 
 pub(super) fn check<T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(
     value: &T,

@@ -8,6 +8,7 @@
 //! located in the TOML text afterwards. JSON errors found after reading name the key only.
 //! Relative paths in the file are relative to the file's directory, not to where ravpy runs.
 
+pub use super::tables::{FederatedEntry, ParticipateEntry, Size, TopicsEntry};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -57,6 +58,9 @@ pub struct WorkerConfig {
     /// Contribute a CSV file's statistics to a federated query once it opens.
     #[serde(default)]
     pub federated: Vec<FederatedEntry>,
+    /// Answer a topic's rounds with values from a model server.
+    #[serde(default)]
+    pub topics: Vec<TopicsEntry>,
 }
 
 fn default_server() -> ServerUrl {
@@ -76,7 +80,7 @@ impl TryFrom<String> for ServerUrl {
         match url.scheme() {
             "http" | "https" if url.host_str().is_some() => Ok(ServerUrl(text)),
             "http" | "https" => Err(format!("`{text}` has no host")),
-            other => Err(format!("`{text}`: the scheme is `{other}`; ravsock is reached over http or https")),
+            other => Err(format!("`{text}`: the scheme is `{other}`; use http or https")),
         }
     }
 }
@@ -174,75 +178,6 @@ impl RetryOverrides {
     }
 }
 
-/// `[[participate]]`: compute subgraphs.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct ParticipateEntry {
-    /// Shown in the table and `ravpy status` (default `participate-N`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// The graphs to work on, in order: a graph that is not executing yet is waited for, and
-    /// when it ends the entry moves to the next. Empty: any graph.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub graphs: Vec<u64>,
-    /// After the last of `graphs`, work on any graph instead of stopping.
-    #[serde(default)]
-    pub then_any: bool,
-    /// The most memory one op may take here (`512M`, `8G`); default half of the RAM.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_memory: Option<Size>,
-    /// Stop after this many subgraphs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_subgraphs: Option<u64>,
-    #[serde(default)]
-    pub retry: RetryOverrides,
-}
-
-/// `[[federated]]`: contribute a CSV file's statistics.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct FederatedEntry {
-    /// Shown in the table and `ravpy status` (default `federated-N`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// The federated graph.
-    pub graph: u64,
-    /// The CSV file (it never leaves this machine).
-    pub file: PathBuf,
-    #[serde(default)]
-    pub retry: RetryOverrides,
-}
-
-/// A size in bytes: a number, or a string with a unit (`512M`, `8G`; powers of 1024).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(try_from = "SizeText", into = "u64")]
-pub struct Size(pub u64);
-
-/// What a size is written as.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum SizeText {
-    Bytes(u64),
-    Text(String),
-}
-
-impl TryFrom<SizeText> for Size {
-    type Error = String;
-
-    fn try_from(text: SizeText) -> Result<Size, String> {
-        match text {
-            SizeText::Bytes(bytes) => Ok(Size(bytes)),
-            SizeText::Text(text) => crate::parse_size(&text).map(Size),
-        }
-    }
-}
-
-impl From<Size> for u64 {
-    fn from(size: Size) -> u64 {
-        size.0
-    }
-}
-
 /// One mistake in a worker file.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("{file}{}{}: {message}", line.map(|l| format!(", line {l}")).unwrap_or_default(), key.as_ref().map(|k| format!(", `{k}`")).unwrap_or_default())]
@@ -262,28 +197,30 @@ pub struct ConfigError {
 pub enum Entry {
     Participate { name: String, retry: RetryPolicy, entry: ParticipateEntry },
     Federated { name: String, retry: RetryPolicy, entry: FederatedEntry },
+    Topics { name: String, retry: RetryPolicy, entry: TopicsEntry },
 }
 
 impl Entry {
     /// Its name.
     pub fn name(&self) -> &str {
         match self {
-            Entry::Participate { name, .. } | Entry::Federated { name, .. } => name,
+            Entry::Participate { name, .. } | Entry::Federated { name, .. } | Entry::Topics { name, .. } => name,
         }
     }
 
     /// Its retry policy.
     pub fn retry(&self) -> RetryPolicy {
         match self {
-            Entry::Participate { retry, .. } | Entry::Federated { retry, .. } => *retry,
+            Entry::Participate { retry, .. } | Entry::Federated { retry, .. } | Entry::Topics { retry, .. } => *retry,
         }
     }
 
-    /// `participate` or `federated`.
+    /// `participate`, `federated` or `topics`.
     pub fn kind(&self) -> &'static str {
         match self {
             Entry::Participate { .. } => "participate",
             Entry::Federated { .. } => "federated",
+            Entry::Topics { .. } => "topics",
         }
     }
 }
@@ -312,7 +249,12 @@ impl Loaded {
             retry: entry.retry.over(defaults),
             entry: entry.clone(),
         });
-        participate.chain(federated).collect()
+        let topics = self.config.topics.iter().map(|entry| Entry::Topics {
+            name: entry.name.clone().unwrap_or_else(|| format!("topic-{}", entry.topic)),
+            retry: entry.retry.over(defaults),
+            entry: entry.clone(),
+        });
+        participate.chain(federated).chain(topics).collect()
     }
 
     /// Where the node's state is written.
@@ -463,10 +405,10 @@ fn check(config: &WorkerConfig) -> Result<(), (String, String)> {
         let key = if config.token.is_some() { "token" } else { "token_file" };
         return Err((key.into(), "give the token one way: `token`, `token_file` or `token_env`".into()));
     }
-    if config.participate.is_empty() && config.federated.is_empty() {
+    if config.participate.is_empty() && config.federated.is_empty() && config.topics.is_empty() {
         return Err((
             "participate".into(),
-            "the file has no entries: add a [[participate]] or [[federated]] table".into(),
+            "the file has no entries: add a [[participate]], [[federated]] or [[topics]] table".into(),
         ));
     }
     check_retry("retry", &config.retry)?;
@@ -504,6 +446,27 @@ fn check(config: &WorkerConfig) -> Result<(), (String, String)> {
                 format!("{key}.graph"),
                 format!("{first} already contributes to graph {}: a provider contributes once", entry.graph),
             ));
+        }
+    }
+    let mut topics = std::collections::BTreeMap::new();
+    for (i, entry) in config.topics.iter().enumerate() {
+        let key = format!("topics[{i}]");
+        check_retry(&format!("{key}.retry"), &entry.retry.over(&config.retry))?;
+        let name = entry.name.clone().unwrap_or_else(|| format!("topic-{}", entry.topic));
+        if let Some(first) = names.insert(name.clone(), key.clone()) {
+            return Err((format!("{key}.name"), format!("the name `{name}` is already used by {first}")));
+        }
+        if let Some(first) = topics.insert(entry.topic, key.clone()) {
+            return Err((
+                format!("{key}.topic"),
+                format!("{first} already answers topic {}: a worker answers each round once", entry.topic),
+            ));
+        }
+        if entry.fetch_retries == 0 {
+            return Err((format!("{key}.fetch_retries"), "must be at least 1".into()));
+        }
+        if entry.fetch_timeout.0.is_zero() {
+            return Err((format!("{key}.fetch_timeout"), "must be more than zero".into()));
         }
     }
     Ok(())

@@ -3,9 +3,11 @@
 //! `participate`: joins the entry's current choice of graph (or any) and computes until the
 //! node stops; a graph not executing yet is waited for, a graph that ended moves the entry to
 //! its next choice, a dropped connection is opened again inside the attempt. `federated`:
-//! waits for the query to open, then contributes the file's statistics once.
+//! waits for the query to open, then contributes the file's statistics once. `topics`:
+//! answers each round of the topic until the topic ends or the node stops (a dropped
+//! connection is opened again inside the attempt).
 
-use super::config::{Entry, FederatedEntry, ParticipateEntry};
+use super::config::{Entry, FederatedEntry, ParticipateEntry, RetryPolicy, TopicsEntry};
 use super::status::{Board, EntryState};
 use super::supervise::Outcome;
 use crate::{Error, ParticipateConfig, ProviderEvent};
@@ -46,6 +48,7 @@ pub(super) fn attempts(
                 Box::pin(participate(index, entry.clone(), context, stopping, choice.clone()))
             }
             Entry::Federated { entry, .. } => Box::pin(federated(index, entry.clone(), context)),
+            Entry::Topics { entry, retry, .. } => Box::pin(topics(index, entry.clone(), *retry, context, stopping)),
         }
     }
 }
@@ -174,6 +177,67 @@ async fn federated(index: usize, entry: FederatedEntry, context: Context) -> Out
         Err(Error::Refused { code: ErrorCode::Conflict, message }) => {
             Outcome::Done(format!("ravsock already has this provider's contribution: {message}"))
         }
+        Err(error) if fatal(&error) => Outcome::Fatal(error.to_string()),
+        Err(error) => Outcome::Failed(error.to_string()),
+    }
+}
+
+async fn topics(
+    index: usize,
+    entry: TopicsEntry,
+    retry: RetryPolicy,
+    context: Context,
+    stopping: watch::Receiver<bool>,
+) -> Outcome {
+    use super::topics::TopicEvent;
+    use ravproto::topics::TopicEndCode;
+    let topic = ravproto::topics::TopicId(entry.topic);
+    let (events, mut seen) = mpsc::unbounded_channel();
+    let board = context.board.clone();
+    let watcher = tokio::spawn(async move {
+        while let Some(event) = seen.recv().await {
+            board.update(index, |row| match event {
+                TopicEvent::Subscribed => row.succeeded(format!("subscribed to {topic}; waiting for a round")),
+                TopicEvent::Opened { round } => row.detail = format!("round {round} open; fetching"),
+                TopicEvent::FetchFailed { round, attempt, reason } => {
+                    row.fetch_retries += 1;
+                    row.detail = format!("round {round}: fetch {attempt} failed: {reason}");
+                }
+                TopicEvent::Answered { round, value } => {
+                    row.rounds_answered += 1;
+                    row.succeeded(format!("answered round {round} with {value}"));
+                }
+                TopicEvent::Missed { round, reason } => {
+                    row.rounds_missed += 1;
+                    row.detail = format!("missed round {round}: {reason}");
+                }
+                TopicEvent::Dropped { reason } => {
+                    row.state = EntryState::Connecting;
+                    row.detail = format!("dropped by ravsock ({reason}); connecting again");
+                    row.last_drop = Some(reason);
+                }
+            });
+        }
+    });
+    let config = super::topics::TopicWorkerConfig {
+        server: context.server.clone(),
+        token: context.token.clone(),
+        trust: context.trust.clone(),
+        topic,
+        inference_url: entry.inference_url.0.clone(),
+        fetch: super::topics::FetchPolicy { tries: entry.fetch_retries, timeout: entry.fetch_timeout.0, pauses: retry },
+        events: Some(events),
+    };
+    let ended = super::topics::serve_topic(config, stopped(stopping.clone())).await;
+    let _ = watcher.await;
+    match ended {
+        Ok(_) if *stopping.borrow() => Outcome::Done("stopped on request".into()),
+        Ok(summary) => match summary.ended {
+            // A file may name a topic before its requester opens it.
+            Some(ended) if ended.code == TopicEndCode::NotFound => Outcome::Waiting(ended.reason),
+            Some(ended) => Outcome::Done(ended.reason),
+            None => Outcome::Failed("the topic's connection ended".into()),
+        },
         Err(error) if fatal(&error) => Outcome::Fatal(error.to_string()),
         Err(error) => Outcome::Failed(error.to_string()),
     }

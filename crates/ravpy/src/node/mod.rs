@@ -10,14 +10,18 @@
 //! - [`config`]: the file, checked with errors naming the line and the key;
 //! - [`supervise`]: attempts, backoff with jitter, panics caught and counted;
 //! - [`status`]: the rows, the status file and the live table;
-//! - [`entries`]: what one attempt of each kind of entry does.
+//! - [`entries`]: what one attempt of each kind of entry does;
+//! - `tables`: the entries' tables in the file;
+//! - [`topics`]: a topic worker, answering rounds from a model server.
 
 pub mod config;
 mod entries;
 pub mod status;
 pub mod supervise;
+mod tables;
 #[cfg(test)]
 mod tests;
+pub mod topics;
 
 use config::{Entry, Loaded};
 use status::{Board, EntryStatus, Table};
@@ -127,6 +131,13 @@ pub fn describe(loaded: &Loaded) -> String {
                 ),
             },
             Entry::Federated { entry, .. } => format!("graph {} with {}", entry.graph, entry.file.display()),
+            Entry::Topics { entry, .. } => format!(
+                "topic {} from {} ({} fetches a round, {} each)",
+                entry.topic,
+                entry.inference_url.0,
+                entry.fetch_retries,
+                humantime::format_duration(entry.fetch_timeout.0)
+            ),
         };
         let retry = entry.retry();
         out.push_str(&format!(

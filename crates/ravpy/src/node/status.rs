@@ -49,7 +49,7 @@ impl EntryState {
 pub struct EntryStatus {
     /// The entry's name.
     pub name: String,
-    /// `participate` or `federated`.
+    /// `participate`, `federated` or `topics`.
     pub kind: String,
     pub state: EntryState,
     /// What it is doing, or why it failed or waits.
@@ -71,6 +71,13 @@ pub struct EntryStatus {
     pub ops: u64,
     /// Why ravsock last closed this entry's connection, if it did.
     pub last_drop: Option<String>,
+    /// Rounds answered and missed, and failed fetches from the model server (topics).
+    #[serde(default)]
+    pub rounds_answered: u64,
+    #[serde(default)]
+    pub rounds_missed: u64,
+    #[serde(default)]
+    pub fetch_retries: u64,
 }
 
 impl EntryStatus {
@@ -90,6 +97,9 @@ impl EntryStatus {
             subgraphs: 0,
             ops: 0,
             last_drop: None,
+            rounds_answered: 0,
+            rounds_missed: 0,
+            fetch_retries: 0,
         }
     }
 
@@ -253,10 +263,13 @@ impl Table {
         for (row, entry) in self.rows.iter().zip(&status.entries) {
             row.set_prefix(format!("{:<20} {:<11} {:<10}", entry.name, entry.kind, entry.state.word()));
             let last = entry.last_success.map_or("never".to_string(), |at| format!("{}s ago", now.saturating_sub(at)));
-            let work = if entry.kind == "participate" {
-                format!(" | {} subgraphs, {} ops", entry.subgraphs, entry.ops)
-            } else {
-                String::new()
+            let work = match entry.kind.as_str() {
+                "participate" => format!(" | {} subgraphs, {} ops", entry.subgraphs, entry.ops),
+                "topics" => format!(
+                    " | {} rounds answered, {} missed, {} fetches retried",
+                    entry.rounds_answered, entry.rounds_missed, entry.fetch_retries
+                ),
+                _ => String::new(),
             };
             row.set_message(format!("last success {last} | {} retries{work} | {}", entry.failures, entry.detail));
         }

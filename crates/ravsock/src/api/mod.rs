@@ -6,7 +6,9 @@
 //! - [`extract`]: JSON bodies, path ids and the authenticated caller;
 //! - [`graphs`]: the requester API;
 //! - [`federated`]: federated queries;
-//! - [`socket`]: the `/provider` and `/requester` socket.io namespaces;
+//! - [`topics`]: topics, their rounds and answers;
+//! - [`socket`]: the `/provider` and `/requester` socket.io namespaces; [`topic_socket`]:
+//!   `/topics`;
 //! - [`malformed`]: what becomes of malformed socket.io events;
 //! - [`health`]: liveness and readiness, without a token;
 //! - [`admin`]: token management (admin tokens only);
@@ -22,6 +24,8 @@ pub mod malformed;
 pub mod socket;
 pub mod tls;
 pub mod tokens;
+mod topic_socket;
+mod topics;
 
 pub use extract::{BodyBudget, BodyLimit, Bytes, Caller, GraphCall, Json, Path, SMALL_BODY_BYTES, body_limit};
 pub use federated::{MAX_KEYS_BYTES, MAX_SUBMISSION_BYTES};
@@ -53,13 +57,16 @@ pub struct AppState {
     pub graphs: Graphs,
     /// Federated queries.
     pub federated: Federated,
+    /// Topics and their rounds.
+    pub topics: crate::service::Topics,
 }
 
 impl AppState {
     /// State for the handlers: graphs in `db`, run by `scheduler`, bulk values in `bulk`.
     pub fn new(db: Db, scheduler: SchedulerHandle, bulk: Bulk) -> AppState {
         let federated = Federated::new(db.clone());
-        AppState { graphs: Graphs::new(db.clone(), scheduler, bulk, federated.clone()), federated, db }
+        let topics = crate::service::Topics::new(db.clone(), scheduler.clone());
+        AppState { graphs: Graphs::new(db.clone(), scheduler, bulk, federated.clone()), federated, topics, db }
     }
 
     /// The same, refusing at upload an op that needs more than `max` bytes where the upload
@@ -94,6 +101,7 @@ pub fn router(state: AppState) -> Router {
         .route(routes::METRICS, get(health::metrics))
         .layer(extract::body_limit(MAX_BODY_BYTES))
         .merge(federated::routes())
+        .merge(topics::routes())
         .layer(axum::Extension(BodyBudget::new(BODY_BUDGET_BYTES)))
         .with_state(state)
 }

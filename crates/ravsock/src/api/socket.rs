@@ -1,4 +1,5 @@
-//! ravsock's socket.io namespaces: `/provider` for compute, `/requester` for graph events.
+//! ravsock's socket.io namespaces: `/provider` for compute, `/requester` for graph events
+//! (and `/topics` for topic workers, in [`super::topic_socket`]).
 //!
 //! Port of the original's `/client` namespace (§3.4). A provider connects with its token and
 //! protocol version in the auth payload (refused with a clear message otherwise), joins a graph
@@ -68,10 +69,10 @@ impl SocketState {
 
 /// The refusal of a connection, sent as the CONNECT_ERROR message.
 #[derive(Debug)]
-struct Refusal(ErrorBody);
+pub(super) struct Refusal(ErrorBody);
 
 impl Refusal {
-    fn new(code: ErrorCode, message: impl Into<String>) -> Refusal {
+    pub(super) fn new(code: ErrorCode, message: impl Into<String>) -> Refusal {
         Refusal(ErrorBody { code, message: message.into(), op: None })
     }
 }
@@ -93,12 +94,13 @@ pub fn layer(state: SocketState, heartbeat: crate::config::Heartbeat) -> (Socket
         .build_layer();
     io.ns(NAMESPACE, on_connect.with(authenticate));
     io.ns(requester::NAMESPACE, requester_connected.with(authenticate_requester));
+    io.ns(ravproto::topics::NAMESPACE, super::topic_socket::connected.with(super::topic_socket::authenticate));
     (layer, io)
 }
 
 /// The account of a connecting peer (`who`: "provider" or "requester"), or the reason it is
 /// refused: another protocol version, or an unknown token.
-async fn check_peer(state: &SocketState, token: &str, version: u32, who: &str) -> Result<Account, Refusal> {
+pub(super) async fn check_peer(state: &SocketState, token: &str, version: u32, who: &str) -> Result<Account, Refusal> {
     if version != PROTOCOL_VERSION {
         return Err(Refusal::new(
             ErrorCode::VersionMismatch,
@@ -121,7 +123,7 @@ async fn check_peer(state: &SocketState, token: &str, version: u32, who: &str) -
 struct ProviderAccount(crate::scheduler::Account);
 
 /// The refusal of a malformed auth payload.
-fn malformed(error: impl std::fmt::Display) -> Refusal {
+pub(super) fn malformed_auth(error: impl std::fmt::Display) -> Refusal {
     Refusal::new(
         ErrorCode::BadRequest,
         format!("malformed auth payload (expected token and protocol_version): {error}"),
@@ -134,7 +136,7 @@ async fn authenticate(
     TryData(auth): TryData<ProviderAuth>,
     State(state): State<SocketState>,
 ) -> Result<(), Refusal> {
-    let auth = auth.map_err(malformed)?;
+    let auth = auth.map_err(malformed_auth)?;
     let account = check_peer(&state, &auth.token, auth.protocol_version, "provider").await?;
     if account.role == Role::Requester {
         return Err(Refusal::new(ErrorCode::Forbidden, "requester tokens cannot provide compute"));
@@ -252,7 +254,7 @@ async fn authenticate_requester(
     TryData(auth): TryData<RequesterAuth>,
     State(state): State<SocketState>,
 ) -> Result<(), Refusal> {
-    let auth = auth.map_err(malformed)?;
+    let auth = auth.map_err(malformed_auth)?;
     let account = check_peer(&state, &auth.token, auth.protocol_version, "requester").await?;
     if account.role == Role::Provider {
         return Err(Refusal::new(ErrorCode::Forbidden, "provider tokens cannot follow graphs"));

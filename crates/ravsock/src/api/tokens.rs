@@ -49,7 +49,7 @@ impl Watcher {
         }
         let revoked = self.newly_revoked().await;
         let now = crate::dispatch::retention::unix_now();
-        for namespace in [provider::NAMESPACE, requester::NAMESPACE] {
+        for namespace in [provider::NAMESPACE, requester::NAMESPACE, ravproto::topics::NAMESPACE] {
             for socket in self.io.of(namespace).map(|sockets| sockets.sockets()).unwrap_or_default() {
                 let Some(account) = socket.extensions.get::<Account>() else { continue };
                 let why = match (revoked.contains(&account.id), account.expired(now)) {

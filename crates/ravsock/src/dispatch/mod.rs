@@ -10,6 +10,8 @@
 //! - [`runs`]: the record of each executing graph (one removal when it ends);
 //! - [`assign`]: a subgraph handed to a provider, its inputs inline or through ravftp;
 //! - [`results`]: a provider's results checked and stored before the scheduler counts them;
+//! - [`topics`]: topics started and resumed, rounds stored before they are announced, answers
+//!   stored before they count;
 //! - [`outbox`]: emits to providers and requesters, and the room names;
 //! - [`health`]: the last storage failure, and failures of graphs that could not be stored;
 //! - [`retention`]: a task of its own that removes ended graphs' values and old ftp files;
@@ -32,9 +34,10 @@ pub mod retention;
 mod runs;
 pub mod supervised;
 mod task;
+mod topics;
 
 pub use health::Health;
-pub use outbox::{graph_room, provider_room};
+pub use outbox::{graph_room, provider_room, topic_room};
 
 use crate::bulk::Bulk;
 use crate::db::{Db, StoredOp};
@@ -43,6 +46,7 @@ use crate::scheduler::{AssignmentId, Event, OpInfo, Scheduler, SchedulerConfig};
 use ravproto::checkpoint::Checkpoint;
 use ravproto::messages::{FileValue, GraphProgress, Requirements};
 use ravproto::status::OpStatus;
+use ravproto::topics::TopicId;
 use ravproto::{GraphId, OpId, ProviderId, Value};
 use socketioxide::SocketIo;
 use std::collections::HashMap;
@@ -81,6 +85,19 @@ pub enum Command {
         /// The training state after a training assignment.
         checkpoint: Option<Checkpoint>,
     },
+    /// Run a stored topic (just opened, or resumed after a restart).
+    TopicStart(TopicId),
+    /// Close a topic; answered once it is stored as closed and its open round closed.
+    TopicStop { topic: TopicId, done: tokio::sync::oneshot::Sender<Result<()>> },
+    /// A worker's answer to a round; answered once stored, or with why it is refused.
+    Answer {
+        topic: TopicId,
+        round: u64,
+        /// The worker's account id.
+        worker: i64,
+        value: f64,
+        reply: tokio::sync::oneshot::Sender<Result<()>>,
+    },
     /// Any other scheduler event (providers joining and leaving, failures).
     Event(Event),
     /// Answered once every earlier command has been handled and its actions performed
@@ -99,6 +116,15 @@ pub struct GraphEvent {
     pub progress: GraphProgress,
 }
 
+/// A round that closed (its value is stored), for the long polls waiting on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RoundClosed {
+    /// The topic.
+    pub topic: TopicId,
+    /// The round.
+    pub round: u64,
+}
+
 /// A computed graph, for the request that submitted it (`POST /v1/graphs/run`).
 #[derive(Debug)]
 pub struct GraphDone {
@@ -114,6 +140,7 @@ pub struct GraphDone {
 pub struct SchedulerHandle {
     tx: mpsc::Sender<Command>,
     events: tokio::sync::broadcast::Sender<GraphEvent>,
+    rounds: tokio::sync::broadcast::Sender<RoundClosed>,
     health: Health,
     metrics: crate::metrics::Metrics,
 }
@@ -127,6 +154,11 @@ impl SchedulerHandle {
     /// Subscribes to graph changes (progress and completion).
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<GraphEvent> {
         self.events.subscribe()
+    }
+
+    /// Subscribes to closed rounds.
+    pub fn subscribe_rounds(&self) -> tokio::sync::broadcast::Receiver<RoundClosed> {
+        self.rounds.subscribe()
     }
 
     /// What the task knows of the server's storage.
@@ -184,7 +216,8 @@ pub struct SchedulerInbox(mpsc::Receiver<Command>);
 pub fn scheduler_channel() -> (SchedulerHandle, SchedulerInbox) {
     let (tx, rx) = mpsc::channel(1024);
     let (events, _) = tokio::sync::broadcast::channel(1024);
-    (SchedulerHandle { tx, events, health: Health::default(), metrics: Default::default() }, SchedulerInbox(rx))
+    let (rounds, _) = tokio::sync::broadcast::channel(1024);
+    (SchedulerHandle { tx, events, rounds, health: Health::default(), metrics: Default::default() }, SchedulerInbox(rx))
 }
 
 /// Starts the dispatch task on `inbox`, resuming unfinished graphs; assignments go out
@@ -208,7 +241,7 @@ pub async fn start_scheduler(
         db,
         bulk,
         config,
-        outbox: outbox::Outbox { io, events: handle.events.clone() },
+        outbox: outbox::Outbox { io, events: handle.events.clone(), rounds: handle.rounds.clone() },
         health: handle.health.clone(),
         metrics: handle.metrics.clone(),
     };
@@ -227,9 +260,10 @@ struct Parts {
 }
 
 /// Commands that resume every graph left executing (federated graphs have no subgraphs: their
-/// submissions are stored, nothing to resume).
+/// submissions are stored, nothing to resume), and every open topic.
 async fn resumable(db: &Db) -> Result<Vec<Command>> {
-    let mut commands = Vec::new();
+    let mut commands: Vec<Command> =
+        db.topics(None, true).await?.into_iter().map(|t| Command::TopicStart(t.id)).collect();
     for graph in db.unfinished_graphs().await? {
         if db.graph(graph).await?.is_some_and(|g| g.meta.approach == ravproto::messages::Approach::Federated) {
             continue;

@@ -1,8 +1,10 @@
-//! What the dispatch task sends out: socket.io emits to a provider's room and to a graph's
-//! room of the `/requester` namespace, and graph changes to the long polls in this process.
+//! What the dispatch task sends out: socket.io emits to a provider's room, to a graph's room
+//! of the `/requester` namespace and to a topic's room of the `/topics` namespace, and graph
+//! changes and closed rounds to the long polls in this process.
 
-use super::GraphEvent;
+use super::{GraphEvent, RoundClosed};
 use ravproto::messages::GraphProgress;
+use ravproto::topics::{self, TopicId};
 use ravproto::{GraphId, ProviderId, provider, requester};
 use socketioxide::SocketIo;
 
@@ -16,12 +18,18 @@ pub fn graph_room(graph: GraphId) -> String {
     format!("graph-{}", graph.0)
 }
 
+/// The room, in the `/topics` namespace, of a topic's workers.
+pub fn topic_room(topic: TopicId) -> String {
+    format!("topic-{}", topic.0)
+}
+
 /// The task's links to the outside: socket.io (absent when only the HTTP API runs, as in
 /// its tests: assignments then wait for their deadline) and the long polls.
 #[derive(Clone)]
 pub(super) struct Outbox {
     pub(super) io: Option<SocketIo>,
     pub(super) events: tokio::sync::broadcast::Sender<GraphEvent>,
+    pub(super) rounds: tokio::sync::broadcast::Sender<RoundClosed>,
 }
 
 impl Outbox {
@@ -39,6 +47,19 @@ impl Outbox {
         if let Err(error) = namespace.to(graph_room(graph)).emit(event, data).await {
             tracing::debug!(%graph, event, cause = %error, "cannot reach a subscribed requester");
         }
+    }
+
+    /// Emits `event` to a topic's workers.
+    pub(super) async fn to_workers<T: serde::Serialize>(&self, topic: TopicId, event: &'static str, data: &T) {
+        let Some(namespace) = self.io.as_ref().and_then(|io| io.of(topics::NAMESPACE)) else { return };
+        if let Err(error) = namespace.to(topic_room(topic)).emit(event, data).await {
+            tracing::debug!(%topic, event, cause = %error, "cannot reach a topic's workers");
+        }
+    }
+
+    /// Tells long polls that a round closed.
+    pub(super) fn round_closed(&self, topic: TopicId, round: u64) {
+        let _ = self.rounds.send(RoundClosed { topic, round });
     }
 
     /// Tells long polls that a graph changed.

@@ -40,6 +40,8 @@ pub(super) struct Dispatcher {
     /// Storage failures seen, and graph failures not yet stored.
     pub(super) health: Health,
     pub(super) metrics: crate::metrics::Metrics,
+    /// The task's clock (topics' rounds keep Unix times).
+    pub(super) clock: super::topics::Clock,
 }
 
 impl Dispatcher {
@@ -51,13 +53,23 @@ impl Dispatcher {
         health: Health,
         metrics: crate::metrics::Metrics,
     ) -> Dispatcher {
-        Dispatcher { db, bulk, scheduler, outbox, runs: Runs::default(), followups: Vec::new(), health, metrics }
+        Dispatcher {
+            db,
+            bulk,
+            scheduler,
+            outbox,
+            runs: Runs::default(),
+            followups: Vec::new(),
+            health,
+            metrics,
+            clock: super::topics::Clock::new(),
+        }
     }
 
     /// Handles `first` (the graphs to resume), then commands from `rx` until every sender is
     /// gone.
     pub(super) async fn run(mut self, rx: &mut mpsc::Receiver<Command>, first: Vec<Command>) {
-        let start = Instant::now();
+        let start = self.clock.start;
         let mut first = first.into_iter();
         loop {
             let wake = self.scheduler.next_deadline().map(|at| start + std::time::Duration::from_millis(at));
@@ -117,6 +129,20 @@ impl Dispatcher {
                     retryable: true,
                     over_budget: None,
                 }) => self.provider_failure(provider, assignment, failure),
+                Command::TopicStart(topic) => match self.topic_started(topic).await {
+                    Some(event) => event,
+                    None => continue,
+                },
+                Command::TopicStop { topic, done } => match self.topic_stopped(topic, done).await {
+                    Some(event) => event,
+                    None => continue,
+                },
+                Command::Answer { topic, round, worker, value, reply } => {
+                    match self.answer(topic, round, worker, value, reply).await {
+                        Some(event) => event,
+                        None => continue,
+                    }
+                }
                 Command::Event(event) => event,
                 Command::Flush(done) => {
                     let _ = done.send(());
@@ -297,6 +323,8 @@ impl Dispatcher {
                 }
                 Ok(())
             }
+            Action::OpenRound { topic, round, deadline_ms } => self.open_round(topic, round, deadline_ms).await,
+            Action::CloseRound { topic, round } => self.close_round(topic, round).await,
             Action::Withdraw { provider, assignment } => {
                 self.outbox.to_provider(provider, EVENT_WITHDRAW, &Withdraw { assignment: assignment.0 }).await;
                 Ok(())

@@ -6,7 +6,7 @@
 //! provider, several at once), and retries that count up to a limit. Time is an explicit
 //! millisecond value so tests control it. The scheduler keeps no values and does no I/O: the
 //! server stores results (in batches) before reporting completion, and performs the returned
-//! [`Action`]s.
+//! [`Action`]s. Topics' rounds are timers of the same machine ([`topics`]).
 
 mod conduct;
 mod failures;
@@ -14,14 +14,17 @@ mod handout;
 mod partition;
 #[cfg(test)]
 mod tests;
+mod topics;
 
 pub use conduct::Account;
 pub use partition::{OpInfo, Subgraph, partition};
+pub use topics::{OpenRound, Refusal as AnswerRefusal, Timing};
 
 use conduct::Conduct;
 use ravproto::messages::{Benchmark, OpFailure, Requirements};
 use ravproto::provider::{OverBudget, RejectionCode};
 use ravproto::status::GraphStatus;
+use ravproto::topics::TopicId;
 use ravproto::{GraphId, OpId, ProviderId};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -154,6 +157,13 @@ pub enum Event {
         /// What failed, for the requester and the failure report.
         reason: String,
     },
+    /// A topic runs (opened, or resumed after a restart): round `next_round` opens at
+    /// `next_open_at`, after `open` (resumed with its stored answers) closes.
+    TopicStarted { topic: TopicId, timing: Timing, next_round: u64, next_open_at: Millis, open: Option<OpenRound> },
+    /// A topic was closed: its open round closes now, and no other opens.
+    TopicStopped { topic: TopicId },
+    /// A worker's answer to a round was stored.
+    RoundAnswered { topic: TopicId, round: u64 },
     /// Time passed (the server calls this at [`Scheduler::next_deadline`]).
     Tick,
 }
@@ -228,6 +238,10 @@ pub enum Action {
         /// The op and the reason.
         failure: OpFailure,
     },
+    /// Store a topic's round as open and tell its workers; it takes answers for `deadline_ms`.
+    OpenRound { topic: TopicId, round: u64, deadline_ms: Millis },
+    /// Close a topic's round: its deadline passed, every worker answered, or the topic closed.
+    CloseRound { topic: TopicId, round: u64 },
 }
 
 struct SubgraphState {
@@ -296,6 +310,7 @@ pub struct Scheduler {
     in_flight: BTreeMap<AssignmentId, InFlight>,
     next_assignment: u64,
     conduct: Conduct,
+    topics: topics::Topics,
 }
 
 impl Scheduler {
@@ -372,7 +387,14 @@ impl Scheduler {
                     self.server_fault(assignment, &reason, now, &mut actions);
                 }
             }
+            Event::TopicStarted { topic, timing, next_round, next_open_at, open } => {
+                self.topics.start(topic, timing, next_round, next_open_at, open);
+                self.topics.tick(now, &mut actions);
+            }
+            Event::TopicStopped { topic } => self.topics.stop(topic, &mut actions),
+            Event::RoundAnswered { topic, round } => self.topics.answered(topic, round, &mut actions),
             Event::Tick => {
+                self.topics.tick(now, &mut actions);
                 let expired: Vec<AssignmentId> =
                     self.in_flight.iter().filter(|(_, f)| f.deadline <= now).map(|(id, _)| *id).collect();
                 for assignment in expired {
@@ -399,7 +421,13 @@ impl Scheduler {
     /// The earliest deadline of any assignment: when the server should send [`Event::Tick`].
     pub fn next_deadline(&self) -> Option<Millis> {
         let pauses = self.graphs.values().filter(|g| g.status == GraphStatus::Computing).filter_map(|g| g.paused_until);
-        self.in_flight.values().map(|f| f.deadline).chain(pauses).min()
+        self.in_flight.values().map(|f| f.deadline).chain(pauses).chain(self.topics.next_deadline()).min()
+    }
+
+    /// Whether `round` of `topic` takes an answer at `now` (checked before the answer is
+    /// stored; [`Event::RoundAnswered`] follows once it is).
+    pub fn accepts_answer(&self, topic: TopicId, round: u64, now: Millis) -> Result<(), AnswerRefusal> {
+        self.topics.accepts(topic, round, now)
     }
 
     /// How much work waits and how much is out, over the graphs being computed.

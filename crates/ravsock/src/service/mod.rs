@@ -6,6 +6,7 @@
 //! - [`graphs`]: creating, uploading, executing, cancelling and running graphs;
 //! - [`results`]: following a graph and fetching its persisted values;
 //! - [`federated`]: federated queries (rules, keys, submissions, the aggregate);
+//! - [`topics`]: topics, their rounds, workers' answers and the ground truth;
 //! - [`uploads`]: the id maps of graphs being uploaded;
 //! - [`health`]: whether the server can take work (`GET /readyz`);
 //! - [`tokens`]: creating, listing and revoking tokens (admin).
@@ -16,10 +17,12 @@ pub mod graphs;
 mod health;
 mod results;
 pub mod tokens;
+pub mod topics;
 mod uploads;
 
 pub use federated::Federated;
 pub use graphs::Graphs;
+pub use topics::Topics;
 
 /// Longest a long poll (`wait`) is held open.
 pub const MAX_WAIT_MS: u64 = 30_000;

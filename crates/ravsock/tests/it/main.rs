@@ -2,7 +2,7 @@
 //! binary killed with SIGKILL mid-graph, its settings from a `.env` file, and its logging to a
 //! full device, its peak memory under amplification probes, what it removes after the
 //! retention, the admin token routes, every route against callers it must refuse, and a worker node
-//! (`ravpy::node`) riding out a SIGKILL. The database is SQLite, or PostgreSQL when `RAVEN_TEST_POSTGRES_URL` names a server (`ravsock::db::scratch_database_url`).
+//! (`ravpy::node`) riding out a SIGKILL, with a topic's rounds among its entries. The database is SQLite, or PostgreSQL when `RAVEN_TEST_POSTGRES_URL` names a server (`ravsock::db::scratch_database_url`).
 
 mod http;
 mod kill;
@@ -13,4 +13,5 @@ mod retention;
 mod routes;
 mod settings;
 mod tokens;
+mod topics;
 mod worker;

@@ -40,9 +40,9 @@ async fn call(server: &Server, method: &str, path: &str, token: Option<&str>, bo
     (status, json)
 }
 
-/// `pattern` with `{id}` as `graph` and `{name}` as `name`.
+/// `pattern` with `{id}` as `graph` (or topic), `{name}` as `name` and `{round}` as 1.
 fn path(pattern: &str, graph: u64, name: &str) -> String {
-    pattern.replace("{id}", &graph.to_string()).replace("{name}", name)
+    pattern.replace("{id}", &graph.to_string()).replace("{name}", name).replace("{round}", "1")
 }
 
 #[tokio::test]
@@ -56,6 +56,10 @@ async fn every_route_refuses_the_unauthenticated_the_unprivileged_and_other_owne
     let (status, _) = server.call("POST", &routes::graph_ops(graph), Some(&alice), Some(seven_chunk())).await;
     assert_eq!(status, StatusCode::OK);
     let (_, before) = server.call("GET", &routes::graph(graph), Some(&alice), None).await;
+    // Alice's topic has the graph's id: the topic routes are checked against another owner too.
+    let spec = json!({"name": "t", "cadence_ms": 60_000, "deadline_ms": 1_000, "workers": 1, "aggregation": "mean"});
+    let (status, topic) = server.call("POST", routes::TOPICS, Some(&alice), Some(spec)).await;
+    assert_eq!((status, &topic["id"]), (StatusCode::OK, &json!(graph.0)), "{topic}");
 
     let mut checked = 0;
     for &(pattern, _) in routes::ALL {

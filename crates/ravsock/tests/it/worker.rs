@@ -12,14 +12,15 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-fn start(dir: &Path, database_url: &str, port: u16) -> Server {
+/// The ravsock binary on `port`, its log at warn.
+pub(crate) fn start(dir: &Path, database_url: &str, port: u16) -> Server {
     let child = ravsock(dir, database_url, port, "warn").stdout(Stdio::null()).spawn().expect("ravsock starts");
     Server(child)
 }
 
 /// Waits (up to a minute) for the node's status file to satisfy `ready`; the file is the
 /// node's own report, so reading it is how an operator would wait too.
-async fn status_until(file: &Path, what: &str, ready: impl Fn(&NodeStatus) -> bool) -> NodeStatus {
+pub(crate) async fn status_until(file: &Path, what: &str, ready: impl Fn(&NodeStatus) -> bool) -> NodeStatus {
     let mut last = None;
     for _ in 0..1_200 {
         if let Ok((status, _)) = ravpy::node::status::read(file) {
@@ -33,7 +34,8 @@ async fn status_until(file: &Path, what: &str, ready: impl Fn(&NodeStatus) -> bo
     panic!("the worker node never reported {what}: {last:#?}");
 }
 
-fn row<'a>(status: &'a NodeStatus, name: &str) -> &'a ravpy::node::status::EntryStatus {
+/// The status row of the entry called `name`.
+pub(crate) fn row<'a>(status: &'a NodeStatus, name: &str) -> &'a ravpy::node::status::EntryStatus {
     status.entries.iter().find(|e| e.name == name).expect("entry listed")
 }
 
