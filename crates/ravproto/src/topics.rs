@@ -56,6 +56,9 @@ pub const MAX_NAME_BYTES: usize = 200;
 pub const MIN_CADENCE_MS: u64 = 100;
 /// Most answers a round may wait for.
 pub const MAX_WORKERS: u32 = 10_000;
+/// Most topics one requester account may have open at once: each is a timer in the
+/// scheduler, so a requester cannot load it without bound (an open beyond is refused, 409).
+pub const MAX_OPEN_TOPICS: usize = 100;
 /// Most rounds one `GET` of a topic's rounds returns.
 pub const MAX_ROUNDS_PER_PAGE: u64 = 1_000;
 

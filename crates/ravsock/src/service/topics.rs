@@ -14,7 +14,8 @@ use crate::db::{Account, Db};
 use crate::dispatch::{Command, SchedulerHandle};
 use crate::error::{Error, Result};
 use ravproto::topics::{
-    AnswerReceipt, MAX_ROUNDS_PER_PAGE, Round, RoundList, RoundStatus, Topic, TopicId, TopicList, TopicSpec,
+    AnswerReceipt, MAX_OPEN_TOPICS, MAX_ROUNDS_PER_PAGE, Round, RoundList, RoundStatus, Topic, TopicId, TopicList,
+    TopicSpec,
 };
 
 /// Topics: what the HTTP handlers call.
@@ -46,6 +47,12 @@ impl Topics {
     pub async fn open(&self, caller: &Account, spec: TopicSpec) -> Result<Topic> {
         requester(caller)?;
         spec.check().map_err(|why| Error::BadRequest(format!("topic: {why}")))?;
+        // Checked before storing: two opens at once may each pass it, by one topic each.
+        if self.db.topics(Some(caller.id), true).await?.len() >= MAX_OPEN_TOPICS {
+            return Err(Error::Conflict(format!(
+                "this account has {MAX_OPEN_TOPICS} open topics, the most allowed: close one first"
+            )));
+        }
         let id = self.db.create_topic(caller.id, &spec).await?;
         self.scheduler.send(Command::TopicStart(id)).await?;
         tracing::info!(topic = %id, name = %spec.name, owner = %caller.name, "topic opened");

@@ -77,7 +77,7 @@ pub(crate) fn spawn_provider(
 
 /// What a test of the ravsock binary starts from: a temp dir holding a scratch database
 /// (PostgreSQL when `RAVEN_TEST_POSTGRES_URL` is set) with a requester and a provider, and a
-/// free port for the server.
+/// free port for the server ([`restart_port`]).
 pub(crate) struct Fixture {
     pub(crate) dir: tempfile::TempDir,
     pub(crate) database_url: String,
@@ -93,8 +93,28 @@ pub(crate) async fn fixture() -> Fixture {
     let requester = db.create_account("alice", Role::Requester).await.unwrap();
     let provider = db.create_account("worker", Role::Provider).await.unwrap();
     db.close().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    Fixture { dir, database_url, requester, provider, port }
+    Fixture { dir, database_url, requester, provider, port: restart_port() }
+}
+
+/// A free port for a server that the test kills and starts again on it, taken below the
+/// kernel's ephemeral range: while the server is down, no outgoing connection (of this test
+/// or of another running beside it) can be given the port as its own address, and a client
+/// reconnecting to it cannot connect to itself. A port from `bind(0)` is in that range, and
+/// CI once saw a restart refused with "address already in use".
+pub(crate) fn restart_port() -> u16 {
+    const FIRST: u32 = 10_000;
+    let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768);
+    let span = ephemeral.saturating_sub(FIRST);
+    // Tests run as processes side by side: each starts probing somewhere else.
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos();
+    let seed = nanos ^ std::process::id().wrapping_mul(2_654_435_761);
+    (0..span)
+        .filter_map(|i| u16::try_from(FIRST + seed.wrapping_add(i) % span).ok())
+        .find(|&port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok())
+        .unwrap_or_else(|| std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port())
 }
 
 pub(crate) async fn connect(url: &str, token: &str) -> Client {

@@ -230,4 +230,17 @@ async fn answers_are_taken_once_from_providers_and_only_while_a_round_is_open() 
     assert_eq!(after.round, 1);
     let closed = answer(2, 5.0).await.unwrap_err();
     assert!(matches!(closed, ravclient::Error::Server { code: ErrorCode::Conflict, .. }), "{closed}");
+
+    // Each open topic is a timer in the scheduler: a requester has at most MAX_OPEN_TOPICS
+    // open; one more is refused until one closes.
+    let long = TopicSpec { cadence_ms: 3_600_000, deadline_ms: 1_000, ..spec(1) };
+    let mut opened = Vec::new();
+    for _ in 0..ravproto::topics::MAX_OPEN_TOPICS {
+        opened.push(client.open_topic(&long).await.unwrap().id);
+    }
+    let over = client.open_topic(&long).await.unwrap_err();
+    assert!(matches!(over, ravop::Error::Server { code: ErrorCode::Conflict, .. }), "{over}");
+    assert!(over.to_string().contains("close one first"), "{over}");
+    client.close_topic(opened[0]).await.unwrap();
+    client.open_topic(&long).await.expect("room again once one closed");
 }
