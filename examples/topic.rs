@@ -64,24 +64,23 @@ async fn run() -> Result<()> {
         spec.deadline_ms as f64 / 1000.0
     );
 
-    // Each round as it closes (a long poll per round; `client.rounds(topic, 1..=10)` reads
-    // closed ones by range).
+    // Each round as it closes (a long poll per round, which the round's close answers;
+    // `client.rounds(topic, 1..=10)` reads closed ones by range).
+    let mut rounds = client.follow_rounds(topic.id, 1);
     let mut full = Vec::new();
-    for number in 1..=MOST_ROUNDS {
-        let round = client.wait_round(topic.id, number).await?;
+    while full.len() < FULL_ROUNDS && rounds.position() <= MOST_ROUNDS {
+        let Some(round) = rounds.next().await? else { break };
         match round.value {
             Some(value) => println!(
-                "round {number}: {value:.4} (median of {} answer{})",
+                "round {}: {value:.4} (median of {} answer{})",
+                round.number,
                 round.answers.len(),
                 if round.answers.len() == 1 { "" } else { "s" }
             ),
-            None => println!("round {number}: no answers"),
+            None => println!("round {}: no answers", round.number),
         }
         if round.answers.len() == workers as usize {
             full.push(round);
-            if full.len() == FULL_ROUNDS {
-                break;
-            }
         }
     }
     let Some(first) = full.first() else {

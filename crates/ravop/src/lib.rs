@@ -52,6 +52,7 @@ pub use ravproto::requester::OpFailedNotice;
 pub use ravproto::status::{GraphStatus, OpStatus};
 pub use ravproto::topics::{Aggregation, Round, RoundStatus, Score, Topic, TopicId, TopicSpec};
 pub use ravproto::{DType, GraphId, IndexExpr, IndexItem, OpId, OpKind, Operation, Scalar};
+pub use topics::RoundFollower;
 pub use values::IntoTensor;
 
 #[cfg(test)]

@@ -226,6 +226,13 @@ async fn answers_are_taken_once_from_providers_and_only_while_a_round_is_open() 
     client.close_topic(topic.id).await.unwrap();
     let round = client.wait_round(topic.id, 1).await.unwrap();
     assert_eq!((round.status, round.value, round.answers.len()), (RoundStatus::Closed, Some(5.0), 1));
+    // Following the rounds gives round 1, then ends: the closed topic opens no more. A topic
+    // that is not there is an error, not an end.
+    let mut follow = client.follow_rounds(topic.id, 1);
+    assert_eq!(follow.next().await.unwrap().map(|r| r.number), Some(1));
+    assert!(follow.next().await.unwrap().is_none(), "the follower ends with the topic");
+    let missing = client.follow_rounds(ravop::TopicId(999), 1).next().await.unwrap_err();
+    assert!(matches!(missing, ravop::Error::Server { code: ErrorCode::NotFound, .. }), "{missing}");
     let after = answer(1, 5.0).await.expect("a stored answer posted again is still answered as stored");
     assert_eq!(after.round, 1);
     let closed = answer(2, 5.0).await.unwrap_err();
