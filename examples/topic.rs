@@ -4,12 +4,14 @@
 //!
 //! What you will learn: opening a topic with a cadence, a deadline per round, the number of
 //! workers that closes a round early and an aggregation; reading each round as it closes;
-//! posting a round's ground truth to score its answers; closing the topic.
+//! posting a round's ground truth to score its answers and pay the workers; closing the topic.
 //!
 //! What to start (or run `bash scripts/demo.sh`, which does all of it):
 //! 1. tokens: one requester, and one provider per worker (`ravsock token create --role
 //!    provider`: a round takes one answer per account);
-//! 2. `cargo run --release -p ravsock`;
+//! 2. `cargo run --release -p ravsock -- --accounting on` and units for the rewards:
+//!    `ravsock account credit --name <requester> --amount 10000` (without `--accounting on`
+//!    the shares are only recorded);
 //! 3. this example, which prints the topic id and waits for rounds;
 //! 4. for each worker: a model server (any HTTP server whose GET answers a JSON number, or
 //!    `{"value": 41.7}`; the demo serves a file with `python3 -m http.server`) and a worker
@@ -27,6 +29,7 @@
 //! round 2: 42.0000 (median of 2 answers)
 //! round 3: 42.0000 (median of 2 answers)
 //! round 1, truth 42.4: topic-a 495 units, topic-b 505 units
+//! demo has 9000 units available
 //! topic 1 closed after 3 rounds
 //! ```
 
@@ -93,6 +96,11 @@ async fn run() -> Result<()> {
     let scored = client.post_truth(topic.id, first.number, truth).await.context("posting the truth")?;
     let shares: Vec<String> = scored.scores.iter().map(|s| format!("{} {} units", s.worker, s.reward)).collect();
     println!("round {}, truth {truth}: {}", scored.number, shares.join(", "));
+    // With `ravsock --accounting on` (the demo's), the shares were paid from this account's
+    // balance in the same transaction that stored the truth; a balance short of the reward
+    // refuses the truth (402) and stores nothing. With accounting off nothing moves.
+    let balance = client.balance().await?;
+    println!("{} has {} units available", balance.account, balance.available);
 
     let closed = client.close_topic(topic.id).await?;
     println!("topic {} closed after {} rounds", closed.id.0, closed.rounds);

@@ -40,7 +40,8 @@ account_dir() { # name role
 mkdir -p "$data/server"
 requester=$(account_dir demo requester)
 provider=$(account_dir demo-provider provider)
-$bin/ravsock --data-dir "$data/server" --bind "127.0.0.1:$port" --ftp-bind 127.0.0.1:0 > "$data/ravsock.log" 2>&1 &
+# Accounting on: the topic's ground truth pays its workers from the requester's balance.
+$bin/ravsock --data-dir "$data/server" --bind "127.0.0.1:$port" --ftp-bind 127.0.0.1:0 --accounting on > "$data/ravsock.log" 2>&1 &
 server=$!
 others=() # the topic stage's model servers and worker nodes
 trap 'kill $server ${worker:-} ${worker2:-} "${others[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$data"' EXIT
@@ -92,6 +93,8 @@ wait $tutorial
 cat "$data/federated.log"
 (cd "$provider" && $bin/ravpy list-graphs)
 echo "== topic"
+# Units for the topic's rewards, issued by the operator (once, whatever the key sees again).
+$bin/ravsock --data-dir "$data/server" account credit --name demo --amount 10000 --key demo-grant
 $bin/examples/topic > "$data/topic.log" 2>&1 &
 tutorial=$!
 topic=$(opened "$data/topic.log" topic $tutorial)
@@ -123,4 +126,7 @@ if ! wait $tutorial; then
   exit 1
 fi
 cat "$data/topic.log"
+echo "== earnings of topic-a, and the ledger"
+(cd "$data/topic-a" && $bin/ravpy earnings)
+$bin/ravsock --data-dir "$data/server" ledger check
 echo "logs were in $data (removed on exit)"

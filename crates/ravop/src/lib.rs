@@ -22,6 +22,7 @@
 //! statistics of their private CSV files (encrypted with the `he` feature). A topic
 //! ([`Client::open_topic`]) asks workers a question in rounds, on a cadence.
 
+mod account;
 mod client;
 mod error;
 mod events;

@@ -13,6 +13,7 @@ pub mod files;
 pub mod frame;
 pub mod ids;
 pub mod index;
+pub mod ledger;
 pub mod messages;
 pub mod model;
 pub mod ops;

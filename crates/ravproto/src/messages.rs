@@ -214,6 +214,9 @@ pub enum ErrorCode {
     /// 408: the request's body did not arrive in time (a big body is read at no less than a
     /// minimum rate, so a slow sender cannot hold the server's body budget).
     Timeout,
+    /// 402: the account's available balance is short of what the request would spend (the
+    /// message says how much is needed and how much is there).
+    InsufficientFunds,
     /// 409: the request conflicts with the current state.
     Conflict,
     /// 410: the graph's results were removed: the server keeps an ended graph's values for a
@@ -240,6 +243,7 @@ impl ErrorCode {
             ErrorCode::Forbidden => 403,
             ErrorCode::NotFound => 404,
             ErrorCode::Timeout => 408,
+            ErrorCode::InsufficientFunds => 402,
             ErrorCode::Conflict => 409,
             ErrorCode::Expired => 410,
             ErrorCode::TooLarge => 413,

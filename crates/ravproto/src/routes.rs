@@ -79,6 +79,14 @@ routes! {
     /// `POST` (the topic's requester): a closed round's ground truth (a
     /// [`crate::topics::TruthRequest`]); answers with the scored round.
     TOPIC_TRUTH, topic_truth(topic: TopicId, round: u64) = "/v1/topics/{id}/rounds/{round}/truth";
+    /// `GET`: the caller's balances (a [`crate::ledger::Balance`]).
+    ACCOUNT, account() = "/v1/account";
+    /// `GET`: the caller's movements, oldest first (`?after=&limit=`; a
+    /// [`crate::ledger::EntryPage`]).
+    ACCOUNT_ENTRIES, account_entries() = "/v1/account/entries";
+    /// `POST` (admin): issue units to an account (a [`crate::ledger::CreditRequest`]); answers
+    /// the entry.
+    ADMIN_CREDIT, admin_credit() = "/v1/admin/credit";
     /// `GET` (admin): every account's token, without secrets; `POST` (admin): a new account
     /// and its token (a [`crate::accounts::CreateTokenRequest`]).
     ADMIN_TOKENS, admin_tokens() = "/v1/admin/tokens";

@@ -109,6 +109,28 @@ pub async fn list_graphs(
     http.get(&path).await.map_err(|e| Error::from_http(server, e))
 }
 
+/// This account's balances and its movements, oldest first (`ravpy earnings`): what the
+/// work paid, once the server runs with `--accounting on`.
+pub async fn earnings(
+    server: &str,
+    token: &str,
+    trust: &ravclient::Trust,
+) -> Result<(ravproto::ledger::Balance, Vec<ravproto::ledger::Entry>), Error> {
+    let http = ravclient::Http::new(server, token, trust).map_err(|e| Error::from_http(server, e))?;
+    let balance = http.get(ravproto::routes::ACCOUNT).await.map_err(|e| Error::from_http(server, e))?;
+    let mut entries = Vec::new();
+    let mut after = 0;
+    loop {
+        let path = format!("{}?after={after}", ravproto::routes::ACCOUNT_ENTRIES);
+        let page: ravproto::ledger::EntryPage = http.get(&path).await.map_err(|e| Error::from_http(server, e))?;
+        entries.extend(page.entries);
+        match page.next {
+            Some(next) => after = next,
+            None => return Ok((balance, entries)),
+        }
+    }
+}
+
 /// Why participation stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -98,6 +98,17 @@ enum Command {
         #[command(flatten)]
         trust: TrustArgs,
     },
+    /// Show this account's balances and what its work was paid, movement by movement.
+    Earnings {
+        /// ravsock's URL [also read from RAVENVERSE_URL].
+        #[arg(long, env = "RAVSOCK_URL", default_value = "http://127.0.0.1:9999")]
+        server: String,
+        /// Provider token [also read from TOKEN].
+        #[arg(long, env = "RAVSOCK_TOKEN", hide_env_values = true)]
+        token: String,
+        #[command(flatten)]
+        trust: TrustArgs,
+    },
     /// Contribute the statistics of a CSV file to a federated graph (the file never leaves this
     /// machine; in encrypted mode the statistics leave it only encrypted).
     Federated {
@@ -190,6 +201,13 @@ fn main() -> Result<()> {
             #[allow(clippy::print_stdout)] // The table is this command's output.
             {
                 print!("{}", ravpy::view::table(&graphs));
+            }
+        }
+        Command::Earnings { server, token, trust } => {
+            let (balance, entries) = runtime.block_on(ravpy::earnings(&server, &token, &trust.trust()?))?;
+            #[allow(clippy::print_stdout)] // The statement is this command's output.
+            {
+                print!("{}", ravpy::view::earnings(&balance, &entries));
             }
         }
         Command::Federated { server, token, graph, file, trust } => {

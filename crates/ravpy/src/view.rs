@@ -1,5 +1,5 @@
 //! What the `ravpy` binary shows on the terminal: a live status line while participating, and
-//! the table of `list-graphs`.
+//! the table of `list-graphs`, and the statement of `earnings`.
 
 use crate::ProviderEvent;
 use ravproto::messages::OpenGraph;
@@ -104,4 +104,29 @@ pub fn describe_rules(rules: &ravproto::federated::FederatedRules) -> String {
         rules.effective_max_clients(),
         columns.join(", ")
     )
+}
+
+/// `ravpy earnings`: the balances, then every movement of this account, oldest first, with
+/// what it was for.
+pub fn earnings(balance: &ravproto::ledger::Balance, entries: &[ravproto::ledger::Entry]) -> String {
+    let mut text = format!(
+        "{}: available {}, staked {}, escrowed {}, slashed {}\n",
+        balance.account, balance.available, balance.staked, balance.escrowed, balance.slashed
+    );
+    if entries.is_empty() {
+        text.push_str("no movements yet\n");
+    }
+    for entry in entries {
+        let _ = writeln!(
+            text,
+            "{:>8} {:>12} {} -> {} ({}, {})",
+            entry.id,
+            entry.amount,
+            entry.from,
+            entry.to,
+            entry.reason.name(),
+            entry.reference
+        );
+    }
+    text
 }

@@ -109,6 +109,7 @@ async fn server_with(dir: &std::path::Path, heartbeat_interval_ms: u64, heartbea
         ftp_file_retention_secs: ravsock::config::DEFAULT_FTP_FILE_RETENTION_SECS,
         tls_cert: None,
         tls_key: None,
+        accounting: ravsock::config::Accounting::Off,
         heartbeat_interval_ms,
         heartbeat_timeout_ms,
     };

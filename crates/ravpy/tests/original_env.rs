@@ -49,6 +49,7 @@ async fn a_dotenv_in_the_originals_names_drives_provider_and_requester() {
         ftp_file_retention_secs: ravsock::config::DEFAULT_FTP_FILE_RETENTION_SECS,
         tls_cert: None,
         tls_key: None,
+        accounting: ravsock::config::Accounting::Off,
         heartbeat_interval_ms: ravsock::config::DEFAULT_HEARTBEAT_INTERVAL_MS,
         heartbeat_timeout_ms: ravsock::config::DEFAULT_HEARTBEAT_TIMEOUT_MS,
     };

@@ -89,6 +89,12 @@ pub struct Config {
     /// that stopped without closing its socket then loses its work to others.
     #[arg(long, env = "RAVSOCK_HEARTBEAT_TIMEOUT_MS", default_value_t = DEFAULT_HEARTBEAT_TIMEOUT_MS)]
     pub heartbeat_timeout_ms: u64,
+    /// `on`: work is paid through the ledger: executing a graph moves its cost to escrow and
+    /// each subgraph pays its provider from it, and a topic's ground truth pays its workers'
+    /// rewards (402 when the requester's available balance is short); `off`: nothing is paid,
+    /// for private clusters. Balances, entries and credits work either way.
+    #[arg(long, env = "RAVSOCK_ACCOUNTING", value_enum, default_value_t = Accounting::Off)]
+    pub accounting: Accounting,
     /// A PEM certificate chain: with `--tls-key`, HTTP and socket.io are served over TLS
     /// (https://, wss://) and ravftp requires explicit FTPS with the same certificate.
     #[arg(long, env = "RAVSOCK_TLS_CERT", requires = "tls_key")]
@@ -96,6 +102,16 @@ pub struct Config {
     /// The certificate's private key (PEM).
     #[arg(long, env = "RAVSOCK_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+}
+
+/// Whether work is paid through the ledger (`--accounting`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Accounting {
+    /// Nothing is paid: a private cluster's behaviour.
+    #[default]
+    Off,
+    /// Work is paid: a topic's truth pays its rewards from the requester's balance.
+    On,
 }
 
 /// Default heartbeat interval. Chosen, not socketioxide's 25 s: a provider that stops

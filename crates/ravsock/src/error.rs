@@ -20,6 +20,9 @@ pub enum Error {
     /// No such resource (also used for other people's graphs, so ids leak nothing).
     #[error("{0}")]
     NotFound(String),
+    /// The account's available balance is short of what the request would spend.
+    #[error("{0}")]
+    InsufficientFunds(String),
     /// The request does not fit the current state.
     #[error("{0}")]
     Conflict(String),
@@ -66,6 +69,7 @@ impl Error {
             Error::TooLarge(_) => ErrorCode::TooLarge,
             Error::NotFound(_) => ErrorCode::NotFound,
             Error::Conflict(_) => ErrorCode::Conflict,
+            Error::InsufficientFunds(_) => ErrorCode::InsufficientFunds,
             Error::Expired(_) => ErrorCode::Expired,
             Error::Timeout(_) => ErrorCode::Timeout,
             Error::BadRequest(_) | Error::InvalidOp { .. } => ErrorCode::BadRequest,

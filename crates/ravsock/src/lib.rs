@@ -73,7 +73,9 @@ pub async fn run(
     let tokens = api::tokens::spawn(db.clone(), watched, scheduler.metrics().clone());
     let retention =
         dispatch::retention::spawn(db.clone(), bulk.clone(), config.retention(), scheduler.metrics().clone());
-    let state = api::AppState::new(db, scheduler, bulk).with_max_op_bytes(config.max_op_bytes);
+    let state = api::AppState::new(db, scheduler, bulk)
+        .with_max_op_bytes(config.max_op_bytes)
+        .with_accounting(config.accounting);
     let app = api::router(state).layer(socket_layer);
     let address = listener.local_addr().map_err(|e| Error::Internal(e.to_string()))?;
     tracing::info!(%address, ftp_port, tls = tls.is_some(), "ravsock listening");

@@ -1,14 +1,17 @@
 //! The `ravsock` binary: `ravsock` (or `ravsock serve`) runs the server with embedded defaults;
 //! `ravsock token create --name NAME --role requester|provider|admin [--expires-in 30d]` prints
 //! a new token once; `ravsock token list` shows every token without its secret; `ravsock token
-//! revoke --name NAME` revokes one (a running server closes its sockets within a second).
+//! revoke --name NAME` revokes one (a running server closes its sockets within a second);
+//! `ravsock account credit --name N --amount X [--key K]` issues units, `ravsock account show
+//! --name N` shows balances and movements, `ravsock ledger check` checks the whole ledger.
 //! Settings come from flags, `RAVSOCK_*` variables or a `.env` file; the original RDF's
 //! database name (`RAVENVERSE_DATABASE_URI`, SQLAlchemy's form) is read too (`ravenv`).
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::{CommandFactory, Parser, Subcommand};
 use ravsock::config::Config;
 use ravsock::db::Db;
+use std::io::Write;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -33,6 +36,46 @@ enum Command {
         #[command(subcommand)]
         action: TokenAction,
     },
+    /// Accounts' balances: credit one, show one.
+    Account {
+        #[command(subcommand)]
+        action: AccountAction,
+    },
+    /// The ledger as a whole.
+    Ledger {
+        #[command(subcommand)]
+        action: LedgerAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum AccountAction {
+    /// Issue units to an account's available balance (recorded as a movement from the mint).
+    Credit {
+        /// Account name.
+        #[arg(long)]
+        name: String,
+        /// Units (a whole number, at least 1).
+        #[arg(long)]
+        amount: u64,
+        /// Idempotency key: the same command with the same key credits once however often it
+        /// runs. Without one, each run is a new credit.
+        #[arg(long)]
+        key: Option<String>,
+    },
+    /// Show an account's balances and its latest movements.
+    Show {
+        /// Account name.
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum LedgerAction {
+    /// Recompute every balance from the movements and check the invariants; exits non-zero,
+    /// naming each problem, when one fails.
+    Check,
 }
 
 #[derive(Subcommand)]
@@ -115,21 +158,24 @@ async fn main() -> Result<()> {
             };
             ravsock::run(config, listener, shutdown).await?;
         }
-        Command::Token { action } => {
-            if cli.config.database_url.is_none() {
-                std::fs::create_dir_all(&cli.config.data_dir)?;
-            }
-            let db = Db::connect(&cli.config.database_url()).await?;
-            token_command(&db, action).await?;
-        }
+        Command::Token { action } => token_command(&open_db(&cli.config).await?, action).await?,
+        Command::Account { action } => account_command(&open_db(&cli.config).await?, action).await?,
+        Command::Ledger { action: LedgerAction::Check } => check_command(&open_db(&cli.config).await?).await?,
     }
     Ok(())
+}
+
+/// The database of a maintenance command (the default data directory is created).
+async fn open_db(config: &Config) -> Result<Db> {
+    if config.database_url.is_none() {
+        std::fs::create_dir_all(&config.data_dir)?;
+    }
+    Ok(Db::connect(&config.database_url()).await?)
 }
 
 /// `ravsock token …`: what it prints is the command's output, written with `writeln!` (a
 /// closed or full stdout is an error that says so, where `println!` would panic).
 async fn token_command(db: &Db, action: TokenAction) -> Result<()> {
-    use std::io::Write;
     let mut out = std::io::stdout().lock();
     match action {
         TokenAction::Create { name, role, expires_in } => {
@@ -161,5 +207,72 @@ async fn token_command(db: &Db, action: TokenAction) -> Result<()> {
             writeln!(out, "revoked the token of `{name}`").context("could not write to standard output")?;
         }
     }
+    Ok(())
+}
+
+/// `ravsock account …`.
+async fn account_command(db: &Db, action: AccountAction) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match action {
+        AccountAction::Credit { name, amount, key } => {
+            let key = match key {
+                Some(key) => key,
+                None => {
+                    let mut bytes = [0u8; 12];
+                    getrandom::fill(&mut bytes).context("no randomness for an idempotency key")?;
+                    format!("cli-{}", hex::encode(bytes))
+                }
+            };
+            let entry = db.credit(&name, amount, &key).await?;
+            let balance = db.balance(db.account_id(&name).await?, &name).await?;
+            writeln!(
+                out,
+                "credited {} units to `{name}` (entry {}, key {key}); available now {}",
+                entry.amount, entry.id, balance.available
+            )
+            .context("could not write to standard output")?;
+        }
+        AccountAction::Show { name } => {
+            let id = db.account_id(&name).await?;
+            let balance = db.balance(id, &name).await?;
+            let mut text = format!(
+                "{name}: available {}, staked {}, escrowed {}, slashed {}\\n",
+                balance.available, balance.staked, balance.escrowed, balance.slashed
+            );
+            for entry in db.entries_of(id, 0, ravproto::ledger::MAX_ENTRIES_PER_PAGE).await?.entries {
+                text += &format!(
+                    "{:>8} {} {:>12} {} -> {} ({}, {})\\n",
+                    entry.id,
+                    ravsock::auth::utc(entry.at as i64),
+                    entry.amount,
+                    entry.from,
+                    entry.to,
+                    entry.reason.name(),
+                    entry.reference
+                );
+            }
+            out.write_all(text.as_bytes()).context("could not write to standard output")?;
+        }
+    }
+    Ok(())
+}
+
+/// `ravsock ledger check`: a summary when the ledger is sound; otherwise every problem, and a
+/// non-zero exit.
+async fn check_command(db: &Db) -> Result<()> {
+    let report = db.check_ledger().await?;
+    let mut out = std::io::stdout().lock();
+    for problem in &report.problems {
+        writeln!(out, "problem: {problem}").context("could not write to standard output")?;
+    }
+    if !report.problems.is_empty() {
+        bail!("the ledger fails {} of its checks (listed above)", report.problems.len());
+    }
+    writeln!(
+        out,
+        "ledger ok: {} entries, {} accounts, {} units issued, every balance matches its entries",
+        report.entries, report.accounts, report.issued
+    )
+    .context("could not write to standard output")?;
     Ok(())
 }

@@ -6,7 +6,9 @@
 //! and back, MB/s; and the resident memory of ravsock and of an idle provider.
 //!
 //! Run with `bash scripts/bench_grid.sh` (it builds the release binaries first). Sizes can be
-//! cut for a quick look: `P1_OPS`, `P2_OPS`, `P3_RUNS`, `P5_MIB`.
+//! cut for a quick look: `P1_OPS`, `P2_OPS`, `P3_RUNS`, `P5_MIB`. With `RAVSOCK_ACCOUNTING=on`
+//! ravsock pays for the work through its ledger (the requester is credited first), to compare
+//! with a run without.
 
 #![allow(clippy::print_stdout)] // A benchmark prints its results.
 
@@ -83,6 +85,17 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let requester = token(&ravsock, dir.path(), "bench", "requester");
     let provider = token(&ravsock, dir.path(), "workers", "provider");
+    let accounting = std::env::var("RAVSOCK_ACCOUNTING").is_ok_and(|on| on == "on");
+    if accounting {
+        let out = Command::new(&ravsock)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["account", "credit", "--name", "bench", "--amount", "1000000000000"])
+            .env("RUST_LOG", "error")
+            .output()
+            .expect("ravsock account credit");
+        assert!(out.status.success(), "credit failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
     let mut procs = Procs(vec![]);
@@ -121,8 +134,9 @@ async fn main() {
     timed_run(&client, &warm).await;
     let idle_provider = rss_mib(procs.0[2].id());
     println!(
-        "grid benchmark: ravsock + 2 providers (processes) on loopback, {} cores",
-        std::thread::available_parallelism().map_or(0, |n| n.get())
+        "grid benchmark: ravsock + 2 providers (processes) on loopback, {} cores, accounting {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        if accounting { "on" } else { "off" }
     );
 
     // P1: independent scalar ops.

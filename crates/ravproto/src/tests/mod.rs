@@ -1,11 +1,12 @@
 //! Snapshot tests freezing the JSON of every message type, and tensor encoding round trips,
 //! by subject: [`tensor`] (values and their encodings), [`requester`] and [`provider`] (each
-//! side's messages), [`accounts`] (the admin routes' bodies), [`index`] (the subscript grammar), [`topics`] (rounds and their scoring).
+//! side's messages), [`accounts`] (the admin routes' bodies), [`index`] (the subscript grammar), [`ledger`] (balances and movements), [`topics`] (rounds and their scoring).
 
 use expect_test::Expect;
 
 mod accounts;
 mod index;
+mod ledger;
 mod provider;
 mod requester;
 mod tensor;

@@ -11,10 +11,12 @@
 //!   `/topics`;
 //! - [`malformed`]: what becomes of malformed socket.io events;
 //! - [`health`]: liveness and readiness, without a token;
+//! - [`account`]: the caller's balances and movements, and an admin's credit;
 //! - [`admin`]: token management (admin tokens only);
 //! - [`tokens`]: the token watcher, which closes the sockets of revoked and expired tokens;
 //! - [`tls`]: HTTPS and WSS: the listener that finishes TLS handshakes for axum.
 
+mod account;
 mod admin;
 mod extract;
 mod federated;
@@ -75,6 +77,13 @@ impl AppState {
         self.graphs.set_max_op_bytes(max);
         self
     }
+
+    /// The same, paying for work through the ledger when `accounting` is on.
+    pub fn with_accounting(mut self, accounting: crate::service::ledger::Accounting) -> AppState {
+        self.topics.set_accounting(accounting);
+        self.graphs.set_accounting(accounting);
+        self
+    }
 }
 
 /// The HTTP routes.
@@ -95,6 +104,9 @@ pub fn router(state: AppState) -> Router {
             routes::ADMIN_TOKENS,
             get(admin::list_tokens).post(admin::create_token).layer(extract::body_limit(MAX_SMALL_BODY_BYTES)),
         )
+        .route(routes::ACCOUNT, get(account::balance))
+        .route(routes::ACCOUNT_ENTRIES, get(account::entries))
+        .route(routes::ADMIN_CREDIT, post(account::credit).layer(extract::body_limit(MAX_SMALL_BODY_BYTES)))
         .route(routes::ADMIN_TOKEN_REVOKE, post(admin::revoke_token).layer(extract::body_limit(MAX_SMALL_BODY_BYTES)))
         .route(routes::HEALTHZ, get(health::healthz))
         .route(routes::READYZ, get(health::readyz))

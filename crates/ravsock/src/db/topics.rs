@@ -3,7 +3,8 @@
 //! second one). Only the dispatch task writes rounds and answers, so a round's closing and a
 //! late answer never race.
 
-use super::{Db, from_json, now_secs};
+use super::ledger::{Movement, is_balance_check, movement_statements};
+use super::{Db, Statement, from_json, now_secs};
 use crate::error::{Error, Result};
 use ravproto::topics::{Aggregation, Answer, Round, RoundStatus, Score, TopicId, TopicSpec};
 
@@ -292,26 +293,54 @@ impl Db {
             .collect()
     }
 
-    /// Stores a closed round's ground truth and its scored answers, once: a second truth is
-    /// refused.
-    pub async fn set_truth(&self, topic: TopicId, number: u64, truth: f64, scores: &[Score]) -> Result<()> {
+    /// Stores a closed round's ground truth and its scored answers, once (a second truth is
+    /// refused), with `payments` (the rewards, when accounting is on) in the same transaction:
+    /// a round is scored and paid together or not at all. A payer short of funds is refused
+    /// with nothing stored.
+    pub async fn set_truth(
+        &self,
+        topic: TopicId,
+        number: u64,
+        truth: f64,
+        scores: &[Score],
+        payments: &[Movement],
+    ) -> Result<()> {
         let scores = serde_json::to_string(scores).map_err(|e| Error::Internal(e.to_string()))?;
-        let updated = on_backend!(self, |pool, sql, DB| sqlx::query(
-            "UPDATE topic_rounds SET truth = $3, scores = $4 \
-             WHERE topic_id = $1 AND number = $2 AND closed = 1 AND truth IS NULL"
-        )
-        .bind(topic.0 as i64)
-        .bind(number as i64)
-        .bind(truth)
-        .bind(&scores)
-        .execute(pool)
-        .await
-        .map(|done| done.rows_affected()))?;
-        match updated {
-            1 => Ok(()),
-            _ => Err(Error::Conflict(format!(
-                "round {number} of {topic} is not closed, or its truth was posted already"
+        let mut statements = Vec::new();
+        for payment in payments {
+            statements.extend(movement_statements(payment)?);
+        }
+        let store = async {
+            let mut tx = self.write_tx().await?;
+            let scored = tx
+                .ids(vec![
+                    Statement::new("UPDATE topic_rounds SET truth = ")
+                        .float(truth)
+                        .sql(", scores = ")
+                        .text(Some(scores))
+                        .sql(" WHERE topic_id = ")
+                        .int(topic.0 as i64)
+                        .sql(" AND number = ")
+                        .int(number as i64)
+                        .sql(" AND closed = 1 AND truth IS NULL RETURNING number"),
+                ])
+                .await?;
+            if scored.is_empty() {
+                return Err(Error::Conflict(format!(
+                    "round {number} of {topic} is not closed, or its truth was posted already"
+                )));
+            }
+            for statement in statements {
+                tx.execute(statement).await?;
+            }
+            Ok(tx.commit().await?)
+        };
+        // On PostgreSQL a balance CHECK refuses the statement; on SQLite, the commit.
+        match store.await {
+            Err(error) if is_balance_check(&error) => Err(Error::InsufficientFunds(format!(
+                "the rewards of round {number} of {topic} are more than its requester has available"
             ))),
+            other => other,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! checkpoint go in one transaction.
 
 use super::graphs::computed_status;
+use super::ledger::{Movement, movement_statements};
 use super::rows::{PersistedRow, ValueRow};
 use super::{Db, Statement, status_name};
 use crate::error::{Error, Result};
@@ -56,7 +57,9 @@ impl Db {
     /// Stores the results of a subgraph and marks its ops computed, in one transaction of a
     /// few statements. `files` are values already moved into the blob store, with their lengths.
     /// With `finishes`, that graph is marked computed in the same transaction (its last
-    /// subgraph: one commit fewer before the requester hears of it).
+    /// subgraph: one commit fewer before the requester hears of it). A `payment` (the
+    /// subgraph's price, with accounting on) is made in the same transaction too: a result is
+    /// stored and paid together, or neither.
     pub async fn store_results(
         &self,
         values: &[(OpId, Value)],
@@ -64,7 +67,9 @@ impl Db {
         computed: &[OpId],
         checkpoint: Option<(GraphId, &Checkpoint)>,
         finishes: Option<GraphId>,
+        payment: Option<&Movement>,
     ) -> Result<()> {
+        let payment = payment.map(movement_statements).transpose()?.unwrap_or_default();
         let values: Vec<(i64, Vec<u8>)> =
             values.iter().map(|(op, value)| (op.0 as i64, value.encode_binary())).collect();
         // One round trip to SQLite's worker thread for the whole transaction.
@@ -105,6 +110,9 @@ impl Db {
                     .sql(", failure = NULL WHERE id = ")
                     .int(graph.0 as i64);
                 tx.execute(update).await?;
+            }
+            for statement in payment {
+                tx.execute(statement).await?;
             }
             tx.commit().await?;
             Ok(())

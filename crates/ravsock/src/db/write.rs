@@ -27,6 +27,7 @@ pub(super) struct Statement {
 enum Part {
     Sql(Cow<'static, str>),
     Int(i64),
+    Float(f64),
     Text(Option<String>),
     Blob(Vec<u8>),
 }
@@ -46,6 +47,12 @@ impl Statement {
     /// Appends an integer argument.
     pub(super) fn int(mut self, value: i64) -> Statement {
         self.parts.push(Part::Int(value));
+        self
+    }
+
+    /// Appends a float argument.
+    pub(super) fn float(mut self, value: f64) -> Statement {
+        self.parts.push(Part::Float(value));
         self
     }
 
@@ -70,6 +77,7 @@ macro_rules! render {
             match part {
                 Part::Sql(sql) => $query.push(sql),
                 Part::Int(value) => $query.push_bind(value),
+                Part::Float(value) => $query.push_bind(value),
                 Part::Text(value) => $query.push_bind(value),
                 Part::Blob(value) => $query.push_bind(value),
             };

@@ -45,7 +45,7 @@ use crate::error::{Error, Result};
 use crate::scheduler::{AssignmentId, Event, OpInfo, Scheduler, SchedulerConfig};
 use ravproto::checkpoint::Checkpoint;
 use ravproto::messages::{FileValue, GraphProgress, Requirements};
-use ravproto::status::OpStatus;
+use ravproto::status::{GraphStatus, OpStatus};
 use ravproto::topics::TopicId;
 use ravproto::{GraphId, OpId, ProviderId, Value};
 use socketioxide::SocketIo;
@@ -69,6 +69,8 @@ pub enum Command {
         /// Told when the graph is computed, with its small values; dropped unanswered when it
         /// fails, is cancelled or cannot start (the database then says how it ended).
         done: Option<tokio::sync::oneshot::Sender<GraphDone>>,
+        /// The account whose escrow pays its subgraphs (accounting on).
+        payer: Option<i64>,
     },
     /// Cancel a graph.
     Cancel(GraphId),
@@ -262,6 +264,15 @@ struct Parts {
 /// Commands that resume every graph left executing (federated graphs have no subgraphs: their
 /// submissions are stored, nothing to resume), and every open topic.
 async fn resumable(db: &Db) -> Result<Vec<Command>> {
+    // Escrows of graphs that ended while their refund could not be written (a crash, a
+    // storage fault) are returned now.
+    for (graph, left) in db.open_escrows().await? {
+        let Some(stored) = db.graph(graph).await? else { continue };
+        if left > 0 && matches!(stored.status, GraphStatus::Computed | GraphStatus::Failed | GraphStatus::Cancelled) {
+            let refunded = db.settle_graph(graph, stored.owner).await?;
+            tracing::info!(%graph, refunded, "escrow of an ended graph returned");
+        }
+    }
     let mut commands: Vec<Command> =
         db.topics(None, true).await?.into_iter().map(|t| Command::TopicStart(t.id)).collect();
     for graph in db.unfinished_graphs().await? {

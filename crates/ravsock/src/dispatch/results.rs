@@ -7,10 +7,12 @@ use super::expect::{self, Expected};
 use super::runs::TrainingTrack;
 use super::task::{Dispatcher, STORAGE_FAULT};
 use crate::bulk::provider_user;
+use crate::db::ledger::{Movement, subgraph_payment};
 use crate::error::{Error, Result};
 use crate::scheduler::{AssignmentId, Event};
 use ravexec::infer::TensorMeta;
 use ravproto::checkpoint::Checkpoint;
+use ravproto::ledger::op_price;
 use ravproto::messages::{ErrorBody, ErrorCode, FileValue, OpFailure};
 use ravproto::provider::{EVENT_REFUSED, SUBGRAPH};
 use ravproto::{GraphId, OpId, ProviderId, Value};
@@ -67,8 +69,10 @@ impl Dispatcher {
         let stored_checkpoint = track.and(checkpoint.as_ref()).map(|c| (graph, c));
         // The graph's last subgraph: its status goes in the same transaction.
         let finishes = self.scheduler.completes(assignment).then_some(graph);
+        let payment = self.payment(provider, graph, &ops);
         let writing = std::time::Instant::now();
-        if let Err(error) = self.db.store_results(&values, &stored_files, &ops, stored_checkpoint, finishes).await {
+        let stored = self.db.store_results(&values, &stored_files, &ops, stored_checkpoint, finishes, payment.as_ref());
+        if let Err(error) = stored.await {
             return Some(self.server_fault(provider, assignment, error));
         }
         self.metrics.db_write_seconds.observe(writing.elapsed().as_secs_f64());
@@ -88,6 +92,18 @@ impl Dispatcher {
             }
         }
         Some(Event::SubgraphCompleted { provider, assignment })
+    }
+
+    /// The payment for computing `ops` of `graph`, when the graph pays from escrow: the sum of
+    /// their prices (`ravproto::ledger::op_price`), to the provider's account.
+    fn payment(&self, provider: ProviderId, graph: GraphId, ops: &[OpId]) -> Option<Movement> {
+        let run = self.runs.get(graph)?;
+        let payer = run.payer?;
+        let account = self.scheduler.account_of(provider)?;
+        let first = *ops.first()?;
+        let price =
+            ops.iter().filter_map(|op| run.payload.get(op)).map(|op| op_price(op.operation.kind())).sum::<u64>();
+        (price > 0).then(|| subgraph_payment(graph, first, payer, account, price))
     }
 
     /// For an assignment with training ops, the graph's training state before it, once the

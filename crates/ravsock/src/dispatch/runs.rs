@@ -30,6 +30,9 @@ pub(super) struct GraphRun {
     /// When each of its assignments was handed out, until its results are stored (for
     /// `ravsock_subgraph_seconds`); dropped with the run.
     pub(super) handed_out: HashMap<AssignmentId, std::time::Instant>,
+    /// The account that pays its subgraphs from escrow, when it was executed with accounting
+    /// on (`db::ledger`).
+    pub(super) payer: Option<i64>,
 }
 
 /// Where a graph's training state stands.
@@ -58,12 +61,14 @@ impl Runs {
         graph: GraphId,
         payload: Arc<BTreeMap<OpId, AssignedOp>>,
         training: Option<TrainingTrack>,
+        payer: Option<i64>,
     ) {
         let waiter = self.waiting.remove(&graph);
         match self.runs.get_mut(&graph) {
             Some(run) => {
                 run.payload = payload;
                 run.training = training;
+                run.payer = payer;
                 run.waiter = waiter.or(run.waiter.take());
             }
             None => {
@@ -75,6 +80,7 @@ impl Runs {
                     status_stored: false,
                     expected: HashMap::new(),
                     handed_out: HashMap::new(),
+                    payer,
                 };
                 self.runs.insert(graph, run);
             }
@@ -167,7 +173,7 @@ mod tests {
         runs.wait_for(graph, waiter);
         runs.keep(graph, OpId(10), scalar(1.0));
         runs.keep(other, OpId(20), scalar(2.0));
-        runs.start(graph, Arc::default(), Some(TrainingTrack::default()));
+        runs.start(graph, Arc::default(), Some(TrainingTrack::default()), None);
         assert!(runs.get(graph).is_some_and(|run| run.waiter.is_some()), "the waiter joins the run");
         let (run, values) = runs.end(graph);
         let run = run.expect("the run ended");

@@ -96,14 +96,14 @@ impl Dispatcher {
                         continue;
                     }
                 },
-                Command::ExecuteStored { graph, requirements, ops, values, done } => {
+                Command::ExecuteStored { graph, requirements, ops, values, done, payer } => {
                     for (op, value) in values {
                         self.runs.keep(graph, op, value);
                     }
                     if let Some(done) = done {
                         self.runs.wait_for(graph, done);
                     }
-                    match self.submission_of(graph, requirements, &ops).await {
+                    match self.submission_of(graph, requirements, &ops, payer).await {
                         Ok(event) => event,
                         Err(error) => {
                             tracing::error!(%graph, cause = %error, "cannot start graph");
@@ -164,9 +164,10 @@ impl Dispatcher {
                 events.append(&mut self.followups);
             }
             if let Some(graph) = cancelled {
-                self.runs.end(graph);
+                let (run, _) = self.runs.end(graph);
                 self.announce_end(graph).await;
                 self.collect_garbage(graph).await;
+                self.settle(graph, run.and_then(|run| run.payer)).await;
             }
         }
     }
@@ -174,7 +175,10 @@ impl Dispatcher {
     async fn submission(&mut self, graph: GraphId) -> Result<Event> {
         let stored = self.db.graph(graph).await?.ok_or_else(|| Error::NotFound(format!("no graph {graph}")))?;
         let ops = self.db.ops(graph).await?;
-        self.submission_of(graph, stored.meta.requirements, &ops).await
+        // Paid from escrow only if it was executed with accounting on (and then also after a
+        // restart that turned accounting off: the escrow is there).
+        let payer = self.db.graph_escrowed(graph).await?.then_some(stored.owner);
+        self.submission_of(graph, stored.meta.requirements, &ops, payer).await
     }
 
     /// Starts the run of `graph` with these ops (every op of the graph, in id order) and
@@ -184,6 +188,7 @@ impl Dispatcher {
         graph: GraphId,
         mut requirements: Requirements,
         ops: &[StoredOp],
+        payer: Option<i64>,
     ) -> Result<Event> {
         // Providers know ops by server id, as they are stored.
         let payload = ops
@@ -195,7 +200,7 @@ impl Dispatcher {
             true => Some(TrainingTrack { version: self.db.checkpoint_version(graph).await?, synced: None }),
             false => None,
         };
-        self.runs.start(graph, Arc::new(payload), training);
+        self.runs.start(graph, Arc::new(payload), training, payer);
         // Only providers built with the `onnx` feature run whole models. The upload sets this in
         // the stored meta too; graphs stored by an older ravsock get it here.
         requirements.onnx_required |= ops.iter().any(|op| op.operation.kind() == ravproto::OpKind::ForwardPass);
@@ -261,6 +266,12 @@ impl Dispatcher {
         }
         self.runs.end(graph);
         self.announce_end(graph).await;
+        // Its run never started, so the escrow (if any) is looked up.
+        if let Ok(Some(stored)) = self.db.graph(graph).await
+            && self.db.graph_escrowed(graph).await.unwrap_or(false)
+        {
+            self.settle(graph, Some(stored.owner)).await;
+        }
     }
 
     /// Stores the failures of graphs that ended while storage refused writes.
@@ -379,6 +390,7 @@ impl Dispatcher {
             self.collect_garbage(graph).await;
             return Ok(());
         };
+        let payer = run.payer;
         // Every op of the graph is computed: the counts need no query, and the requester
         // waiting on this graph hears of it sooner. As the stored counts read: no entry at all
         // for a graph without ops.
@@ -390,7 +402,18 @@ impl Dispatcher {
         }
         self.outbox.ended(graph, progress).await;
         self.collect_garbage(graph).await;
+        self.settle(graph, payer).await;
         Ok(())
+    }
+
+    /// Returns what is left of an ended graph's escrow to `payer` (none: it has no escrow).
+    /// Not done now (storage failing), it is done when the scheduler next starts.
+    async fn settle(&self, graph: GraphId, payer: Option<i64>) {
+        let Some(payer) = payer else { return };
+        match self.db.settle_graph(graph, payer).await {
+            Ok(refunded) => tracing::debug!(%graph, refunded, "escrow settled"),
+            Err(error) => tracing::warn!(%graph, cause = %error, "cannot return a graph's escrow yet"),
+        }
     }
 
     /// Removes the blob files of an ended graph's values that nobody can fetch (not persisted),
@@ -411,7 +434,7 @@ impl Dispatcher {
         self.metrics.failed("graph");
         tracing::warn!(%graph, op = %failure.op_id, reason = %failure.reason, "graph failed");
         // The waiter is dropped on return, once the failure is stored: the request reads it back.
-        let _ended = self.runs.end(graph);
+        let (ended, _) = self.runs.end(graph);
         let notice = OpFailedNotice { graph_id: graph, failure, will_retry: false };
         self.outbox.to_requesters(graph, requester::EVENT_OP_FAILED, &notice).await;
         let stored = self.store_failure(graph, &notice.failure).await;
@@ -423,6 +446,7 @@ impl Dispatcher {
         self.announce_end(graph).await;
         if stored.is_ok() {
             self.collect_garbage(graph).await;
+            self.settle(graph, ended.and_then(|run| run.payer)).await;
         }
         stored
     }

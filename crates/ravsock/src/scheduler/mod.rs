@@ -457,6 +457,11 @@ impl Scheduler {
         graph.status == GraphStatus::Computing && graph.computed_ops + sub.subgraph.ops.len() as u64 == graph.total_ops
     }
 
+    /// The account of a joined provider.
+    pub fn account_of(&self, provider: ProviderId) -> Option<Account> {
+        self.providers.get(&provider).map(|state| state.account)
+    }
+
     /// Assignments currently out, by provider.
     pub fn in_flight(&self, provider: ProviderId) -> Vec<AssignmentId> {
         self.providers.get(&provider).map(|p| p.in_flight.iter().copied().collect()).unwrap_or_default()

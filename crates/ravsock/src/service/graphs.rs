@@ -8,6 +8,7 @@
 
 use super::access::{self, owned_graph, requester};
 use super::federated::{self, Federated};
+use super::ledger::Accounting;
 use super::uploads::Uploads;
 use crate::auth::Role;
 use crate::bulk::{Bulk, requester_user};
@@ -15,11 +16,12 @@ use crate::db::{Account, Db, StoredGraph, StoredOp, StoredValue};
 use crate::dispatch::{Command, SchedulerHandle};
 use crate::error::{Error, Result};
 use crate::validate;
+use ravproto::ledger::op_price;
 use ravproto::messages::{
     Approach, CreateGraphResponse, FtpCredentials, GraphMeta, GraphProgress, OpChunkRequest, OpChunkResponse, OpRecord,
     OpRef, OpenGraph, RunGraphRequest, RunGraphResponse,
 };
-use ravproto::status::GraphStatus;
+use ravproto::status::{GraphStatus, OpStatus};
 use ravproto::{GraphId, OpId, Operation, Value, routes};
 use std::collections::BTreeMap;
 
@@ -33,6 +35,8 @@ pub struct Graphs {
     federated: Federated,
     /// The most memory one op may need where its upload decides it ([`validate::op_sizes`]).
     max_op_bytes: u64,
+    /// Whether executing a graph moves its cost to escrow (`--accounting`).
+    accounting: Accounting,
 }
 
 impl Graphs {
@@ -46,7 +50,14 @@ impl Graphs {
             uploads: Uploads::default(),
             federated,
             max_op_bytes: validate::DEFAULT_MAX_OP_BYTES,
+            accounting: Accounting::Off,
         }
+    }
+
+    /// Whether executing a graph moves its cost to escrow, from which each subgraph pays its
+    /// provider (`--accounting`).
+    pub fn set_accounting(&mut self, accounting: Accounting) {
+        self.accounting = accounting;
     }
 
     /// Sets the most memory one op may need where its upload decides it (`--max-op-bytes`).
@@ -116,7 +127,7 @@ impl Graphs {
             // answer, and the execute it asked for if it did not happen.
             if execute {
                 drop(cached);
-                self.start(&graph).await?;
+                self.start(caller, &graph).await?;
             }
             return Ok(OpChunkResponse { id_map });
         }
@@ -126,8 +137,9 @@ impl Graphs {
         federated::check_ops(&graph.meta, &chunk.ops)?;
         let user = requester_user(caller.id);
         let adopt = |op, record: &OpRecord| adopt_value_file(&self.bulk, &user, op, record);
-        // A federated graph opens to providers instead (`start`), outside this transaction.
-        let then_compute = execute && graph.meta.approach != Approach::Federated;
+        // A federated graph opens to providers instead (`start`), outside this transaction; with
+        // accounting on, a graph's cost goes to escrow before it computes (`start` too).
+        let then_compute = execute && graph.meta.approach != Approach::Federated && self.accounting == Accounting::Off;
         // Whether this chunk is the whole graph: then the scheduler gets its ops from here
         // instead of reading them back.
         let whole_graph = known.is_empty();
@@ -154,12 +166,13 @@ impl Graphs {
                     values: stored_values(&stored, chunk.ops),
                     ops: stored,
                     done: None,
+                    payer: None,
                 },
                 false => Command::Execute(graph.id),
             };
             self.scheduler.send(command).await?;
         } else if execute {
-            self.start(&graph).await?;
+            self.start(caller, &graph).await?;
         }
         Ok(OpChunkResponse { id_map })
     }
@@ -223,15 +236,37 @@ impl Graphs {
         validate::op_sizes(&ops, self.max_op_bytes)?;
         meta.requirements.onnx_required |= runs_models(&ops);
         let user = requester_user(caller.id);
+        // With accounting on, the cost is checked before the graph is made, and escrowed once it
+        // has an id (a balance spent meanwhile fails the graph, with the reason).
+        let cost: u64 = ops
+            .iter()
+            .filter(|op| op.value.is_none() && op.value_file.is_none())
+            .map(|op| op_price(op.operation.kind()))
+            .sum();
+        let accounting = self.accounting == Accounting::On && cost > 0;
+        if accounting {
+            let available = self.db.balance(caller.id, &caller.name).await?.available;
+            if available < cost {
+                return Err(Error::InsufficientFunds(format!(
+                    "computing this graph costs {cost} units, and `{}` has {available} available",
+                    caller.name
+                )));
+            }
+        }
         let adopt = |op, record: &OpRecord| adopt_value_file(&self.bulk, &user, op, record);
         let (graph, stored) = self.db.create_computing_graph(caller.id, &meta, &ops, adopt).await?;
         tracing::info!(%graph, owner = %caller.name, ops = ops.len(), "graph created to run");
+        if accounting && let Err(error) = self.db.escrow_graph(graph, caller.id, &caller.name, cost).await {
+            self.db.set_graph_status(graph, GraphStatus::Failed, Some(&error.to_string())).await?;
+            return Err(error);
+        }
         let persisted: Vec<(String, OpId)> =
             stored.iter().filter_map(|op| Some((op.persist.clone()?, op.id))).collect();
         let requirements = meta.requirements.clone();
         let values = stored_values(&stored, ops);
         let (done, computed) = tokio::sync::oneshot::channel();
-        let command = Command::ExecuteStored { graph, requirements, ops: stored, values, done: Some(done) };
+        let payer = accounting.then_some(caller.id);
+        let command = Command::ExecuteStored { graph, requirements, ops: stored, values, done: Some(done), payer };
         self.scheduler.send(command).await?;
         let deadline = tokio::time::Instant::now() + super::wait_limit(Some(wait_ms));
         // Unanswered (failed, cancelled, still computing): the database says where it stands.
@@ -272,17 +307,22 @@ impl Graphs {
         let slot = self.uploads.slot(graph.id);
         let _uploads = slot.lock().await;
         executed(owned_graph(&self.db, caller, id).await?)?;
-        self.start(&graph).await?;
+        self.start(caller, &graph).await?;
         let graph = owned_graph(&self.db, caller, id).await?;
         self.db.progress(&graph).await
     }
 
     /// Starts a pending graph; the caller holds its upload lock and checked its status. A
     /// federated graph opens to providers instead of going to the scheduler.
-    async fn start(&self, graph: &StoredGraph) -> Result<()> {
+    async fn start(&self, caller: &Account, graph: &StoredGraph) -> Result<()> {
         self.uploads.forget(graph.id);
         if graph.meta.approach == Approach::Federated {
             return self.federated.open(graph).await;
+        }
+        if self.accounting == Accounting::On {
+            let ops = self.db.ops(graph.id).await?;
+            let cost = ops.iter().filter(|op| op.status != OpStatus::Computed).map(|op| op_price(op.operation.kind()));
+            self.db.escrow_graph(graph.id, graph.owner, &caller.name, cost.sum()).await?;
         }
         self.db.set_graph_status(graph.id, GraphStatus::Computing, None).await?;
         self.scheduler.send(Command::Execute(graph.id)).await

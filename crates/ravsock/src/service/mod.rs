@@ -9,12 +9,14 @@
 //! - [`topics`]: topics, their rounds, workers' answers and the ground truth;
 //! - [`uploads`]: the id maps of graphs being uploaded;
 //! - [`health`]: whether the server can take work (`GET /readyz`);
+//! - [`ledger`]: balances, movements and credits (`--accounting`);
 //! - [`tokens`]: creating, listing and revoking tokens (admin).
 
 pub mod access;
 pub mod federated;
 pub mod graphs;
 mod health;
+pub mod ledger;
 mod results;
 pub mod tokens;
 pub mod topics;

@@ -8,14 +8,17 @@
 //! topics (their spec, to choose) but no rounds, an admin everything.
 
 use super::access::requester;
+use super::ledger::Accounting;
 use crate::auth::Role;
+use crate::db::ledger::Movement;
 use crate::db::topics::StoredTopic;
 use crate::db::{Account, Db};
 use crate::dispatch::{Command, SchedulerHandle};
 use crate::error::{Error, Result};
+use ravproto::ledger::{Pocket, Reason};
 use ravproto::topics::{
-    AnswerReceipt, MAX_OPEN_TOPICS, MAX_ROUNDS_PER_PAGE, Round, RoundList, RoundStatus, Topic, TopicId, TopicList,
-    TopicSpec,
+    AnswerReceipt, MAX_OPEN_TOPICS, MAX_ROUNDS_PER_PAGE, Round, RoundList, RoundStatus, Score, Topic, TopicId,
+    TopicList, TopicSpec,
 };
 
 /// Topics: what the HTTP handlers call.
@@ -23,6 +26,7 @@ use ravproto::topics::{
 pub struct Topics {
     db: Db,
     scheduler: SchedulerHandle,
+    accounting: Accounting,
 }
 
 fn wire(topic: StoredTopic) -> Topic {
@@ -40,7 +44,7 @@ fn finite(value: f64, what: &str) -> Result<f64> {
 impl Topics {
     /// Topics stored in `db`, run by `scheduler`.
     pub fn new(db: Db, scheduler: SchedulerHandle) -> Topics {
-        Topics { db, scheduler }
+        Topics { db, scheduler, accounting: Accounting::Off }
     }
 
     /// Opens a topic of the caller's: stored, then started (its first round opens at once).
@@ -163,6 +167,11 @@ impl Topics {
         Ok(AnswerReceipt { topic: topic.id, round })
     }
 
+    /// Whether a truth pays the round's rewards through the ledger.
+    pub fn set_accounting(&mut self, accounting: Accounting) {
+        self.accounting = accounting;
+    }
+
     /// The ground truth of a closed round of the caller's topic: stored with each answer's
     /// score and share of the reward (once), and the scored round returned.
     pub async fn truth(&self, caller: &Account, id: u64, number: u64, value: f64) -> Result<Round> {
@@ -174,10 +183,48 @@ impl Topics {
             .await?
             .pop()
             .ok_or_else(|| Error::NotFound(format!("{} has no round {number}", topic.id)))?;
+        // Refused before the rewards are counted, so that a repeat is told it is one (409)
+        // rather than that it cannot pay (402); the database checks again as it stores.
+        if round.status != RoundStatus::Closed || round.truth.is_some() {
+            return Err(Error::Conflict(format!(
+                "round {number} of {} is not closed, or its truth was posted already",
+                topic.id
+            )));
+        }
         let scores = ravproto::topics::score(&round.answers, value, topic.spec.reward_per_round);
-        self.db.set_truth(topic.id, number, value, &scores).await?;
+        let payments = match self.accounting {
+            Accounting::On => self.payments(&topic, number, &scores).await?,
+            Accounting::Off => Vec::new(),
+        };
+        self.db.set_truth(topic.id, number, value, &scores, &payments).await?;
         tracing::info!(topic = %topic.id, round = number, "ground truth posted");
         self.db.rounds(topic.id, number, number).await?.pop().ok_or_else(|| Error::Internal("a round vanished".into()))
+    }
+
+    /// The movements paying each scored worker its share from the topic's requester, once
+    /// checked that the requester has them available (402 otherwise, naming both sums).
+    async fn payments(&self, topic: &StoredTopic, number: u64, scores: &[Score]) -> Result<Vec<Movement>> {
+        let mut payments = Vec::new();
+        for score in scores.iter().filter(|score| score.reward > 0) {
+            let worker = self.db.account_id(&score.worker).await?;
+            payments.push(Movement {
+                key: format!("topic:{}:round:{number}:worker:{worker}", topic.id.0),
+                from: Some((topic.owner, Pocket::Available)),
+                to: (worker, Pocket::Available),
+                amount: score.reward,
+                reason: Reason::TopicReward,
+                reference: format!("{} round {number}", topic.id),
+            });
+        }
+        let due: u64 = payments.iter().map(|payment| payment.amount).sum();
+        let available = self.db.balance(topic.owner, &topic.owner_name).await?.available;
+        if due > available {
+            return Err(Error::InsufficientFunds(format!(
+                "the rewards of round {number} of {} are {due} units, and `{}` has {available} available",
+                topic.id, topic.owner_name
+            )));
+        }
+        Ok(payments)
     }
 
     /// The caller's topic (an admin's: any), or 404.

@@ -17,7 +17,7 @@ const METHODS: [&str; 5] = ["GET", "POST", "PUT", "DELETE", "PATCH"];
 /// Answered without a token: load balancers probe them.
 const PUBLIC: [&str; 2] = [routes::HEALTHZ, routes::READYZ];
 /// Only an admin token is served.
-const ADMIN: [&str; 3] = [routes::ADMIN_TOKENS, routes::ADMIN_TOKEN_REVOKE, routes::METRICS];
+const ADMIN: [&str; 4] = [routes::ADMIN_TOKENS, routes::ADMIN_TOKEN_REVOKE, routes::ADMIN_CREDIT, routes::METRICS];
 
 /// `method path` as `token` with a JSON `body`: the status and the body (JSON, `null` when
 /// empty, or a string holding a body that is not JSON, which a refusal never is).

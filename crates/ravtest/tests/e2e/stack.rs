@@ -87,6 +87,7 @@ pub(crate) fn config(data_dir: &Path, database_url: &str, deadline_base_ms: u64)
         ftp_file_retention_secs: ravsock::config::DEFAULT_FTP_FILE_RETENTION_SECS,
         tls_cert: None,
         tls_key: None,
+        accounting: ravsock::config::Accounting::Off,
         heartbeat_interval_ms: ravsock::config::DEFAULT_HEARTBEAT_INTERVAL_MS,
         heartbeat_timeout_ms: ravsock::config::DEFAULT_HEARTBEAT_TIMEOUT_MS,
     }

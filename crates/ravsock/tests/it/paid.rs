@@ -1,0 +1,132 @@
+//! Graphs paid through the ledger (`ravsock --accounting on`), on the real binary: executing
+//! one moves its cost to escrow (402 with nothing started when the balance is short); each
+//! subgraph pays the provider that computed it from that escrow in the transaction that stores
+//! its results, so SIGKILLs of ravsock mid-graph neither lose nor repeat a payment; what is left
+//! returns when the graph ends. Afterwards every balance matches a hand computation and
+//! `ravsock ledger check` passes.
+
+use crate::kill::{Fixture, Server, connect, fixture, ravsock, spawn_provider};
+use ravop::{Graph, LocalExecutor};
+use ravproto::ledger::{Reason, op_price};
+use ravproto::messages::ErrorCode;
+use ravproto::status::GraphStatus;
+use ravsock::auth::Role;
+use ravsock::db::Db;
+use std::path::Path;
+use std::process::Stdio;
+
+fn start(data_dir: &Path, database_url: &str, port: u16) -> Server {
+    let child = ravsock(data_dir, database_url, port, "warn")
+        .args(["--window", "4", "--accounting", "on"])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("ravsock starts");
+    Server(child)
+}
+
+/// What computing `graph` costs: the prices of its ops that are not uploaded values.
+fn cost(graph: &Graph) -> u64 {
+    graph
+        .to_records()
+        .iter()
+        .filter(|op| op.value.is_none() && op.value_file.is_none())
+        .map(|op| op_price(op.operation.kind()))
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_paid_graph_pays_each_subgraph_once_through_kills_of_the_server() {
+    let Fixture { dir, database_url, requester, provider, port } = fixture().await;
+    let db = Db::connect(&database_url).await.unwrap();
+    let mut providers = vec![provider];
+    for name in ["w2", "w3", "w4"] {
+        providers.push(db.create_account(name, Role::Provider).await.unwrap());
+    }
+    let url = format!("http://127.0.0.1:{port}");
+    let mut server = Some(start(dir.path(), &database_url, port));
+    let client = connect(&url, &requester).await;
+
+    // A chain of 400 ops in subgraphs of 4: long enough to kill twice.
+    let graph = Graph::new("paid chain");
+    let mut x = graph.t(vec![0.5, -0.25]);
+    for i in 0..400 {
+        x = if i % 2 == 0 { &x * 1.001 + 0.01 } else { (&x - 0.005).abs() };
+    }
+    x.persist("end");
+    let price = cost(&graph);
+    assert!(price > 400, "every computed op costs at least a unit: {price}");
+
+    // Short of the price: refused with a typed 402, and the graph stays pending.
+    db.credit("alice", price - 1, "grant-1").await.unwrap();
+    let id = client.submit(&graph).await.unwrap();
+    let short = client.execute(id).await.unwrap_err();
+    assert!(matches!(&short, ravop::Error::Server { code: ErrorCode::InsufficientFunds, .. }), "{short}");
+    assert_eq!(client.progress(id).await.unwrap().status, GraphStatus::Pending);
+    db.credit("alice", 1_000, "grant-2").await.unwrap();
+    client.execute(id).await.unwrap();
+
+    let stops: Vec<_> = providers.iter().map(|token| spawn_provider(url.clone(), token.clone())).collect();
+    // SIGKILL at 20% and at 60%, each time a new process on the same address.
+    let mut kills = 0;
+    let waited = client
+        .wait(id, |progress| {
+            let due = [20.0, 60.0].get(kills).is_some_and(|&at| progress.percent >= at);
+            if due && progress.status == GraphStatus::Computing {
+                kills += 1;
+                drop(server.take());
+                server = Some(start(dir.path(), &database_url, port));
+            }
+        })
+        .await
+        .expect("the graph completes through the kills");
+    assert_eq!(waited.status, GraphStatus::Computed);
+    assert_eq!(kills, 2, "killed twice mid-graph");
+    let local = LocalExecutor::default().run(&graph).unwrap();
+    assert_eq!(&client.fetch(id, "end").await.unwrap(), local.get("end").unwrap());
+
+    // The requester paid exactly the price; the providers got all of it between them; the
+    // escrow is empty; each subgraph was paid once (its own key), and nothing was refunded.
+    let balance = client.balance().await.unwrap();
+    assert_eq!((balance.available, balance.escrowed), (999, 0), "{balance:?}");
+    let entries = client.entries().await.unwrap();
+    let paid: Vec<_> = entries.iter().filter(|e| e.reason == Reason::SubgraphPayment).collect();
+    assert_eq!(paid.iter().map(|e| e.amount).sum::<u64>(), price);
+    let keys: std::collections::BTreeSet<_> = paid.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(keys.len(), paid.len(), "no subgraph paid twice");
+    assert!(paid.len() as u64 >= price / 4, "one payment per subgraph of at most 4 ops: {}", paid.len());
+    assert!(entries.iter().all(|e| e.reason != Reason::GraphRefund), "nothing left to refund");
+    let mut earned = 0;
+    for name in ["worker", "w2", "w3", "w4"] {
+        earned += db.balance(db.account_id(name).await.unwrap(), name).await.unwrap().available;
+    }
+    assert_eq!(earned, price);
+
+    // A cancelled graph returns what its subgraphs did not spend (here, with no provider
+    // left, all of it), as the server handles the cancel.
+    for (stop, provider) in stops {
+        let _ = stop.send(());
+        provider.await.unwrap().unwrap();
+    }
+    let idle = Graph::new("cancelled");
+    (idle.t(vec![1.0]) + 1.0).persist("y");
+    let second = client.submit(&idle).await.unwrap();
+    client.execute(second).await.unwrap();
+    assert_eq!(client.balance().await.unwrap().escrowed, cost(&idle));
+    client.cancel(second).await.unwrap();
+    let mut settled = client.balance().await.unwrap();
+    for _ in 0..400 {
+        if settled.escrowed == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        settled = client.balance().await.unwrap();
+    }
+    assert_eq!((settled.available, settled.escrowed), (999, 0), "{settled:?}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ravsock"))
+        .args(["--data-dir", &dir.path().display().to_string(), "--database-url", &database_url, "ledger", "check"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("ledger ok"), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    drop(server);
+}
