@@ -9,7 +9,7 @@
 //! What to start (or run `bash scripts/demo.sh`, which does all of it):
 //! 1. tokens: one requester, and one provider per worker (`ravsock token create --role
 //!    provider`: a round takes one answer per account);
-//! 2. `cargo run --release -p ravsock -- --accounting on` and units for the rewards:
+//! 2. `cargo run --release -p ravsock -- --accounting on` and units for the graphs and rewards:
 //!    `ravsock account credit --name <requester> --amount 10000` (without `--accounting on`
 //!    the shares are only recorded);
 //! 3. this example, which prints the topic id and waits for rounds;
@@ -29,7 +29,7 @@
 //! round 2: 42.0000 (median of 2 answers)
 //! round 3: 42.0000 (median of 2 answers)
 //! round 1, truth 42.4: topic-a 495 units, topic-b 505 units
-//! demo has 9000 units available
+//! the truth paid 1000 units from demo's balance
 //! topic 1 closed after 3 rounds
 //! ```
 
@@ -93,14 +93,15 @@ async fn run() -> Result<()> {
     // Later, the true value of the first full round becomes known: post it, and the round's
     // reward is split by each answer's accuracy (weight 1 / (1 + relative error)).
     let truth = 42.4;
+    let before = client.balance().await?;
     let scored = client.post_truth(topic.id, first.number, truth).await.context("posting the truth")?;
     let shares: Vec<String> = scored.scores.iter().map(|s| format!("{} {} units", s.worker, s.reward)).collect();
     println!("round {}, truth {truth}: {}", scored.number, shares.join(", "));
     // With `ravsock --accounting on` (the demo's), the shares were paid from this account's
     // balance in the same transaction that stored the truth; a balance short of the reward
     // refuses the truth (402) and stores nothing. With accounting off nothing moves.
-    let balance = client.balance().await?;
-    println!("{} has {} units available", balance.account, balance.available);
+    let after = client.balance().await?;
+    println!("the truth paid {} units from {}'s balance", before.available - after.available, after.account);
 
     let closed = client.close_topic(topic.id).await?;
     println!("topic {} closed after {} rounds", closed.id.0, closed.rounds);

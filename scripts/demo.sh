@@ -4,6 +4,9 @@
 # everything; then a topic (examples/topic.rs) answered in rounds by two worker nodes
 # (`ravpy run` with a [[topics]] entry), each asking its own model server (a file served by
 # python3 -m http.server). Usage: bash scripts/demo.sh
+# ravsock runs with --accounting on: the requester is credited units first, its graphs are
+# paid from escrow and the topic's truth pays the workers; at the end a worker's earnings and
+# `ravsock ledger check`.
 # Every process is set up the original RDF's way: a `.env` file in its own working directory
 # with RAVENVERSE_URL, RAVENVERSE_FTP_URL and TOKEN (ravop and ravpy read them as aliases of
 # RAVSOCK_URL, RAVSOCK_FTP_HOST and RAVSOCK_TOKEN), so no token is on a command line (`ps`
@@ -40,6 +43,9 @@ account_dir() { # name role
 mkdir -p "$data/server"
 requester=$(account_dir demo requester)
 provider=$(account_dir demo-provider provider)
+# Units for the requester's graphs and topic rewards, issued by the operator (the key makes the
+# credit once however often it is run).
+$bin/ravsock --data-dir "$data/server" account credit --name demo --amount 1000000 --key demo-grant
 # Accounting on: the topic's ground truth pays its workers from the requester's balance.
 $bin/ravsock --data-dir "$data/server" --bind "127.0.0.1:$port" --ftp-bind 127.0.0.1:0 --accounting on > "$data/ravsock.log" 2>&1 &
 server=$!
@@ -93,8 +99,6 @@ wait $tutorial
 cat "$data/federated.log"
 (cd "$provider" && $bin/ravpy list-graphs)
 echo "== topic"
-# Units for the topic's rewards, issued by the operator (once, whatever the key sees again).
-$bin/ravsock --data-dir "$data/server" account credit --name demo --amount 10000 --key demo-grant
 $bin/examples/topic > "$data/topic.log" 2>&1 &
 tutorial=$!
 topic=$(opened "$data/topic.log" topic $tutorial)
