@@ -455,4 +455,8 @@ pub struct OpenGraph {
     pub ops: u64,
     /// Computed share, 0 to 100.
     pub percent: f64,
+    /// Units it pays its providers in all, when it pays (ravsock's `--accounting on`): each
+    /// subgraph pays the prices of its ops (`crate::ledger::op_price`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pays: Option<u64>,
 }

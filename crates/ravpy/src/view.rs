@@ -43,7 +43,10 @@ pub fn table(graphs: &[OpenGraph]) -> String {
     if graphs.is_empty() {
         return "no graphs are open to providers right now\n".into();
     }
-    let mut out = format!("{:>6}  {:<24} {:<12} {:>8} {:>6}  requirements\n", "id", "name", "approach", "ops", "done");
+    let mut out = format!(
+        "{:>6}  {:<24} {:<12} {:>8} {:>6} {:>10}  requirements\n",
+        "id", "name", "approach", "ops", "done", "pays"
+    );
     for graph in graphs {
         let req = &graph.requirements;
         let mut needs = Vec::new();
@@ -65,12 +68,13 @@ pub fn table(graphs: &[OpenGraph]) -> String {
         let approach = serde_json::to_value(graph.approach).ok().and_then(|v| v.as_str().map(str::to_string));
         let _ = writeln!(
             out,
-            "{:>6}  {:<24} {:<12} {:>8} {:>5.1}%  {}",
+            "{:>6}  {:<24} {:<12} {:>8} {:>5.1}% {:>10}  {}",
             graph.graph_id.0,
             graph.name.chars().take(24).collect::<String>(),
             approach.unwrap_or_default(),
             graph.ops,
             graph.percent,
+            graph.pays.map_or_else(|| "-".to_string(), |units| units.to_string()),
             if needs.is_empty() { "none".to_string() } else { needs.join(", ") }
         );
     }

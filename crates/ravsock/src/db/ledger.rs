@@ -381,7 +381,18 @@ impl Db {
     /// Returns what is left of an ended graph's escrow to its owner (once); the units
     /// returned.
     pub async fn settle_graph(&self, graph: GraphId, owner: i64) -> Result<u64> {
-        let left = self.open_escrows().await?.into_iter().find(|(id, _)| *id == graph).map_or(0, |(_, left)| left);
+        // This graph's entries only, by the reference index (not every graph's, as
+        // `open_escrows` reads them).
+        let (left,): (i64,) = on_backend!(self, |pool, sql, DB| sqlx::query_as(
+            "SELECT CAST(COALESCE(SUM(CASE WHEN reason = $1 THEN amount ELSE -amount END), 0) AS BIGINT) \
+             FROM ledger_entries WHERE reference = $4 AND reason IN ($1, $2, $3)"
+        )
+        .bind(Reason::GraphEscrow.name())
+        .bind(Reason::SubgraphPayment.name())
+        .bind(Reason::GraphRefund.name())
+        .bind(graph.to_string())
+        .fetch_one(pool)
+        .await)?;
         if left <= 0 {
             return Ok(0);
         }

@@ -95,7 +95,9 @@ impl Dispatcher {
     }
 
     /// The payment for computing `ops` of `graph`, when the graph pays from escrow: the sum of
-    /// their prices (`ravproto::ledger::op_price`), to the provider's account.
+    /// their prices (`ravproto::ledger::op_price`), to the provider's account. A provider the
+    /// scheduler no longer knows (it left as its result was on the way) is not paid; what it
+    /// would have been paid goes back with the rest of the escrow.
     fn payment(&self, provider: ProviderId, graph: GraphId, ops: &[OpId]) -> Option<Movement> {
         let run = self.runs.get(graph)?;
         let payer = run.payer?;

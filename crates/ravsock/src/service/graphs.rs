@@ -12,6 +12,7 @@ use super::ledger::Accounting;
 use super::uploads::Uploads;
 use crate::auth::Role;
 use crate::bulk::{Bulk, requester_user};
+use crate::db::ledger::escrow_key;
 use crate::db::{Account, Db, StoredGraph, StoredOp, StoredValue};
 use crate::dispatch::{Command, SchedulerHandle};
 use crate::error::{Error, Result};
@@ -322,7 +323,12 @@ impl Graphs {
         if self.accounting == Accounting::On {
             let ops = self.db.ops(graph.id).await?;
             let cost = ops.iter().filter(|op| op.status != OpStatus::Computed).map(|op| op_price(op.operation.kind()));
-            self.db.escrow_graph(graph.id, graph.owner, &caller.name, cost.sum()).await?;
+            // The owner pays, also when an admin executes its graph.
+            let owner = match caller.id == graph.owner {
+                true => caller.name.clone(),
+                false => format!("account {}", graph.owner),
+            };
+            self.db.escrow_graph(graph.id, graph.owner, &owner, cost.sum()).await?;
         }
         self.db.set_graph_status(graph.id, GraphStatus::Computing, None).await?;
         self.scheduler.send(Command::Execute(graph.id)).await
@@ -357,6 +363,7 @@ impl Graphs {
                 rules: graph.meta.rules.clone(),
                 ops: progress.ops.values().sum(),
                 percent: progress.percent,
+                pays: self.db.entry_with_key(&escrow_key(graph.id)).await?.map(|escrow| escrow.amount),
             });
         }
         Ok(out)

@@ -64,6 +64,10 @@ async fn a_paid_graph_pays_each_subgraph_once_through_kills_of_the_server() {
     assert_eq!(client.progress(id).await.unwrap().status, GraphStatus::Pending);
     db.credit("alice", 1_000, "grant-2").await.unwrap();
     client.execute(id).await.unwrap();
+    // A provider choosing work sees what the graph pays (`ravpy list-graphs`).
+    let open = ravpy::list_graphs(&url, &providers[0], &Default::default(), None).await.unwrap();
+    assert_eq!(open.iter().find(|g| g.graph_id == id).and_then(|g| g.pays), Some(price));
+    assert_eq!(ravpy::view::table(&open).lines().nth(1).map(|line| line.contains(&price.to_string())), Some(true));
 
     let stops: Vec<_> = providers.iter().map(|token| spawn_provider(url.clone(), token.clone())).collect();
     // SIGKILL at 20% and at 60%, each time a new process on the same address.
