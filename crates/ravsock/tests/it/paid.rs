@@ -17,7 +17,7 @@ use std::process::Stdio;
 
 fn start(data_dir: &Path, database_url: &str, port: u16) -> Server {
     let child = ravsock(data_dir, database_url, port, "warn")
-        .args(["--window", "4", "--accounting", "on"])
+        .args(["--window", "2", "--accounting", "on"])
         .stdout(Stdio::null())
         .spawn()
         .expect("ravsock starts");
@@ -46,15 +46,17 @@ async fn a_paid_graph_pays_each_subgraph_once_through_kills_of_the_server() {
     let mut server = Some(start(dir.path(), &database_url, port));
     let client = connect(&url, &requester).await;
 
-    // A chain of 400 ops in subgraphs of 4: long enough to kill twice.
+    // A chain of 3,200 ops in subgraphs of 2, one after another: long enough (1,600 round
+    // trips, progress reported every 100 ms) to see it at 20% and again at 60% after the first
+    // restart. A shorter one (800 ops in subgraphs of 4) once ran its last 40% between two reports.
     let graph = Graph::new("paid chain");
     let mut x = graph.t(vec![0.5, -0.25]);
-    for i in 0..400 {
+    for i in 0..1_600 {
         x = if i % 2 == 0 { &x * 1.001 + 0.01 } else { (&x - 0.005).abs() };
     }
     x.persist("end");
     let price = cost(&graph);
-    assert!(price > 400, "every computed op costs at least a unit: {price}");
+    assert!(price > 3_000, "every computed op costs at least a unit: {price}");
 
     // Short of the price: refused with a typed 402, and the graph stays pending.
     db.credit("alice", price - 1, "grant-1").await.unwrap();
@@ -97,7 +99,7 @@ async fn a_paid_graph_pays_each_subgraph_once_through_kills_of_the_server() {
     assert_eq!(paid.iter().map(|e| e.amount).sum::<u64>(), price);
     let keys: std::collections::BTreeSet<_> = paid.iter().map(|e| e.key.as_str()).collect();
     assert_eq!(keys.len(), paid.len(), "no subgraph paid twice");
-    assert!(paid.len() as u64 >= price / 4, "one payment per subgraph of at most 4 ops: {}", paid.len());
+    assert!(paid.len() as u64 >= price / 2, "one payment per subgraph of at most 2 ops: {}", paid.len());
     assert!(entries.iter().all(|e| e.reason != Reason::GraphRefund), "nothing left to refund");
     let mut earned = 0;
     for name in ["worker", "w2", "w3", "w4"] {
