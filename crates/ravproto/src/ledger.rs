@@ -11,7 +11,7 @@
 //! # Where units move (`reason`)
 //! | reason | from → to | key |
 //! |---|---|---|
-//! | `credit` | mint → account's available | the admin's key |
+//! | `credit` | mint → account's available | `credit:{the admin's key}` |
 //! | `topic_reward` | requester's available → worker's available | `topic:{id}:round:{n}:worker:{account}` |
 //! | `graph_escrow` | requester's available → requester's escrowed | `graph:{id}:escrow` |
 //! | `subgraph_payment` | requester's escrowed → provider's available | `graph:{id}:op:{first op of the subgraph}` |

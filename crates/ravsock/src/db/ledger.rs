@@ -232,6 +232,9 @@ impl Db {
     pub async fn credit(&self, account: &str, amount: u64, key: &str) -> Result<Entry> {
         check_amount(amount)?;
         check_key(key)?;
+        // An admin's keys live apart from the ones the server makes (`graph:…`, `topic:…`), so
+        // no credit can take the key of a movement the server will make.
+        let key = &format!("credit:{key}");
         let id = self.account_id(account).await?;
         let same = |entry: &Entry| {
             entry.reason == Reason::Credit && entry.amount == amount && entry.to.account.as_deref() == Some(account)
@@ -352,7 +355,7 @@ impl Db {
     /// Whether `graph` has an escrow (it was executed with accounting on): only then are its
     /// subgraphs paid.
     pub async fn graph_escrowed(&self, graph: GraphId) -> Result<bool> {
-        Ok(self.entry_with_key(&escrow_key(graph)).await?.is_some())
+        Ok(self.entry_with_key(&escrow_key(graph)).await?.is_some_and(|entry| entry.reason == Reason::GraphEscrow))
     }
 
     /// What is left of each graph's escrow, by graph, where it is not zero: escrowed minus

@@ -112,9 +112,9 @@ async fn credits_are_an_admins_exact_and_made_once_per_key() {
     assert_eq!((page.entries.len(), page.next), (1, Some(first.id)));
     let rest = entries(&server, &alice, &format!("?after={}", first.id)).await;
     assert_eq!((rest.entries.len(), rest.next), (1, None));
-    assert_eq!(rest.entries[0].key, "grant-3");
+    assert_eq!(rest.entries[0].key, "credit:grant-3", "an admin's key, apart from the server's");
     let theirs = entries(&server, &worker, "").await;
-    assert_eq!(theirs.entries.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(), ["race"]);
+    assert_eq!(theirs.entries.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(), ["credit:race"]);
 
     let report = server.state.db.check_ledger().await.unwrap();
     assert_eq!((report.entries, report.issued, report.problems.len()), (3, MAX_AMOUNT + 70, 0), "{report:?}");
