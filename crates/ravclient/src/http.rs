@@ -137,6 +137,22 @@ impl Http {
         self.send(Repeat::Safe, path, |client, url| client.get(url)).await
     }
 
+    /// Every movement into or out of the caller's ledger account, oldest first, read page by
+    /// page (`GET /v1/account/entries`).
+    pub async fn ledger_entries(&self) -> Result<Vec<ravproto::ledger::Entry>> {
+        let mut entries = Vec::new();
+        let mut after = 0;
+        loop {
+            let path = format!("{}?after={after}", ravproto::routes::ACCOUNT_ENTRIES);
+            let page: ravproto::ledger::EntryPage = self.get(&path).await?;
+            entries.extend(page.entries);
+            match page.next {
+                Some(next) => after = next,
+                None => return Ok(entries),
+            }
+        }
+    }
+
     /// `GET path`, the body as it came (a key).
     pub async fn get_bytes(&self, path: &str) -> Result<bytes::Bytes> {
         self.send_raw(Repeat::Safe, path, |client, url| client.get(url)).await

@@ -5,7 +5,7 @@
 
 use crate::client::Client;
 use crate::error::Result;
-use ravproto::ledger::{Balance, Entry, EntryPage};
+use ravproto::ledger::{Balance, Entry};
 use ravproto::routes;
 
 impl Client {
@@ -16,15 +16,6 @@ impl Client {
 
     /// Every movement into or out of this account, oldest first (read page by page).
     pub async fn entries(&self) -> Result<Vec<Entry>> {
-        let mut entries = Vec::new();
-        let mut after = 0;
-        loop {
-            let page: EntryPage = self.get(&format!("{}?after={after}", routes::ACCOUNT_ENTRIES)).await?;
-            entries.extend(page.entries);
-            match page.next {
-                Some(next) => after = next,
-                None => return Ok(entries),
-            }
-        }
+        Ok(self.http.ledger_entries().await?)
     }
 }

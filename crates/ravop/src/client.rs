@@ -70,7 +70,7 @@ pub use ravclient::RECONNECT_FOR;
 /// credentials). [`Client::connect`] itself does not wait: a wrong URL fails at once.
 #[derive(Clone, Debug)]
 pub struct Client {
-    http: Http,
+    pub(crate) http: Http,
     ftp_host: Option<String>,
 }
 

@@ -16,6 +16,9 @@
 //! | `graph_escrow` | requester's available → requester's escrowed | `graph:{id}:escrow` |
 //! | `subgraph_payment` | requester's escrowed → provider's available | `graph:{id}:op:{first op of the subgraph}` |
 //! | `graph_refund` | requester's escrowed → requester's available | `graph:{id}:refund` |
+//! | `stake` | provider's available → provider's staked | `graph:{id}:stake:{account}` |
+//! | `slash` | provider's staked → provider's slashed | `graph:{id}:slash:{account}` |
+//! | `stake_return` | provider's staked → provider's available | `graph:{id}:unstake:{account}` |
 //!
 //! # What a graph costs
 //! With accounting on, executing a graph moves its cost to escrow (refused with 402
@@ -24,6 +27,14 @@
 //! when its results are stored, pays the provider that computed it the price of its ops, in
 //! the same transaction; when the graph ends (computed, failed or cancelled) what is left in
 //! its escrow goes back to the requester.
+//!
+//! # Stakes
+//! A paid graph may ask each provider for a stake ([`crate::messages::Requirements::min_stake`]).
+//! A provider's account stakes it once per graph, when it is first handed a subgraph of it; an
+//! account whose available balance is short is not given the graph's work (a provider that
+//! chose that graph is rejected with the reason). Leaving while holding a subgraph of it, or
+//! missing a subgraph's deadline, moves [`slash_amount`] of the stake to `slashed`, once per
+//! graph and account; the rest returns when the graph ends (computed, failed or cancelled).
 //!
 //! `ravsock ledger check` recomputes every balance from the entries and checks the invariants
 //! (see the server's `ledger` module).
@@ -90,12 +101,26 @@ pub enum Reason {
     SubgraphPayment,
     /// What was left of an ended graph's escrow, returned.
     GraphRefund,
+    /// A provider's stake for a graph it works on.
+    Stake,
+    /// Part of a provider's stake kept because it left holding work or missed a deadline.
+    Slash,
+    /// What is left of a provider's stake, returned when its graph ended.
+    StakeReturn,
 }
 
 impl Reason {
     /// Every reason.
-    pub const ALL: [Reason; 5] =
-        [Reason::Credit, Reason::TopicReward, Reason::GraphEscrow, Reason::SubgraphPayment, Reason::GraphRefund];
+    pub const ALL: [Reason; 8] = [
+        Reason::Credit,
+        Reason::TopicReward,
+        Reason::GraphEscrow,
+        Reason::SubgraphPayment,
+        Reason::GraphRefund,
+        Reason::Stake,
+        Reason::Slash,
+        Reason::StakeReturn,
+    ];
 
     /// The stored name.
     pub fn name(self) -> &'static str {
@@ -105,12 +130,30 @@ impl Reason {
             Reason::GraphEscrow => "graph_escrow",
             Reason::SubgraphPayment => "subgraph_payment",
             Reason::GraphRefund => "graph_refund",
+            Reason::Stake => "stake",
+            Reason::Slash => "slash",
+            Reason::StakeReturn => "stake_return",
         }
     }
 
     /// The reason of a stored name.
     pub fn from_name(name: &str) -> Option<Reason> {
         Reason::ALL.into_iter().find(|reason| reason.name() == name)
+    }
+}
+
+/// The share of a stake, in percent, kept when a provider leaves holding work or misses a
+/// deadline: enough to hurt a provider that walks away, not all of it for one dropped
+/// connection.
+pub const SLASH_PERCENT: u64 = 50;
+
+/// The units kept of `stake` for a broken promise: [`SLASH_PERCENT`] of it, rounded down, and
+/// at least 1 of any stake.
+pub fn slash_amount(stake: u64) -> u64 {
+    match stake {
+        0 => 0,
+        // In 128 bits: a stake near `MAX_AMOUNT` times the percent overflows 64.
+        stake => ((u128::from(stake) * u128::from(SLASH_PERCENT) / 100) as u64).max(1),
     }
 }
 

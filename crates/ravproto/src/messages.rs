@@ -41,6 +41,16 @@ pub struct Requirements {
     /// graphs with `forward_pass` ops; a requester need not.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub onnx_required: bool,
+    /// Units a provider's account stakes to take part, when the graph pays (ravsock's
+    /// `--accounting on`): moved from its available balance to staked at its first subgraph,
+    /// returned when the graph ends, and [`crate::ledger::slash_amount`] of it kept if it leaves
+    /// holding work or misses a deadline. 0: no stake.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub min_stake: u64,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 /// Requester-chosen description of a graph.

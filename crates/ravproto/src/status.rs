@@ -34,3 +34,10 @@ pub enum GraphStatus {
     /// Cancelled by its requester.
     Cancelled,
 }
+
+impl GraphStatus {
+    /// Whether the graph has ended (computed, failed or cancelled): nothing of it runs again.
+    pub fn has_ended(self) -> bool {
+        matches!(self, GraphStatus::Computed | GraphStatus::Failed | GraphStatus::Cancelled)
+    }
+}

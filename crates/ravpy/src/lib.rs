@@ -118,17 +118,8 @@ pub async fn earnings(
 ) -> Result<(ravproto::ledger::Balance, Vec<ravproto::ledger::Entry>), Error> {
     let http = ravclient::Http::new(server, token, trust).map_err(|e| Error::from_http(server, e))?;
     let balance = http.get(ravproto::routes::ACCOUNT).await.map_err(|e| Error::from_http(server, e))?;
-    let mut entries = Vec::new();
-    let mut after = 0;
-    loop {
-        let path = format!("{}?after={after}", ravproto::routes::ACCOUNT_ENTRIES);
-        let page: ravproto::ledger::EntryPage = http.get(&path).await.map_err(|e| Error::from_http(server, e))?;
-        entries.extend(page.entries);
-        match page.next {
-            Some(next) => after = next,
-            None => return Ok((balance, entries)),
-        }
-    }
+    let entries = http.ledger_entries().await.map_err(|e| Error::from_http(server, e))?;
+    Ok((balance, entries))
 }
 
 /// Why participation stopped.

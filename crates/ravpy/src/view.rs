@@ -62,6 +62,9 @@ pub fn table(graphs: &[OpenGraph]) -> String {
         if let Some(score) = req.min_speed_score {
             needs.push(format!("speed >= {score}"));
         }
+        if req.min_stake > 0 {
+            needs.push(format!("stake {} units", req.min_stake));
+        }
         if let Some(rules) = &graph.rules {
             needs.push(describe_rules(rules));
         }

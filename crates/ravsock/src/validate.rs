@@ -37,9 +37,17 @@ fn name(what: &str, name: &str) -> Result<()> {
     }
 }
 
-/// Validates a new graph's metadata: its name and algorithm label, and its whole size.
+/// Validates a new graph's metadata: its name and algorithm label, the stake it asks of
+/// providers, and its whole size.
 pub fn meta(meta: &GraphMeta) -> Result<()> {
     name("the graph's name", &meta.name)?;
+    let stake = meta.requirements.min_stake;
+    if stake > ravproto::ledger::MAX_AMOUNT {
+        return Err(Error::BadRequest(format!(
+            "a graph may ask a stake of at most {} units, not {stake}",
+            ravproto::ledger::MAX_AMOUNT
+        )));
+    }
     if let Some(algorithm) = &meta.algorithm {
         name("the graph's algorithm label", algorithm)?;
     }

@@ -9,7 +9,12 @@ use expect_test::expect;
 #[test]
 fn names_round_trip() {
     check(&Pocket::OF_ACCOUNTS, expect![[r#"["available","staked","escrowed","slashed"]"#]]);
-    check(&Reason::ALL, expect![[r#"["credit","topic_reward","graph_escrow","subgraph_payment","graph_refund"]"#]]);
+    check(
+        &Reason::ALL,
+        expect![[
+            r#"["credit","topic_reward","graph_escrow","subgraph_payment","graph_refund","stake","slash","stake_return"]"#
+        ]],
+    );
     for pocket in Pocket::OF_ACCOUNTS.into_iter().chain([Pocket::Mint]) {
         assert_eq!(Pocket::from_name(pocket.name()), Some(pocket));
         assert_eq!(serde_json::to_value(pocket).unwrap(), pocket.name());
@@ -26,6 +31,22 @@ fn names_round_trip() {
     assert_eq!(op_price(crate::OpKind::from_name("add").unwrap()), 1);
     assert_eq!(op_price(crate::OpKind::from_name("matmul").unwrap()), 2);
     assert!(!ErrorCode::InsufficientFunds.is_server_fault());
+}
+
+#[test]
+fn a_slash_keeps_half_of_a_stake_and_at_least_a_unit() {
+    assert_eq!([0, 1, 3, 40, 101].map(slash_amount), [0, 1, 1, 20, 50]);
+    assert_eq!(slash_amount(MAX_AMOUNT), MAX_AMOUNT / 2, "no overflow near the maximum");
+}
+
+#[test]
+fn a_stake_is_a_requirement_only_when_asked() {
+    use crate::messages::Requirements;
+    check(&Requirements::default(), expect![[r#"{"min_ram_bytes":null,"gpu_required":false,"min_speed_score":null}"#]]);
+    check(
+        &Requirements { min_stake: 40, ..Requirements::default() },
+        expect![[r#"{"min_ram_bytes":null,"gpu_required":false,"min_speed_score":null,"min_stake":40}"#]],
+    );
 }
 
 #[test]

@@ -48,6 +48,7 @@ fn graph_messages() {
             gpu_required: false,
             min_speed_score: None,
             onnx_required: false,
+            min_stake: 0,
         },
     };
     check(

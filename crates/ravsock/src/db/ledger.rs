@@ -16,7 +16,6 @@
 use super::{Db, Statement, now_secs};
 use crate::error::{Error, Result};
 use ravproto::ledger::{Balance, Book, Entry, EntryPage, MAX_AMOUNT, MAX_KEY_BYTES, Pocket, Reason};
-use ravproto::status::GraphStatus;
 use ravproto::{GraphId, OpId};
 use std::collections::BTreeMap;
 
@@ -207,7 +206,7 @@ impl Db {
     /// Makes `movements` in one transaction of their own. A balance CHECK refusing one (an
     /// overdraft, a balance over the maximum) is an error that [`is_balance_check`] tells: on
     /// PostgreSQL it comes from the statement, on SQLite from the commit.
-    async fn apply(&self, movements: &[&Movement]) -> Result<()> {
+    pub(super) async fn apply(&self, movements: &[&Movement]) -> Result<()> {
         let mut tx = self.write_tx().await?;
         for movement in movements {
             for statement in movement_statements(movement)? {
@@ -414,7 +413,8 @@ impl Db {
     /// Recomputes every balance from the entries and checks the ledger's invariants: each
     /// stored balance equals its entries' sum; the balances add up to the units issued; no
     /// balance is below zero; no reference paid the same account twice for one reason, except
-    /// a graph's subgraphs (each has its own key); and the escrow of an ended graph is zero.
+    /// a graph's subgraphs (each has its own key); and the escrow of an ended graph, and every
+    /// provider's stake in it, is zero.
     pub async fn check_ledger(&self) -> Result<CheckReport> {
         type Sum = (Option<i64>, String, i64);
         let (credited, debited, stored): (Vec<Sum>, Vec<Sum>, Vec<Sum>) = on_backend!(self, |pool, sql, DB| {
@@ -484,13 +484,22 @@ impl Db {
             report.problems.push(format!("the balances add up to {total} units, but {issued} were issued"));
         }
         for (graph, left) in self.open_escrows().await? {
-            let ended = self.graph(graph).await?.is_none_or(|stored| {
-                matches!(stored.status, GraphStatus::Computed | GraphStatus::Failed | GraphStatus::Cancelled)
-            });
+            let ended = self.graph(graph).await?.is_none_or(|stored| stored.status.has_ended());
             if left < 0 {
                 report.problems.push(format!("{graph} paid out {} units more than it escrowed", -left));
             } else if ended {
                 report.problems.push(format!("the escrow of {graph}, which ended, still holds {left} units"));
+            }
+        }
+        for (graph, account, left) in self.open_stakes().await? {
+            if left < 0 {
+                report
+                    .problems
+                    .push(format!("account {account} got back {} units more than it staked in {graph}", -left));
+            } else if self.graph(graph).await?.is_none_or(|stored| stored.status.has_ended()) {
+                report
+                    .problems
+                    .push(format!("account {account} still has {left} units staked in {graph}, which ended"));
             }
         }
         for (reason, reference, count) in twice {

@@ -54,6 +54,7 @@ pub mod ledger;
 pub mod ops;
 pub mod retention;
 mod scratch;
+pub mod stakes;
 #[cfg(test)]
 mod tests;
 pub mod topics;

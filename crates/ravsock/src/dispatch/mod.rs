@@ -10,6 +10,8 @@
 //! - [`runs`]: the record of each executing graph (one removal when it ends);
 //! - [`assign`]: a subgraph handed to a provider, its inputs inline or through ravftp;
 //! - [`results`]: a provider's results checked and stored before the scheduler counts them;
+//! - [`stakes`]: providers' stakes in paid graphs, taken before their first subgraph is sent
+//!   and slashed when they abandon work;
 //! - [`topics`]: topics started and resumed, rounds stored before they are announced, answers
 //!   stored before they count;
 //! - [`outbox`]: emits to providers and requesters, and the room names;
@@ -32,6 +34,7 @@ mod outbox;
 mod results;
 pub mod retention;
 mod runs;
+mod stakes;
 pub mod supervised;
 mod task;
 mod topics;
@@ -45,7 +48,7 @@ use crate::error::{Error, Result};
 use crate::scheduler::{AssignmentId, Event, OpInfo, Scheduler, SchedulerConfig};
 use ravproto::checkpoint::Checkpoint;
 use ravproto::messages::{FileValue, GraphProgress, Requirements};
-use ravproto::status::{GraphStatus, OpStatus};
+use ravproto::status::OpStatus;
 use ravproto::topics::TopicId;
 use ravproto::{GraphId, OpId, ProviderId, Value};
 use socketioxide::SocketIo;
@@ -264,13 +267,20 @@ struct Parts {
 /// Commands that resume every graph left executing (federated graphs have no subgraphs: their
 /// submissions are stored, nothing to resume), and every open topic.
 async fn resumable(db: &Db) -> Result<Vec<Command>> {
-    // Escrows of graphs that ended while their refund could not be written (a crash, a
-    // storage fault) are returned now.
+    // Escrows and stakes of graphs that ended while their return could not be written (a
+    // crash, a storage fault) are returned now.
     for (graph, left) in db.open_escrows().await? {
         let Some(stored) = db.graph(graph).await? else { continue };
-        if left > 0 && matches!(stored.status, GraphStatus::Computed | GraphStatus::Failed | GraphStatus::Cancelled) {
+        if left > 0 && stored.status.has_ended() {
             let refunded = db.settle_graph(graph, stored.owner).await?;
             tracing::info!(%graph, refunded, "escrow of an ended graph returned");
+        }
+    }
+    let staked: std::collections::BTreeSet<GraphId> = db.open_stakes().await?.into_iter().map(|(g, _, _)| g).collect();
+    for graph in staked {
+        if db.graph(graph).await?.is_some_and(|stored| stored.status.has_ended()) {
+            let returned = db.return_stakes(graph).await?;
+            tracing::info!(%graph, returned, "stakes in an ended graph returned");
         }
     }
     let mut commands: Vec<Command> =

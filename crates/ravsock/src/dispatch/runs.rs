@@ -7,7 +7,7 @@ use super::expect::Expected;
 use crate::scheduler::AssignmentId;
 use ravproto::provider::AssignedOp;
 use ravproto::{GraphId, OpId, ProviderId, Value};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use tokio::time::Instant;
 
@@ -33,6 +33,10 @@ pub(super) struct GraphRun {
     /// The account that pays its subgraphs from escrow, when it was executed with accounting
     /// on (`db::ledger`).
     pub(super) payer: Option<i64>,
+    /// The stake each provider's account puts in (0: none; only graphs that pay ask one).
+    pub(super) stake: u64,
+    /// Accounts known to have staked (after a restart, staking again moves nothing).
+    pub(super) staked: BTreeSet<i64>,
 }
 
 /// Where a graph's training state stands.
@@ -81,6 +85,8 @@ impl Runs {
                     expected: HashMap::new(),
                     handed_out: HashMap::new(),
                     payer,
+                    stake: 0,
+                    staked: BTreeSet::new(),
                 };
                 self.runs.insert(graph, run);
             }

@@ -165,9 +165,9 @@ impl Dispatcher {
             }
             if let Some(graph) = cancelled {
                 let (run, _) = self.runs.end(graph);
+                self.settle(graph, run.and_then(|run| run.payer)).await;
                 self.announce_end(graph).await;
                 self.collect_garbage(graph).await;
-                self.settle(graph, run.and_then(|run| run.payer)).await;
             }
         }
     }
@@ -201,6 +201,10 @@ impl Dispatcher {
             false => None,
         };
         self.runs.start(graph, Arc::new(payload), training, payer);
+        if let Some(run) = self.runs.get_mut(graph) {
+            // Stakes are asked only where the graph pays.
+            run.stake = if payer.is_some() { requirements.min_stake } else { 0 };
+        }
         // Only providers built with the `onnx` feature run whole models. The upload sets this in
         // the stored meta too; graphs stored by an older ravsock get it here.
         requirements.onnx_required |= ops.iter().any(|op| op.operation.kind() == ravproto::OpKind::ForwardPass);
@@ -266,11 +270,15 @@ impl Dispatcher {
         }
         self.runs.end(graph);
         self.announce_end(graph).await;
-        // Its run never started, so the escrow (if any) is looked up.
-        if let Ok(Some(stored)) = self.db.graph(graph).await
-            && self.db.graph_escrowed(graph).await.unwrap_or(false)
-        {
-            self.settle(graph, Some(stored.owner)).await;
+        // Its run never started, so the escrow (if any) is looked up; a lookup that fails
+        // leaves the return to the next start's sweep.
+        let escrowed = async { Ok::<_, Error>((self.db.graph(graph).await?, self.db.graph_escrowed(graph).await?)) };
+        match escrowed.await {
+            Ok((Some(stored), true)) => self.settle(graph, Some(stored.owner)).await,
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(%graph, cause = %error, "cannot look up a failed graph's escrow; it is returned at the next start")
+            }
         }
     }
 
@@ -319,6 +327,16 @@ impl Dispatcher {
                 // evicted for the server's failure: it goes back at once, blaming nobody.
                 let (provider, id, graph) = (assignment.provider, assignment.id, assignment.graph);
                 let started = std::time::Instant::now();
+                match self.stake_for(&assignment).await {
+                    Ok(true) => {}
+                    // Handed back: the scheduler gives it to another.
+                    Ok(false) => return Ok(()),
+                    Err(error) => {
+                        let fault = self.server_fault(provider, id, error);
+                        self.followups.push(fault);
+                        return Ok(());
+                    }
+                }
                 match self.assign(assignment).await {
                     Ok(()) => {
                         self.metrics.subgraphs_assigned.inc();
@@ -336,6 +354,10 @@ impl Dispatcher {
             }
             Action::OpenRound { topic, round, deadline_ms } => self.open_round(topic, round, deadline_ms).await,
             Action::CloseRound { topic, round } => self.close_round(topic, round).await,
+            Action::Slash { account, graph, amount, why } => {
+                self.slash(account, graph, amount, why).await;
+                Ok(())
+            }
             Action::Withdraw { provider, assignment } => {
                 self.outbox.to_provider(provider, EVENT_WITHDRAW, &Withdraw { assignment: assignment.0 }).await;
                 Ok(())
@@ -397,22 +419,28 @@ impl Dispatcher {
         let total = run.payload.len() as u64;
         let ops = BTreeMap::from_iter((total > 0).then_some((OpStatus::Computed, total)));
         let progress = GraphProgress::from_counts(graph, GraphStatus::Computed, ops, None);
+        // Settled first: a requester (or provider) that hears of the end reads final balances.
+        self.settle(graph, payer).await;
         if let Some(waiter) = run.waiter {
             let _ = waiter.send(GraphDone { progress: progress.clone(), values });
         }
         self.outbox.ended(graph, progress).await;
         self.collect_garbage(graph).await;
-        self.settle(graph, payer).await;
         Ok(())
     }
 
-    /// Returns what is left of an ended graph's escrow to `payer` (none: it has no escrow).
-    /// Not done now (storage failing), it is done when the scheduler next starts.
+    /// Returns what is left of an ended graph's escrow to `payer` (none: it has no escrow, and
+    /// so no stakes), and its providers' stakes. Not done now (storage failing), it is done
+    /// when the scheduler next starts.
     async fn settle(&self, graph: GraphId, payer: Option<i64>) {
         let Some(payer) = payer else { return };
         match self.db.settle_graph(graph, payer).await {
             Ok(refunded) => tracing::debug!(%graph, refunded, "escrow settled"),
             Err(error) => tracing::warn!(%graph, cause = %error, "cannot return a graph's escrow yet"),
+        }
+        match self.db.return_stakes(graph).await {
+            Ok(returned) => tracing::debug!(%graph, returned, "stakes returned"),
+            Err(error) => tracing::warn!(%graph, cause = %error, "cannot return the stakes in a graph yet"),
         }
     }
 
@@ -443,10 +471,12 @@ impl Dispatcher {
             self.health.storage_failed(format!("the failure of {graph}: {error}"));
             self.health.failed_unstored(graph, notice.failure.clone());
         }
+        if stored.is_ok() {
+            self.settle(graph, ended.and_then(|run| run.payer)).await;
+        }
         self.announce_end(graph).await;
         if stored.is_ok() {
             self.collect_garbage(graph).await;
-            self.settle(graph, ended.and_then(|run| run.payer)).await;
         }
         stored
     }

@@ -20,6 +20,7 @@ impl Scheduler {
         let Some(state) = self.providers.remove(&provider) else { return };
         if !state.in_flight.is_empty() {
             self.abandoned(state.account, "a disconnect while holding work", now, actions);
+            self.slash_abandoned(state.account, state.in_flight.iter().copied(), "it left holding work", actions);
         }
         for assignment in state.in_flight {
             self.attempt_failed(assignment, None, "provider disconnected", actions);

@@ -110,8 +110,10 @@ impl Scheduler {
     }
 }
 
-/// Whether `provider` may work on `graph` at all: the graph it chose (if any) and the graph's
-/// requirements.
+/// Whether `provider` may work on `graph` at all: the graph it chose (if any), the graph's
+/// requirements, and a stake its account could pay.
 pub(super) fn may_take(id: GraphId, requirements: &Requirements, provider: &ProviderState) -> bool {
-    provider.graph.is_none_or(|chosen| chosen == id) && requirements.accepts(&provider.benchmark)
+    provider.graph.is_none_or(|chosen| chosen == id)
+        && requirements.accepts(&provider.benchmark)
+        && !provider.short_of_stake.contains(&id)
 }

@@ -11,7 +11,11 @@
 mod conduct;
 mod failures;
 mod handout;
+mod lifecycle;
 mod partition;
+#[cfg(test)]
+mod stake_tests;
+mod stakes;
 #[cfg(test)]
 mod tests;
 mod topics;
@@ -164,6 +168,14 @@ pub enum Event {
     TopicStopped { topic: TopicId },
     /// A worker's answer to a round was stored.
     RoundAnswered { topic: TopicId, round: u64 },
+    /// The account of the provider an assignment went to could not stake for its graph
+    /// (`stakes`): the assignment was not sent.
+    StakeShort {
+        provider: ProviderId,
+        assignment: AssignmentId,
+        /// Why, told to a provider that chose the graph.
+        reason: String,
+    },
     /// Time passed (the server calls this at [`Scheduler::next_deadline`]).
     Tick,
 }
@@ -242,6 +254,8 @@ pub enum Action {
     OpenRound { topic: TopicId, round: u64, deadline_ms: Millis },
     /// Close a topic's round: its deadline passed, every worker answered, or the topic closed.
     CloseRound { topic: TopicId, round: u64 },
+    /// Keep `amount` of `account`'s stake in `graph`: it abandoned work of it (`why`).
+    Slash { account: Account, graph: GraphId, amount: u64, why: &'static str },
 }
 
 struct SubgraphState {
@@ -290,6 +304,8 @@ struct ProviderState {
     benchmark: Benchmark,
     graph: Option<GraphId>,
     in_flight: BTreeSet<AssignmentId>,
+    /// Graphs whose stake its account could not pay: none of their work comes to it.
+    short_of_stake: BTreeSet<GraphId>,
 }
 
 struct InFlight {
@@ -362,7 +378,8 @@ impl Scheduler {
                     }
                 }
                 let in_flight = self.providers.remove(&provider).map(|p| p.in_flight).unwrap_or_default();
-                self.providers.insert(provider, ProviderState { account, benchmark, graph, in_flight });
+                let short_of_stake = BTreeSet::new();
+                self.providers.insert(provider, ProviderState { account, benchmark, graph, in_flight, short_of_stake });
             }
             Event::ProviderLeft { provider } => self.left(provider, now, &mut actions),
             Event::SubgraphCompleted { provider, assignment } => {
@@ -387,6 +404,11 @@ impl Scheduler {
                     self.server_fault(assignment, &reason, now, &mut actions);
                 }
             }
+            Event::StakeShort { provider, assignment, reason } => {
+                if self.in_flight.get(&assignment).is_some_and(|f| f.provider == provider) {
+                    self.stake_short(provider, assignment, reason, &mut actions);
+                }
+            }
             Event::TopicStarted { topic, timing, next_round, next_open_at, open } => {
                 self.topics.start(topic, timing, next_round, next_open_at, open);
                 self.topics.tick(now, &mut actions);
@@ -398,7 +420,11 @@ impl Scheduler {
                 let expired: Vec<AssignmentId> =
                     self.in_flight.iter().filter(|(_, f)| f.deadline <= now).map(|(id, _)| *id).collect();
                 for assignment in expired {
-                    let Some(provider) = self.in_flight.get(&assignment).map(|f| f.provider) else { continue };
+                    let Some((provider, account)) = self.in_flight.get(&assignment).map(|f| (f.provider, f.account))
+                    else {
+                        continue;
+                    };
+                    self.slash_abandoned(account, [assignment], "it missed a deadline", &mut actions);
                     actions.push(Action::Withdraw { provider, assignment });
                     self.attempt_failed(assignment, None, "deadline exceeded", &mut actions);
                     // A provider that misses a deadline is stuck or gone: stop trusting it,
@@ -465,136 +491,5 @@ impl Scheduler {
     /// Assignments currently out, by provider.
     pub fn in_flight(&self, provider: ProviderId) -> Vec<AssignmentId> {
         self.providers.get(&provider).map(|p| p.in_flight.iter().copied().collect()).unwrap_or_default()
-    }
-
-    fn submit(&mut self, graph: GraphId, ops: Vec<OpInfo>, requirements: Requirements, actions: &mut Vec<Action>) {
-        if self.graphs.get(&graph).is_some_and(|g| g.status == GraphStatus::Computing) {
-            return;
-        }
-        let subgraphs = partition(&ops, self.config.window);
-        let computed: BTreeSet<OpId> = ops.iter().filter(|op| op.computed).map(|op| op.id).collect();
-        let mut consumers: BTreeMap<OpId, Vec<usize>> = BTreeMap::new();
-        let states: Vec<SubgraphState> = subgraphs
-            .into_iter()
-            .enumerate()
-            .map(|(index, subgraph)| {
-                let missing: Vec<OpId> =
-                    subgraph.external_inputs.iter().filter(|id| !computed.contains(id)).copied().collect();
-                for id in &missing {
-                    consumers.entry(*id).or_default().push(index);
-                }
-                let status = if missing.is_empty() { SubgraphStatus::Ready } else { SubgraphStatus::NotReady };
-                SubgraphState {
-                    subgraph,
-                    status,
-                    attempts: 0,
-                    missing_inputs: missing.len(),
-                    failed_by: BTreeSet::new(),
-                    refused_by: BTreeSet::new(),
-                    needs_bytes: 0,
-                }
-            })
-            .collect();
-        let state = GraphState {
-            requirements,
-            status: GraphStatus::Computing,
-            consumers,
-            total_ops: ops.len() as u64,
-            computed_ops: computed.len() as u64,
-            operators: ops.iter().filter(|op| !op.computed).map(|op| (op.id, op.kind.short_name())).collect(),
-            subgraphs: states,
-            pinned: ops.iter().any(|op| op.kind.pinned()),
-            holder: None,
-            training_out: false,
-            server_faults: 0,
-            paused_until: None,
-        };
-        let done = state.subgraphs.is_empty();
-        self.graphs.insert(graph, state);
-        if done {
-            self.finish(graph, GraphStatus::Computed, actions);
-        }
-    }
-
-    fn completed(&mut self, assignment: AssignmentId, actions: &mut Vec<Action>) {
-        let Some(flight) = self.release(assignment) else { return };
-        let Some(graph) = self.graphs.get_mut(&flight.graph) else { return };
-        let sub = &mut graph.subgraphs[flight.subgraph];
-        sub.status = SubgraphStatus::Computed;
-        graph.computed_ops += sub.subgraph.ops.len() as u64;
-        graph.server_faults = 0;
-        let produced = sub.subgraph.ops.clone();
-        for op in produced {
-            for waiting in graph.consumers.remove(&op).unwrap_or_default() {
-                let dependant = &mut graph.subgraphs[waiting];
-                dependant.missing_inputs -= 1;
-                if dependant.missing_inputs == 0 && dependant.status == SubgraphStatus::NotReady {
-                    dependant.status = SubgraphStatus::Ready;
-                }
-            }
-        }
-        if graph.subgraphs.iter().all(|s| s.status == SubgraphStatus::Computed) {
-            // No last progress at 100%: the end is announced with the graph's counts, and a
-            // progress first would wake every waiting requester for one more round trip.
-            self.finish(flight.graph, GraphStatus::Computed, actions);
-        } else {
-            actions.push(Action::Progress {
-                graph: flight.graph,
-                computed: graph.computed_ops,
-                total: graph.total_ops,
-            });
-        }
-    }
-
-    fn fail_graph(&mut self, graph: GraphId, failure: OpFailure, actions: &mut Vec<Action>) {
-        if self.graphs.get(&graph).is_some_and(|g| g.status == GraphStatus::Computing) {
-            self.finish(graph, GraphStatus::Failed, actions);
-            actions.push(Action::GraphFailed { graph, failure });
-        }
-    }
-
-    /// Ends a graph: withdraws whatever is still out and reports completion.
-    fn finish(&mut self, graph: GraphId, status: GraphStatus, actions: &mut Vec<Action>) {
-        let Some(state) = self.graphs.get_mut(&graph) else { return };
-        if state.status != GraphStatus::Computing {
-            return;
-        }
-        state.status = status;
-        // A finished graph keeps only its status; its subgraphs are no longer needed.
-        state.subgraphs.clear();
-        state.consumers.clear();
-        state.operators.clear();
-        let out: Vec<AssignmentId> =
-            self.in_flight.iter().filter(|(_, f)| f.graph == graph).map(|(id, _)| *id).collect();
-        for assignment in out {
-            if let Some(flight) = self.release(assignment) {
-                actions.push(Action::Withdraw { provider: flight.provider, assignment });
-            }
-        }
-        if status == GraphStatus::Computed {
-            actions.push(Action::GraphComputed { graph });
-        }
-        // Providers that chose this graph have nothing more to do here: they are told, and
-        // forgotten, so they can choose another.
-        let bound: Vec<ProviderId> =
-            self.providers.iter().filter(|(_, p)| p.graph == Some(graph)).map(|(id, _)| *id).collect();
-        for provider in bound {
-            self.providers.remove(&provider);
-            let reason = format!("{graph} has ended ({status:?})");
-            actions.push(Action::Rejected { provider, graph: Some(graph), reason, code: RejectionCode::Finished });
-        }
-    }
-
-    fn release(&mut self, assignment: AssignmentId) -> Option<InFlight> {
-        let flight = self.in_flight.remove(&assignment)?;
-        if flight.trains
-            && let Some(graph) = self.graphs.get_mut(&flight.graph)
-        {
-            graph.training_out = false;
-        }
-        if let Some(provider) = self.providers.get_mut(&flight.provider) {
-            provider.in_flight.remove(&assignment);
-        }
-        Some(flight)
     }
 }

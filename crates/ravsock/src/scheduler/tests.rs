@@ -5,33 +5,33 @@ use super::*;
 use ravproto::OpKind;
 use ravproto::provider::OverBudget;
 
-fn op(id: u64, kind: OpKind, inputs: &[u64]) -> OpInfo {
+pub(super) fn op(id: u64, kind: OpKind, inputs: &[u64]) -> OpInfo {
     OpInfo { id: OpId(id), kind, inputs: inputs.iter().map(|&i| OpId(i)).collect(), computed: false, persisted: false }
 }
 
-fn constant(id: u64) -> OpInfo {
+pub(super) fn constant(id: u64) -> OpInfo {
     OpInfo { computed: true, ..op(id, OpKind::Lin, &[]) }
 }
 
 /// `n` independent `neg` ops on two constants (ids 0 and 1).
-fn wide(n: u64) -> Vec<OpInfo> {
+pub(super) fn wide(n: u64) -> Vec<OpInfo> {
     let mut ops = vec![constant(0), constant(1)];
     ops.extend((0..n).map(|i| op(2 + i, OpKind::Neg, &[i % 2])));
     ops
 }
 
 /// A chain of `n` dependent ops after one constant.
-fn chain(n: u64) -> Vec<OpInfo> {
+pub(super) fn chain(n: u64) -> Vec<OpInfo> {
     let mut ops = vec![constant(0)];
     ops.extend((1..=n).map(|i| op(i, OpKind::Neg, &[i - 1])));
     ops
 }
 
-fn bench(score: f64) -> Benchmark {
+pub(super) fn bench(score: f64) -> Benchmark {
     Benchmark { ram_bytes: 8 << 30, cores: 2, gpu: false, speed_score: score, onnx: false, memory_budget_bytes: None }
 }
 
-fn config(window: usize) -> SchedulerConfig {
+pub(super) fn config(window: usize) -> SchedulerConfig {
     SchedulerConfig {
         window,
         max_attempts: 2,
@@ -43,20 +43,20 @@ fn config(window: usize) -> SchedulerConfig {
     }
 }
 
-fn assignments(actions: &[Action]) -> Vec<Assignment> {
+pub(super) fn assignments(actions: &[Action]) -> Vec<Assignment> {
     actions.iter().filter_map(|a| if let Action::Assign(x) = a { Some(x.clone()) } else { None }).collect()
 }
 
-fn join(s: &mut Scheduler, provider: u64, score: f64) -> Vec<Action> {
+pub(super) fn join(s: &mut Scheduler, provider: u64, score: f64) -> Vec<Action> {
     let account = provider as Account;
     s.handle(0, Event::ProviderJoined { provider: ProviderId(provider), account, benchmark: bench(score), graph: None })
 }
 
-fn submit(s: &mut Scheduler, graph: u64, ops: Vec<OpInfo>) -> Vec<Action> {
+pub(super) fn submit(s: &mut Scheduler, graph: u64, ops: Vec<OpInfo>) -> Vec<Action> {
     s.handle(0, Event::GraphSubmitted { graph: GraphId(graph), ops, requirements: Requirements::default() })
 }
 
-fn complete(s: &mut Scheduler, a: &Assignment) -> Vec<Action> {
+pub(super) fn complete(s: &mut Scheduler, a: &Assignment) -> Vec<Action> {
     s.handle(0, Event::SubgraphCompleted { provider: a.provider, assignment: a.id })
 }
 
@@ -518,7 +518,7 @@ fn the_depth_counts_subgraphs_waiting_and_out() {
     assert_eq!(s.depth(), QueueDepth { ready_subgraphs: 5, assigned_subgraphs: 0 });
 }
 
-fn join_graph(s: &mut Scheduler, provider: u64, graph: u64) -> Vec<Action> {
+pub(super) fn join_graph(s: &mut Scheduler, provider: u64, graph: u64) -> Vec<Action> {
     let event = Event::ProviderJoined {
         provider: ProviderId(provider),
         account: provider as Account,
@@ -528,7 +528,7 @@ fn join_graph(s: &mut Scheduler, provider: u64, graph: u64) -> Vec<Action> {
     s.handle(0, event)
 }
 
-fn rejection(actions: &[Action], provider: u64) -> Option<RejectionCode> {
+pub(super) fn rejection(actions: &[Action], provider: u64) -> Option<RejectionCode> {
     actions.iter().find_map(|a| match a {
         Action::Rejected { provider: p, code, .. } if *p == ProviderId(provider) => Some(*code),
         _ => None,

@@ -341,6 +341,9 @@ impl Graphs {
             self.uploads.forget(graph.id);
             self.db.set_graph_status(graph.id, GraphStatus::Cancelled, None).await?;
             self.scheduler.send(Command::Cancel(graph.id)).await?;
+            // Answered once the scheduler has handled it: what is out is withdrawn, and a
+            // paid graph's escrow and stakes are returned, before the requester reads on.
+            self.scheduler.flush().await?;
         }
         let graph = owned_graph(&self.db, caller, id).await?;
         self.db.progress(&graph).await

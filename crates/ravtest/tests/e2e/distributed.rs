@@ -2,13 +2,12 @@
 //! cases (a provider that disappears or never answers, a restarted server, wrong tokens,
 //! another requester's graph) behave, and a requester can follow a graph through pushed events.
 
-use crate::stack::{INLINE_LIMIT, Stack};
+use crate::stack::{INLINE_LIMIT, Stack, silent_provider};
 use futures_util::FutureExt;
 use ndarray::{Array, ArrayD, IxDyn};
 use ravop::ops::{JoinParams, ReduceParams, StatParams, TransposeParams};
 use ravop::{Client, Error, Graph, GraphEvent, GraphStatus, LocalExecutor, TensorValue};
-use ravproto::messages::{Benchmark, ErrorCode};
-use ravproto::provider::{EVENT_ASSIGN, EVENT_JOIN, JoinRequest, NAMESPACE, ProviderAuth};
+use ravproto::messages::ErrorCode;
 use rust_socketio::Payload;
 use rust_socketio::asynchronous::ClientBuilder;
 use tokio::sync::mpsc;
@@ -158,54 +157,10 @@ async fn kernel_errors_fail_the_graph_with_the_op_and_reason() {
     provider.stop().await.unwrap();
 }
 
-/// A provider that joins and never answers; reports each assignment it swallows.
-async fn silent_provider(stack: &Stack) -> (rust_socketio::asynchronous::Client, mpsc::UnboundedReceiver<()>) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let (open_tx, mut open_rx) = mpsc::unbounded_channel();
-    let auth = ProviderAuth { token: stack.provider_token.clone(), protocol_version: ravproto::PROTOCOL_VERSION };
-    let client = ClientBuilder::new(stack.url.clone())
-        .namespace(NAMESPACE)
-        .transport_type(rust_socketio::TransportType::Websocket)
-        .auth(serde_json::to_value(auth).unwrap())
-        .on("open", move |_, _| {
-            let open_tx = open_tx.clone();
-            async move {
-                let _ = open_tx.send(());
-            }
-            .boxed()
-        })
-        .on(EVENT_ASSIGN, move |payload: Payload, _| {
-            let tx = tx.clone();
-            async move {
-                if matches!(payload, Payload::Binary(_)) {
-                    let _ = tx.send(());
-                }
-            }
-            .boxed()
-        })
-        .connect()
-        .await
-        .unwrap();
-    open_rx.recv().await.expect("namespace connected");
-    let join = JoinRequest {
-        benchmark: Benchmark {
-            ram_bytes: 1 << 30,
-            cores: 1,
-            gpu: false,
-            speed_score: 1e6,
-            onnx: false,
-            memory_budget_bytes: None,
-        },
-        graph: None,
-    };
-    client.emit(EVENT_JOIN, serde_json::to_value(join).unwrap()).await.unwrap();
-    (client, rx)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn work_of_a_provider_that_disconnects_is_reassigned() {
     let stack = Stack::start(30_000).await;
-    let (silent, mut assigned) = silent_provider(&stack).await;
+    let (silent, mut assigned) = silent_provider(&stack, &stack.provider_token).await;
     let client = stack.client().await;
     let graph = deep(40);
     let id = client.submit(&graph).await.unwrap();
@@ -225,7 +180,7 @@ async fn a_provider_that_never_answers_loses_its_work_at_the_deadline() {
     // Deadlines of 1.5 s plus 10 ms per op: the silent provider's hand-out expires quickly,
     // while the real provider has ample time even on a loaded 2-core CI machine.
     let stack = Stack::start(1_500).await;
-    let (_silent, mut assigned) = silent_provider(&stack).await;
+    let (_silent, mut assigned) = silent_provider(&stack, &stack.provider_token).await;
     let client = stack.client().await;
     let graph = wide(10);
     let id = client.submit(&graph).await.unwrap();
@@ -241,7 +196,7 @@ async fn a_provider_that_never_answers_loses_its_work_at_the_deadline() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_restarted_server_resumes_unfinished_graphs() {
     let mut stack = Stack::start(30_000).await;
-    let (silent, mut assigned) = silent_provider(&stack).await;
+    let (silent, mut assigned) = silent_provider(&stack, &stack.provider_token).await;
     let graph = deep(60);
     let id = {
         let client = stack.client().await;
@@ -373,7 +328,7 @@ async fn requesters_follow_their_graphs_through_pushed_events() {
     }
     // A provider takes the first subgraph and vanishes: the requester hears of the failed
     // attempt, then of the graph's end once a real provider finished it.
-    let (silent, mut assigned) = silent_provider(&stack).await;
+    let (silent, mut assigned) = silent_provider(&stack, &stack.provider_token).await;
     client.execute(id).await.unwrap();
     assigned.recv().await.expect("the silent provider got work");
     silent.disconnect().await.unwrap();

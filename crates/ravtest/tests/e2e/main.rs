@@ -11,6 +11,7 @@ mod metrics;
 #[cfg(feature = "onnx")]
 mod onnx;
 mod stack;
+mod stakes;
 mod storage;
 #[cfg(feature = "fault-injection")]
 mod supervised;

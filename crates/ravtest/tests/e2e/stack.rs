@@ -24,6 +24,8 @@ pub(crate) struct Stack {
     server: Option<JoinHandle<ravsock::Result<()>>>,
     /// The server's data directory (in `_dir`, or where a test put it).
     data: PathBuf,
+    /// Whether graphs pay (`--accounting`).
+    accounting: ravsock::config::Accounting,
     _dir: tempfile::TempDir,
 }
 
@@ -143,6 +145,20 @@ impl Stack {
         Stack::start_with(dir, data, deadline_base_ms, None, ravclient::Trust::system()).await
     }
 
+    /// A stack whose graphs pay their providers (`--accounting on`).
+    pub(crate) async fn start_paid(deadline_base_ms: u64) -> Stack {
+        let mut stack = Stack::start(deadline_base_ms).await;
+        stack.accounting = ravsock::config::Accounting::On;
+        stack.restart(deadline_base_ms).await;
+        stack
+    }
+
+    /// The server's settings: the tests' defaults, this stack's TLS files and accounting.
+    fn server_config(&self, deadline_base_ms: u64) -> Config {
+        let config = Config { accounting: self.accounting, ..config(&self.data, &self.database_url, deadline_base_ms) };
+        tls_config(config, &self.tls)
+    }
+
     async fn start_with(
         dir: tempfile::TempDir,
         data: PathBuf,
@@ -155,20 +171,23 @@ impl Stack {
         let requester = db.create_account("alice", Role::Requester).await.unwrap();
         let other_requester = db.create_account("bob", Role::Requester).await.unwrap();
         let provider_token = db.create_account("worker", Role::Provider).await.unwrap();
-        let (url, stop, server) = serve(tls_config(config(&data, &database_url, deadline_base_ms), &tls)).await;
-        Stack {
+        let mut stack = Stack {
             data,
-            url,
+            url: String::new(),
             trust,
             tls,
             requester,
             other_requester,
             provider_token,
             database_url,
-            stop_server: Some(stop),
-            server: Some(server),
+            stop_server: None,
+            server: None,
+            accounting: ravsock::config::Accounting::Off,
             _dir: dir,
-        }
+        };
+        let (url, stop, server) = serve(stack.server_config(deadline_base_ms)).await;
+        (stack.url, stack.stop_server, stack.server) = (url, Some(stop), Some(server));
+        stack
     }
 
     /// Stops ravsock (as a crash would: nothing is flushed beyond committed transactions) and
@@ -181,8 +200,7 @@ impl Stack {
             server.abort();
             let _ = server.await;
         }
-        let (url, stop, server) =
-            serve(tls_config(config(&self.data, &self.database_url, deadline_base_ms), &self.tls)).await;
+        let (url, stop, server) = serve(self.server_config(deadline_base_ms)).await;
         self.url = url;
         self.stop_server = Some(stop);
         self.server = Some(server);
@@ -204,33 +222,41 @@ impl Stack {
 
     fn provider_config(&self, token: &str, speed: f64, max_subgraphs: Option<u64>) -> Provider {
         // As ravpy reports itself: ONNX models run when it is built with them.
-        self.provider_full(token, speed, max_subgraphs, cfg!(feature = "onnx"), None, self.trust.clone())
+        spawn_provider(self.participate_config(
+            token,
+            speed,
+            max_subgraphs,
+            cfg!(feature = "onnx"),
+            None,
+            self.trust.clone(),
+        ))
     }
 
     /// A provider that trusts only `trust` (not the stack's CA, say).
     pub(crate) fn provider_trusting(&self, trust: ravclient::Trust) -> Provider {
-        self.provider_full(&self.provider_token, 1.0, None, cfg!(feature = "onnx"), None, trust)
+        spawn_provider(self.participate_config(&self.provider_token, 1.0, None, cfg!(feature = "onnx"), None, trust))
     }
 
     /// A provider whose ops may take at most `max_memory` bytes each (`--max-memory`).
     pub(crate) fn provider_with_memory(&self, speed: f64, max_memory: u64) -> Provider {
-        self.provider_full(
+        spawn_provider(self.participate_config(
             &self.provider_token,
             speed,
             None,
             cfg!(feature = "onnx"),
             Some(max_memory),
             self.trust.clone(),
-        )
+        ))
     }
 
     /// A provider that says it cannot run ONNX models, whatever it was built with.
     #[cfg(feature = "onnx")]
     pub(crate) fn provider_without_onnx(&self, speed: f64) -> Provider {
-        self.provider_full(&self.provider_token, speed, None, false, None, self.trust.clone())
+        spawn_provider(self.participate_config(&self.provider_token, speed, None, false, None, self.trust.clone()))
     }
 
-    fn provider_full(
+    /// What a provider of the account `token` is started with.
+    fn participate_config(
         &self,
         token: &str,
         speed: f64,
@@ -238,9 +264,8 @@ impl Stack {
         onnx: bool,
         max_memory: Option<u64>,
         trust: ravclient::Trust,
-    ) -> Provider {
-        let (events_tx, events) = tokio::sync::mpsc::unbounded_channel();
-        let config = ParticipateConfig {
+    ) -> ParticipateConfig {
+        ParticipateConfig {
             server: self.url.clone(),
             token: token.to_string(),
             trust,
@@ -254,15 +279,20 @@ impl Stack {
                 onnx,
                 memory_budget_bytes: None,
             }),
-            events: Some(events_tx),
+            events: None,
             max_subgraphs,
             max_memory,
+        }
+    }
+
+    /// A provider of the account `token` that chose `graph` alone.
+    pub(crate) fn provider_choosing(&self, token: &str, graph: ravproto::GraphId) -> Provider {
+        let onnx = cfg!(feature = "onnx");
+        let config = ParticipateConfig {
+            graph: Some(graph),
+            ..self.participate_config(token, 1.0, None, onnx, None, self.trust.clone())
         };
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(ravpy::participate(config, async move {
-            let _ = stopped.await;
-        }));
-        Provider { stop: Some(stop), events, task }
+        spawn_provider(config)
     }
 
     pub(crate) fn provider(&self, speed: f64) -> Provider {
@@ -272,6 +302,67 @@ impl Stack {
     pub(crate) async fn client(&self) -> ravop::Client {
         ravop::Client::connect_trusting(&self.url, &self.requester, &self.trust).await.expect("requester connects")
     }
+}
+
+/// Starts a provider with `config`, its events reported to the returned handle.
+fn spawn_provider(config: ParticipateConfig) -> Provider {
+    let (events_tx, events) = tokio::sync::mpsc::unbounded_channel();
+    let config = ParticipateConfig { events: Some(events_tx), ..config };
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(ravpy::participate(config, async move {
+        let _ = stopped.await;
+    }));
+    Provider { stop: Some(stop), events, task }
+}
+
+/// A provider of the account `token` that joins and never answers; reports each assignment
+/// it swallows.
+pub(crate) async fn silent_provider(
+    stack: &Stack,
+    token: &str,
+) -> (rust_socketio::asynchronous::Client, tokio::sync::mpsc::UnboundedReceiver<()>) {
+    use futures_util::FutureExt;
+    use ravproto::provider::{EVENT_ASSIGN, EVENT_JOIN, JoinRequest, NAMESPACE, ProviderAuth};
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let (open_tx, mut open_rx) = tokio::sync::mpsc::unbounded_channel();
+    let auth = ProviderAuth { token: token.to_string(), protocol_version: ravproto::PROTOCOL_VERSION };
+    let client = rust_socketio::asynchronous::ClientBuilder::new(stack.url.clone())
+        .namespace(NAMESPACE)
+        .transport_type(rust_socketio::TransportType::Websocket)
+        .auth(serde_json::to_value(auth).unwrap())
+        .on("open", move |_, _| {
+            let open_tx = open_tx.clone();
+            async move {
+                let _ = open_tx.send(());
+            }
+            .boxed()
+        })
+        .on(EVENT_ASSIGN, move |payload: rust_socketio::Payload, _| {
+            let tx = tx.clone();
+            async move {
+                if matches!(payload, rust_socketio::Payload::Binary(_)) {
+                    let _ = tx.send(());
+                }
+            }
+            .boxed()
+        })
+        .connect()
+        .await
+        .unwrap();
+    open_rx.recv().await.expect("namespace connected");
+    let join = JoinRequest {
+        benchmark: Benchmark {
+            ram_bytes: 1 << 30,
+            cores: 1,
+            gpu: false,
+            speed_score: 1e6,
+            onnx: false,
+            memory_budget_bytes: None,
+        },
+        graph: None,
+    };
+    client.emit(EVENT_JOIN, serde_json::to_value(join).unwrap()).await.unwrap();
+    (client, rx)
 }
 
 /// Runs small graphs until `provider` has computed one: then the server knows it (a join is
