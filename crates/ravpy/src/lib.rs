@@ -13,6 +13,7 @@ mod assignment;
 pub mod bench;
 pub mod compute;
 pub mod federated;
+pub mod metrics;
 pub mod node;
 pub mod view;
 

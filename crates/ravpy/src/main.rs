@@ -73,6 +73,9 @@ enum Command {
         /// Work only on this graph.
         #[arg(long)]
         graph: Option<u64>,
+        /// Serve this provider's metrics at `http://{this}/metrics` (e.g. `127.0.0.1:9464`).
+        #[arg(long, env = "RAVPY_METRICS_BIND")]
+        metrics_bind: Option<std::net::SocketAddr>,
         /// Leave after computing this many subgraphs (the work in hand is finished first).
         #[arg(long)]
         max_subgraphs: Option<u64>,
@@ -162,8 +165,22 @@ fn main() -> Result<()> {
     init_logging(false, None);
     let runtime = tokio::runtime::Runtime::new()?;
     match cli.command {
-        Command::Participate { server, token, ftp_host, graph, max_subgraphs, max_memory, trust } => {
-            let (events, view) = tokio::sync::mpsc::unbounded_channel();
+        Command::Participate { server, token, ftp_host, graph, metrics_bind, max_subgraphs, max_memory, trust } => {
+            let (events, mut seen) = tokio::sync::mpsc::unbounded_channel();
+            let (shown, view) = tokio::sync::mpsc::unbounded_channel();
+            let metrics = ravpy::metrics::Metrics::default();
+            if let Some(address) = metrics_bind {
+                runtime
+                    .block_on(metrics.spawn_server(address))
+                    .map_err(|e| anyhow::anyhow!("cannot serve metrics on {address}: {e}"))?;
+            }
+            // Each event is counted, then shown.
+            runtime.spawn(async move {
+                while let Some(event) = seen.recv().await {
+                    metrics.observe("participate", &event);
+                    let _ = shown.send(event);
+                }
+            });
             let config = ParticipateConfig {
                 server,
                 token,

@@ -49,6 +49,10 @@ pub struct WorkerConfig {
     /// `log_dir`, or beside this file).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_file: Option<PathBuf>,
+    /// Serve the node's metrics at `http://{this}/metrics` (e.g. `127.0.0.1:9464`); none: not
+    /// served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_bind: Option<std::net::SocketAddr>,
     /// Defaults for every entry's retry policy.
     #[serde(default)]
     pub retry: RetryPolicy,

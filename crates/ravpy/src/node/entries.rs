@@ -28,6 +28,8 @@ pub(super) struct Context {
     pub(super) trust: ravclient::Trust,
     pub(super) ftp_host: Option<String>,
     pub(super) board: Board,
+    /// The node's metrics (served when the file names `metrics_bind`).
+    pub(super) metrics: crate::metrics::Metrics,
 }
 
 type Attempt = Pin<Box<dyn Future<Output = Outcome> + Send>>;
@@ -44,8 +46,9 @@ pub(super) fn attempts(
     move || -> Attempt {
         let (context, stopping) = (context.clone(), stopping.clone());
         match &entry {
-            Entry::Participate { entry, .. } => {
-                Box::pin(participate(index, entry.clone(), context, stopping, choice.clone()))
+            Entry::Participate { entry: participating, name, .. } => {
+                let name = name.clone();
+                Box::pin(participate(index, name, participating.clone(), context, stopping, choice.clone()))
             }
             Entry::Federated { entry, .. } => Box::pin(federated(index, entry.clone(), context)),
             Entry::Topics { entry, retry, .. } => Box::pin(topics(index, entry.clone(), *retry, context, stopping)),
@@ -71,6 +74,7 @@ fn fatal(error: &Error) -> bool {
 
 async fn participate(
     index: usize,
+    name: String,
     entry: ParticipateEntry,
     context: Context,
     stopping: watch::Receiver<bool>,
@@ -90,9 +94,11 @@ async fn participate(
     };
     let (events, mut seen) = mpsc::unbounded_channel();
     let board = context.board.clone();
+    let metrics = context.metrics.clone();
     let target = graph.map_or("any graph".to_string(), |g| g.to_string());
     let watcher = tokio::spawn(async move {
         while let Some(event) = seen.recv().await {
+            metrics.observe(&name, &event);
             board.update(index, |row| match event {
                 ProviderEvent::Joined => row.succeeded(format!("joined {target}; computing")),
                 ProviderEvent::Computed { ops, .. } => {

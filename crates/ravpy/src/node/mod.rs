@@ -42,7 +42,16 @@ pub async fn run(loaded: Loaded, shutdown: impl Future<Output = ()>) -> Result<(
         trust,
         ftp_host: loaded.config.ftp_host.clone(),
         board: board.clone(),
+        metrics: crate::metrics::Metrics::default(),
     };
+    if let Some(address) = loaded.config.metrics_bind {
+        let bound = context
+            .metrics
+            .spawn_server(address)
+            .await
+            .map_err(|e| format!("metrics_bind: cannot listen on {address}: {e}"))?;
+        board.serving_metrics(format!("http://{bound}/metrics"));
+    }
     let (stop, stopping) = watch::channel(false);
     let mut supervisors = tokio::task::JoinSet::new();
     for (index, entry) in entries.into_iter().enumerate() {

@@ -126,6 +126,9 @@ pub struct NodeStatus {
     pub updated_at: u64,
     /// Why the node stopped, once it has.
     pub stopped: Option<String>,
+    /// Where the node serves its metrics (`metrics_bind`), as a URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<String>,
     pub entries: Vec<EntryStatus>,
 }
 
@@ -147,6 +150,7 @@ impl Board {
             started_at: now,
             updated_at: now,
             stopped: None,
+            metrics: None,
             entries,
         };
         Board { status: Arc::new(Mutex::new(status)), changed: Arc::default() }
@@ -157,6 +161,12 @@ impl Board {
         if let Some(entry) = self.lock().entries.get_mut(index) {
             change(entry);
         }
+        self.changed.notify_one();
+    }
+
+    /// Records where the node serves its metrics.
+    pub fn serving_metrics(&self, url: String) {
+        self.lock().metrics = Some(url);
         self.changed.notify_one();
     }
 

@@ -63,6 +63,7 @@ async fn a_worker_node_waits_for_ravsock_follows_its_entries_and_rides_out_a_kil
             r#"
 server = "{url}"
 token_env = "WORKER_TOKEN"
+metrics_bind = "127.0.0.1:0"
 
 [retry]
 first_delay = "100ms"
@@ -129,6 +130,16 @@ file = "ages.csv"
     })
     .await;
     assert!(any.entries.iter().all(|e| e.panics == 0), "{any:#?}");
+    // The node's metrics (`metrics_bind`, its address in the status) count the same work.
+    let url = any.metrics.clone().expect("the status names the metrics' address");
+    let http = ravclient::Trust::system().reqwest().expect("an HTTP client");
+    let text = http.get(&url).send().await.unwrap().text().await.unwrap();
+    let counted = |entry: &str| {
+        let prefix = format!("ravpy_subgraphs_computed_total{{entry=\"{entry}\"}} ");
+        text.lines().find_map(|line| line.strip_prefix(&prefix)).map_or(0, |n| n.parse::<u64>().unwrap())
+    };
+    let computed = row(&any, "any").subgraphs + row(&any, "chosen").subgraphs;
+    assert_eq!(counted("any") + counted("chosen"), computed, "{text}");
 
     let _ = stop.send(());
     node.await.unwrap().expect("the node stops cleanly on request");
