@@ -31,7 +31,9 @@ pub struct ReasonLabel {
 /// The labels of a byte count through ravftp.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DirectionLabel {
-    /// `to_providers` (inputs placed in a provider's home for download) or `from_providers`
+    /// `to_providers` (inputs placed in a provider's home for download), `to_requesters`
+    /// (persisted values placed in a requester's home), `from_requesters` (values a requester
+    /// uploaded, checked and adopted) or `from_providers`
     /// (results a provider uploaded, checked and adopted).
     pub direction: &'static str,
 }

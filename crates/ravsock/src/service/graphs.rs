@@ -137,7 +137,7 @@ impl Graphs {
         validate::op_sizes(&chunk.ops, self.max_op_bytes)?;
         federated::check_ops(&graph.meta, &chunk.ops)?;
         let user = requester_user(caller.id);
-        let adopt = |op, record: &OpRecord| adopt_value_file(&self.bulk, &user, op, record);
+        let adopt = |op, record: &OpRecord| self.adopt_value_file(&user, op, record);
         // A federated graph opens to providers instead (`start`), outside this transaction; with
         // accounting on, a graph's cost goes to escrow before it computes (`start` too).
         let then_compute = execute && graph.meta.approach != Approach::Federated && self.accounting == Accounting::Off;
@@ -254,7 +254,7 @@ impl Graphs {
                 )));
             }
         }
-        let adopt = |op, record: &OpRecord| adopt_value_file(&self.bulk, &user, op, record);
+        let adopt = |op, record: &OpRecord| self.adopt_value_file(&user, op, record);
         let (graph, stored) = self.db.create_computing_graph(caller.id, &meta, &ops, adopt).await?;
         tracing::info!(%graph, owner = %caller.name, ops = ops.len(), "graph created to run");
         if accounting && let Err(error) = self.db.escrow_graph(graph, caller.id, &caller.name, cost).await {
@@ -395,27 +395,31 @@ fn runs_models(ops: &[OpRecord]) -> bool {
     ops.iter().any(|op| op.operation.kind() == ravproto::OpKind::ForwardPass)
 }
 
-/// Moves the ravftp file holding the value of `record` (a `lin` op) from `user`'s home into
-/// the blob store as the value of `op`, after checking it holds the declared tensor; its length.
-fn adopt_value_file(bulk: &Bulk, user: &str, op: OpId, record: &OpRecord) -> Result<u64> {
-    let name = record.value_file.as_deref().unwrap_or_default();
-    let invalid = |reason: String| Error::InvalidOp { op: OpRef::Local(record.local_id), reason };
-    let check = bulk.check(user, name).map_err(|e| invalid(e.to_string()))?;
-    if let Operation::Lin(params) = &record.operation {
-        let declared = (params.dtype, params.shape.clone());
-        if check.tensor.as_ref() != Some(&declared) {
-            return Err(invalid(format!(
-                "value file {name} does not hold a {}{:?} tensor",
-                params.dtype, params.shape
-            )));
-        }
-    }
-    bulk.adopt(user, name, op)?;
-    Ok(check.len)
-}
-
 /// The inline values of `records`, by the server ids they were `stored` under (in the same
 /// order).
 fn stored_values(stored: &[StoredOp], records: Vec<OpRecord>) -> Vec<(OpId, Value)> {
     stored.iter().zip(records).filter_map(|(op, record)| Some((op.id, record.value?))).collect()
+}
+
+impl Graphs {
+    /// Moves the ravftp file holding the value of `record` (a `lin` op) from `user`'s home into
+    /// the blob store as the value of `op`, after checking it holds the declared tensor; its length.
+    fn adopt_value_file(&self, user: &str, op: OpId, record: &OpRecord) -> Result<u64> {
+        let bulk = &self.bulk;
+        let name = record.value_file.as_deref().unwrap_or_default();
+        let invalid = |reason: String| Error::InvalidOp { op: OpRef::Local(record.local_id), reason };
+        let check = bulk.check(user, name).map_err(|e| invalid(e.to_string()))?;
+        if let Operation::Lin(params) = &record.operation {
+            let declared = (params.dtype, params.shape.clone());
+            if check.tensor.as_ref() != Some(&declared) {
+                return Err(invalid(format!(
+                    "value file {name} does not hold a {}{:?} tensor",
+                    params.dtype, params.shape
+                )));
+            }
+        }
+        bulk.adopt(user, name, op)?;
+        self.scheduler.metrics().ftp("from_requesters", check.len);
+        Ok(check.len)
+    }
 }

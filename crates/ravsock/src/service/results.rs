@@ -65,6 +65,7 @@ impl Graphs {
             StoredValue::File { .. } => self.bulk.lend(op, &user, &file)?,
             StoredValue::Inline(value) => self.bulk.place(&value, &user, &file)?,
         };
+        self.scheduler.metrics().ftp("to_requesters", len);
         Ok(ResultFile { name: file, len })
     }
 }

@@ -1,5 +1,6 @@
 //! `GET /metrics` on a grid at work: its counters match what the grid did (subgraphs handed
-//! out and computed, ops computed, providers connected, graphs by status), only an admin may
+//! out and computed, ops computed, providers connected, graphs by status, a requester's bytes
+//! through ravftp), only an admin may
 //! read it, and the whole scrape is written to `target/tmp/metrics-scrape.txt`, which CI parses
 //! with the Prometheus project's own Python parser (`scripts/check_metrics.py`).
 
@@ -87,6 +88,19 @@ async fn the_metrics_count_what_the_grid_did() {
     assert_eq!(sample(&after, "ravsock_assign_seconds_count"), assigned);
     let scrape_file = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("metrics-scrape.txt");
     std::fs::write(&scrape_file, &after).unwrap();
+
+    // A requester's own values through ravftp: an input of 100,000 f64 (past the stack's
+    // inline limit) goes up as a file, and the persisted result, as big, comes down as one.
+    let big = Graph::new("big values");
+    (big.t(vec![1.0; 100_000]) * 2.0).persist("y");
+    let big_id = client.run(&big, |_| {}).await.expect("the big graph runs");
+    let y = client.fetch(big_id, "y").await.unwrap();
+    assert_eq!(y.as_tensor().unwrap().to_f64_array().len(), 100_000);
+    let moved = scrape().await;
+    for direction in ["from_requesters", "to_requesters"] {
+        let bytes = sample(&moved, &format!("ravsock_ftp_bytes_total{{direction=\"{direction}\"}}"));
+        assert!(bytes >= 800_000.0, "{direction}: {bytes} bytes\n{moved}");
+    }
 
     for provider in providers {
         provider.stop().await.unwrap();
