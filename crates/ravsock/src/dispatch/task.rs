@@ -269,9 +269,9 @@ impl Dispatcher {
             return;
         }
         self.runs.end(graph);
-        self.announce_end(graph).await;
         // Its run never started, so the escrow (if any) is looked up; a lookup that fails
-        // leaves the return to the next start's sweep.
+        // leaves the return to the next start's sweep. Settled before the end is announced,
+        // as everywhere.
         let escrowed = async { Ok::<_, Error>((self.db.graph(graph).await?, self.db.graph_escrowed(graph).await?)) };
         match escrowed.await {
             Ok((Some(stored), true)) => self.settle(graph, Some(stored.owner)).await,
@@ -280,6 +280,7 @@ impl Dispatcher {
                 tracing::warn!(%graph, cause = %error, "cannot look up a failed graph's escrow; it is returned at the next start")
             }
         }
+        self.announce_end(graph).await;
     }
 
     /// Stores the failures of graphs that ended while storage refused writes.
