@@ -24,6 +24,7 @@ pub mod routes;
 pub mod status;
 pub mod tensor;
 pub mod topics;
+pub mod verify;
 
 pub use ids::{GraphId, OpId, ProviderId};
 pub use index::{IndexExpr, IndexItem, IndexParseError};

@@ -8,6 +8,7 @@ use crate::ids::{GraphId, OpId};
 use crate::ops::Operation;
 use crate::status::{GraphStatus, OpStatus};
 use crate::tensor::Value;
+use crate::verify::Verify;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -47,6 +48,10 @@ pub struct Requirements {
     /// holding work or misses a deadline. 0: no stake.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub min_stake: u64,
+    /// How its results are verified across providers ([`crate::verify`]); not serialized when
+    /// [`Verify::None`], so graphs without it read the same to older providers.
+    #[serde(default, skip_serializing_if = "Verify::is_none")]
+    pub verify: Verify,
 }
 
 fn is_zero(value: &u64) -> bool {

@@ -65,6 +65,9 @@ pub fn table(graphs: &[OpenGraph]) -> String {
         if req.min_stake > 0 {
             needs.push(format!("stake {} units", req.min_stake));
         }
+        if !req.verify.is_none() {
+            needs.push(format!("verify {}", req.verify));
+        }
         if let Some(rules) = &graph.rules {
             needs.push(describe_rules(rules));
         }

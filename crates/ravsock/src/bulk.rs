@@ -153,6 +153,16 @@ impl Bulk {
             .map_err(|e| Error::Storage(format!("cannot move {} into the blob store: {e}", path.display())))
     }
 
+    /// Reads the value in `name` of `user`'s home (checked first with [`Bulk::check`]) and
+    /// removes the file: a verified graph's answer, compared in memory before one is stored.
+    pub fn take_value(&self, user: &str, name: &str) -> Result<Value> {
+        let path = self.home_file(user, name)?;
+        let bytes = std::fs::read(&path)
+            .map_err(|e| Error::Storage(format!("cannot read {} from the ftp home of {user}: {e}", path.display())))?;
+        let _ = std::fs::remove_file(&path);
+        Value::decode_binary_owned(bytes).map_err(|e| Error::BadRequest(format!("file {name}: not a Raven value: {e}")))
+    }
+
     /// Checks that the blob store and the ftp homes take writes: a file is created, written,
     /// synced and removed in each (for `GET /readyz`, and to tell a provider's failed upload
     /// from the server's failing disk).

@@ -38,7 +38,7 @@ fn name(what: &str, name: &str) -> Result<()> {
 }
 
 /// Validates a new graph's metadata: its name and algorithm label, the stake it asks of
-/// providers, and its whole size.
+/// providers, how it verifies results, and its whole size.
 pub fn meta(meta: &GraphMeta) -> Result<()> {
     name("the graph's name", &meta.name)?;
     let stake = meta.requirements.min_stake;
@@ -47,6 +47,14 @@ pub fn meta(meta: &GraphMeta) -> Result<()> {
             "a graph may ask a stake of at most {} units, not {stake}",
             ravproto::ledger::MAX_AMOUNT
         )));
+    }
+    if let Some(problem) = meta.requirements.verify.problem() {
+        return Err(Error::BadRequest(problem));
+    }
+    if meta.approach == ravproto::messages::Approach::Federated && !meta.requirements.verify.is_none() {
+        return Err(Error::BadRequest(
+            "verify applies to distributed graphs: a federated graph's answers are each provider's own data".into(),
+        ));
     }
     if let Some(algorithm) = &meta.algorithm {
         name("the graph's algorithm label", algorithm)?;

@@ -8,7 +8,8 @@
 //! Run with `bash scripts/bench_grid.sh` (it builds the release binaries first). Sizes can be
 //! cut for a quick look: `P1_OPS`, `P2_OPS`, `P3_RUNS`, `P5_MIB`. With `RAVSOCK_ACCOUNTING=on`
 //! ravsock pays for the work through its ledger (the requester is credited first), to compare
-//! with a run without.
+//! with a run without. With `P1_REPLICAS=n` the P1 graph asks for `verify: replicas(n)` (each
+//! provider has an account of its own, so two can agree).
 
 #![allow(clippy::print_stdout)] // A benchmark prints its results.
 
@@ -84,7 +85,9 @@ async fn main() {
     );
     let dir = tempfile::tempdir().unwrap();
     let requester = token(&ravsock, dir.path(), "bench", "requester");
-    let provider = token(&ravsock, dir.path(), "workers", "provider");
+    // An account per provider: replicas must come from distinct accounts.
+    let providers =
+        [token(&ravsock, dir.path(), "workers-1", "provider"), token(&ravsock, dir.path(), "workers-2", "provider")];
     let accounting = std::env::var("RAVSOCK_ACCOUNTING").is_ok_and(|on| on == "on");
     if accounting {
         let out = Command::new(&ravsock)
@@ -115,10 +118,10 @@ async fn main() {
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
     };
-    for _ in 0..2 {
+    for provider in &providers {
         procs.0.push(
             Command::new(&ravpy)
-                .args(["participate", "--server", &url, "--token", &provider])
+                .args(["participate", "--server", &url, "--token", provider])
                 .env("RUST_LOG", "warn")
                 .stdout(Stdio::null())
                 .spawn()
@@ -141,7 +144,14 @@ async fn main() {
 
     // P1: independent scalar ops.
     let p1 = env_or("P1_OPS", 100_000);
-    let graph = Graph::new("p1");
+    let replicas = env_or("P1_REPLICAS", 0) as u32;
+    let verify = match replicas {
+        0 => ravproto::verify::Verify::None,
+        n => ravproto::verify::Verify::Replicas(n),
+    };
+    let requirements = ravproto::messages::Requirements { verify, ..Default::default() };
+    let graph =
+        Graph::with_meta(ravproto::messages::GraphMeta { name: "p1".into(), requirements, ..Default::default() });
     let (a, b) = (graph.scalar(1.5), graph.scalar(2.5));
     for i in 0..p1 {
         let sum = &a + &b;
@@ -159,7 +169,7 @@ async fn main() {
     assert_eq!(first.as_tensor().unwrap().to_f64_array().sum(), 4.0);
     let computing = took - uploaded;
     println!(
-        "P1 {p1} independent scalar ops: {:.2} s, {:.0} ops/s end to end (upload {:.2} s; execute to done {:.2} s, {:.0} ops/s)",
+        "P1 {p1} independent scalar ops (verify {verify:?}): {:.2} s, {:.0} ops/s end to end (upload {:.2} s; execute to done {:.2} s, {:.0} ops/s)",
         took.as_secs_f64(),
         p1 as f64 / took.as_secs_f64(),
         uploaded.as_secs_f64(),

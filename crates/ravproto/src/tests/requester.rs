@@ -49,6 +49,7 @@ fn graph_messages() {
             min_speed_score: None,
             onnx_required: false,
             min_stake: 0,
+            verify: Default::default(),
         },
     };
     check(

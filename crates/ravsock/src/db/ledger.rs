@@ -144,10 +144,15 @@ pub fn escrow_key(graph: GraphId) -> String {
 }
 
 /// The movement paying `provider` the price of a subgraph of `graph` (whose first op is
-/// `first`) from the escrow of `owner`.
-pub fn subgraph_payment(graph: GraphId, first: OpId, owner: i64, provider: i64, price: u64) -> Movement {
+/// `first`) from the escrow of `owner`. A verified graph pays each agreeing answer of a
+/// subgraph (`replica`): its key names the account too.
+pub fn subgraph_payment(graph: GraphId, first: OpId, owner: i64, provider: i64, price: u64, replica: bool) -> Movement {
+    let key = match replica {
+        true => format!("graph:{}:op:{}:by:{provider}", graph.0, first.0),
+        false => format!("graph:{}:op:{}", graph.0, first.0),
+    };
     Movement {
-        key: format!("graph:{}:op:{}", graph.0, first.0),
+        key,
         from: Some((owner, Pocket::Escrowed)),
         to: (provider, Pocket::Available),
         amount: price,

@@ -36,7 +36,7 @@ async fn graph_reads_see_every_write() {
     assert_eq!(status(db.clone()).await, GraphStatus::Computing);
     db.set_graph_status(graph, GraphStatus::Failed, Some("why")).await.unwrap();
     assert_eq!(db.graph(graph).await.unwrap().unwrap().failure.as_deref(), Some("why"));
-    db.store_results(&[], &[], &[stored[0].id], None, Some(graph), None).await.unwrap();
+    db.store_results(&[], &[], &[stored[0].id], None, Some(graph), &[]).await.unwrap();
     let read = db.graph(graph).await.unwrap().unwrap();
     assert_eq!((read.status, read.failure.as_deref()), (GraphStatus::Computed, None));
     // What the cache says is what the database says.

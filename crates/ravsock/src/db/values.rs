@@ -57,9 +57,10 @@ impl Db {
     /// Stores the results of a subgraph and marks its ops computed, in one transaction of a
     /// few statements. `files` are values already moved into the blob store, with their lengths.
     /// With `finishes`, that graph is marked computed in the same transaction (its last
-    /// subgraph: one commit fewer before the requester hears of it). A `payment` (the
-    /// subgraph's price, with accounting on) is made in the same transaction too: a result is
-    /// stored and paid together, or neither.
+    /// subgraph: one commit fewer before the requester hears of it). The `payments` (the
+    /// subgraph's price, with accounting on, to each provider whose answer was stored or
+    /// agreed with it) are made in the same transaction too: a result is stored and paid
+    /// together, or neither.
     pub async fn store_results(
         &self,
         values: &[(OpId, Value)],
@@ -67,9 +68,12 @@ impl Db {
         computed: &[OpId],
         checkpoint: Option<(GraphId, &Checkpoint)>,
         finishes: Option<GraphId>,
-        payment: Option<&Movement>,
+        payments: &[Movement],
     ) -> Result<()> {
-        let payment = payment.map(movement_statements).transpose()?.unwrap_or_default();
+        let mut payment = Vec::new();
+        for movement in payments {
+            payment.extend(movement_statements(movement)?);
+        }
         let values: Vec<(i64, Vec<u8>)> =
             values.iter().map(|(op, value)| (op.0 as i64, value.encode_binary())).collect();
         // One round trip to SQLite's worker thread for the whole transaction.

@@ -12,6 +12,7 @@
 //! - [`results`]: a provider's results checked and stored before the scheduler counts them;
 //! - [`stakes`]: providers' stakes in paid graphs, taken before their first subgraph is sent
 //!   and slashed when they abandon work;
+//! - [`verify`]: a verified graph's answers held and compared until enough agree;
 //! - [`topics`]: topics started and resumed, rounds stored before they are announced, answers
 //!   stored before they count;
 //! - [`outbox`]: emits to providers and requesters, and the room names;
@@ -38,6 +39,7 @@ mod stakes;
 pub mod supervised;
 mod task;
 mod topics;
+mod verify;
 
 pub use health::Health;
 pub use outbox::{graph_room, provider_room, topic_room};

@@ -1,11 +1,13 @@
 //! A provider's results: checked against the assignment (the outputs asked for, the training
 //! checkpoint one step on, files that hold what they announce) and stored in one transaction
 //! before the scheduler hears that the subgraph is computed, so a crash never loses a value
-//! the scheduler relied on.
+//! the scheduler relied on. A verified graph's answers are compared first (`verify.rs`), and
+//! only an agreed value is stored.
 
 use super::expect::{self, Expected};
 use super::runs::TrainingTrack;
 use super::task::{Dispatcher, STORAGE_FAULT};
+use super::verify::Verdict;
 use crate::bulk::provider_user;
 use crate::db::ledger::{Movement, subgraph_payment};
 use crate::error::{Error, Result};
@@ -61,17 +63,31 @@ impl Dispatcher {
             Ok(track) => track,
             Err(reason) => return fail(reason),
         };
-        let stored_files = match self.adopt_files(provider, &files, &expected) {
-            Ok(stored) => stored,
-            Err(Blame::Provider(reason)) => return self.refuse_result(provider, reason, fail).await,
-            Err(Blame::Server(error)) => return Some(self.server_fault(provider, assignment, error)),
+        let verified = self.runs.get(graph).is_some_and(|run| !run.verify.is_none());
+        let (values, stored_files, paid) = if verified {
+            let answer = match self.file_values(provider, values, &files, &expected) {
+                Ok(answer) => answer,
+                Err(Blame::Provider(reason)) => return self.refuse_result(provider, reason, fail).await,
+                Err(Blame::Server(error)) => return Some(self.server_fault(provider, assignment, error)),
+            };
+            match self.verify_answer(provider, assignment, graph, &ops, answer).await {
+                Verdict::Agreed { values, paid } => (values, Vec::new(), paid),
+                Verdict::Pending(event) => return event,
+            }
+        } else {
+            let stored_files = match self.adopt_files(provider, &files, &expected) {
+                Ok(stored) => stored,
+                Err(Blame::Provider(reason)) => return self.refuse_result(provider, reason, fail).await,
+                Err(Blame::Server(error)) => return Some(self.server_fault(provider, assignment, error)),
+            };
+            (values, stored_files, self.scheduler.account_of(provider).into_iter().collect())
         };
         let stored_checkpoint = track.and(checkpoint.as_ref()).map(|c| (graph, c));
         // The graph's last subgraph: its status goes in the same transaction.
         let finishes = self.scheduler.completes(assignment).then_some(graph);
-        let payment = self.payment(provider, graph, &ops);
+        let payments = self.payments(graph, &ops, &paid, verified);
         let writing = std::time::Instant::now();
-        let stored = self.db.store_results(&values, &stored_files, &ops, stored_checkpoint, finishes, payment.as_ref());
+        let stored = self.db.store_results(&values, &stored_files, &ops, stored_checkpoint, finishes, &payments);
         if let Err(error) = stored.await {
             return Some(self.server_fault(provider, assignment, error));
         }
@@ -94,18 +110,20 @@ impl Dispatcher {
         Some(Event::SubgraphCompleted { provider, assignment })
     }
 
-    /// The payment for computing `ops` of `graph`, when the graph pays from escrow: the sum of
-    /// their prices (`ravproto::ledger::op_price`), to the provider's account. A provider the
-    /// scheduler no longer knows (it left as its result was on the way) is not paid; what it
-    /// would have been paid goes back with the rest of the escrow.
-    fn payment(&self, provider: ProviderId, graph: GraphId, ops: &[OpId]) -> Option<Movement> {
-        let run = self.runs.get(graph)?;
-        let payer = run.payer?;
-        let account = self.scheduler.account_of(provider)?;
-        let first = *ops.first()?;
+    /// The payments for computing `ops` of `graph`, when the graph pays from escrow: the sum of
+    /// their prices (`ravproto::ledger::op_price`), to each account in `paid` (the provider's,
+    /// or a verified graph's agreeing ones). A provider the scheduler no longer knows (it left
+    /// as its result was on the way) is not in `paid`; what it would have been paid goes back
+    /// with the rest of the escrow.
+    fn payments(&self, graph: GraphId, ops: &[OpId], paid: &[i64], verified: bool) -> Vec<Movement> {
+        let (Some(run), Some(first)) = (self.runs.get(graph), ops.first()) else { return Vec::new() };
+        let Some(payer) = run.payer else { return Vec::new() };
         let price =
             ops.iter().filter_map(|op| run.payload.get(op)).map(|op| op_price(op.operation.kind())).sum::<u64>();
-        (price > 0).then(|| subgraph_payment(graph, first, payer, account, price))
+        if price == 0 {
+            return Vec::new();
+        }
+        paid.iter().map(|account| subgraph_payment(graph, *first, payer, *account, price, verified)).collect()
     }
 
     /// For an assignment with training ops, the graph's training state before it, once the
@@ -137,34 +155,57 @@ impl Dispatcher {
         let user = provider_user(provider);
         let mut stored = Vec::with_capacity(files.len());
         for file in files {
-            let checked = self.bulk.check(&user, &file.name).and_then(|check| {
-                let meta = check.tensor.map(|(dtype, shape)| TensorMeta { dtype, shape });
-                if check.len != file.len {
-                    Err(Error::BadRequest(format!(
-                        "file {} holds {} bytes, {} announced",
-                        file.name, check.len, file.len
-                    )))
-                } else if let Err(reason) = expect::check(expected, file.op, meta.as_ref()) {
-                    Err(Error::BadRequest(reason))
-                } else {
-                    self.bulk.adopt(&user, &file.name, file.op).map(|()| check.len)
-                }
-            });
-            match checked {
-                Ok(len) => stored.push((file.op, len)),
-                Err(error) if error.is_storage_fault() => return Err(Blame::Server(error)),
-                Err(error) => {
-                    tracing::warn!(%provider, file = %file.name, cause = %error, "unusable result file");
-                    return Err(Blame::Provider(format!("result file of {}: {error}", file.op)));
-                }
-            }
+            let len = self.checked_file(provider, file, expected)?;
+            self.bulk.adopt(&user, &file.name, file.op).map_err(|error| blame(provider, file, error))?;
+            stored.push((file.op, len));
         }
         Ok(stored)
     }
 
+    /// A verified graph's answer: `values`, and the values of the output files read into
+    /// memory (once each is checked), sorted by op for comparison.
+    fn file_values(
+        &self,
+        provider: ProviderId,
+        mut values: Vec<(OpId, Value)>,
+        files: &[FileValue],
+        expected: &Expected,
+    ) -> Result<Vec<(OpId, Value)>, Blame> {
+        let user = provider_user(provider);
+        for file in files {
+            self.checked_file(provider, file, expected)?;
+            let value = self.bulk.take_value(&user, &file.name).map_err(|error| blame(provider, file, error))?;
+            values.push((file.op, value));
+        }
+        values.sort_by_key(|(op, _)| *op);
+        Ok(values)
+    }
+
+    /// Checks that an output file holds one value of the length announced and the dtype and
+    /// shape expected; its length.
+    fn checked_file(&self, provider: ProviderId, file: &FileValue, expected: &Expected) -> Result<u64, Blame> {
+        let check = self.bulk.check(&provider_user(provider), &file.name).map_err(|e| blame(provider, file, e))?;
+        let meta = check.tensor.map(|(dtype, shape)| TensorMeta { dtype, shape });
+        let problem = if check.len != file.len {
+            Some(format!("file {} holds {} bytes, {} announced", file.name, check.len, file.len))
+        } else {
+            expect::check(expected, file.op, meta.as_ref()).err()
+        };
+        match problem {
+            Some(reason) => Err(blame(provider, file, Error::BadRequest(reason))),
+            None => Ok(check.len),
+        }
+    }
+
     /// The server could not hand out or store an assignment of `provider`: not its fault, so
-    /// nothing counts against it and the graph waits (see [`Event::ServerFault`]).
-    pub(super) fn server_fault(&self, provider: ProviderId, assignment: AssignmentId, error: Error) -> Event {
+    /// nothing counts against it and the graph waits (see [`Event::ServerFault`]). A verified
+    /// graph's answers held for that subgraph are dropped, as the scheduler starts it afresh.
+    pub(super) fn server_fault(&mut self, provider: ProviderId, assignment: AssignmentId, error: Error) -> Event {
+        if let Some((_, graph, ops, _)) = self.scheduler.assignment(assignment)
+            && let (Some(run), Some(first)) = (self.runs.get_mut(graph), ops.first())
+        {
+            run.replicas.remove(first);
+        }
         self.metrics.failed("server");
         tracing::error!(%provider, assignment = assignment.0, cause = %error, "server fault; the graph waits");
         if error.is_storage_fault() {
@@ -193,8 +234,17 @@ impl Dispatcher {
     }
 }
 
+/// Whom `error` with a provider's result file is to blame on.
+fn blame(provider: ProviderId, file: &FileValue, error: Error) -> Blame {
+    if error.is_storage_fault() {
+        return Blame::Server(error);
+    }
+    tracing::warn!(%provider, file = %file.name, cause = %error, "unusable result file");
+    Blame::Provider(format!("result file of {}: {error}", file.op))
+}
+
 /// Who a result file that cannot be stored is to blame on.
-enum Blame {
+pub(super) enum Blame {
     /// It does not hold what was announced or expected: refused, counted against the provider.
     Provider(String),
     /// The server's storage failed moving it into place.

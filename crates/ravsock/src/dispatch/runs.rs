@@ -4,8 +4,10 @@
 
 use super::GraphDone;
 use super::expect::Expected;
+use super::verify::Replicas;
 use crate::scheduler::AssignmentId;
 use ravproto::provider::AssignedOp;
+use ravproto::verify::Verify;
 use ravproto::{GraphId, OpId, ProviderId, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -37,6 +39,11 @@ pub(super) struct GraphRun {
     pub(super) stake: u64,
     /// Accounts known to have staked (after a restart, staking again moves nothing).
     pub(super) staked: BTreeSet<i64>,
+    /// How its results are verified.
+    pub(super) verify: Verify,
+    /// Answers held for comparison, by the first op of their subgraph (`verify.rs`); dropped
+    /// with the run (after a restart the subgraph is handed out afresh).
+    pub(super) replicas: HashMap<OpId, Replicas>,
 }
 
 /// Where a graph's training state stands.
@@ -87,6 +94,8 @@ impl Runs {
                     payer,
                     stake: 0,
                     staked: BTreeSet::new(),
+                    verify: Verify::None,
+                    replicas: HashMap::new(),
                 };
                 self.runs.insert(graph, run);
             }

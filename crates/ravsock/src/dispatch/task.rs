@@ -204,10 +204,14 @@ impl Dispatcher {
         if let Some(run) = self.runs.get_mut(graph) {
             // Stakes are asked only where the graph pays.
             run.stake = if payer.is_some() { requirements.min_stake } else { 0 };
+            // A training graph's state lives in one provider: it cannot be replicated (the
+            // upload refuses to verify one; this keeps one stored before that safe).
+            run.verify = if run.training.is_some() { Default::default() } else { requirements.verify };
         }
         // Only providers built with the `onnx` feature run whole models. The upload sets this in
         // the stored meta too; graphs stored by an older ravsock get it here.
         requirements.onnx_required |= ops.iter().any(|op| op.operation.kind() == ravproto::OpKind::ForwardPass);
+        requirements.verify = self.runs.get(graph).map(|run| run.verify).unwrap_or_default();
         Ok(Event::GraphSubmitted { graph, ops: scheduler_ops(ops), requirements })
     }
 

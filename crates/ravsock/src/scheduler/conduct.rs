@@ -3,6 +3,9 @@
 //! times in a row is quarantined for a while: its providers' joins are refused, with the
 //! reason, until the time is up. Finishing an assignment clears the count.
 //!
+//! A verified graph's answers also count: agreeing ones build a clean record (which lets a
+//! spot check take an account's word alone), a wrong one starts it again.
+//!
 //! Kept per account, not per connection: a provider that reconnects is a new connection of
 //! the same account, and must not come back with a clean record.
 
@@ -19,6 +22,8 @@ pub(super) struct Conduct {
     strikes: BTreeMap<Account, u32>,
     /// Quarantined accounts: until when, and why.
     quarantined: BTreeMap<Account, (Millis, String)>,
+    /// Verified answers that agreed with the stored value, in a row.
+    clean_answers: BTreeMap<Account, u32>,
 }
 
 impl Conduct {
@@ -49,6 +54,24 @@ impl Conduct {
     /// `account` finished an assignment: its record is clean again.
     pub(super) fn completed(&mut self, account: Account) {
         self.strikes.remove(&account);
+    }
+
+    /// A verified answer of `account` agreed with the stored value: its record grows, and so
+    /// does its clean slate for strikes.
+    pub(super) fn answered_right(&mut self, account: Account) {
+        let clean = self.clean_answers.entry(account).or_default();
+        *clean = clean.saturating_add(1);
+        self.strikes.remove(&account);
+    }
+
+    /// A verified answer of `account` disagreed with the stored value: its record starts again.
+    pub(super) fn answered_wrong(&mut self, account: Account) {
+        self.clean_answers.remove(&account);
+    }
+
+    /// Verified answers of `account` that agreed, in a row.
+    pub(super) fn clean_answers(&self, account: Account) -> u32 {
+        self.clean_answers.get(&account).copied().unwrap_or(0)
     }
 
     /// Why `account` may not take work at `now`, if it is quarantined.

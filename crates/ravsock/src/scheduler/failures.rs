@@ -68,7 +68,9 @@ impl Scheduler {
         let op_id = op.unwrap_or(sub.subgraph.ops[0]);
         let operator = graph.operators.get(&op_id).copied().unwrap_or("unknown").to_string();
         let max = self.config.max_attempts;
-        if sub.failed_by.len() >= max as usize || sub.attempts >= max.saturating_mul(HANDOUTS_PER_ATTEMPT) {
+        // Hand-outs that answered (a verified graph's replicas) or are still out did not fail.
+        let failed = sub.attempts.saturating_sub((sub.answered_by.len() + sub.out_to.len()) as u32);
+        if sub.failed_by.len() >= max as usize || failed >= max.saturating_mul(HANDOUTS_PER_ATTEMPT) {
             let reason = match sub.failed_by.len() {
                 1 => format!("{reason} (after {} attempts by one provider)", sub.attempts),
                 n => format!("{reason} (after {} attempts by {n} providers)", sub.attempts),
@@ -156,8 +158,13 @@ impl Scheduler {
         let Some(graph) = self.graphs.get_mut(&flight.graph) else { return };
         graph.server_faults += 1;
         let faults = graph.server_faults;
+        let first_handouts = graph.requirements.verify.first_handouts();
         let sub = &mut graph.subgraphs[flight.subgraph];
         sub.attempts = sub.attempts.saturating_sub(1);
+        // A verified graph's answers held for it went with the failed store: it starts afresh.
+        sub.attempts = sub.attempts.saturating_sub(sub.answered_by.len() as u32);
+        sub.answered_by.clear();
+        sub.wanted = first_handouts;
         let op_id = sub.subgraph.ops[0];
         let operator = graph.operators.get(&op_id).copied().unwrap_or("unknown").to_string();
         if faults >= SERVER_RETRIES {

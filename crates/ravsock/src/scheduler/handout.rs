@@ -2,9 +2,14 @@
 //! slot takes the biggest ready subgraph it may compute: its graph's requirements, its chosen
 //! graph, the training holder, its memory budget against what the subgraph is known to need,
 //! never a subgraph its account already refused, and a subgraph its account already failed
-//! only when every provider that may take it has failed it too.
+//! only when every provider that may take it has failed it too. A verified graph's subgraph
+//! is handed out until it has as many answers and hand-outs as it wants, each to an account
+//! that has not answered it and holds no other copy of it.
 
-use super::{Action, Assignment, AssignmentId, InFlight, Millis, ProviderState, Scheduler, SubgraphStatus};
+use super::{
+    Account, Action, Assignment, AssignmentId, InFlight, Millis, ProviderState, Scheduler, SubgraphState,
+    SubgraphStatus,
+};
 use ravproto::GraphId;
 use ravproto::ProviderId;
 use ravproto::messages::Requirements;
@@ -59,7 +64,7 @@ impl Scheduler {
                             // A training graph stays with the provider holding its weights.
                             && (!g.pinned || g.holder.is_none_or(|h| h == provider_id || !providers_now.contains_key(&h)))
                             && !(s.subgraph.trains && g.training_out)
-                            && !s.refused_by.contains(&provider.account)
+                            && !s.closed_to(provider.account)
                             && provider.benchmark.memory_budget() >= s.needs_bytes
                             // A retry goes to another account while one may take it:
                             // a liar that is fastest must not get its lie back.
@@ -79,12 +84,18 @@ impl Scheduler {
                 if graph.pinned {
                     graph.holder = Some(provider_id);
                 }
+                let account = self.providers[&provider_id].account;
                 let sub = &mut graph.subgraphs[index];
-                sub.status = SubgraphStatus::Assigned;
                 sub.attempts += 1;
+                sub.out_to.insert(account);
+                if sub.answered_by.len() + sub.out_to.len() < sub.wanted as usize {
+                    // Another replica to hand out, to another account.
+                    ready.push((size, graph_id, index));
+                } else {
+                    sub.status = SubgraphStatus::Assigned;
+                }
                 let trains = sub.subgraph.trains;
                 graph.training_out |= trains;
-                let account = self.providers[&provider_id].account;
                 self.in_flight.insert(
                     id,
                     InFlight { provider: provider_id, account, graph: graph_id, subgraph: index, deadline, trains },
@@ -107,6 +118,14 @@ impl Scheduler {
                 return;
             }
         }
+    }
+}
+
+impl SubgraphState {
+    /// Whether `account` may not get this subgraph: its kernel refused it, it answered it (a
+    /// verified graph's replica), or it holds a copy now.
+    fn closed_to(&self, account: Account) -> bool {
+        self.refused_by.contains(&account) || self.answered_by.contains(&account) || self.out_to.contains(&account)
     }
 }
 

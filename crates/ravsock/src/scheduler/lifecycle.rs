@@ -41,6 +41,9 @@ impl Scheduler {
                     failed_by: BTreeSet::new(),
                     refused_by: BTreeSet::new(),
                     needs_bytes: 0,
+                    wanted: requirements.verify.first_handouts(),
+                    answered_by: BTreeSet::new(),
+                    out_to: BTreeSet::new(),
                 }
             })
             .collect();
@@ -67,6 +70,18 @@ impl Scheduler {
 
     pub(super) fn completed(&mut self, assignment: AssignmentId, actions: &mut Vec<Action>) {
         let Some(flight) = self.release(assignment) else { return };
+        // Other replicas of it still out are not needed now.
+        let replicas: Vec<AssignmentId> = self
+            .in_flight
+            .iter()
+            .filter(|(_, f)| f.graph == flight.graph && f.subgraph == flight.subgraph)
+            .map(|(id, _)| *id)
+            .collect();
+        for replica in replicas {
+            if let Some(other) = self.release(replica) {
+                actions.push(Action::Withdraw { provider: other.provider, assignment: replica });
+            }
+        }
         let Some(graph) = self.graphs.get_mut(&flight.graph) else { return };
         let sub = &mut graph.subgraphs[flight.subgraph];
         sub.status = SubgraphStatus::Computed;
@@ -136,10 +151,11 @@ impl Scheduler {
 
     pub(super) fn release(&mut self, assignment: AssignmentId) -> Option<InFlight> {
         let flight = self.in_flight.remove(&assignment)?;
-        if flight.trains
-            && let Some(graph) = self.graphs.get_mut(&flight.graph)
-        {
-            graph.training_out = false;
+        if let Some(graph) = self.graphs.get_mut(&flight.graph) {
+            graph.training_out &= !flight.trains;
+            if let Some(sub) = graph.subgraphs.get_mut(flight.subgraph) {
+                sub.out_to.remove(&flight.account);
+            }
         }
         if let Some(provider) = self.providers.get_mut(&flight.provider) {
             provider.in_flight.remove(&assignment);

@@ -19,6 +19,9 @@ mod stakes;
 #[cfg(test)]
 mod tests;
 mod topics;
+#[cfg(test)]
+mod verify_tests;
+mod verifying;
 
 pub use conduct::Account;
 pub use partition::{OpInfo, Subgraph, partition};
@@ -176,6 +179,15 @@ pub enum Event {
         /// Why, told to a provider that chose the graph.
         reason: String,
     },
+    /// A verified graph's answer was held (`verifying`): it does not settle the subgraph yet,
+    /// which needs `answers_wanted` answers in all (more after a disagreement).
+    ReplicaHeld { provider: ProviderId, assignment: AssignmentId, answers_wanted: u32 },
+    /// A verified graph's answers to a subgraph disagree past [`ravproto::verify::max_answers`]:
+    /// the graph fails.
+    Disputed { provider: ProviderId, assignment: AssignmentId, failure: OpFailure },
+    /// A subgraph's answers were compared: these accounts agreed with the stored value, these
+    /// did not (their record of clean answers starts again, and each counts as a strike).
+    Judged { right: Vec<Account>, wrong: Vec<Account> },
     /// Time passed (the server calls this at [`Scheduler::next_deadline`]).
     Tick,
 }
@@ -272,6 +284,13 @@ struct SubgraphState {
     /// The most memory an op of it was reported to need: it goes only to a provider with a
     /// budget this big.
     needs_bytes: u64,
+    /// Answers it needs in all (1, or the replicas of a verified graph, more after a
+    /// disagreement): it is handed out while answers and hand-outs out are fewer.
+    wanted: u32,
+    /// Accounts whose answer is held for comparison: it never goes to them again.
+    answered_by: BTreeSet<Account>,
+    /// Accounts holding it now: never two connections of one account.
+    out_to: BTreeSet<Account>,
 }
 
 struct GraphState {
@@ -404,6 +423,19 @@ impl Scheduler {
                     self.server_fault(assignment, &reason, now, &mut actions);
                 }
             }
+            Event::ReplicaHeld { provider, assignment, answers_wanted } => {
+                if self.in_flight.get(&assignment).is_some_and(|f| f.provider == provider) {
+                    self.replica_held(assignment, answers_wanted);
+                }
+            }
+            Event::Disputed { provider, assignment, failure } => {
+                if let Some(flight) = self.in_flight.get(&assignment).filter(|f| f.provider == provider) {
+                    let graph = flight.graph;
+                    self.release(assignment);
+                    self.fail_graph(graph, failure, &mut actions);
+                }
+            }
+            Event::Judged { right, wrong } => self.judged(right, wrong, now, &mut actions),
             Event::StakeShort { provider, assignment, reason } => {
                 if self.in_flight.get(&assignment).is_some_and(|f| f.provider == provider) {
                     self.stake_short(provider, assignment, reason, &mut actions);
@@ -481,6 +513,12 @@ impl Scheduler {
         let Some(graph) = self.graphs.get(&flight.graph) else { return false };
         let Some(sub) = graph.subgraphs.get(flight.subgraph) else { return false };
         graph.status == GraphStatus::Computing && graph.computed_ops + sub.subgraph.ops.len() as u64 == graph.total_ops
+    }
+
+    /// Whether `account`'s answers are only spot-checked: a record of
+    /// [`ravproto::verify::TRUSTED_AFTER`] agreeing answers in a row.
+    pub fn trusted(&self, account: Account) -> bool {
+        self.conduct.clean_answers(account) >= ravproto::verify::TRUSTED_AFTER
     }
 
     /// The account of a joined provider.

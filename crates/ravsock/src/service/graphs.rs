@@ -236,14 +236,16 @@ impl Graphs {
         validate::inline_values(&ops, self.inline_limit())?;
         validate::op_sizes(&ops, self.max_op_bytes)?;
         meta.requirements.onnx_required |= runs_models(&ops);
+        verifiable(&meta.requirements, ops.iter().any(|op| op.operation.kind().trains()))?;
         let user = requester_user(caller.id);
         // With accounting on, the cost is checked before the graph is made, and escrowed once it
         // has an id (a balance spent meanwhile fails the graph, with the reason).
-        let cost: u64 = ops
+        let price: u64 = ops
             .iter()
             .filter(|op| op.value.is_none() && op.value_file.is_none())
             .map(|op| op_price(op.operation.kind()))
             .sum();
+        let cost = escrow_for(price, &meta.requirements)?;
         let accounting = self.accounting == Accounting::On && cost > 0;
         if accounting {
             let available = self.db.balance(caller.id, &caller.name).await?.available;
@@ -320,15 +322,20 @@ impl Graphs {
         if graph.meta.approach == Approach::Federated {
             return self.federated.open(graph).await;
         }
+        if !graph.meta.requirements.verify.is_none() {
+            let ops = self.db.ops(graph.id).await?;
+            verifiable(&graph.meta.requirements, ops.iter().any(|op| op.operation.kind().trains()))?;
+        }
         if self.accounting == Accounting::On {
             let ops = self.db.ops(graph.id).await?;
-            let cost = ops.iter().filter(|op| op.status != OpStatus::Computed).map(|op| op_price(op.operation.kind()));
+            let price = ops.iter().filter(|op| op.status != OpStatus::Computed).map(|op| op_price(op.operation.kind()));
+            let cost = escrow_for(price.sum(), &graph.meta.requirements)?;
             // The owner pays, also when an admin executes its graph.
             let owner = match caller.id == graph.owner {
                 true => caller.name.clone(),
                 false => format!("account {}", graph.owner),
             };
-            self.db.escrow_graph(graph.id, graph.owner, &owner, cost.sum()).await?;
+            self.db.escrow_graph(graph.id, graph.owner, &owner, cost).await?;
         }
         self.db.set_graph_status(graph.id, GraphStatus::Computing, None).await?;
         self.scheduler.send(Command::Execute(graph.id)).await
@@ -421,5 +428,26 @@ impl Graphs {
         bulk.adopt(user, name, op)?;
         self.scheduler.metrics().ftp("from_requesters", check.len);
         Ok(check.len)
+    }
+}
+
+/// What a graph of this price escrows: the price times the most answers per subgraph its
+/// verification pays ([`ravproto::verify::Verify::cost_factor`]).
+fn escrow_for(price: u64, requirements: &ravproto::messages::Requirements) -> Result<u64> {
+    let factor = requirements.verify.cost_factor();
+    price.checked_mul(factor).filter(|cost| *cost <= ravproto::ledger::MAX_AMOUNT).ok_or_else(|| {
+        Error::BadRequest(format!("this graph costs {price} units, {factor} times over: more than can be escrowed"))
+    })
+}
+
+/// Refuses to verify a graph that trains: its state lives in one provider between subgraphs,
+/// so no second provider can compute the same step.
+fn verifiable(requirements: &ravproto::messages::Requirements, trains: bool) -> Result<()> {
+    match trains && !requirements.verify.is_none() {
+        true => Err(Error::BadRequest(
+            "a graph that trains cannot be verified by replicas: its state lives in one provider; use verify none"
+                .into(),
+        )),
+        false => Ok(()),
     }
 }

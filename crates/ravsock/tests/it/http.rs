@@ -73,7 +73,7 @@ pub(crate) fn seven_chunk() -> Value {
         "value": {"tensor": {"dtype": "i64", "shape": [], "data": [7]}}, "persist": "seven"}]})
 }
 
-fn hello_chunk() -> Value {
+pub(crate) fn hello_chunk() -> Value {
     json!({"ops": [
         {"local_id": 0, "operation": {"operator": "lin", "params": {"dtype": "f64", "shape": [3]}},
          "value": {"tensor": {"dtype": "f64", "shape": [3], "data": [1.0, 2.0, 3.0]}}, "persist": "a"},

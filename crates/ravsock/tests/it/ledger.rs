@@ -181,6 +181,44 @@ async fn a_topic_truth_pays_its_workers_from_the_requesters_balance() {
     assert_eq!((report.entries, report.issued, report.problems), (3, 1500, Vec::<String>::new()));
 }
 
+#[tokio::test]
+async fn verification_settings_are_checked_and_a_verified_graph_escrows_its_price_per_replica() {
+    let mut server = Server::start().await;
+    server.state = server.state.clone().with_accounting(Accounting::On);
+    let alice = server.token("alice", Role::Requester).await;
+    let rules = json!({"columns": {"age": {}}, "min_clients": 1, "privacy": "plain"});
+    for (meta, says) in [
+        (json!({"name": "v", "requirements": {"verify": {"replicas": 1}}}), "2 to 5 replicas"),
+        (json!({"name": "v", "requirements": {"verify": {"replicas": 9}}}), "2 to 5 replicas"),
+        (json!({"name": "v", "requirements": {"verify": {"spot_check": 1.5}}}), "above 0 and at most 1"),
+        (
+            json!({"name": "f", "approach": "federated", "rules": rules, "requirements": {"verify": {"replicas": 2}}}),
+            "verify applies to distributed graphs",
+        ),
+    ] {
+        let (status, reply) = server.call("POST", routes::GRAPHS, Some(&alice), Some(meta.clone())).await;
+        assert_eq!((status, code(&reply)), (StatusCode::BAD_REQUEST, ErrorCode::BadRequest), "{meta}: {reply}");
+        assert!(reply["message"].as_str().unwrap().contains(says), "{meta}: {reply}");
+    }
+    // One add (price 1), computed by three replicas: 3 units escrowed.
+    let meta = json!({"name": "v", "requirements": {"verify": {"replicas": 3}}});
+    let (status, created) = server.call("POST", routes::GRAPHS, Some(&alice), Some(meta)).await;
+    assert_eq!(status, StatusCode::OK, "{created}");
+    let graph = ravproto::GraphId(created["graph_id"].as_u64().unwrap());
+    let (status, _) =
+        server.call("POST", &routes::graph_ops(graph), Some(&alice), Some(crate::http::hello_chunk())).await;
+    assert_eq!(status, StatusCode::OK);
+    server.state.db.credit("alice", 2, "grant-1").await.unwrap();
+    let (status, reply) = server.call("POST", &routes::graph_execute(graph), Some(&alice), None).await;
+    assert_eq!((status, code(&reply)), (StatusCode::PAYMENT_REQUIRED, ErrorCode::InsufficientFunds), "{reply}");
+    assert!(reply["message"].as_str().unwrap().contains("costs 3 units"), "{reply}");
+    server.state.db.credit("alice", 8, "grant-2").await.unwrap();
+    let (status, reply) = server.call("POST", &routes::graph_execute(graph), Some(&alice), None).await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    let now = balance(&server, &alice).await;
+    assert_eq!((now.available, now.escrowed), (7, 3));
+}
+
 /// `ravsock account credit|show` and `ravsock ledger check` on one SQLite file.
 fn ravsock(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_ravsock"))

@@ -25,13 +25,16 @@ use tokio::sync::mpsc;
 
 /// How the liar bends its answers.
 #[derive(Clone, Copy, Debug)]
-enum Lie {
+pub(crate) enum Lie {
     /// The values flattened to one dimension.
     Shape,
     /// The values cast to another dtype.
     Dtype,
     /// An empty list instead of a tensor.
     EmptyList,
+    /// The right dtype and shape, every number one more: only another provider's answer shows
+    /// it (`verified.rs`).
+    Numbers,
 }
 
 fn bend(value: Value, lie: Lie) -> Value {
@@ -48,11 +51,15 @@ fn bend(value: Value, lie: Lie) -> Value {
             Value::Tensor(tensor.cast(other).into_data())
         }
         Lie::EmptyList => Value::List(vec![]),
+        Lie::Numbers => {
+            let more = Tensor::F64(tensor.to_f64_array().mapv(|x| x + 1.0));
+            Value::Tensor(more.cast(tensor.dtype()).into_data())
+        }
     }
 }
 
 /// Connects a provider of `token` that lies on every assignment; returns the refusals it hears.
-async fn liar(stack: &Stack, token: &str, lie: Lie) -> (Client, mpsc::UnboundedReceiver<ErrorBody>) {
+pub(crate) async fn liar(stack: &Stack, token: &str, lie: Lie) -> (Client, mpsc::UnboundedReceiver<ErrorBody>) {
     let (refusals_tx, refusals) = mpsc::unbounded_channel();
     let (open_tx, mut open) = mpsc::unbounded_channel();
     let auth = ProviderAuth { token: token.to_string(), protocol_version: ravproto::PROTOCOL_VERSION };
@@ -146,6 +153,7 @@ async fn every_lie_about_a_results_shape_or_dtype_is_refused_and_an_honest_provi
         let expected = match lie {
             Lie::Shape | Lie::Dtype => "the op makes f64",
             Lie::EmptyList => "is a list; the op makes f64",
+            Lie::Numbers => unreachable!("a numeric lie passes these checks (verified.rs)"),
         };
         assert!(
             body.message.starts_with("results refused: ") && body.message.contains(expected),

@@ -18,3 +18,4 @@ mod supervised;
 mod tls;
 mod tokens;
 mod training;
+mod verified;

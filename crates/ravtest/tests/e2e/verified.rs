@@ -1,0 +1,88 @@
+//! Verification by replicas (`Requirements::verify`, `replicas(2)`) on a paid stack: a liar
+//! built on the ravpy library (test code) answers every subgraph with the right dtype and
+//! shape and every number one more, and is the fastest provider on the grid. Three honest
+//! providers of their own accounts answer too. The graph's results equal the
+//! `LocalExecutor`'s, the liar is slashed once and paid nothing, each subgraph is paid to
+//! exactly two honest accounts (the escrow, twice the price, is spent whole), and the ledger
+//! check finds nothing.
+
+use crate::liars::{Lie, liar};
+use crate::stack::Stack;
+use ravop::{Graph, LocalExecutor};
+use ravproto::ledger::{Reason, op_price, slash_amount};
+use ravproto::messages::{GraphMeta, Requirements};
+use ravproto::status::GraphStatus;
+use ravproto::verify::Verify;
+use ravsock::auth::Role;
+use ravsock::db::Db;
+
+const STAKE: u64 = 40;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_liar_among_replicas_is_outvoted_slashed_and_unpaid_and_the_results_are_the_honest_ones() {
+    let stack = Stack::start_paid(30_000).await;
+    let db = Db::connect(&stack.database_url).await.unwrap();
+    db.credit("alice", 100_000, "grant").await.unwrap();
+    let liar_token = db.create_account("liar", Role::Provider).await.unwrap();
+    db.credit("liar", 100, "liar-grant").await.unwrap();
+    let mut honest_tokens = Vec::new();
+    for name in ["honest-1", "honest-2", "honest-3"] {
+        honest_tokens.push(db.create_account(name, Role::Provider).await.unwrap());
+        db.credit(name, 100, &format!("{name}-grant")).await.unwrap();
+    }
+    let client = stack.client().await;
+    let requirements = Requirements { min_stake: STAKE, verify: Verify::Replicas(2), ..Requirements::default() };
+    let graph = Graph::with_meta(GraphMeta { name: "verified".into(), requirements, ..GraphMeta::default() });
+    let mut x = graph.t(vec![0.5, -0.25, 2.0]);
+    for i in 0..48 {
+        x = if i % 2 == 0 { &x * 1.01 + 0.1 } else { (&x - 0.05).abs() };
+    }
+    x.persist("end");
+    let price: u64 =
+        graph.to_records().iter().filter(|op| op.value.is_none()).map(|op| op_price(op.operation.kind())).sum();
+
+    // The liar joins first and is fastest: it gets a copy of the first subgraph.
+    let (liar, _refusals) = liar(&stack, &liar_token, Lie::Numbers).await;
+    let id = client.submit(&graph).await.unwrap();
+    client.execute(id).await.unwrap();
+    // Providers see how the graph is verified before they take part.
+    let open = ravpy::list_graphs(&stack.url, &honest_tokens[0], &stack.trust, None).await.unwrap();
+    let table = ravpy::view::table(&open);
+    assert!(table.contains("stake 40 units") && table.contains("verify replicas(2)"), "{table}");
+    let honest: Vec<_> = honest_tokens.iter().map(|token| stack.provider_with(token, 1.0)).collect();
+    let done = client.wait(id, |_| {}).await.expect("the graph completes");
+    assert_eq!(done.status, GraphStatus::Computed, "{done:?}");
+    let local = LocalExecutor::default().run(&graph).unwrap();
+    assert_eq!(&client.fetch(id, "end").await.unwrap(), local.get("end").unwrap(), "only agreed values are stored");
+    let _ = liar.disconnect().await;
+    for provider in honest {
+        provider.stop().await.unwrap();
+    }
+
+    let balance = |name: &'static str| {
+        let db = db.clone();
+        async move { db.balance(db.account_id(name).await.unwrap(), name).await.unwrap() }
+    };
+    let liar_now = balance("liar").await;
+    let slashed = slash_amount(STAKE);
+    assert_eq!(
+        (liar_now.available, liar_now.staked, liar_now.slashed),
+        (100 - slashed, 0, slashed),
+        "slashed once for its lies, paid nothing: {liar_now:?}"
+    );
+    let liar_id = db.account_id("liar").await.unwrap();
+    let reasons: Vec<Reason> =
+        db.entries_of(liar_id, 0, 100).await.unwrap().entries.iter().map(|entry| entry.reason).collect();
+    assert_eq!(reasons, [Reason::Credit, Reason::Stake, Reason::Slash, Reason::StakeReturn]);
+    let mut earned = 0;
+    for name in ["honest-1", "honest-2", "honest-3"] {
+        let now = balance(name).await;
+        assert_eq!((now.staked, now.slashed), (0, 0), "{name}: {now:?}");
+        earned += now.available - 100;
+    }
+    assert_eq!(earned, 2 * price, "every subgraph paid to two agreeing accounts");
+    let alice = client.balance().await.unwrap();
+    assert_eq!((alice.available, alice.escrowed), (100_000 - 2 * price, 0), "{alice:?}");
+    let report = db.check_ledger().await.unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+}
