@@ -3,13 +3,16 @@
 //! subgraph pays the provider that computed it from that escrow in the transaction that stores
 //! its results, so SIGKILLs of ravsock mid-graph neither lose nor repeat a payment; what is left
 //! returns when the graph ends, with every provider's stake. Afterwards every balance matches a
-//! hand computation and `ravsock ledger check` passes.
+//! hand computation and `ravsock ledger check` passes. The same chain verified by two replicas
+//! pays each subgraph to exactly two accounts through the kills (answers held when the server
+//! died are asked for again, never paid twice).
 
 use crate::kill::{Fixture, Server, connect, fixture, ravsock, spawn_provider};
 use ravop::{Graph, LocalExecutor};
 use ravproto::ledger::{Reason, op_price};
 use ravproto::messages::{ErrorCode, GraphMeta, Requirements};
 use ravproto::status::GraphStatus;
+use ravproto::verify::Verify;
 use ravsock::auth::Role;
 use ravsock::db::Db;
 use std::path::Path;
@@ -36,6 +39,15 @@ fn cost(graph: &Graph) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_paid_graph_pays_each_subgraph_once_through_kills_of_the_server() {
+    paid_chain_through_kills(Verify::None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_verified_paid_graph_pays_each_subgraph_to_two_accounts_through_kills_of_the_server() {
+    paid_chain_through_kills(Verify::Replicas(2)).await;
+}
+
+async fn paid_chain_through_kills(verify: Verify) {
     let Fixture { dir, database_url, requester, provider, port } = fixture().await;
     let db = Db::connect(&database_url).await.unwrap();
     let mut providers = vec![provider];
@@ -50,14 +62,16 @@ async fn a_paid_graph_pays_each_subgraph_once_through_kills_of_the_server() {
     // trips, progress reported every 100 ms) to see it at 20% and again at 60% after the first
     // restart. A shorter one (800 ops in subgraphs of 4) once ran its last 40% between two reports.
     // Each provider stakes 25 units in it (credited below), once, also across the restarts.
-    let requirements = Requirements { min_stake: 25, ..Requirements::default() };
+    let requirements = Requirements { min_stake: 25, verify, ..Requirements::default() };
     let graph = Graph::with_meta(GraphMeta { name: "paid chain".into(), requirements, ..GraphMeta::default() });
     let mut x = graph.t(vec![0.5, -0.25]);
     for i in 0..1_600 {
         x = if i % 2 == 0 { &x * 1.001 + 0.01 } else { (&x - 0.005).abs() };
     }
     x.persist("end");
-    let price = cost(&graph);
+    // Each subgraph is paid to as many accounts as verify asks answers of.
+    let answers = verify.cost_factor();
+    let price = cost(&graph) * answers;
     assert!(price > 3_000, "every computed op costs at least a unit: {price}");
 
     // Short of the price: refused with a typed 402, and the graph stays pending.
@@ -104,7 +118,13 @@ async fn a_paid_graph_pays_each_subgraph_once_through_kills_of_the_server() {
     assert_eq!(paid.iter().map(|e| e.amount).sum::<u64>(), price);
     let keys: std::collections::BTreeSet<_> = paid.iter().map(|e| e.key.as_str()).collect();
     assert_eq!(keys.len(), paid.len(), "no subgraph paid twice");
-    assert!(paid.len() as u64 >= price / 2, "one payment per subgraph of at most 2 ops: {}", paid.len());
+    assert!(paid.len() as u64 >= price / 2, "a payment per answer to a subgraph of at most 2 ops: {}", paid.len());
+    let mut per_subgraph: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
+    for entry in &paid {
+        let subgraph = entry.key.split(":by:").next().unwrap_or(&entry.key);
+        *per_subgraph.entry(subgraph).or_default() += 1;
+    }
+    assert!(per_subgraph.values().all(|n| *n == answers), "{answers} answers paid per subgraph: {per_subgraph:?}");
     assert!(entries.iter().all(|e| e.reason != Reason::GraphRefund), "nothing left to refund");
     // Every stake came back whole (the server's crashes are no provider's fault), and was
     // taken at most once per provider whatever the restarts (`ledger check` below counts).
