@@ -4,7 +4,7 @@
 //! providers of their own accounts answer too. The graph's results equal the
 //! `LocalExecutor`'s, the liar is slashed once and paid nothing, each subgraph is paid to
 //! exactly two honest accounts (the escrow, twice the price, is spent whole), and the ledger
-//! check finds nothing.
+//! check finds nothing. A spot check replicates new accounts and only samples trusted ones.
 
 use crate::liars::{Lie, liar};
 use crate::stack::Stack;
@@ -12,7 +12,7 @@ use ravop::{Graph, LocalExecutor};
 use ravproto::ledger::{Reason, op_price, slash_amount};
 use ravproto::messages::{GraphMeta, Requirements};
 use ravproto::status::GraphStatus;
-use ravproto::verify::Verify;
+use ravproto::verify::{TRUSTED_AFTER, Verify};
 use ravsock::auth::Role;
 use ravsock::db::Db;
 
@@ -83,6 +83,64 @@ async fn a_liar_among_replicas_is_outvoted_slashed_and_unpaid_and_the_results_ar
     assert_eq!(earned, 2 * price, "every subgraph paid to two agreeing accounts");
     let alice = client.balance().await.unwrap();
     assert_eq!((alice.available, alice.escrowed), (100_000 - 2 * price, 0), "{alice:?}");
+    let report = db.check_ledger().await.unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+}
+
+/// Adaptive replication (`spot_check`): two honest accounts are new, so each answer of theirs
+/// is checked by the other until each has [`TRUSTED_AFTER`] agreeing answers in a row; after
+/// that only the subgraphs the spot check samples (1% here) get a second answer. Each
+/// subgraph is paid once or twice accordingly, and what was escrowed for second answers that
+/// were never asked returns when the graph ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_spot_check_replicates_new_accounts_and_then_only_samples_trusted_ones() {
+    let stack = Stack::start_paid(30_000).await;
+    let db = Db::connect(&stack.database_url).await.unwrap();
+    db.credit("alice", 100_000, "grant").await.unwrap();
+    let tokens = [
+        db.create_account("honest-1", Role::Provider).await.unwrap(),
+        db.create_account("honest-2", Role::Provider).await.unwrap(),
+    ];
+    let client = stack.client().await;
+    let requirements = Requirements { verify: Verify::SpotCheck(0.01), ..Requirements::default() };
+    let graph = Graph::with_meta(GraphMeta { name: "spot-checked".into(), requirements, ..GraphMeta::default() });
+    // A chain of 640 ops, in subgraphs one after another (80 with the stack's window).
+    let mut x = graph.t(vec![0.5, -0.25]);
+    for i in 0..640 {
+        x = if i % 2 == 0 { &x * 1.001 + 0.01 } else { (&x - 0.005).abs() };
+    }
+    x.persist("end");
+    let providers: Vec<_> = tokens.iter().map(|token| stack.provider_with(token, 1.0)).collect();
+    let id = client.submit(&graph).await.unwrap();
+    client.execute(id).await.unwrap();
+    let done = client.wait(id, |_| {}).await.expect("the graph completes");
+    assert_eq!(done.status, GraphStatus::Computed, "{done:?}");
+    let local = LocalExecutor::default().run(&graph).unwrap();
+    assert_eq!(&client.fetch(id, "end").await.unwrap(), local.get("end").unwrap());
+    for provider in providers {
+        provider.stop().await.unwrap();
+    }
+
+    let entries = client.entries().await.unwrap();
+    let paid: Vec<_> = entries.iter().filter(|e| e.reason == Reason::SubgraphPayment).collect();
+    let mut answers: std::collections::BTreeMap<u64, u64> = std::collections::BTreeMap::new();
+    for entry in &paid {
+        // graph:{id}:op:{first}:by:{account}
+        let first = entry.key.split(':').nth(3).and_then(|op| op.parse().ok()).expect("a subgraph payment key");
+        *answers.entry(first).or_default() += 1;
+    }
+    let in_order: Vec<u64> = answers.values().copied().collect();
+    assert!(in_order.len() >= 40, "{in_order:?}");
+    // Both accounts are new: at least the first TRUSTED_AFTER subgraphs are checked.
+    let checked_first = in_order.iter().take_while(|n| **n == 2).count();
+    assert!(checked_first >= TRUSTED_AFTER as usize, "{in_order:?}");
+    // Then trusted: most later subgraphs take one answer.
+    let once = in_order.iter().filter(|n| **n == 1).count();
+    assert!(once >= (in_order.len() - TRUSTED_AFTER as usize) / 2, "{once} subgraphs paid once: {in_order:?}");
+    // Escrowed twice the price; what second answers did not cost came back.
+    let spent: u64 = paid.iter().map(|e| e.amount).sum();
+    let alice = client.balance().await.unwrap();
+    assert_eq!((alice.available, alice.escrowed), (100_000 - spent, 0), "{alice:?}");
     let report = db.check_ledger().await.unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
 }
