@@ -143,6 +143,16 @@ pub fn escrow_key(graph: GraphId) -> String {
     format!("graph:{}:escrow", graph.0)
 }
 
+/// Reads a graph's reference back (`graph#N`, as `GraphId` displays); `what` names the entry
+/// for the error.
+pub(super) fn graph_of(reference: &str, what: &str) -> Result<GraphId> {
+    reference
+        .strip_prefix("graph#")
+        .and_then(|id| id.parse().ok())
+        .map(GraphId)
+        .ok_or_else(|| Error::Internal(format!("{what} has the reference {reference:?}")))
+}
+
 /// The movement paying `provider` the price of a subgraph of `graph` (whose first op is
 /// `first`) from the escrow of `owner`. A verified graph pays each agreeing answer of a
 /// subgraph (`replica`): its key names the account too.
@@ -376,13 +386,7 @@ impl Db {
         .fetch_all(pool)
         .await
         })?;
-        rows.into_iter()
-            .map(|(reference, left)| {
-                let id = reference.strip_prefix("graph#").and_then(|id| id.parse().ok());
-                id.map(|id| (GraphId(id), left))
-                    .ok_or_else(|| Error::Internal(format!("a graph's escrow has the reference {reference:?}")))
-            })
-            .collect()
+        rows.into_iter().map(|(reference, left)| Ok((graph_of(&reference, "a graph's escrow")?, left))).collect()
     }
 
     /// Returns what is left of an ended graph's escrow to its owner (once); the units

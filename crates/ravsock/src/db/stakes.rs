@@ -6,7 +6,7 @@
 //! nothing twice.
 
 use super::Db;
-use super::ledger::{Movement, is_balance_check};
+use super::ledger::{Movement, graph_of, is_balance_check};
 use crate::error::{Error, Result};
 use ravproto::GraphId;
 use ravproto::ledger::{Pocket, Reason};
@@ -14,15 +14,6 @@ use ravproto::ledger::{Pocket, Reason};
 /// The idempotency key of `account`'s stake in `graph`.
 fn stake_key(graph: GraphId, account: i64) -> String {
     format!("graph:{}:stake:{account}", graph.0)
-}
-
-/// Reads a graph's reference back (`graph#N`).
-fn graph_of(reference: &str) -> Result<GraphId> {
-    reference
-        .strip_prefix("graph#")
-        .and_then(|id| id.parse().ok())
-        .map(GraphId)
-        .ok_or_else(|| Error::Internal(format!("a stake has the reference {reference:?}")))
 }
 
 /// Sums a graph's stakes per account: staked minus slashed minus returned. `$tail` narrows the
@@ -117,6 +108,8 @@ impl Db {
             .bind(Reason::StakeReturn.name())
             .fetch_all(pool)
             .await)?;
-        rows.into_iter().map(|(reference, account, left)| Ok((graph_of(&reference)?, account, left))).collect()
+        rows.into_iter()
+            .map(|(reference, account, left)| Ok((graph_of(&reference, "a stake")?, account, left)))
+            .collect()
     }
 }

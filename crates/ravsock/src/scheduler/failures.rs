@@ -6,8 +6,8 @@
 
 use super::handout::may_take;
 use super::{
-    Account, Action, AssignmentId, CONFIRMATIONS, HANDOUTS_PER_ATTEMPT, Millis, SERVER_RETRIES, SERVER_RETRY_BASE_MS,
-    Scheduler, SubgraphStatus,
+    Account, Action, AssignmentId, CONFIRMATIONS, HANDOUTS_PER_ATTEMPT, InFlight, Millis, SERVER_RETRIES,
+    SERVER_RETRY_BASE_MS, Scheduler, SubgraphStatus,
 };
 use ravproto::messages::OpFailure;
 use ravproto::provider::OverBudget;
@@ -111,6 +111,17 @@ impl Scheduler {
         }
     }
 
+    /// Takes `assignment` back uncharged (its provider is not to blame): released, its
+    /// hand-out not counted, its subgraph ready again. The hand-out, if it was out.
+    pub(super) fn hand_back(&mut self, assignment: AssignmentId) -> Option<InFlight> {
+        let flight = self.release(assignment)?;
+        if let Some(sub) = self.graphs.get_mut(&flight.graph).and_then(|g| g.subgraphs.get_mut(flight.subgraph)) {
+            sub.attempts = sub.attempts.saturating_sub(1);
+            sub.status = SubgraphStatus::Ready;
+        }
+        Some(flight)
+    }
+
     /// An op of the subgraph needs more memory than the provider's budget: it goes to a
     /// provider with a budget that big, uncharged, or fails the graph when none is connected.
     pub(super) fn over_budget(
@@ -120,11 +131,10 @@ impl Scheduler {
         over: OverBudget,
         actions: &mut Vec<Action>,
     ) {
-        let Some(flight) = self.release(assignment) else { return };
+        let Some(flight) = self.hand_back(assignment) else { return };
         let Some(graph) = self.graphs.get_mut(&flight.graph) else { return };
         let sub = &mut graph.subgraphs[flight.subgraph];
         sub.needs_bytes = sub.needs_bytes.max(over.needed_bytes);
-        sub.attempts = sub.attempts.saturating_sub(1);
         let largest = self
             .providers
             .values()
@@ -139,7 +149,6 @@ impl Scheduler {
             );
             self.fail_graph(flight.graph, OpFailure { reason, ..failure }, actions);
         } else {
-            sub.status = SubgraphStatus::Ready;
             actions.push(Action::AttemptFailed { graph: flight.graph, failure });
         }
     }
@@ -154,13 +163,12 @@ impl Scheduler {
         now: Millis,
         actions: &mut Vec<Action>,
     ) {
-        let Some(flight) = self.release(assignment) else { return };
+        let Some(flight) = self.hand_back(assignment) else { return };
         let Some(graph) = self.graphs.get_mut(&flight.graph) else { return };
         graph.server_faults += 1;
         let faults = graph.server_faults;
         let first_handouts = graph.requirements.verify.first_handouts();
         let sub = &mut graph.subgraphs[flight.subgraph];
-        sub.attempts = sub.attempts.saturating_sub(1);
         // A verified graph's answers held for it went with the failed store: it starts afresh.
         sub.attempts = sub.attempts.saturating_sub(sub.answered_by.len() as u32);
         sub.answered_by.clear();
@@ -172,7 +180,6 @@ impl Scheduler {
             self.fail_graph(flight.graph, OpFailure { op_id, operator, reason }, actions);
             return;
         }
-        sub.status = SubgraphStatus::Ready;
         let pause = SERVER_RETRY_BASE_MS << (faults - 1);
         graph.paused_until = Some(now + pause);
         let reason = format!("{reason}; the graph waits {pause} ms");

@@ -9,7 +9,7 @@
 //!
 //! [`Event::StakeShort`]: super::Event::StakeShort
 
-use super::{Account, Action, AssignmentId, Scheduler, SubgraphStatus};
+use super::{Account, Action, AssignmentId, Scheduler};
 use ravproto::ledger::slash_amount;
 use ravproto::provider::RejectionCode;
 use ravproto::{GraphId, ProviderId};
@@ -25,11 +25,7 @@ impl Scheduler {
         reason: String,
         actions: &mut Vec<Action>,
     ) {
-        let Some(flight) = self.release(assignment) else { return };
-        if let Some(sub) = self.graphs.get_mut(&flight.graph).and_then(|g| g.subgraphs.get_mut(flight.subgraph)) {
-            sub.attempts = sub.attempts.saturating_sub(1);
-            sub.status = SubgraphStatus::Ready;
-        }
+        let Some(flight) = self.hand_back(assignment) else { return };
         let Some(state) = self.providers.get_mut(&provider) else { return };
         state.short_of_stake.insert(flight.graph);
         if state.graph == Some(flight.graph) {
