@@ -163,6 +163,19 @@ impl Bulk {
         Value::decode_binary_owned(bytes).map_err(|e| Error::BadRequest(format!("file {name}: not a Raven value: {e}")))
     }
 
+    /// Writes `value` into the blob store as the value of `op` (a verified graph's agreed
+    /// value past the inline limit, which was compared in memory); returns its length. Written
+    /// beside and renamed into place, so a reader never sees half of it.
+    pub fn keep_blob(&self, op: OpId, value: &Value) -> Result<u64> {
+        let target = self.blob_path(op);
+        let partial = target.with_extension("partial");
+        let bytes = value.encode_binary();
+        std::fs::write(&partial, &bytes)
+            .and_then(|()| std::fs::rename(&partial, &target))
+            .map_err(|e| Error::Storage(format!("cannot write the value of {op} into the blob store: {e}")))?;
+        Ok(bytes.len() as u64)
+    }
+
     /// Checks that the blob store and the ftp homes take writes: a file is created, written,
     /// synced and removed in each (for `GET /readyz`, and to tell a provider's failed upload
     /// from the server's failing disk).

@@ -71,7 +71,10 @@ impl Dispatcher {
                 Err(Blame::Server(error)) => return Some(self.server_fault(provider, assignment, error)),
             };
             match self.verify_answer(provider, assignment, graph, &ops, answer).await {
-                Verdict::Agreed { values, paid } => (values, Vec::new(), paid),
+                Verdict::Agreed { values, paid } => match self.keep_large(values) {
+                    Ok((values, files)) => (values, files, paid),
+                    Err(error) => return Some(self.server_fault(provider, assignment, error)),
+                },
                 Verdict::Pending(event) => return event,
             }
         } else {
@@ -179,6 +182,21 @@ impl Dispatcher {
         }
         values.sort_by_key(|(op, _)| *op);
         Ok(values)
+    }
+
+    /// An agreed value past the inline limit goes to the blob store, as a provider's file
+    /// would have: the values to store inline, and `(op, length)` of those kept as blobs.
+    fn keep_large(&self, values: Vec<(OpId, Value)>) -> Result<(Vec<(OpId, Value)>, Vec<(OpId, u64)>), Error> {
+        let mut inline = Vec::with_capacity(values.len());
+        let mut files = Vec::new();
+        for (op, value) in values {
+            if value.encoded_len() > self.bulk.inline_limit() {
+                files.push((op, self.bulk.keep_blob(op, &value)?));
+            } else {
+                inline.push((op, value));
+            }
+        }
+        Ok((inline, files))
     }
 
     /// Checks that an output file holds one value of the length announced and the dtype and

@@ -144,3 +144,31 @@ async fn a_spot_check_replicates_new_accounts_and_then_only_samples_trusted_ones
     let report = db.check_ledger().await.unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
 }
+
+/// A verified graph's values past the inline limit: the providers upload them through ravftp,
+/// the server reads both answers in to compare them, and keeps the agreed one in the blob
+/// store (not inline in the database), from which the requester fetches it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn large_agreed_values_are_kept_as_files() {
+    let stack = Stack::start(30_000).await;
+    let db = Db::connect(&stack.database_url).await.unwrap();
+    let tokens =
+        [db.create_account("a", Role::Provider).await.unwrap(), db.create_account("b", Role::Provider).await.unwrap()];
+    let providers: Vec<_> = tokens.iter().map(|token| stack.provider_with(token, 1.0)).collect();
+    let client = stack.client().await;
+    let requirements = Requirements { verify: Verify::Replicas(2), ..Requirements::default() };
+    let graph = Graph::with_meta(GraphMeta { name: "large".into(), requirements, ..GraphMeta::default() });
+    let values: Vec<f64> = (0..100_000).map(|i| i as f64 / 7.0).collect();
+    ((graph.t(values) * 2.0).abs() + 1.0).persist("y");
+    let id = client.submit(&graph).await.unwrap();
+    client.execute(id).await.unwrap();
+    let done = client.wait(id, |_| {}).await.expect("the graph completes");
+    assert_eq!(done.status, GraphStatus::Computed, "{done:?}");
+    let local = LocalExecutor::default().run(&graph).unwrap();
+    assert_eq!(&client.fetch(id, "y").await.unwrap(), local.get("y").unwrap());
+    let stored = db.persisted_values(id).await.unwrap();
+    assert!(matches!(stored[0].2, Some(ravsock::db::StoredValue::File { .. })), "{:?}", stored[0].2.is_some());
+    for provider in providers {
+        assert!(provider.stop().await.unwrap().subgraphs > 0, "both answered");
+    }
+}
