@@ -186,7 +186,7 @@ impl Dispatcher {
 
     /// An agreed value past the inline limit goes to the blob store, as a provider's file
     /// would have: the values to store inline, and `(op, length)` of those kept as blobs.
-    fn keep_large(&self, values: Vec<(OpId, Value)>) -> Result<(Vec<(OpId, Value)>, Vec<(OpId, u64)>), Error> {
+    fn keep_large(&self, values: Vec<(OpId, Value)>) -> Result<InlineAndFiles, Error> {
         let mut inline = Vec::with_capacity(values.len());
         let mut files = Vec::new();
         for (op, value) in values {
@@ -251,6 +251,9 @@ impl Dispatcher {
         fail(reason)
     }
 }
+
+/// Values to store inline, and `(op, length)` of those in the blob store.
+type InlineAndFiles = (Vec<(OpId, Value)>, Vec<(OpId, u64)>);
 
 /// Whom `error` with a provider's result file is to blame on.
 fn blame(provider: ProviderId, file: &FileValue, error: Error) -> Blame {

@@ -87,7 +87,11 @@ impl Dispatcher {
             // Paid: the quorum's worth, as escrowed (agreement within a tolerance is not
             // transitive, so a group may hold one more).
             let paid = right.iter().copied().take(quorum as usize).collect();
-            self.followups.push(Event::Judged { right, wrong });
+            // A trusted answer taken alone (a spot check that did not sample it) was compared
+            // with nothing: it adds nothing to the account's record.
+            if replicas.answers.len() > 1 {
+                self.followups.push(Event::Judged { right, wrong });
+            }
             return Verdict::Agreed { values, paid };
         }
         let answers = replicas.answers.len() as u32;

@@ -70,13 +70,22 @@ impl Scheduler {
 
     pub(super) fn completed(&mut self, assignment: AssignmentId, actions: &mut Vec<Action>) {
         let Some(flight) = self.release(assignment) else { return };
-        // Other replicas of it still out are not needed now.
-        let replicas: Vec<AssignmentId> = self
-            .in_flight
-            .iter()
-            .filter(|(_, f)| f.graph == flight.graph && f.subgraph == flight.subgraph)
-            .map(|(id, _)| *id)
-            .collect();
+        // Other replicas of it still out are not needed now (looked for only when a verified
+        // graph's subgraph has some: not a scan per completion).
+        let others_out = self
+            .graphs
+            .get(&flight.graph)
+            .and_then(|g| g.subgraphs.get(flight.subgraph))
+            .is_some_and(|sub| !sub.out_to.is_empty());
+        let replicas: Vec<AssignmentId> = match others_out {
+            true => self
+                .in_flight
+                .iter()
+                .filter(|(_, f)| f.graph == flight.graph && f.subgraph == flight.subgraph)
+                .map(|(id, _)| *id)
+                .collect(),
+            false => Vec::new(),
+        };
         for replica in replicas {
             if let Some(other) = self.release(replica) {
                 actions.push(Action::Withdraw { provider: other.provider, assignment: replica });
