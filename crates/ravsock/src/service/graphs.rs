@@ -322,12 +322,14 @@ impl Graphs {
         if graph.meta.approach == Approach::Federated {
             return self.federated.open(graph).await;
         }
-        if !graph.meta.requirements.verify.is_none() {
-            let ops = self.db.ops(graph.id).await?;
-            verifiable(&graph.meta.requirements, ops.iter().any(|op| op.operation.kind().trains()))?;
-        }
+        let verified = !graph.meta.requirements.verify.is_none();
+        // The ops are read once, when verification or the escrow needs them.
+        let ops = match verified || self.accounting == Accounting::On {
+            true => self.db.ops(graph.id).await?,
+            false => Vec::new(),
+        };
+        verifiable(&graph.meta.requirements, ops.iter().any(|op| op.operation.kind().trains()))?;
         if self.accounting == Accounting::On {
-            let ops = self.db.ops(graph.id).await?;
             let price = ops.iter().filter(|op| op.status != OpStatus::Computed).map(|op| op_price(op.operation.kind()));
             let cost = escrow_for(price.sum(), &graph.meta.requirements)?;
             // The owner pays, also when an admin executes its graph.

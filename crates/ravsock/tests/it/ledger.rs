@@ -182,7 +182,8 @@ async fn a_topic_truth_pays_its_workers_from_the_requesters_balance() {
 }
 
 #[tokio::test]
-async fn verification_settings_are_checked_and_a_verified_graph_escrows_its_price_per_replica() {
+async fn verification_settings_are_checked_a_training_graph_is_not_replicated_and_a_verified_graph_escrows_its_price_per_replica()
+ {
     let mut server = Server::start().await;
     server.state = server.state.clone().with_accounting(Accounting::On);
     let alice = server.token("alice", Role::Requester).await;
@@ -200,6 +201,24 @@ async fn verification_settings_are_checked_and_a_verified_graph_escrows_its_pric
         assert_eq!((status, code(&reply)), (StatusCode::BAD_REQUEST, ErrorCode::BadRequest), "{meta}: {reply}");
         assert!(reply["message"].as_str().unwrap().contains(says), "{meta}: {reply}");
     }
+    // A graph that trains keeps its state in one provider: it cannot be replicated, whether
+    // it is run at once or executed after its upload.
+    let mut training = crate::http::hello_chunk();
+    training["ops"][2]["operation"] = json!({"operator": "square_loss"});
+    let verified = json!({"name": "t", "requirements": {"verify": {"replicas": 2}}});
+    let run = json!({"meta": verified, "ops": training["ops"]});
+    let (status, reply) = server.call("POST", routes::RUN_GRAPH, Some(&alice), Some(run)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{reply}");
+    assert!(reply["message"].as_str().unwrap().contains("a graph that trains cannot be verified"), "{reply}");
+    let (_, created) = server.call("POST", routes::GRAPHS, Some(&alice), Some(verified)).await;
+    let graph = ravproto::GraphId(created["graph_id"].as_u64().unwrap());
+    let (status, _) = server.call("POST", &routes::graph_ops(graph), Some(&alice), Some(training)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, reply) = server.call("POST", &routes::graph_execute(graph), Some(&alice), None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{reply}");
+    assert!(reply["message"].as_str().unwrap().contains("a graph that trains cannot be verified"), "{reply}");
+    assert_eq!(balance(&server, &alice).await.escrowed, 0, "nothing escrowed for a refused graph");
+
     // One add (price 1), computed by three replicas: 3 units escrowed.
     let meta = json!({"name": "v", "requirements": {"verify": {"replicas": 3}}});
     let (status, created) = server.call("POST", routes::GRAPHS, Some(&alice), Some(meta)).await;
