@@ -58,9 +58,13 @@ fn bend(value: Value, lie: Lie) -> Value {
     }
 }
 
-/// Connects a provider of `token` that lies on every assignment; returns the refusals it hears.
-pub(crate) async fn liar(stack: &Stack, token: &str, lie: Lie) -> (Client, mpsc::UnboundedReceiver<ErrorBody>) {
+/// What a liar hears: the refusals of its answers, and a unit per assignment it received.
+pub(crate) type Heard = (mpsc::UnboundedReceiver<ErrorBody>, mpsc::UnboundedReceiver<()>);
+
+/// Connects a provider of `token` that lies on every assignment; returns what it hears.
+pub(crate) async fn liar(stack: &Stack, token: &str, lie: Lie) -> (Client, Heard) {
     let (refusals_tx, refusals) = mpsc::unbounded_channel();
+    let (assigned_tx, assigned) = mpsc::unbounded_channel();
     let (open_tx, mut open) = mpsc::unbounded_channel();
     let auth = ProviderAuth { token: token.to_string(), protocol_version: ravproto::PROTOCOL_VERSION };
     let client = ClientBuilder::new(stack.url.clone())
@@ -73,6 +77,7 @@ pub(crate) async fn liar(stack: &Stack, token: &str, lie: Lie) -> (Client, mpsc:
             async {}.boxed()
         })
         .on(EVENT_ASSIGN, move |payload: Payload, client: Client| {
+            let _ = assigned_tx.send(());
             async move {
                 let Payload::Binary(bytes) = payload else { return };
                 let frame = unstuff(&bytes).and_then(|raw| Frame::<AssignHeader>::decode(&raw)).expect("an assignment");
@@ -112,7 +117,7 @@ pub(crate) async fn liar(stack: &Stack, token: &str, lie: Lie) -> (Client, mpsc:
         memory_budget_bytes: None,
     };
     client.emit(EVENT_JOIN, serde_json::to_value(JoinRequest { benchmark, graph: None }).unwrap()).await.unwrap();
-    (client, refusals)
+    (client, (refusals, assigned))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -125,7 +130,7 @@ async fn every_lie_about_a_results_shape_or_dtype_is_refused_and_an_honest_provi
     crate::stack::known_to_the_server(&client, &mut honest).await;
     for (round, lie) in [Lie::Shape, Lie::Dtype, Lie::EmptyList].into_iter().enumerate() {
         let token = db.create_account(&format!("liar-{round}"), Role::Provider).await.unwrap();
-        let (liar, mut refusals) = liar(&stack, &token, lie).await;
+        let (liar, (mut refusals, _)) = liar(&stack, &token, lie).await;
         // The liar is known to the server once it has been refused (its join is not
         // acknowledged): graphs run until one reaches it, each checked against the local run.
         let rounds = async {

@@ -41,10 +41,12 @@ async fn a_liar_among_replicas_is_outvoted_slashed_and_unpaid_and_the_results_ar
     let price: u64 =
         graph.to_records().iter().filter(|op| op.value.is_none()).map(|op| op_price(op.operation.kind())).sum();
 
-    // The liar joins first and is fastest: it gets a copy of the first subgraph.
-    let (liar, _refusals) = liar(&stack, &liar_token, Lie::Numbers).await;
+    // The liar is alone when the graph starts: it gets a copy of the first subgraph (its join
+    // is not acknowledged, so the honest providers start only once it holds that copy).
     let id = client.submit(&graph).await.unwrap();
     client.execute(id).await.unwrap();
+    let (liar, (_refusals, mut assigned)) = liar(&stack, &liar_token, Lie::Numbers).await;
+    assigned.recv().await.expect("the liar got a copy of the first subgraph");
     // Providers see how the graph is verified before they take part.
     let open = ravpy::list_graphs(&stack.url, &honest_tokens[0], &stack.trust, None).await.unwrap();
     let table = ravpy::view::table(&open);
