@@ -8,6 +8,7 @@
 pub mod accounts;
 pub mod blob;
 pub mod checkpoint;
+pub mod dash;
 pub mod federated;
 pub mod files;
 pub mod frame;

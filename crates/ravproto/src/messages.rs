@@ -368,6 +368,31 @@ impl Benchmark {
 }
 
 impl Requirements {
+    /// What a provider needs to meet these requirements, as a person reads each one
+    /// (`ram >= 2.0 GiB`, `verify replicas(2)`); empty when anyone may compute.
+    pub fn needs(&self) -> Vec<String> {
+        let mut needs = Vec::new();
+        if let Some(ram) = self.min_ram_bytes {
+            needs.push(format!("ram >= {:.1} GiB", ram as f64 / (1u64 << 30) as f64));
+        }
+        if self.gpu_required {
+            needs.push("gpu".into());
+        }
+        if self.onnx_required {
+            needs.push("onnx".into());
+        }
+        if let Some(score) = self.min_speed_score {
+            needs.push(format!("speed >= {score}"));
+        }
+        if self.min_stake > 0 {
+            needs.push(format!("stake {} units", self.min_stake));
+        }
+        if !self.verify.is_none() {
+            needs.push(format!("verify {}", self.verify));
+        }
+        needs
+    }
+
     /// Whether a provider with this benchmark may take part.
     pub fn accepts(&self, benchmark: &Benchmark) -> bool {
         self.shortfalls(benchmark).is_empty()

@@ -99,6 +99,24 @@ routes! {
     READYZ, readyz() = "/readyz";
     /// `GET`, an admin token: the server's metrics in the Prometheus (OpenMetrics) text format.
     METRICS, metrics() = "/metrics";
+    /// `GET`: the dashboard's page (with a session; otherwise a redirect to the login page).
+    DASH, dash() = "/dash";
+    /// `GET`, no session: the login page; `POST` (a form with `token`): a session cookie.
+    DASH_LOGIN, dash_login() = "/dash/login";
+    /// `POST`: end the session.
+    DASH_LOGOUT, dash_logout() = "/dash/logout";
+    /// `GET`: the dashboard's script and style sheet (with a session).
+    DASH_ASSET, dash_asset(name: &str) = "/dash/assets/{name}";
+    /// `GET`: counts and the queue (a [`crate::dash::Overview`]).
+    DASH_OVERVIEW, dash_overview() = "/dash/api/overview";
+    /// `GET` (admin): provider connections (a list of [`crate::dash::ProviderRow`]).
+    DASH_PROVIDERS, dash_providers() = "/dash/api/providers";
+    /// `GET`: graphs, newest first (`?q=&page=&per_page=`; a [`crate::dash::GraphPage`]).
+    DASH_GRAPHS, dash_graphs() = "/dash/api/graphs";
+    /// `GET`: a graph and its ops (a [`crate::dash::GraphView`]).
+    DASH_GRAPH, dash_graph(graph: GraphId) = "/dash/api/graphs/{id}";
+    /// `GET`: one op of a graph (a [`crate::dash::OpView`]).
+    DASH_OP, dash_op(graph: GraphId, op: u64) = "/dash/api/graphs/{id}/ops/{op}";
 }
 
 /// One argument of a path builder, as it appears in the path.
@@ -152,8 +170,13 @@ mod tests {
         for (pattern, args) in ALL {
             assert_eq!(pattern.matches('{').count(), args.len(), "{pattern}");
             // The API is versioned; the health probes and metrics, for load balancers and
-            // Prometheus, are not.
-            assert!(pattern.starts_with("/v1/") || [HEALTHZ, READYZ, METRICS].contains(pattern), "{pattern}");
+            // Prometheus, and the dashboard's pages and data, for browsers, are not.
+            assert!(
+                pattern.starts_with("/v1/")
+                    || pattern.starts_with("/dash")
+                    || [HEALTHZ, READYZ, METRICS].contains(pattern),
+                "{pattern}"
+            );
         }
         assert_eq!(graph(GraphId(7)), "/v1/graphs/7");
         assert_eq!(graph_result_file(GraphId(7), "c"), "/v1/graphs/7/results/c/file");

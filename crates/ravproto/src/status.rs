@@ -20,7 +20,7 @@ pub enum OpStatus {
 }
 
 /// Lifecycle of one graph.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum GraphStatus {
     /// Created; ops may still be uploaded.

@@ -48,26 +48,7 @@ pub fn table(graphs: &[OpenGraph]) -> String {
         "id", "name", "approach", "ops", "done", "pays"
     );
     for graph in graphs {
-        let req = &graph.requirements;
-        let mut needs = Vec::new();
-        if let Some(ram) = req.min_ram_bytes {
-            needs.push(format!("ram >= {:.1} GiB", ram as f64 / (1u64 << 30) as f64));
-        }
-        if req.gpu_required {
-            needs.push("gpu".into());
-        }
-        if req.onnx_required {
-            needs.push("onnx".into());
-        }
-        if let Some(score) = req.min_speed_score {
-            needs.push(format!("speed >= {score}"));
-        }
-        if req.min_stake > 0 {
-            needs.push(format!("stake {} units", req.min_stake));
-        }
-        if !req.verify.is_none() {
-            needs.push(format!("verify {}", req.verify));
-        }
+        let mut needs = graph.requirements.needs();
         if let Some(rules) = &graph.rules {
             needs.push(describe_rules(rules));
         }

@@ -66,8 +66,11 @@ pub async fn run(
         let _ = ftp_stopped.await;
     }));
     let (scheduler, inbox) = dispatch::scheduler_channel();
-    let socket_state = api::socket::SocketState::new(db.clone(), scheduler.clone(), bulk.clone());
+    let mut socket_state = api::socket::SocketState::new(db.clone(), scheduler.clone(), bulk.clone());
+    socket_state.dash.secure = tls.is_some();
+    let dash = socket_state.dash.clone();
     let (socket_layer, io) = api::socket::layer(socket_state, config.heartbeat());
+    let dashboards = api::dash_socket::spawn(dash.clone(), io.clone());
     let watched = io.clone();
     dispatch::start_scheduler(&scheduler, inbox, db.clone(), bulk.clone(), config.scheduler(), Some(io)).await?;
     let tokens = api::tokens::spawn(db.clone(), watched, scheduler.metrics().clone());
@@ -75,7 +78,8 @@ pub async fn run(
         dispatch::retention::spawn(db.clone(), bulk.clone(), config.retention(), scheduler.metrics().clone());
     let state = api::AppState::new(db, scheduler, bulk)
         .with_max_op_bytes(config.max_op_bytes)
-        .with_accounting(config.accounting);
+        .with_accounting(config.accounting)
+        .with_dash(dash);
     let app = api::router(state).layer(socket_layer);
     let address = listener.local_addr().map_err(|e| Error::Internal(e.to_string()))?;
     tracing::info!(%address, ftp_port, tls = tls.is_some(), "ravsock listening");
@@ -99,5 +103,6 @@ pub async fn run(
     let _ = ftp.await;
     retention.abort();
     tokens.abort();
+    dashboards.abort();
     served.map_err(|e| Error::Internal(format!("server stopped: {e}")))
 }

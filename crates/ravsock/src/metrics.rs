@@ -86,6 +86,8 @@ pub struct Inner {
     pub topic_rounds: Family<RoundLabel, Counter>,
     /// Workers' answers to rounds, stored (a repeat of a stored answer is not counted).
     pub topic_answers: Counter,
+    /// Provider connections over the last hour, at each change (the dashboard's chart).
+    providers_history: std::sync::Mutex<std::collections::VecDeque<(i64, u64)>>,
 }
 
 impl Default for Metrics {
@@ -118,6 +120,7 @@ impl Metrics {
             subgraphs_assigned: Counter::default(),
             subgraphs_computed: Counter::default(),
             ops_computed: Counter::default(),
+            providers_history: Default::default(),
             failures: Family::default(),
             subgraph_seconds: seconds(),
             assign_seconds: seconds(),
@@ -193,6 +196,29 @@ impl Metrics {
             let count = counts.iter().find(|(counted, _)| *counted == status).map_or(0, |(_, count)| *count);
             self.graphs.get_or_create(&StatusLabel { status: name }).set(i64::try_from(count).unwrap_or(i64::MAX));
         }
+    }
+
+    /// A provider connection opened (`opened`) or closed: the gauge and its hour of history.
+    pub fn provider_connection(&self, opened: bool) {
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs() as i64);
+        // Under the lock, so that the history's counts come in the gauge's order.
+        let mut history = self.providers_history.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let now = if opened { self.providers_connected.inc() + 1 } else { self.providers_connected.dec() - 1 };
+        // One point per second is enough for a chart of an hour.
+        if history.back().is_some_and(|&(last, _)| last == at) {
+            history.pop_back();
+        }
+        history.push_back((at, now.max(0) as u64));
+        while history.front().is_some_and(|&(first, _)| first < at - 3_600) && history.len() > 1 {
+            history.pop_front();
+        }
+    }
+
+    /// Provider connections over the last hour: `(unix seconds, count)` at each change.
+    pub fn providers_history(&self) -> Vec<(i64, u64)> {
+        self.providers_history.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).iter().copied().collect()
     }
 
     /// Sets the queue gauges: subgraphs `ready` for a provider and `assigned` to one.

@@ -14,10 +14,13 @@
 //! - [`account`]: the caller's balances and movements, and an admin's credit;
 //! - [`admin`]: token management (admin tokens only);
 //! - [`tokens`]: the token watcher, which closes the sockets of revoked and expired tokens;
-//! - [`tls`]: HTTPS and WSS: the listener that finishes TLS handshakes for axum.
+//! - [`tls`]: HTTPS and WSS: the listener that finishes TLS handshakes for axum;
+//! - [`dash`]: the dashboard's pages and data routes; [`dash_socket`]: its live namespace.
 
 mod account;
 mod admin;
+mod dash;
+pub mod dash_socket;
 mod extract;
 mod federated;
 mod graphs;
@@ -61,6 +64,8 @@ pub struct AppState {
     pub federated: Federated,
     /// Topics and their rounds.
     pub topics: crate::service::Topics,
+    /// The dashboard and its sessions.
+    pub dash: crate::service::Dash,
 }
 
 impl AppState {
@@ -68,13 +73,20 @@ impl AppState {
     pub fn new(db: Db, scheduler: SchedulerHandle, bulk: Bulk) -> AppState {
         let federated = Federated::new(db.clone());
         let topics = crate::service::Topics::new(db.clone(), scheduler.clone());
-        AppState { graphs: Graphs::new(db.clone(), scheduler, bulk, federated.clone()), federated, topics, db }
+        let dash = crate::service::Dash::new(db.clone(), scheduler.clone());
+        AppState { graphs: Graphs::new(db.clone(), scheduler, bulk, federated.clone()), federated, topics, dash, db }
     }
 
     /// The same, refusing at upload an op that needs more than `max` bytes where the upload
     /// decides its size (`--max-op-bytes`).
     pub fn with_max_op_bytes(mut self, max: u64) -> AppState {
         self.graphs.set_max_op_bytes(max);
+        self
+    }
+
+    /// The same, with the dashboard (and the sessions) the socket.io namespace uses.
+    pub fn with_dash(mut self, dash: crate::service::Dash) -> AppState {
+        self.dash = dash;
         self
     }
 
@@ -114,6 +126,7 @@ pub fn router(state: AppState) -> Router {
         .layer(extract::body_limit(MAX_BODY_BYTES))
         .merge(federated::routes())
         .merge(topics::routes())
+        .merge(dash::routes().layer(extract::body_limit(MAX_SMALL_BODY_BYTES)))
         .layer(axum::Extension(BodyBudget::new(BODY_BUDGET_BYTES)))
         .with_state(state)
 }

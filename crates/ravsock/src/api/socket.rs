@@ -1,5 +1,6 @@
 //! ravsock's socket.io namespaces: `/provider` for compute, `/requester` for graph events
-//! (and `/topics` for topic workers, in [`super::topic_socket`]).
+//! (and `/topics` for topic workers, in [`super::topic_socket`], and `/dash` for dashboards,
+//! in [`super::dash_socket`]).
 //!
 //! Port of the original's `/client` namespace (§3.4). A provider connects with its token and
 //! protocol version in the auth payload (refused with a clear message otherwise), joins a graph
@@ -51,6 +52,8 @@ pub struct SocketState {
     pub bulk: Bulk,
     /// Malformed events received, on every connection.
     pub malformed: MalformedTotal,
+    /// The dashboard (its sessions are shared with the HTTP routes: see `AppState::with_dash`).
+    pub dash: crate::service::Dash,
     next_provider: Arc<AtomicU64>,
 }
 
@@ -58,6 +61,7 @@ impl SocketState {
     /// State for the socket handlers.
     pub fn new(db: Db, scheduler: SchedulerHandle, bulk: Bulk) -> SocketState {
         SocketState {
+            dash: crate::service::Dash::new(db.clone(), scheduler.clone()),
             db,
             scheduler,
             bulk,
@@ -95,6 +99,7 @@ pub fn layer(state: SocketState, heartbeat: crate::config::Heartbeat) -> (Socket
     io.ns(NAMESPACE, on_connect.with(authenticate));
     io.ns(requester::NAMESPACE, requester_connected.with(authenticate_requester));
     io.ns(ravproto::topics::NAMESPACE, super::topic_socket::connected.with(super::topic_socket::authenticate));
+    io.ns(ravproto::dash::NAMESPACE, super::dash_socket::connected.with(super::dash_socket::authenticate));
     (layer, io)
 }
 
@@ -147,7 +152,7 @@ async fn authenticate(
     tracing::info!(%provider, account = %account.name, "provider connected");
     // The token watcher (`api::tokens`) finds a revoked or expired account's sockets by it.
     socket.extensions.insert(account);
-    state.scheduler.metrics().providers_connected.inc();
+    state.scheduler.metrics().provider_connection(true);
     register(&socket, provider);
     Ok(())
 }
@@ -240,7 +245,7 @@ fn register(socket: &SocketRef, provider: ProviderId) {
     });
     socket.on_disconnect(|State(state): State<SocketState>, Extension(provider): Extension<ProviderId>| async move {
         tracing::info!(%provider, "provider disconnected");
-        state.scheduler.metrics().providers_connected.dec();
+        state.scheduler.metrics().provider_connection(false);
         send(&state, Command::Event(Event::ProviderLeft { provider })).await;
         state.bulk.revoke(&provider_user(provider));
     });

@@ -1,4 +1,4 @@
-//! The token watcher: closes the open sockets (providers' and requesters') of tokens that were
+//! The token watcher: closes the open sockets (providers', requesters' and dashboards') of tokens that were
 //! revoked or have expired, and writes the tokens' last uses.
 //!
 //! A revocation made by this server (the admin route) wakes it at once. One written by another
@@ -49,7 +49,9 @@ impl Watcher {
         }
         let revoked = self.newly_revoked().await;
         let now = crate::dispatch::retention::unix_now();
-        for namespace in [provider::NAMESPACE, requester::NAMESPACE, ravproto::topics::NAMESPACE] {
+        for namespace in
+            [provider::NAMESPACE, requester::NAMESPACE, ravproto::topics::NAMESPACE, ravproto::dash::NAMESPACE]
+        {
             for socket in self.io.of(namespace).map(|sockets| sockets.sockets()).unwrap_or_default() {
                 let Some(account) = socket.extensions.get::<Account>() else { continue };
                 let why = match (revoked.contains(&account.id), account.expired(now)) {

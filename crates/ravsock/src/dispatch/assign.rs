@@ -59,6 +59,8 @@ impl Dispatcher {
         // Stuffed: the Rust client corrupts binary messages containing 0x1e (see `stuff`).
         let message = Bytes::from(stuff(&frame.encode()));
         self.outbox.to_provider(assignment.provider, EVENT_ASSIGN, &message).await;
+        let account = self.scheduler.account_of(assignment.provider);
+        self.outbox.ops(assignment.graph, &assignment.ops, false, account);
         Ok(())
     }
 

@@ -112,6 +112,23 @@ pub enum Command {
     Flush(tokio::sync::oneshot::Sender<()>),
     /// Answered with the scheduler's queue depth once every earlier command has been handled.
     Depth(tokio::sync::oneshot::Sender<crate::scheduler::QueueDepth>),
+    /// Answered with every provider connection that joined (the dashboard).
+    Providers(tokio::sync::oneshot::Sender<Vec<crate::scheduler::views::ProviderView>>),
+    /// Answered with the ops of a graph handed out now and their accounts (the dashboard).
+    OpsOut(GraphId, tokio::sync::oneshot::Sender<Vec<(OpId, crate::scheduler::Account)>>),
+}
+
+/// Ops of a graph that were handed out or computed, for the dashboard.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OpsEvent {
+    pub graph: GraphId,
+    pub ops: Vec<OpId>,
+    /// Computed (stored), or handed out.
+    pub computed: bool,
+    /// The account that took or answered them.
+    pub account: Option<crate::scheduler::Account>,
+    /// When (unix milliseconds).
+    pub at_ms: i64,
 }
 
 /// A change of a graph, pushed to waiting requesters.
@@ -148,6 +165,7 @@ pub struct SchedulerHandle {
     tx: mpsc::Sender<Command>,
     events: tokio::sync::broadcast::Sender<GraphEvent>,
     rounds: tokio::sync::broadcast::Sender<RoundClosed>,
+    ops: tokio::sync::broadcast::Sender<OpsEvent>,
     health: Health,
     metrics: crate::metrics::Metrics,
 }
@@ -166,6 +184,25 @@ impl SchedulerHandle {
     /// Subscribes to closed rounds.
     pub fn subscribe_rounds(&self) -> tokio::sync::broadcast::Receiver<RoundClosed> {
         self.rounds.subscribe()
+    }
+
+    /// Subscribes to ops handed out and computed (nothing is sent while nobody listens).
+    pub fn subscribe_ops(&self) -> tokio::sync::broadcast::Receiver<OpsEvent> {
+        self.ops.subscribe()
+    }
+
+    /// Every provider connection that joined, after every command sent before this call.
+    pub async fn providers(&self) -> Result<Vec<crate::scheduler::views::ProviderView>> {
+        let (reply, wait) = tokio::sync::oneshot::channel();
+        self.send(Command::Providers(reply)).await?;
+        wait.await.map_err(|_| Error::Internal("the scheduler task has stopped".into()))
+    }
+
+    /// The ops of `graph` handed out now, each with the account that holds it.
+    pub async fn ops_out(&self, graph: GraphId) -> Result<Vec<(OpId, crate::scheduler::Account)>> {
+        let (reply, wait) = tokio::sync::oneshot::channel();
+        self.send(Command::OpsOut(graph, reply)).await?;
+        wait.await.map_err(|_| Error::Internal("the scheduler task has stopped".into()))
     }
 
     /// What the task knows of the server's storage.
@@ -224,7 +261,9 @@ pub fn scheduler_channel() -> (SchedulerHandle, SchedulerInbox) {
     let (tx, rx) = mpsc::channel(1024);
     let (events, _) = tokio::sync::broadcast::channel(1024);
     let (rounds, _) = tokio::sync::broadcast::channel(1024);
-    (SchedulerHandle { tx, events, rounds, health: Health::default(), metrics: Default::default() }, SchedulerInbox(rx))
+    let (ops, _) = tokio::sync::broadcast::channel(4096);
+    let handle = SchedulerHandle { tx, events, rounds, ops, health: Health::default(), metrics: Default::default() };
+    (handle, SchedulerInbox(rx))
 }
 
 /// Starts the dispatch task on `inbox`, resuming unfinished graphs; assignments go out
@@ -248,7 +287,12 @@ pub async fn start_scheduler(
         db,
         bulk,
         config,
-        outbox: outbox::Outbox { io, events: handle.events.clone(), rounds: handle.rounds.clone() },
+        outbox: outbox::Outbox {
+            io,
+            events: handle.events.clone(),
+            rounds: handle.rounds.clone(),
+            ops: handle.ops.clone(),
+        },
         health: handle.health.clone(),
         metrics: handle.metrics.clone(),
     };

@@ -2,10 +2,10 @@
 //! of the `/requester` namespace and to a topic's room of the `/topics` namespace, and graph
 //! changes and closed rounds to the long polls in this process.
 
-use super::{GraphEvent, RoundClosed};
+use super::{GraphEvent, OpsEvent, RoundClosed};
 use ravproto::messages::GraphProgress;
 use ravproto::topics::{self, TopicId};
-use ravproto::{GraphId, ProviderId, provider, requester};
+use ravproto::{GraphId, OpId, ProviderId, provider, requester};
 use socketioxide::SocketIo;
 
 /// The room holding a provider's socket (assignments are emitted there).
@@ -30,6 +30,7 @@ pub(super) struct Outbox {
     pub(super) io: Option<SocketIo>,
     pub(super) events: tokio::sync::broadcast::Sender<GraphEvent>,
     pub(super) rounds: tokio::sync::broadcast::Sender<RoundClosed>,
+    pub(super) ops: tokio::sync::broadcast::Sender<OpsEvent>,
 }
 
 impl Outbox {
@@ -55,6 +56,18 @@ impl Outbox {
         if let Err(error) = namespace.to(topic_room(topic)).emit(event, data).await {
             tracing::debug!(%topic, event, cause = %error, "cannot reach a topic's workers");
         }
+    }
+
+    /// Tells the dashboard that `ops` of `graph` were handed out to or computed by `account`;
+    /// without a dashboard listening, nothing is built.
+    pub(super) fn ops(&self, graph: GraphId, ops: &[OpId], computed: bool, account: Option<i64>) {
+        if self.ops.receiver_count() == 0 {
+            return;
+        }
+        let at_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_millis() as i64);
+        let _ = self.ops.send(OpsEvent { graph, ops: ops.to_vec(), computed, account, at_ms });
     }
 
     /// Tells long polls that a round closed.

@@ -97,6 +97,7 @@ impl Dispatcher {
         self.metrics.db_write_seconds.observe(writing.elapsed().as_secs_f64());
         self.metrics.subgraphs_computed.inc();
         self.metrics.ops_computed.inc_by(ops.len() as u64);
+        self.outbox.ops(graph, &ops, true, self.scheduler.account_of(provider));
         self.metrics.ftp("from_providers", stored_files.iter().map(|(_, len)| len).sum());
         for (op, value) in values {
             self.runs.keep(graph, op, value);

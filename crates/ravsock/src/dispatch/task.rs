@@ -152,6 +152,14 @@ impl Dispatcher {
                     let _ = reply.send(self.scheduler.depth());
                     continue;
                 }
+                Command::Providers(reply) => {
+                    let _ = reply.send(self.scheduler.provider_views(start.elapsed().as_millis() as Millis));
+                    continue;
+                }
+                Command::OpsOut(graph, reply) => {
+                    let _ = reply.send(self.scheduler.ops_out(graph));
+                    continue;
+                }
             };
             let now = start.elapsed().as_millis() as Millis;
             let mut events = vec![event];

@@ -22,6 +22,7 @@ mod topics;
 #[cfg(test)]
 mod verify_tests;
 mod verifying;
+pub mod views;
 
 pub use conduct::Account;
 pub use partition::{OpInfo, Subgraph, partition};
@@ -325,6 +326,8 @@ struct ProviderState {
     in_flight: BTreeSet<AssignmentId>,
     /// Graphs whose stake its account could not pay: none of their work comes to it.
     short_of_stake: BTreeSet<GraphId>,
+    /// What the dashboard shows of it.
+    record: views::ProviderRecord,
 }
 
 struct InFlight {
@@ -396,19 +399,26 @@ impl Scheduler {
                         return actions;
                     }
                 }
-                let in_flight = self.providers.remove(&provider).map(|p| p.in_flight).unwrap_or_default();
+                // A second join of the same connection keeps what it holds and its record.
+                let (in_flight, record) = self
+                    .providers
+                    .remove(&provider)
+                    .map_or_else(|| (BTreeSet::new(), views::ProviderRecord::new(now)), |p| (p.in_flight, p.record));
                 let short_of_stake = BTreeSet::new();
-                self.providers.insert(provider, ProviderState { account, benchmark, graph, in_flight, short_of_stake });
+                self.providers
+                    .insert(provider, ProviderState { account, benchmark, graph, in_flight, short_of_stake, record });
             }
             Event::ProviderLeft { provider } => self.left(provider, now, &mut actions),
             Event::SubgraphCompleted { provider, assignment } => {
                 if let Some(flight) = self.in_flight.get(&assignment).filter(|f| f.provider == provider) {
                     self.conduct.completed(flight.account);
+                    self.record(provider, true);
                     self.completed(assignment, &mut actions);
                 }
             }
             Event::SubgraphFailed { provider, assignment, failure, retryable, over_budget } => {
                 if self.in_flight.get(&assignment).is_some_and(|f| f.provider == provider) {
+                    self.record(provider, false);
                     match over_budget {
                         Some(over) => self.over_budget(assignment, failure, over, &mut actions),
                         None if retryable => {

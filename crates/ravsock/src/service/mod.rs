@@ -10,18 +10,22 @@
 //! - [`uploads`]: the id maps of graphs being uploaded;
 //! - [`health`]: whether the server can take work (`GET /readyz`);
 //! - [`ledger`]: balances, movements and credits (`--accounting`);
-//! - [`tokens`]: creating, listing and revoking tokens (admin).
+//! - [`tokens`]: creating, listing and revoking tokens (admin);
+//! - [`dash`]: what the operators' dashboard shows, for whom; [`sessions`]: its logins.
 
 pub mod access;
+pub mod dash;
 pub mod federated;
 pub mod graphs;
 mod health;
 pub mod ledger;
 mod results;
+pub mod sessions;
 pub mod tokens;
 pub mod topics;
 mod uploads;
 
+pub use dash::Dash;
 pub use federated::Federated;
 pub use graphs::Graphs;
 pub use topics::Topics;

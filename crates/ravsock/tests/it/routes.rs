@@ -17,7 +17,14 @@ const METHODS: [&str; 5] = ["GET", "POST", "PUT", "DELETE", "PATCH"];
 /// Answered without a token: load balancers probe them.
 const PUBLIC: [&str; 2] = [routes::HEALTHZ, routes::READYZ];
 /// Only an admin token is served.
-const ADMIN: [&str; 4] = [routes::ADMIN_TOKENS, routes::ADMIN_TOKEN_REVOKE, routes::ADMIN_CREDIT, routes::METRICS];
+const ADMIN: [&str; 5] =
+    [routes::ADMIN_TOKENS, routes::ADMIN_TOKEN_REVOKE, routes::ADMIN_CREDIT, routes::METRICS, routes::DASH_PROVIDERS];
+/// The dashboard's pages, for browsers: without a session the page redirects to the login
+/// page (303), the login page is shown (and refuses a form without a valid token), logging
+/// out of nothing redirects to the login page. None of them answers any data.
+const PAGES: [&str; 3] = [routes::DASH, routes::DASH_LOGIN, routes::DASH_LOGOUT];
+/// The dashboard's data routes, which refuse provider tokens.
+const DASH_DATA: [&str; 4] = [routes::DASH_OVERVIEW, routes::DASH_GRAPHS, routes::DASH_GRAPH, routes::DASH_OP];
 
 /// `method path` as `token` with a JSON `body`: the status and the body (JSON, `null` when
 /// empty, or a string holding a body that is not JSON, which a refusal never is).
@@ -40,9 +47,15 @@ async fn call(server: &Server, method: &str, path: &str, token: Option<&str>, bo
     (status, json)
 }
 
-/// `pattern` with `{id}` as `graph` (or topic), `{name}` as `name` and `{round}` as 1.
+/// `pattern` with `{id}` as `graph` (or topic), `{name}` as `name`, `{round}` as 1 and `{op}`
+/// as the graph's first op (a graph's first op has the graph's id in these tests' databases:
+/// one op per graph, created in step).
 fn path(pattern: &str, graph: u64, name: &str) -> String {
-    pattern.replace("{id}", &graph.to_string()).replace("{name}", name).replace("{round}", "1")
+    pattern
+        .replace("{id}", &graph.to_string())
+        .replace("{name}", name)
+        .replace("{round}", "1")
+        .replace("{op}", &graph.to_string())
 }
 
 #[tokio::test]
@@ -69,6 +82,19 @@ async fn every_route_refuses_the_unauthenticated_the_unprivileged_and_other_owne
         let mut served = Vec::new();
         for method in METHODS {
             let (status, body) = call(&server, method, &path, None, json!({})).await;
+            if PAGES.contains(&pattern) {
+                match (pattern, method, status) {
+                    (_, _, StatusCode::METHOD_NOT_ALLOWED) => continue,
+                    (routes::DASH | routes::DASH_LOGOUT, _, StatusCode::SEE_OTHER)
+                    | (routes::DASH_LOGIN, "GET", StatusCode::OK)
+                    | (routes::DASH_LOGIN, "POST", StatusCode::BAD_REQUEST) => {
+                        assert!(body.is_null() || body.is_string(), "{method} {path}: a page, not data: {body}");
+                    }
+                    other => panic!("{method} {path} without a session: {other:?} {body}"),
+                }
+                served.push(method);
+                continue;
+            }
             match status {
                 StatusCode::METHOD_NOT_ALLOWED => continue,
                 StatusCode::UNAUTHORIZED if !PUBLIC.contains(&pattern) => {
@@ -88,6 +114,14 @@ async fn every_route_refuses_the_unauthenticated_the_unprivileged_and_other_owne
         assert!(!served.is_empty(), "{pattern} is in routes::ALL but the router serves it with no method");
 
         for &method in &served {
+            if PAGES.contains(&pattern) {
+                checked += 1;
+                continue;
+            }
+            if DASH_DATA.contains(&pattern) {
+                let (status, body) = call(&server, method, &path, Some(&worker), json!({})).await;
+                assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path} by a provider: {body}");
+            }
             if ADMIN.contains(&pattern) {
                 for (who, token) in [("a requester", &bob), ("a provider", &worker)] {
                     let (status, body) = call(&server, method, &path, Some(token), json!({})).await;

@@ -3,6 +3,7 @@
 //! Every result must equal the `LocalExecutor`'s.
 
 mod classic;
+mod dash;
 mod distributed;
 mod federated;
 mod hostile;
