@@ -9,14 +9,18 @@
 //! cut for a quick look: `P1_OPS`, `P2_OPS`, `P3_RUNS`, `P5_MIB`. With `RAVSOCK_ACCOUNTING=on`
 //! ravsock pays for the work through its ledger (the requester is credited first), to compare
 //! with a run without. With `P1_REPLICAS=n` the P1 graph asks for `verify: replicas(n)` (each
-//! provider has an account of its own, so two can agree).
+//! provider has an account of its own, so two can agree). With `GRID_WATCH=1` the dashboard is
+//! open in Chromium the whole time (`dash/tests/watch.mjs`, logged in as an admin: P1's graph
+//! page, then the graphs page) and `GET /metrics` is scraped every second, to compare with a
+//! run without them (needs `npm ci` in `dash/`).
 
 #![allow(clippy::print_stdout)] // A benchmark prints its results.
 
 use ravop::ops::ReduceParams;
 use ravop::{Client, Graph};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn env_or(name: &str, default: usize) -> usize {
@@ -68,6 +72,63 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// The dashboard open in Chromium, and `/metrics` scraped every second, while the benchmark runs.
+struct Watch {
+    browser: ChildStdin,
+    scraper: tokio::task::JoinHandle<()>,
+    scrapes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Watch {
+    fn start(procs: &mut Procs, url: &str, admin: &str) -> Watch {
+        let dash = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dash");
+        let mut child = Command::new("node")
+            .arg(dash.join("tests/watch.mjs"))
+            .current_dir(&dash)
+            .env("DASH_URL", url)
+            .env("DASH_TOKEN", admin)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start node dash/tests/watch.mjs (npm ci in dash/ first)");
+        let browser = child.stdin.take().unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        procs.0.push(child);
+        assert!(
+            lines.by_ref().map_while(Result::ok).any(|line| line == "WATCHING"),
+            "the dashboard did not open (see the watcher's errors above)"
+        );
+        // The watcher's later lines are read so that its pipe never fills.
+        std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
+        let scrapes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (count, metrics) = (scrapes.clone(), format!("{url}/metrics"));
+        let scraper = tokio::spawn(async move {
+            let http = ravclient::Trust::system().reqwest().expect("an HTTP client");
+            let mut every = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                every.tick().await;
+                let body = http.get(&metrics).send().await.and_then(|r| r.error_for_status());
+                if let Ok(response) = body
+                    && response.text().await.is_ok()
+                {
+                    count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        });
+        Watch { browser, scraper, scrapes }
+    }
+
+    fn show(&mut self, line: &str) {
+        writeln!(self.browser, "{line}").expect("the dashboard's watcher is running");
+    }
+
+    fn end(mut self) -> usize {
+        self.scraper.abort();
+        let _ = writeln!(self.browser, "end");
+        self.scrapes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 async fn timed_run(client: &Client, graph: &Graph) -> (Duration, ravproto::GraphId) {
     let start = Instant::now();
     let id = client.run(graph, |_| {}).await.expect("graph runs");
@@ -89,6 +150,8 @@ async fn main() {
     let providers =
         [token(&ravsock, dir.path(), "workers-1", "provider"), token(&ravsock, dir.path(), "workers-2", "provider")];
     let accounting = std::env::var("RAVSOCK_ACCOUNTING").is_ok_and(|on| on == "on");
+    let watching = std::env::var("GRID_WATCH").is_ok_and(|on| on == "1");
+    let admin = token(&ravsock, dir.path(), "watch", "admin");
     if accounting {
         let out = Command::new(&ravsock)
             .arg("--data-dir")
@@ -136,10 +199,12 @@ async fn main() {
     }
     timed_run(&client, &warm).await;
     let idle_provider = rss_mib(procs.0[2].id());
+    let mut watch = watching.then(|| Watch::start(&mut procs, &url, &admin));
     println!(
-        "grid benchmark: ravsock + 2 providers (processes) on loopback, {} cores, accounting {}",
+        "grid benchmark: ravsock + 2 providers (processes) on loopback, {} cores, accounting {}, {}",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
-        if accounting { "on" } else { "off" }
+        if accounting { "on" } else { "off" },
+        if watching { "dashboard open and /metrics scraped every second" } else { "no dashboard" }
     );
 
     // P1: independent scalar ops.
@@ -162,6 +227,9 @@ async fn main() {
     let start = Instant::now();
     let id = client.submit(&graph).await.unwrap();
     let uploaded = start.elapsed();
+    if let Some(watch) = &mut watch {
+        watch.show(&format!("graph {}", id.0));
+    }
     client.execute(id).await.unwrap();
     client.wait(id, |_| {}).await.unwrap();
     let took = start.elapsed();
@@ -176,6 +244,10 @@ async fn main() {
         computing.as_secs_f64(),
         p1 as f64 / computing.as_secs_f64()
     );
+
+    if let Some(watch) = &mut watch {
+        watch.show("page graphs");
+    }
 
     // P2: a chain of dependent ops.
     let p2 = env_or("P2_OPS", 1_000);
@@ -241,6 +313,9 @@ async fn main() {
         (mib << 20) as f64 / 1e6 / took
     );
 
+    if let Some(watch) = watch {
+        println!("dashboard: /metrics scraped {} times", watch.end());
+    }
     println!("RSS ravsock: {:.1} MiB after the runs", rss_mib(procs.0[0].id()));
     println!(
         "RSS provider: {idle_provider:.1} MiB idle after joining, {:.1} MiB after the runs",
