@@ -68,6 +68,16 @@ fn token(ravsock: &Path, data_dir: &Path, name: &str, role: &str) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
+/// CPU seconds (user + system) a process has used so far.
+fn cpu_s(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command's closing parenthesis; utime and stime are the 12th and 13th.
+    let fields: Vec<&str> =
+        stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+    let ticks: f64 = fields.get(11..13).map_or(f64::NAN, |t| t.iter().filter_map(|v| v.parse::<f64>().ok()).sum());
+    ticks / 100.0
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -76,7 +86,8 @@ fn free_port() -> u16 {
 struct Watch {
     browser: ChildStdin,
     scraper: tokio::task::JoinHandle<()>,
-    scrapes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// Scrapes answered, and refused or failed.
+    scrapes: std::sync::Arc<[std::sync::atomic::AtomicUsize; 2]>,
 }
 
 impl Watch {
@@ -100,19 +111,20 @@ impl Watch {
         );
         // The watcher's later lines are read so that its pipe never fills.
         std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
-        let scrapes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let (count, metrics) = (scrapes.clone(), format!("{url}/metrics"));
+        let scrapes =
+            std::sync::Arc::new([std::sync::atomic::AtomicUsize::new(0), std::sync::atomic::AtomicUsize::new(0)]);
+        let (count, metrics, bearer) = (scrapes.clone(), format!("{url}/metrics"), admin.to_string());
         let scraper = tokio::spawn(async move {
             let http = ravclient::Trust::system().reqwest().expect("an HTTP client");
             let mut every = tokio::time::interval(Duration::from_secs(1));
             loop {
                 every.tick().await;
-                let body = http.get(&metrics).send().await.and_then(|r| r.error_for_status());
-                if let Ok(response) = body
-                    && response.text().await.is_ok()
-                {
-                    count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                }
+                let body = http.get(&metrics).bearer_auth(&bearer).send().await.and_then(|r| r.error_for_status());
+                let answered = match body {
+                    Ok(response) => response.text().await.is_ok(),
+                    Err(_) => false,
+                };
+                count[usize::from(!answered)].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
         });
         Watch { browser, scraper, scrapes }
@@ -122,10 +134,12 @@ impl Watch {
         writeln!(self.browser, "{line}").expect("the dashboard's watcher is running");
     }
 
-    fn end(mut self) -> usize {
+    /// Closes the browser; answers the scrapes answered and failed.
+    fn end(mut self) -> (usize, usize) {
         self.scraper.abort();
         let _ = writeln!(self.browser, "end");
-        self.scrapes.load(std::sync::atomic::Ordering::Relaxed)
+        let [answered, failed] = &*self.scrapes;
+        (answered.load(std::sync::atomic::Ordering::Relaxed), failed.load(std::sync::atomic::Ordering::Relaxed))
     }
 }
 
@@ -224,6 +238,7 @@ async fn main() {
             sum.persist("first");
         }
     }
+    let cpu_before = cpu_s(procs.0[0].id());
     let start = Instant::now();
     let id = client.submit(&graph).await.unwrap();
     let uploaded = start.elapsed();
@@ -233,6 +248,7 @@ async fn main() {
     client.execute(id).await.unwrap();
     client.wait(id, |_| {}).await.unwrap();
     let took = start.elapsed();
+    let p1_cpu = cpu_s(procs.0[0].id()) - cpu_before;
     let first = client.fetch(id, "first").await.unwrap();
     assert_eq!(first.as_tensor().unwrap().to_f64_array().sum(), 4.0);
     let computing = took - uploaded;
@@ -244,6 +260,7 @@ async fn main() {
         computing.as_secs_f64(),
         p1 as f64 / computing.as_secs_f64()
     );
+    println!("P1 ravsock CPU: {p1_cpu:.2} s");
 
     if let Some(watch) = &mut watch {
         watch.show("page graphs");
@@ -314,7 +331,8 @@ async fn main() {
     );
 
     if let Some(watch) = watch {
-        println!("dashboard: /metrics scraped {} times", watch.end());
+        let (answered, failed) = watch.end();
+        println!("dashboard: /metrics scraped {answered} times ({failed} failed)");
     }
     println!("RSS ravsock: {:.1} MiB after the runs", rss_mib(procs.0[0].id()));
     println!(
