@@ -2,7 +2,7 @@
 //!
 //! This crate holds the ids, the status enums, the op catalogue (all 145 operators of the
 //! original RDF registry with short names, wire names, arity and typed params), the tensor
-//! encoding, the message bodies (with the accounts' roles and tokens in [`accounts`]), the HTTP routes, the topics' rounds ([`topics`]) and the names of bulk-data files. It does no I/O: servers and clients meet here and nowhere
+//! encoding, the message bodies (with the accounts' roles and tokens in [`accounts`]), the HTTP routes, the topics' rounds ([`topics`]), the work-function ABI of jobs ([`work`]) and the names of bulk-data files. It does no I/O: servers and clients meet here and nowhere
 //! else, so a type that travels lives in this crate.
 
 pub mod accounts;
@@ -26,6 +26,7 @@ pub mod status;
 pub mod tensor;
 pub mod topics;
 pub mod verify;
+pub mod work;
 
 pub use ids::{GraphId, OpId, ProviderId};
 pub use index::{IndexExpr, IndexItem, IndexParseError};

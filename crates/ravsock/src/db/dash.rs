@@ -80,9 +80,8 @@ impl Db {
         .bind(offset as i64)
         .fetch_all(pool)
         .await)?;
-        let total: i64 =
-            on_backend!(self, |pool, sql, DB| {
-                sqlx::query_scalar(concat!(
+        let total: i64 = on_backend!(self, |pool, sql, DB| {
+            sqlx::query_scalar(concat!(
             "SELECT COUNT(*) FROM graphs g WHERE ($1 < 0 OR g.owner = $1) AND ($2 = '' OR g.meta LIKE $3 ESCAPE '\\' ",
             "OR CAST(g.id AS TEXT) = $2)"
         ))
@@ -91,7 +90,7 @@ impl Db {
         .bind(&pattern)
         .fetch_one(pool)
         .await
-            })?;
+        })?;
         let listed = rows.into_iter().map(ListedRow::into_listed).collect::<Result<Vec<_>>>()?;
         Ok((listed, total as u64))
     }

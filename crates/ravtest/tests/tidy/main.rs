@@ -23,6 +23,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("ravenv", &[]),
     ("ravftp", &["ravproto"]),
     ("ravfed", &["ravproto"]),
+    // The sandbox runs on providers and in ravop's local runs, never in ravsock.
+    ("ravwasm", &["ravproto"]),
     // ravexec for `infer`: what a provider's answer must look like, by the kernels' own rules.
     ("ravsock", &["ravproto", "ravexec", "ravftp", "ravfed", "ravenv"]),
     ("ravpy", &["ravproto", "ravexec", "ravftp", "ravfed", "ravclient", "ravenv"]),
