@@ -12,6 +12,8 @@
 //!   `(slice_ptr: i32, slice_len: i32, args_ptr: i32, args_len: i32, index: i64) -> i32`,
 //!   answering 0 when the slice succeeded and anything else when it failed.
 //!
+//! It has no start function: code runs only through the entry, where the sandbox meters it.
+//!
 //! It may import these functions of the module `rav`, and nothing else (no WASI, no clock, no
 //! randomness: a slice is a deterministic function of its module, slice, args and files):
 //! - `result(ptr: i32, len: i32)`: the slice's result bytes (at most [`Limits::max_result_bytes`];
@@ -137,6 +139,10 @@ pub enum SliceFailure {
         /// What the ABI expects of it.
         expected: String,
     },
+    /// The module has a start function (code that would run before the entry, unmetered by
+    /// the slice's clocks); set-up belongs in the entry.
+    #[error("the work function has a start function; the ABI runs code only through the entry")]
+    StartFunction,
     /// The slice used its CPU budget.
     #[error("the slice used its CPU budget of {fuel} units")]
     OutOfFuel {

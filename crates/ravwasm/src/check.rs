@@ -24,6 +24,19 @@ fn host_type(name: &str) -> Option<FuncType> {
     Some(FuncType::new(params.iter().copied(), results.iter().copied()))
 }
 
+/// The module has no start section (`bytes` already passed validation).
+pub(crate) fn no_start(bytes: &[u8]) -> Result<(), SliceFailure> {
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        match payload {
+            Ok(wasmparser::Payload::StartSection { .. }) => return Err(SliceFailure::StartFunction),
+            // The code section is the last that may precede nothing but data and custom ones.
+            Ok(wasmparser::Payload::CodeSectionStart { .. }) | Err(_) => return Ok(()),
+            Ok(_) => {}
+        }
+    }
+    Ok(())
+}
+
 /// Every import is one of the host's functions, with its type.
 pub(crate) fn imports(module: &Module) -> Result<(), SliceFailure> {
     for import in module.imports() {

@@ -113,10 +113,11 @@ impl Sandbox {
     }
 
     /// Validates and compiles `bytes` as a work function whose entry is `entry`: it must be
-    /// WebAssembly, import only the host's functions with their types, and export the memory,
+    /// WebAssembly without a start function, import only the host's functions with their types, and export the memory,
     /// the allocator and the entry with the ABI's types.
     pub fn compile(&self, bytes: &[u8], entry: &str) -> Result<WorkFunction, SliceFailure> {
         let module = Module::new(&self.engine, bytes).map_err(|e| SliceFailure::NotWasm { why: e.to_string() })?;
+        check::no_start(bytes)?;
         check::imports(&module)?;
         let initial_pages = check::exports(&module, entry)?;
         Ok(WorkFunction { module, entry: entry.to_string(), initial_pages })
@@ -206,7 +207,7 @@ impl Meter {
     /// deadline or the no-progress limit is spent.
     fn refuel(&mut self, store: &mut Store<SliceState>) -> Result<(), SliceFailure> {
         let left = store.get_fuel().unwrap_or(0);
-        let used = self.given - left;
+        let used = self.given.saturating_sub(left);
         if used >= self.limits.fuel {
             return Err(SliceFailure::OutOfFuel { fuel: self.limits.fuel });
         }

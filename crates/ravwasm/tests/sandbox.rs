@@ -81,6 +81,20 @@ fn an_infinite_loop_runs_out_of_fuel() {
 }
 
 #[test]
+fn a_start_function_is_refused_at_compile_time() {
+    let sandbox = Sandbox::new();
+    // It would loop forever while the instance is made, before the entry's meter runs.
+    let start = module(
+        "",
+        r#"(func $forever (loop $l (br $l)))
+           (start $forever)
+           (func (export "work") (param i32 i32 i32 i32 i64) (result i32) (i32.const 0))"#,
+    );
+    assert_eq!(sandbox.compile(&start, "work").unwrap_err(), SliceFailure::StartFunction);
+    still_serves(&sandbox);
+}
+
+#[test]
 fn a_deadline_stops_a_slice_with_fuel_to_spare() {
     let sandbox = Sandbox::new();
     let function = compile(&sandbox, &spin());
