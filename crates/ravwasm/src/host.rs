@@ -4,7 +4,7 @@
 //! with a typed failure, never the provider.
 
 use crate::{JobFiles, SliceEvent};
-use ravproto::work::{ConsoleLevel, HOST_FUNCTIONS, IMPORT_MODULE, Limits, SliceFailure};
+use ravproto::work::{ConsoleLevel, IMPORT_MODULE, Limits, SliceFailure};
 use std::sync::Arc;
 use std::time::Instant;
 use wasmi::{Caller, Extern, Linker, StoreLimits};
@@ -149,6 +149,5 @@ fn register(linker: &mut Linker<SliceState>) -> Result<(), wasmi::errors::Linker
             Ok((end - start) as i64)
         },
     )?;
-    debug_assert_eq!(HOST_FUNCTIONS.len(), 7, "every host function is registered above");
     Ok(())
 }

@@ -81,6 +81,31 @@ fn an_infinite_loop_runs_out_of_fuel() {
 }
 
 #[test]
+fn every_host_function_of_the_abi_is_offered_with_its_type() {
+    // The ABI's list, the compile-time check's types and the linker's registrations agree:
+    // a module importing all seven compiles, instantiates and runs.
+    let types = [
+        ("result", "(param i32 i32)"),
+        ("error", "(param i32 i32)"),
+        ("progress", "(param f32)"),
+        ("console", "(param i32 i32 i32)"),
+        ("emit", "(param i32 i32 i32 i32)"),
+        ("file_size", "(param i32 i32) (result i64)"),
+        ("file_read", "(param i32 i32 i64 i32 i32) (result i64)"),
+    ];
+    let names: Vec<&str> = types.iter().map(|(name, _)| *name).collect();
+    assert_eq!(names, ravproto::work::HOST_FUNCTIONS);
+    let imports: String = types
+        .iter()
+        .filter(|(name, _)| *name != "result")
+        .map(|(name, ty)| format!(r#"(import "rav" "{name}" (func {ty}))"#))
+        .collect();
+    let all = module(&imports, r#"(func (export "work") (param i32 i32 i32 i32 i64) (result i32) (i32.const 0))"#);
+    let sandbox = Sandbox::new();
+    assert_eq!(run(&sandbox, &compile(&sandbox, &all), &[], Limits::default()).result, Ok(vec![]));
+}
+
+#[test]
 fn a_start_function_is_refused_at_compile_time() {
     let sandbox = Sandbox::new();
     // It would loop forever while the instance is made, before the entry's meter runs.
