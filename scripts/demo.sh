@@ -68,6 +68,27 @@ for tutorial in "${tutorials[@]}"; do
   echo "== $tutorial"
   $bin/examples/$tutorial
 done
+echo "== dcp_map"
+$bin/examples/dcp_map
+echo "== open_job"
+# A job of the compute group lab: the first job naming the group sets its secret, then a
+# provider joins with it (the two providers above are not in the group and get none of it).
+lab_secret=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
+LAB_SECRET=$lab_secret $bin/examples/open_job > "$data/open_job.log" 2>&1 &
+tutorial=$!
+for _ in $(seq 1 3000); do
+  if grep -q "is open" "$data/open_job.log" || ! kill -0 $tutorial 2>/dev/null; then break; fi
+  sleep 0.1
+done
+(cd "$provider" && RAVPY_GROUPS="lab:$lab_secret" exec $bin/ravpy participate) > "$data/ravpy-lab.log" 2>&1 &
+others+=($!)
+(cd "$provider" && RAVPY_GROUPS="lab:$lab_secret" $bin/ravpy list-jobs)
+if ! wait $tutorial; then
+  echo "the open_job tutorial failed; its log, then the group provider's:" >&2
+  cat "$data/open_job.log" "$data/ravpy-lab.log" >&2
+  exit 1
+fi
+cat "$data/open_job.log"
 echo "== federated_analytics"
 $bin/examples/federated_analytics > "$data/federated.log" 2>&1 &
 tutorial=$!

@@ -421,8 +421,8 @@ fn ended(progress: &GraphProgress) -> Result<bool> {
 /// [`Client`] for code without an async runtime.
 #[derive(Debug)]
 pub struct BlockingClient {
-    runtime: tokio::runtime::Runtime,
-    inner: Client,
+    pub(crate) runtime: tokio::runtime::Runtime,
+    pub(crate) inner: Client,
 }
 
 impl BlockingClient {

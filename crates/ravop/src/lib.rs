@@ -29,6 +29,7 @@ mod events;
 mod executor;
 pub mod federated;
 mod graph;
+pub mod jobs;
 mod methods;
 pub mod ml;
 pub mod nn;

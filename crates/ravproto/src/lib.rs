@@ -2,7 +2,7 @@
 //!
 //! This crate holds the ids, the status enums, the op catalogue (all 145 operators of the
 //! original RDF registry with short names, wire names, arity and typed params), the tensor
-//! encoding, the message bodies (with the accounts' roles and tokens in [`accounts`]), the HTTP routes, the topics' rounds ([`topics`]), the work-function ABI of jobs ([`work`]) and the names of bulk-data files. It does no I/O: servers and clients meet here and nowhere
+//! encoding, the message bodies (with the accounts' roles and tokens in [`accounts`]), the HTTP routes, the topics' rounds ([`topics`]), the work-function ABI of jobs ([`work`]), jobs and their slices ([`jobs`]) and the names of bulk-data files. It does no I/O: servers and clients meet here and nowhere
 //! else, so a type that travels lives in this crate.
 
 pub mod accounts;
@@ -14,6 +14,7 @@ pub mod files;
 pub mod frame;
 pub mod ids;
 pub mod index;
+pub mod jobs;
 pub mod ledger;
 pub mod messages;
 pub mod model;

@@ -109,6 +109,10 @@ pub struct JoinRequest {
     /// The graph.
     #[serde(default)]
     pub graph: Option<GraphId>,
+    /// The compute groups it joins (`ravpy participate --group key:secret`): it also computes
+    /// the jobs limited to them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<crate::jobs::ComputeGroup>,
 }
 
 /// One op of an assignment.
@@ -315,4 +319,6 @@ pub enum RejectionCode {
     /// The provider missed a deadline; the server closes its connection after this message
     /// (the provider may connect again at once).
     Evicted,
+    /// A compute group it named does not exist or its secret is wrong.
+    Group,
 }

@@ -6,6 +6,7 @@
 //! by the caller.
 
 use crate::ids::GraphId;
+use crate::jobs::JobId;
 use crate::topics::TopicId;
 
 /// Declares each route's pattern constant and its path builder; the builder fills the
@@ -79,6 +80,22 @@ routes! {
     /// `POST` (the topic's requester): a closed round's ground truth (a
     /// [`crate::topics::TruthRequest`]); answers with the scored round.
     TOPIC_TRUTH, topic_truth(topic: TopicId, round: u64) = "/v1/topics/{id}/rounds/{round}/truth";
+    /// `POST`: a new job (a [`crate::jobs::JobSpec`]); `GET`: the jobs the caller may see (a
+    /// provider: the open ones it may compute).
+    JOBS, jobs() = "/v1/jobs";
+    /// `GET`: a job's state and counts.
+    JOB, job(job: JobId) = "/v1/jobs/{id}";
+    /// `POST`: more slices for an open job (a [`crate::jobs::AddSlices`]).
+    JOB_SLICES, job_slices(job: JobId) = "/v1/jobs/{id}/slices";
+    /// `POST`: close a job: it takes no more slices and completes when they are computed.
+    JOB_CLOSE, job_close(job: JobId) = "/v1/jobs/{id}/close";
+    /// `POST`: cancel a job: its slices out are withdrawn, nothing more is computed.
+    JOB_CANCEL, job_cancel(job: JobId) = "/v1/jobs/{id}/cancel";
+    /// `GET`: the outcomes of a range of slices (`?from=&to=`, `to` exclusive).
+    JOB_RESULTS, job_results(job: JobId) = "/v1/jobs/{id}/results";
+    /// `GET`: long poll for the events of slices finished after the first `?after=`
+    /// (`&timeout_ms=`), a [`crate::jobs::EventPage`].
+    JOB_EVENTS, job_events(job: JobId) = "/v1/jobs/{id}/events";
     /// `GET`: the caller's balances (a [`crate::ledger::Balance`]).
     ACCOUNT, account() = "/v1/account";
     /// `GET`: the caller's movements, oldest first (`?after=&limit=`; a
@@ -131,6 +148,12 @@ impl From<GraphId> for Segment {
 impl From<TopicId> for Segment {
     fn from(topic: TopicId) -> Segment {
         Segment(topic.0.to_string())
+    }
+}
+
+impl From<JobId> for Segment {
+    fn from(job: JobId) -> Segment {
+        Segment(job.0.to_string())
     }
 }
 

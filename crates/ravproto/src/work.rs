@@ -182,6 +182,13 @@ pub enum SliceFailure {
         /// The trap.
         why: String,
     },
+    /// Nobody answered the slice: every provider it went to left or missed its deadline
+    /// (decided by the server, never by a sandbox).
+    #[error("the slice was handed out {handouts} times and never answered (its providers left or missed its deadline)")]
+    Abandoned {
+        /// Hand-outs.
+        handouts: u32,
+    },
     /// The function answered non-zero, with the reason it gave through `rav.error`.
     #[error("the work function failed: {why}")]
     Failed {

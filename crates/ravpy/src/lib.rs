@@ -15,6 +15,7 @@ pub mod compute;
 pub mod federated;
 pub mod metrics;
 pub mod node;
+mod slices;
 pub mod view;
 
 use assignment::{Bulk, Task, handle_assignment};
@@ -59,6 +60,10 @@ pub struct ParticipateConfig {
     /// Leave after computing this many subgraphs (work already in hand is finished; work
     /// assigned after that goes back to the server when the connection closes).
     pub max_subgraphs: Option<u64>,
+    /// Compute groups to join (`--group key:secret`): their jobs come here too.
+    pub groups: Vec<ravproto::jobs::ComputeGroup>,
+    /// The most one job slice may use here; a job's limits are lowered to it.
+    pub slice_cap: ravproto::work::Limits,
 }
 
 /// What a provider reports while it runs.
@@ -72,6 +77,14 @@ pub enum ProviderEvent {
         /// Ops computed.
         ops: u64,
         /// Time spent computing.
+        millis: f64,
+    },
+    /// A bundle of a job's slices was run and its outcomes sent.
+    Sliced {
+        bundle: u64,
+        /// Slices run (each a result or a typed error).
+        slices: u64,
+        /// Time spent.
         millis: f64,
     },
     /// An op of an assignment failed.
@@ -108,6 +121,14 @@ pub async fn list_graphs(
     }
     let http = ravclient::Http::new(server, token, trust).map_err(|e| Error::from_http(server, e))?;
     http.get(&path).await.map_err(|e| Error::from_http(server, e))
+}
+
+/// The jobs running now that this provider may see (`ravpy list-jobs`).
+pub async fn list_jobs(server: &str, token: &str, trust: &ravclient::Trust) -> Result<Vec<ravproto::jobs::Job>, Error> {
+    let http = ravclient::Http::new(server, token, trust).map_err(|e| Error::from_http(server, e))?;
+    let list: ravproto::jobs::JobList =
+        http.get(ravproto::routes::JOBS).await.map_err(|e| Error::from_http(server, e))?;
+    Ok(list.jobs)
 }
 
 /// This account's balances and its movements, oldest first (`ravpy earnings`): what the
@@ -183,6 +204,7 @@ enum Incoming {
     Connected,
     Assign(Bytes),
     Withdraw(u64),
+    Slices(ravproto::jobs::SliceBundle),
     Credentials(FtpCredentials),
     Rejected(Rejected),
     /// The server closed the connection (a namespace `disconnect`).
@@ -205,6 +227,8 @@ pub struct Summary {
     pub subgraphs: u64,
     /// Ops computed.
     pub ops: u64,
+    /// Job slices run.
+    pub slices: u64,
 }
 
 /// Runs the provider until `shutdown` resolves (then finishes the work in hand).
@@ -242,6 +266,7 @@ pub async fn participate(config: ParticipateConfig, shutdown: impl Future<Output
         budget,
         ftp_host: config.ftp_host.clone().unwrap_or_else(|| ravftp::host_of_url(&config.server)),
         ftps: http.ftps(),
+        runner: Arc::new(slices::Runner::new(config.slice_cap)),
     };
     let mut session = Session { config: &config, work, window: http.window() };
     let mut shutdown = std::pin::pin!(shutdown.fuse());
@@ -288,6 +313,8 @@ struct Work {
     budget: MemoryBudget,
     ftp_host: String,
     ftps: Option<Arc<rustls::ClientConfig>>,
+    /// Jobs' work functions and the sandbox.
+    runner: Arc<slices::Runner>,
 }
 
 /// How one connection ended.
@@ -361,9 +388,14 @@ impl Session<'_> {
                         // sends the checkpoint of any graph it assigns here, so the old states
                         // only hold memory.
                         work.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+                        work.runner.clear();
                         // Join again after every (re)connect: the server forgets a provider
                         // when its socket closes.
-                        let join = JoinRequest { benchmark: work.benchmark.clone(), graph: config.graph };
+                        let join = JoinRequest {
+                            benchmark: work.benchmark.clone(),
+                            graph: config.graph,
+                            groups: config.groups.clone(),
+                        };
                         let _ = client.emit(EVENT_JOIN, serde_json::to_value(&join).expect("serializes")).await;
                         tracing::info!(server = %config.server, graph = ?config.graph, "joined");
                         report(&config.events, ProviderEvent::Joined);
@@ -382,6 +414,17 @@ impl Session<'_> {
                             budget: work.budget,
                         };
                         work.in_hand.spawn(handle_assignment(task, bytes));
+                    }
+                    Some(Incoming::Slices(bundle)) => {
+                        let task = slices::SliceTask {
+                            client: client.clone(),
+                            runner: work.runner.clone(),
+                            withdrawn: work.withdrawn.clone(),
+                            summary: work.summary.clone(),
+                            events: config.events.clone(),
+                        };
+                        let bundle = work.runner.prepare(bundle);
+                        work.in_hand.spawn(slices::handle_bundle(task, bundle));
                     }
                     Some(Incoming::Withdraw(assignment)) => {
                         tracing::info!(assignment, "assignment withdrawn by the server");
@@ -445,6 +488,11 @@ fn provider_socket(
             }),
         )
         .on(EVENT_WITHDRAW, on(|p| first_json::<Withdraw>(p).map(|w| Incoming::Withdraw(w.assignment))))
+        .on(ravproto::jobs::EVENT_SLICES, on(|p| first_json::<ravproto::jobs::SliceBundle>(p).map(Incoming::Slices)))
+        .on(
+            ravproto::jobs::EVENT_WITHDRAW_SLICES,
+            on(|p| first_json::<Withdraw>(p).map(|w| Incoming::Withdraw(w.assignment))),
+        )
         .on(EVENT_REJECTED, on(|p| first_json::<Rejected>(p).map(Incoming::Rejected)))
         .on("close", on(|_| Some(Incoming::Closed)))
         .on(EVENT_CREDENTIALS, on(|p| first_json::<FtpCredentials>(p).map(Incoming::Credentials)))

@@ -1,7 +1,7 @@
 //! The `ravpy` binary: `ravpy participate --server URL --token T [--graph ID]` (with a live
 //! status line on the terminal), `ravpy list-graphs`, `ravpy federated --graph ID --file
 //! data.csv` (contribute a CSV file's statistics; the file never leaves this machine),
-//! `ravpy benchmark`, and `ravpy run --config worker.toml` (a worker node: many entries,
+//! `ravpy list-jobs`, `ravpy benchmark`, and `ravpy run --config worker.toml` (a worker node: many entries,
 //! each supervised, from one file; `--check` validates it) with `ravpy status --config
 //! worker.toml` (its state as JSON).
 //! Settings come from flags, the environment (`RAVSOCK_URL`, `RAVSOCK_TOKEN`,
@@ -84,6 +84,28 @@ enum Command {
         /// goes to a provider with more. Default: half of this machine's RAM.
         #[arg(long, value_parser = ravpy::parse_size)]
         max_memory: Option<u64>,
+        /// Join a compute group, `key:secret` (repeat for several, or a comma-separated list
+        /// in the environment): its jobs come here too. Prefer the environment: `ps` shows flags.
+        #[arg(long = "group", env = "RAVPY_GROUPS", hide_env_values = true, value_delimiter = ',', value_parser = ravproto::jobs::ComputeGroup::parse)]
+        groups: Vec<ravproto::jobs::ComputeGroup>,
+        /// The most CPU (fuel units) one job slice may use here.
+        #[arg(long, default_value_t = ravproto::work::Limits::default().fuel)]
+        slice_fuel: u64,
+        #[command(flatten)]
+        trust: TrustArgs,
+    },
+    /// List the jobs running now, with their public name, requirements, groups (those this
+    /// provider joins marked) and offer per slice.
+    ListJobs {
+        /// ravsock's URL [also read from RAVENVERSE_URL].
+        #[arg(long, env = "RAVSOCK_URL", default_value = "http://127.0.0.1:9999")]
+        server: String,
+        /// Provider token [also read from TOKEN].
+        #[arg(long, env = "RAVSOCK_TOKEN", hide_env_values = true)]
+        token: String,
+        /// The groups this provider joins (`key:secret`; only the keys are used here).
+        #[arg(long = "group", env = "RAVPY_GROUPS", hide_env_values = true, value_delimiter = ',', value_parser = ravproto::jobs::ComputeGroup::parse)]
+        groups: Vec<ravproto::jobs::ComputeGroup>,
         #[command(flatten)]
         trust: TrustArgs,
     },
@@ -165,7 +187,18 @@ fn main() -> Result<()> {
     init_logging(false, None);
     let runtime = tokio::runtime::Runtime::new()?;
     match cli.command {
-        Command::Participate { server, token, ftp_host, graph, metrics_bind, max_subgraphs, max_memory, trust } => {
+        Command::Participate {
+            server,
+            token,
+            ftp_host,
+            graph,
+            metrics_bind,
+            max_subgraphs,
+            max_memory,
+            groups,
+            slice_fuel,
+            trust,
+        } => {
             let (events, mut seen) = tokio::sync::mpsc::unbounded_channel();
             let (shown, view) = tokio::sync::mpsc::unbounded_channel();
             let metrics = ravpy::metrics::Metrics::default();
@@ -190,6 +223,8 @@ fn main() -> Result<()> {
                 benchmark: None,
                 events: Some(events),
                 max_subgraphs,
+                groups,
+                slice_cap: ravproto::work::Limits { fuel: slice_fuel, ..ravproto::work::Limits::default() },
                 max_memory,
             };
             let shutdown = async {
@@ -218,6 +253,14 @@ fn main() -> Result<()> {
             #[allow(clippy::print_stdout)] // The table is this command's output.
             {
                 print!("{}", ravpy::view::table(&graphs));
+            }
+        }
+        Command::ListJobs { server, token, groups, trust } => {
+            let jobs = runtime.block_on(ravpy::list_jobs(&server, &token, &trust.trust()?))?;
+            let mine: Vec<String> = groups.into_iter().map(|g| g.key).collect();
+            #[allow(clippy::print_stdout)] // The table is this command's output.
+            {
+                print!("{}", ravpy::view::jobs_table(&jobs, &mine));
             }
         }
         Command::Earnings { server, token, trust } => {

@@ -75,6 +75,8 @@ impl Metrics {
             ProviderEvent::Failed { .. } => {
                 m.failures.get_or_create(&label).inc();
             }
+            // Counted by the server (a job's counts); the node's own metrics are for graphs.
+            ProviderEvent::Sliced { .. } => {}
             ProviderEvent::Dropped { .. } => {
                 m.drops.get_or_create(&label).inc();
             }

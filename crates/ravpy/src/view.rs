@@ -30,12 +30,52 @@ pub async fn live(mut events: mpsc::UnboundedReceiver<ProviderEvent>) {
                 failures += 1;
                 format!("last: subgraph #{assignment} failed: {reason}")
             }
+            ProviderEvent::Sliced { bundle, slices, millis } => {
+                format!("last: bundle #{bundle}, {slices} job slices in {millis:.1} ms")
+            }
             ProviderEvent::Dropped { reason } => format!("dropped ({reason}); connecting again"),
         };
         let rate = ops as f64 / started.elapsed().as_secs_f64().max(1e-3);
         bar.set_message(format!("{subgraphs} subgraphs, {ops} ops ({rate:.0} ops/s), {failures} failed | {last}"));
     }
     bar.finish_and_clear();
+}
+
+/// The `list-jobs` table: `mine` are the groups this provider joins (marked with `*`).
+pub fn jobs_table(jobs: &[ravproto::jobs::Job], mine: &[String]) -> String {
+    if jobs.is_empty() {
+        return "no jobs are running right now\n".into();
+    }
+    let mut out = format!(
+        "{:<8} {:<24} {:>9} {:>9} {:>7}  {:<20} {}\n",
+        "job", "name", "slices", "done", "offer", "groups", "needs"
+    );
+    for job in jobs {
+        let name = job.public.as_ref().map_or("(private)", |p| p.name.as_str());
+        let groups = match job.groups.is_empty() {
+            true => "public".to_string(),
+            false => job
+                .groups
+                .iter()
+                .map(|g| if mine.contains(g) { format!("{g}*") } else { g.clone() })
+                .collect::<Vec<_>>()
+                .join(","),
+        };
+        let needs = job.requirements.needs();
+        let needs = if needs.is_empty() { "none".to_string() } else { needs.join(", ") };
+        let done = job.counts.computed + job.counts.failed;
+        out.push_str(&format!(
+            "{:<8} {:<24} {:>9} {:>9} {:>7}  {:<20} {}\n",
+            job.id.0,
+            name.chars().take(24).collect::<String>(),
+            job.counts.total,
+            done,
+            job.slice_payment_offer,
+            groups,
+            needs
+        ));
+    }
+    out
 }
 
 /// The `list-graphs` table.

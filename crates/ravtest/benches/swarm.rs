@@ -118,6 +118,8 @@ impl Swarm {
                     }),
                     events: None,
                     max_subgraphs: None,
+                    groups: Vec::new(),
+                    slice_cap: ravproto::work::Limits::default(),
                     max_memory: None,
                 };
                 tokio::spawn(ravpy::participate(config, async move {

@@ -87,7 +87,7 @@ fn provider_frames() {
         memory_budget_bytes: None,
     };
     check(
-        &JoinRequest { benchmark, graph: Some(GraphId(3)) },
+        &JoinRequest { benchmark, graph: Some(GraphId(3)), groups: vec![] },
         expect![[r#"{"benchmark":{"ram_bytes":1073741824,"cores":4,"gpu":true,"speed_score":99.5},"graph":3}"#]],
     );
     check(&Withdraw { assignment: 7 }, expect![[r#"{"assignment":7}"#]]);

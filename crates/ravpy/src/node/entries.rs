@@ -106,6 +106,7 @@ async fn participate(
                     row.ops += ops;
                     row.succeeded(format!("computing {target}"));
                 }
+                ProviderEvent::Sliced { .. } => row.succeeded(format!("running job slices ({target})")),
                 ProviderEvent::Failed { reason, .. } => row.detail = format!("an op failed here: {reason}"),
                 ProviderEvent::Dropped { reason } => {
                     row.state = EntryState::Connecting;
@@ -125,6 +126,8 @@ async fn participate(
         max_memory: entry.max_memory.map(|m| m.0),
         events: Some(events),
         max_subgraphs,
+        groups: Vec::new(),
+        slice_cap: ravproto::work::Limits::default(),
     };
     let ended = crate::participate(config, stopped(stopping.clone())).await;
     let _ = watcher.await;

@@ -7,6 +7,7 @@
 //! - [`graphs`]: the requester API;
 //! - [`federated`]: federated queries;
 //! - [`topics`]: topics, their rounds and answers;
+//! - [`jobs`]: jobs, their slices, results and events;
 //! - [`socket`]: the `/provider` and `/requester` socket.io namespaces; [`topic_socket`]:
 //!   `/topics`;
 //! - [`malformed`]: what becomes of malformed socket.io events;
@@ -25,6 +26,7 @@ mod extract;
 mod federated;
 mod graphs;
 mod health;
+mod jobs;
 pub mod malformed;
 pub mod socket;
 pub mod tls;
@@ -64,6 +66,8 @@ pub struct AppState {
     pub federated: Federated,
     /// Topics and their rounds.
     pub topics: crate::service::Topics,
+    /// Jobs and their slices.
+    pub jobs: crate::service::Jobs,
     /// The dashboard and its sessions.
     pub dash: crate::service::Dash,
 }
@@ -74,7 +78,15 @@ impl AppState {
         let federated = Federated::new(db.clone());
         let topics = crate::service::Topics::new(db.clone(), scheduler.clone());
         let dash = crate::service::Dash::new(db.clone(), scheduler.clone());
-        AppState { graphs: Graphs::new(db.clone(), scheduler, bulk, federated.clone()), federated, topics, dash, db }
+        let jobs = crate::service::Jobs::new(db.clone(), scheduler.clone());
+        AppState {
+            graphs: Graphs::new(db.clone(), scheduler, bulk, federated.clone()),
+            federated,
+            topics,
+            jobs,
+            dash,
+            db,
+        }
     }
 
     /// The same, refusing at upload an op that needs more than `max` bytes where the upload
@@ -126,6 +138,7 @@ pub fn router(state: AppState) -> Router {
         .layer(extract::body_limit(MAX_BODY_BYTES))
         .merge(federated::routes())
         .merge(topics::routes())
+        .merge(jobs::routes())
         .merge(dash::routes().layer(extract::body_limit(MAX_SMALL_BODY_BYTES)))
         .layer(axum::Extension(BodyBudget::new(BODY_BUDGET_BYTES)))
         .with_state(state)

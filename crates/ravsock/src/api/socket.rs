@@ -24,10 +24,11 @@ use crate::dispatch::{Command, SchedulerHandle, graph_room, provider_room};
 use crate::error::Error;
 use crate::scheduler::{AssignmentId, Event};
 use crate::service::access::owned_graph;
+use ravproto::jobs::{BundleResults, EVENT_SLICE_RESULTS};
 use ravproto::messages::{ErrorBody, ErrorCode, OpFailure};
 use ravproto::provider::{
-    EVENT_CREDENTIALS, EVENT_JOIN, EVENT_OP_FAILED, EVENT_REFUSED, EVENT_RESULT, JoinRequest, NAMESPACE,
-    OpFailedReport, ProviderAuth, ResultMessage,
+    EVENT_CREDENTIALS, EVENT_JOIN, EVENT_OP_FAILED, EVENT_REFUSED, EVENT_REJECTED, EVENT_RESULT, JoinRequest,
+    NAMESPACE, OpFailedReport, ProviderAuth, Rejected, RejectionCode, ResultMessage,
 };
 use ravproto::requester::{
     self, EVENT_ERROR, EVENT_GRAPH_DONE, EVENT_PROGRESS, EVENT_SUBSCRIBE, RequesterAuth, Subscribe,
@@ -187,7 +188,31 @@ fn register(socket: &SocketRef, provider: ProviderId) {
                 Ok(join) => join,
                 Err(error) => return malformed::refuse(&socket, &state.malformed, EVENT_REFUSED, EVENT_JOIN, &error),
             };
-            let event = Event::ProviderJoined { provider, account, benchmark: join.benchmark, graph: join.graph };
+            // Groups are proved here, with the secret's hash: the scheduler only sees keys.
+            let mut groups = std::collections::BTreeSet::new();
+            for group in &join.groups {
+                let refusal = match state.db.check_group(&group.key, &group.secret).await {
+                    Ok(Some(true)) => None,
+                    Ok(Some(false)) => {
+                        Some(format!("the secret given for compute group {} is not its secret", group.key))
+                    }
+                    Ok(None) => Some(format!("there is no compute group {} (a job naming it creates it)", group.key)),
+                    Err(error) => {
+                        tracing::error!(%provider, cause = %error, "cannot check a compute group");
+                        Some(format!("the server could not check compute group {}", group.key))
+                    }
+                };
+                if let Some(reason) = refusal {
+                    let rejected = Rejected { reason, code: RejectionCode::Group };
+                    if let Err(error) = socket.emit(EVENT_REJECTED, &rejected) {
+                        tracing::debug!(%provider, cause = %error, "cannot reject a join");
+                    }
+                    return;
+                }
+                groups.insert(group.key.clone());
+            }
+            let event =
+                Event::ProviderJoined { provider, account, benchmark: join.benchmark, graph: join.graph, groups };
             send(&state, Command::Event(event)).await;
         },
     );
@@ -238,6 +263,18 @@ fn register(socket: &SocketRef, provider: ProviderId) {
                 over_budget: report.over_budget,
             };
             send(&state, Command::Event(event)).await;
+        },
+    );
+    socket.on(
+        EVENT_SLICE_RESULTS,
+        |socket: SocketRef,
+         TryData(results): TryData<BundleResults>,
+         State(state): State<SocketState>,
+         Extension(provider): Extension<ProviderId>| async move {
+            match results {
+                Ok(results) => send(&state, Command::SliceResults { provider, results }).await,
+                Err(error) => malformed::refuse(&socket, &state.malformed, EVENT_REFUSED, EVENT_SLICE_RESULTS, &error),
+            }
         },
     );
     socket.on_fallback(|socket: SocketRef, EventName(event): EventName, State(state): State<SocketState>| async move {

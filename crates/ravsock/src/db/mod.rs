@@ -5,7 +5,7 @@
 //! Port of the original's tables (§3.2) reduced to what the scheduler needs, with statuses as
 //! checked enums and server-allocated ids. One file per table group, each adding methods to
 //! [`Db`]: [`accounts`], [`graphs`], [`ops`], [`values`] (with the checkpoints stored beside
-//! results), [`federated`], [`topics`] (topics, rounds and answers), [`ledger`] (balances and movements), [`dash`] (what the dashboard lists), [`retention`] (ended graphs' values removed after a time); [`rows`] reads rows into named structs; [`cache`] keeps what this
+//! results), [`federated`], [`topics`] (topics, rounds and answers), [`jobs`] (jobs, slices and compute groups), [`ledger`] (balances and movements), [`dash`] (what the dashboard lists), [`retention`] (ended graphs' values removed after a time); [`rows`] reads rows into named structs; [`cache`] keeps what this
 //! process, the only writer, already knows; [`write`] batches a transaction's statements.
 //!
 //! Every query is written once, with `$N` placeholders (which SQLite accepts too), and runs on
@@ -51,6 +51,7 @@ mod cache;
 pub mod dash;
 pub mod federated;
 pub mod graphs;
+pub mod jobs;
 pub mod ledger;
 pub mod ops;
 pub mod retention;

@@ -13,6 +13,8 @@
 //! - [`stakes`]: providers' stakes in paid graphs, taken before their first subgraph is sent
 //!   and slashed when they abandon work;
 //! - [`verify`]: a verified graph's answers held and compared until enough agree;
+//! - [`jobs`]: jobs started and resumed, bundles of slices sent, outcomes stored before they
+//!   count;
 //! - [`topics`]: topics started and resumed, rounds stored before they are announced, answers
 //!   stored before they count;
 //! - [`outbox`]: emits to providers and requesters, and the room names;
@@ -31,6 +33,7 @@ mod expect;
 #[cfg(feature = "fault-injection")]
 pub mod faults;
 mod health;
+mod jobs;
 mod outbox;
 mod results;
 pub mod retention;
@@ -105,6 +108,25 @@ pub enum Command {
         value: f64,
         reply: tokio::sync::oneshot::Sender<Result<()>>,
     },
+    /// Run a stored job (just created, or resumed after a restart).
+    JobStart(ravproto::jobs::JobId),
+    /// Store more slices for an open job; answered with their numbers.
+    AddSlices {
+        job: ravproto::jobs::JobId,
+        slices: Vec<Vec<u8>>,
+        reply: tokio::sync::oneshot::Sender<Result<ravproto::jobs::SlicesAdded>>,
+    },
+    /// Close or cancel a job; answered once its new state is stored.
+    JobEnd {
+        job: ravproto::jobs::JobId,
+        /// Cancel (withdraw what is out) rather than close (finish what it has).
+        cancel: bool,
+        reply: tokio::sync::oneshot::Sender<Result<()>>,
+    },
+    /// A running job's counts (`None`: not running).
+    JobCounts(ravproto::jobs::JobId, tokio::sync::oneshot::Sender<Option<ravproto::jobs::SliceCounts>>),
+    /// A provider's answers to a bundle of slices (not yet stored).
+    SliceResults { provider: ProviderId, results: ravproto::jobs::BundleResults },
     /// Any other scheduler event (providers joining and leaving, failures).
     Event(Event),
     /// Answered once every earlier command has been handled and its actions performed
@@ -166,6 +188,7 @@ pub struct SchedulerHandle {
     events: tokio::sync::broadcast::Sender<GraphEvent>,
     rounds: tokio::sync::broadcast::Sender<RoundClosed>,
     ops: tokio::sync::broadcast::Sender<OpsEvent>,
+    jobs: tokio::sync::broadcast::Sender<ravproto::jobs::JobId>,
     health: Health,
     metrics: crate::metrics::Metrics,
 }
@@ -184,6 +207,11 @@ impl SchedulerHandle {
     /// Subscribes to closed rounds.
     pub fn subscribe_rounds(&self) -> tokio::sync::broadcast::Receiver<RoundClosed> {
         self.rounds.subscribe()
+    }
+
+    /// Subscribes to jobs whose slices got outcomes or that ended.
+    pub fn subscribe_jobs(&self) -> tokio::sync::broadcast::Receiver<ravproto::jobs::JobId> {
+        self.jobs.subscribe()
     }
 
     /// Subscribes to ops handed out and computed (nothing is sent while nobody listens).
@@ -262,7 +290,9 @@ pub fn scheduler_channel() -> (SchedulerHandle, SchedulerInbox) {
     let (events, _) = tokio::sync::broadcast::channel(1024);
     let (rounds, _) = tokio::sync::broadcast::channel(1024);
     let (ops, _) = tokio::sync::broadcast::channel(4096);
-    let handle = SchedulerHandle { tx, events, rounds, ops, health: Health::default(), metrics: Default::default() };
+    let (jobs, _) = tokio::sync::broadcast::channel(4096);
+    let handle =
+        SchedulerHandle { tx, events, rounds, ops, jobs, health: Health::default(), metrics: Default::default() };
     (handle, SchedulerInbox(rx))
 }
 
@@ -292,6 +322,7 @@ pub async fn start_scheduler(
             events: handle.events.clone(),
             rounds: handle.rounds.clone(),
             ops: handle.ops.clone(),
+            jobs: handle.jobs.clone(),
         },
         health: handle.health.clone(),
         metrics: handle.metrics.clone(),
@@ -331,6 +362,7 @@ async fn resumable(db: &Db) -> Result<Vec<Command>> {
     }
     let mut commands: Vec<Command> =
         db.topics(None, true).await?.into_iter().map(|t| Command::TopicStart(t.id)).collect();
+    commands.extend(db.jobs(None, true).await?.into_iter().map(|job| Command::JobStart(job.id)));
     for graph in db.unfinished_graphs().await? {
         if db.graph(graph).await?.is_some_and(|g| g.meta.approach == ravproto::messages::Approach::Federated) {
             continue;

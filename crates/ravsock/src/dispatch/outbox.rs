@@ -31,6 +31,8 @@ pub(super) struct Outbox {
     pub(super) events: tokio::sync::broadcast::Sender<GraphEvent>,
     pub(super) rounds: tokio::sync::broadcast::Sender<RoundClosed>,
     pub(super) ops: tokio::sync::broadcast::Sender<OpsEvent>,
+    /// Jobs whose slices got outcomes or that ended (the event long polls).
+    pub(super) jobs: tokio::sync::broadcast::Sender<ravproto::jobs::JobId>,
 }
 
 impl Outbox {

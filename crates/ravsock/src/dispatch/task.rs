@@ -42,6 +42,8 @@ pub(super) struct Dispatcher {
     pub(super) metrics: crate::metrics::Metrics,
     /// The task's clock (topics' rounds keep Unix times).
     pub(super) clock: super::topics::Clock,
+    /// The work functions of running jobs, sent with a connection's first bundle of each.
+    pub(super) works: std::collections::HashMap<ravproto::jobs::JobId, Arc<ravproto::jobs::JobWork>>,
 }
 
 impl Dispatcher {
@@ -63,6 +65,7 @@ impl Dispatcher {
             health,
             metrics,
             clock: super::topics::Clock::new(),
+            works: Default::default(),
         }
     }
 
@@ -142,6 +145,26 @@ impl Dispatcher {
                         Some(event) => event,
                         None => continue,
                     }
+                }
+                Command::JobStart(job) => match self.job_started(job).await {
+                    Some(event) => event,
+                    None => continue,
+                },
+                Command::AddSlices { job, slices, reply } => match self.add_slices(job, slices, reply).await {
+                    Some(event) => event,
+                    None => continue,
+                },
+                Command::JobEnd { job, cancel, reply } => match self.job_end(job, cancel, reply).await {
+                    Some(event) => event,
+                    None => continue,
+                },
+                Command::SliceResults { provider, results } => match self.slice_results(provider, results).await {
+                    Some(event) => event,
+                    None => continue,
+                },
+                Command::JobCounts(job, reply) => {
+                    let _ = reply.send(self.scheduler.job_counts(job));
+                    continue;
                 }
                 Command::Event(event) => event,
                 Command::Flush(done) => {
@@ -365,6 +388,23 @@ impl Dispatcher {
                 }
                 Ok(())
             }
+            Action::AssignSlices(assignment) => {
+                self.assign_slices(assignment).await;
+                Ok(())
+            }
+            Action::WithdrawSlices { provider, bundle } => {
+                self.withdraw_slices(provider, bundle).await;
+                Ok(())
+            }
+            Action::AbandonSlices { job, slices, handouts } => {
+                self.abandon_slices(job, slices, handouts).await;
+                Ok(())
+            }
+            Action::JobProgress { job, counts } => {
+                self.job_progress(job, counts);
+                Ok(())
+            }
+            Action::JobComplete { job, counts } => self.job_complete(job, counts).await,
             Action::OpenRound { topic, round, deadline_ms } => self.open_round(topic, round, deadline_ms).await,
             Action::CloseRound { topic, round } => self.close_round(topic, round).await,
             Action::Slash { account, graph, amount, why } => {

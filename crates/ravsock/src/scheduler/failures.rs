@@ -18,7 +18,8 @@ impl Scheduler {
     /// against its account.
     pub(super) fn left(&mut self, provider: ProviderId, now: Millis, actions: &mut Vec<Action>) {
         let Some(state) = self.providers.remove(&provider) else { return };
-        if !state.in_flight.is_empty() {
+        let held_bundles = self.jobs.release_provider(provider, false, actions);
+        if !state.in_flight.is_empty() || held_bundles {
             self.abandoned(state.account, "a disconnect while holding work", now, actions);
             self.slash_abandoned(state.account, state.in_flight.iter().copied(), "it left holding work", actions);
         }
@@ -46,6 +47,7 @@ impl Scheduler {
     /// retried elsewhere.
     pub(super) fn drop_provider(&mut self, provider: ProviderId, actions: &mut Vec<Action>) {
         let Some(state) = self.providers.remove(&provider) else { return };
+        self.jobs.release_provider(provider, true, actions);
         for assignment in state.in_flight {
             actions.push(Action::Withdraw { provider, assignment });
             self.attempt_failed(assignment, None, "provider quarantined", actions);

@@ -11,6 +11,7 @@
 mod conduct;
 mod failures;
 mod handout;
+pub mod jobs;
 mod lifecycle;
 mod partition;
 #[cfg(test)]
@@ -25,10 +26,12 @@ mod verifying;
 pub mod views;
 
 pub use conduct::Account;
+pub use jobs::{JobPlan, SliceAssignment};
 pub use partition::{OpInfo, Subgraph, partition};
 pub use topics::{OpenRound, Refusal as AnswerRefusal, Timing};
 
 use conduct::Conduct;
+use ravproto::jobs::{JobId, SliceCounts};
 use ravproto::messages::{Benchmark, OpFailure, Requirements};
 use ravproto::provider::{OverBudget, RejectionCode};
 use ravproto::status::GraphStatus;
@@ -140,6 +143,8 @@ pub enum Event {
         benchmark: Benchmark,
         /// The graph it chose, or any.
         graph: Option<GraphId>,
+        /// The compute groups it proved it belongs to (their keys).
+        groups: BTreeSet<String>,
     },
     /// A provider disconnected.
     ProviderLeft { provider: ProviderId },
@@ -189,6 +194,21 @@ pub enum Event {
     /// A subgraph's answers were compared: these accounts agreed with the stored value, these
     /// did not (their record of clean answers starts again, and each counts as a strike).
     Judged { right: Vec<Account>, wrong: Vec<Account> },
+    /// A job runs (started, or resumed after a restart).
+    JobStarted { job: JobId, plan: JobPlan },
+    /// Slices `from..from + count` were stored for an open job.
+    SlicesAdded { job: JobId, from: u64, count: u64 },
+    /// A job takes no more slices.
+    JobClosed { job: JobId },
+    /// A job was cancelled (stored as such).
+    JobCancelled { job: JobId },
+    /// The outcomes of these slices of a bundle are stored (`failed` of them are failures);
+    /// the bundle's other slices go to another provider.
+    SlicesStored { provider: ProviderId, bundle: AssignmentId, stored: BTreeSet<u64>, failed: u64 },
+    /// Slices given up on ([`Action::AbandonSlices`]) were stored as failures.
+    AbandonedStored { job: JobId, count: u64 },
+    /// A bundle could not be sent to its provider.
+    BundleUnsent { bundle: AssignmentId },
     /// Time passed (the server calls this at [`Scheduler::next_deadline`]).
     Tick,
 }
@@ -267,6 +287,16 @@ pub enum Action {
     OpenRound { topic: TopicId, round: u64, deadline_ms: Millis },
     /// Close a topic's round: its deadline passed, every worker answered, or the topic closed.
     CloseRound { topic: TopicId, round: u64 },
+    /// Send a bundle of slices to a provider.
+    AssignSlices(SliceAssignment),
+    /// Tell a provider to drop a bundle.
+    WithdrawSlices { provider: ProviderId, bundle: AssignmentId },
+    /// Store these slices as failed: handed out `handouts` times, never answered.
+    AbandonSlices { job: JobId, slices: Vec<u64>, handouts: u32 },
+    /// A job's counts changed.
+    JobProgress { job: JobId, counts: SliceCounts },
+    /// Every slice of a closed job has an outcome.
+    JobComplete { job: JobId, counts: SliceCounts },
     /// Keep `amount` of `account`'s stake in `graph`: it abandoned work of it (`why`).
     Slash { account: Account, graph: GraphId, amount: u64, why: &'static str },
 }
@@ -323,6 +353,8 @@ struct ProviderState {
     account: Account,
     benchmark: Benchmark,
     graph: Option<GraphId>,
+    /// Its compute groups' keys.
+    groups: BTreeSet<String>,
     in_flight: BTreeSet<AssignmentId>,
     /// Graphs whose stake its account could not pay: none of their work comes to it.
     short_of_stake: BTreeSet<GraphId>,
@@ -349,6 +381,7 @@ pub struct Scheduler {
     next_assignment: u64,
     conduct: Conduct,
     topics: topics::Topics,
+    jobs: jobs::Jobs,
 }
 
 impl Scheduler {
@@ -369,7 +402,7 @@ impl Scheduler {
         match event {
             Event::GraphSubmitted { graph, ops, requirements } => self.submit(graph, ops, requirements, &mut actions),
             Event::GraphCancelled { graph } => self.finish(graph, GraphStatus::Cancelled, &mut actions),
-            Event::ProviderJoined { provider, account, benchmark, graph } => {
+            Event::ProviderJoined { provider, account, benchmark, graph, groups } => {
                 if let Some(reason) = self.conduct.quarantine(account, now) {
                     // A connection of a quarantined account gets nothing (and if it joined
                     // before, what it holds goes back).
@@ -405,8 +438,10 @@ impl Scheduler {
                     .remove(&provider)
                     .map_or_else(|| (BTreeSet::new(), views::ProviderRecord::new(now)), |p| (p.in_flight, p.record));
                 let short_of_stake = BTreeSet::new();
-                self.providers
-                    .insert(provider, ProviderState { account, benchmark, graph, in_flight, short_of_stake, record });
+                self.providers.insert(
+                    provider,
+                    ProviderState { account, benchmark, graph, groups, in_flight, short_of_stake, record },
+                );
             }
             Event::ProviderLeft { provider } => self.left(provider, now, &mut actions),
             Event::SubgraphCompleted { provider, assignment } => {
@@ -457,8 +492,29 @@ impl Scheduler {
             }
             Event::TopicStopped { topic } => self.topics.stop(topic, &mut actions),
             Event::RoundAnswered { topic, round } => self.topics.answered(topic, round, &mut actions),
+            Event::JobStarted { job, plan } => self.jobs.start(job, plan, &mut actions),
+            Event::SlicesAdded { job, from, count } => self.jobs.added(job, from, count),
+            Event::JobClosed { job } => self.jobs.closed(job, &mut actions),
+            Event::JobCancelled { job } => self.jobs.cancelled(job, &mut actions),
+            Event::SlicesStored { provider, bundle, stored, failed } => {
+                if let Some(account) = self.jobs.stored(bundle, provider, &stored, failed, &mut actions) {
+                    self.conduct.completed(account);
+                }
+            }
+            Event::AbandonedStored { job, count } => self.jobs.abandoned_stored(job, count, &mut actions),
+            Event::BundleUnsent { bundle } => self.jobs.unsent(bundle),
             Event::Tick => {
                 self.topics.tick(now, &mut actions);
+                // A provider late with a bundle is stuck or gone, as with a subgraph.
+                for provider in self.jobs.late(now) {
+                    let Some(account) = self.providers.get(&provider).map(|p| p.account) else {
+                        self.jobs.release_provider(provider, true, &mut actions);
+                        continue;
+                    };
+                    self.drop_provider(provider, &mut actions);
+                    self.abandoned(account, "a missed deadline", now, &mut actions);
+                    actions.push(Action::Evict { provider, reason: "it missed a deadline".into() });
+                }
                 let expired: Vec<AssignmentId> =
                     self.in_flight.iter().filter(|(_, f)| f.deadline <= now).map(|(id, _)| *id).collect();
                 for assignment in expired {
@@ -472,6 +528,7 @@ impl Scheduler {
                     // A provider that misses a deadline is stuck or gone: stop trusting it,
                     // so the retry goes elsewhere even if it benchmarked fastest.
                     if let Some(state) = self.providers.remove(&provider) {
+                        self.jobs.release_provider(provider, true, &mut actions);
                         self.abandoned(state.account, "a missed deadline", now, &mut actions);
                         for other in state.in_flight {
                             actions.push(Action::Withdraw { provider, assignment: other });
@@ -483,19 +540,41 @@ impl Scheduler {
             }
         }
         self.dispatch(now, &mut actions);
+        self.jobs.dispatch(now, &self.providers, &mut self.next_assignment, &mut actions);
         actions
     }
 
     /// The earliest deadline of any assignment: when the server should send [`Event::Tick`].
     pub fn next_deadline(&self) -> Option<Millis> {
         let pauses = self.graphs.values().filter(|g| g.status == GraphStatus::Computing).filter_map(|g| g.paused_until);
-        self.in_flight.values().map(|f| f.deadline).chain(pauses).chain(self.topics.next_deadline()).min()
+        self.in_flight
+            .values()
+            .map(|f| f.deadline)
+            .chain(pauses)
+            .chain(self.topics.next_deadline())
+            .chain(self.jobs.next_deadline())
+            .min()
     }
 
     /// Whether `round` of `topic` takes an answer at `now` (checked before the answer is
     /// stored; [`Event::RoundAnswered`] follows once it is).
     pub fn accepts_answer(&self, topic: TopicId, round: u64, now: Millis) -> Result<(), AnswerRefusal> {
         self.topics.accepts(topic, round, now)
+    }
+
+    /// A bundle `provider` holds: its job and slices.
+    pub fn bundle(&self, bundle: AssignmentId, provider: ProviderId) -> Option<(JobId, Vec<u64>)> {
+        self.jobs.bundle(bundle, provider).map(|(job, slices)| (job, slices.to_vec()))
+    }
+
+    /// The number the next stored outcome of a running job gets.
+    pub fn next_seq(&self, job: JobId) -> Option<u64> {
+        self.jobs.next_seq(job)
+    }
+
+    /// A running job's counts.
+    pub fn job_counts(&self, job: JobId) -> Option<SliceCounts> {
+        self.jobs.counts(job)
     }
 
     /// How much work waits and how much is out, over the graphs being computed.

@@ -49,7 +49,16 @@ pub(super) fn assignments(actions: &[Action]) -> Vec<Assignment> {
 
 pub(super) fn join(s: &mut Scheduler, provider: u64, score: f64) -> Vec<Action> {
     let account = provider as Account;
-    s.handle(0, Event::ProviderJoined { provider: ProviderId(provider), account, benchmark: bench(score), graph: None })
+    s.handle(
+        0,
+        Event::ProviderJoined {
+            provider: ProviderId(provider),
+            account,
+            benchmark: bench(score),
+            graph: None,
+            groups: Default::default(),
+        },
+    )
 }
 
 pub(super) fn submit(s: &mut Scheduler, graph: u64, ops: Vec<OpInfo>) -> Vec<Action> {
@@ -229,7 +238,13 @@ fn requirements_decide_who_may_compute() {
     assert!(assignments(&join(&mut s, 1, 100.0)).is_empty(), "a CPU provider gets nothing");
     let refused = s.handle(
         0,
-        Event::ProviderJoined { provider: ProviderId(2), account: 2, benchmark: bench(1.0), graph: Some(GraphId(1)) },
+        Event::ProviderJoined {
+            provider: ProviderId(2),
+            account: 2,
+            benchmark: bench(1.0),
+            graph: Some(GraphId(1)),
+            groups: Default::default(),
+        },
     );
     assert!(
         matches!(&refused[..], [Action::Rejected { provider: ProviderId(2), reason, code: RejectionCode::Requirements, .. }] if reason.ends_with("it needs a GPU")),
@@ -238,7 +253,13 @@ fn requirements_decide_who_may_compute() {
     let gpu = Benchmark { gpu: true, ..bench(1.0) };
     let out = s.handle(
         0,
-        Event::ProviderJoined { provider: ProviderId(3), account: 3, benchmark: gpu, graph: Some(GraphId(1)) },
+        Event::ProviderJoined {
+            provider: ProviderId(3),
+            account: 3,
+            benchmark: gpu,
+            graph: Some(GraphId(1)),
+            groups: Default::default(),
+        },
     );
     assert_eq!(assignments(&out).len(), 1);
 }
@@ -350,7 +371,16 @@ fn failed(a: &Assignment, retryable: bool, over_budget: Option<OverBudget>) -> E
 }
 
 fn join_as(s: &mut Scheduler, now: Millis, provider: u64, account: Account, benchmark: Benchmark) -> Vec<Action> {
-    s.handle(now, Event::ProviderJoined { provider: ProviderId(provider), account, benchmark, graph: None })
+    s.handle(
+        now,
+        Event::ProviderJoined {
+            provider: ProviderId(provider),
+            account,
+            benchmark,
+            graph: None,
+            groups: Default::default(),
+        },
+    )
 }
 
 fn graph_failure(actions: &[Action]) -> Option<&OpFailure> {
@@ -524,6 +554,7 @@ pub(super) fn join_graph(s: &mut Scheduler, provider: u64, graph: u64) -> Vec<Ac
         account: provider as Account,
         benchmark: bench(1.0),
         graph: Some(GraphId(graph)),
+        groups: Default::default(),
     };
     s.handle(0, event)
 }

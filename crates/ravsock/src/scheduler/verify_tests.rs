@@ -32,6 +32,7 @@ fn replicas_go_to_distinct_accounts_and_settle_when_enough_answer() {
             account: 1,
             benchmark: super::tests::bench(90.0),
             graph: None,
+            groups: Default::default(),
         },
     );
     join(&mut s, 2, 10.0);

@@ -89,7 +89,13 @@ mod tests {
     fn views_count_answers_and_show_what_is_out() {
         let mut scheduler = Scheduler::new(config(2));
         submit(&mut scheduler, 1, chain(4));
-        let joined = Event::ProviderJoined { provider: ProviderId(5), account: 9, benchmark: bench(1.0), graph: None };
+        let joined = Event::ProviderJoined {
+            provider: ProviderId(5),
+            account: 9,
+            benchmark: bench(1.0),
+            graph: None,
+            groups: Default::default(),
+        };
         let handed = assignments(&scheduler.handle(100, joined));
         assert_eq!(handed.len(), 1, "one window of the chain is out");
         let out = scheduler.ops_out(GraphId(1));

@@ -7,6 +7,7 @@
 //! - [`results`]: following a graph and fetching its persisted values;
 //! - [`federated`]: federated queries (rules, keys, submissions, the aggregate);
 //! - [`topics`]: topics, their rounds, workers' answers and the ground truth;
+//! - [`jobs`]: jobs, their slices, results and events;
 //! - [`uploads`]: the id maps of graphs being uploaded;
 //! - [`health`]: whether the server can take work (`GET /readyz`);
 //! - [`ledger`]: balances, movements and credits (`--accounting`);
@@ -18,6 +19,7 @@ pub mod dash;
 pub mod federated;
 pub mod graphs;
 mod health;
+pub mod jobs;
 pub mod ledger;
 mod results;
 pub mod sessions;
@@ -28,6 +30,7 @@ mod uploads;
 pub use dash::Dash;
 pub use federated::Federated;
 pub use graphs::Graphs;
+pub use jobs::Jobs;
 pub use topics::Topics;
 
 /// Longest a long poll (`wait`) is held open.

@@ -66,6 +66,8 @@ pub(crate) fn spawn_provider(
             }),
             events: None,
             max_subgraphs: None,
+            groups: Vec::new(),
+            slice_cap: ravproto::work::Limits::default(),
             max_memory: None,
         },
         async move {

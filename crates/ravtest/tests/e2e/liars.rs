@@ -116,7 +116,10 @@ pub(crate) async fn liar(stack: &Stack, token: &str, lie: Lie) -> (Client, Heard
         onnx: cfg!(feature = "onnx"),
         memory_budget_bytes: None,
     };
-    client.emit(EVENT_JOIN, serde_json::to_value(JoinRequest { benchmark, graph: None }).unwrap()).await.unwrap();
+    client
+        .emit(EVENT_JOIN, serde_json::to_value(JoinRequest { benchmark, graph: None, groups: vec![] }).unwrap())
+        .await
+        .unwrap();
     (client, (refusals, assigned))
 }
 

@@ -7,6 +7,7 @@ mod dash;
 mod distributed;
 mod federated;
 mod hostile;
+mod jobs;
 mod liars;
 mod metrics;
 #[cfg(feature = "onnx")]

@@ -281,6 +281,8 @@ impl Stack {
             }),
             events: None,
             max_subgraphs,
+            groups: Vec::new(),
+            slice_cap: ravproto::work::Limits::default(),
             max_memory,
         }
     }
@@ -291,6 +293,15 @@ impl Stack {
         let config = ParticipateConfig {
             graph: Some(graph),
             ..self.participate_config(token, 1.0, None, onnx, None, self.trust.clone())
+        };
+        spawn_provider(config)
+    }
+
+    /// A provider that joins these compute groups.
+    pub(crate) fn provider_in_groups(&self, groups: Vec<ravproto::jobs::ComputeGroup>) -> Provider {
+        let config = ParticipateConfig {
+            groups,
+            ..self.participate_config(&self.provider_token, 1.0, None, false, None, self.trust.clone())
         };
         spawn_provider(config)
     }
@@ -321,8 +332,18 @@ pub(crate) async fn silent_provider(
     stack: &Stack,
     token: &str,
 ) -> (rust_socketio::asynchronous::Client, tokio::sync::mpsc::UnboundedReceiver<()>) {
+    silent_on(stack, token, ravproto::provider::EVENT_ASSIGN).await
+}
+
+/// A provider of the account `token` that joins and never answers; reports each `event`
+/// (assignments, or bundles of job slices) it swallows.
+pub(crate) async fn silent_on(
+    stack: &Stack,
+    token: &str,
+    event: &'static str,
+) -> (rust_socketio::asynchronous::Client, tokio::sync::mpsc::UnboundedReceiver<()>) {
     use futures_util::FutureExt;
-    use ravproto::provider::{EVENT_ASSIGN, EVENT_JOIN, JoinRequest, NAMESPACE, ProviderAuth};
+    use ravproto::provider::{EVENT_JOIN, JoinRequest, NAMESPACE, ProviderAuth};
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let (open_tx, mut open_rx) = tokio::sync::mpsc::unbounded_channel();
     let auth = ProviderAuth { token: token.to_string(), protocol_version: ravproto::PROTOCOL_VERSION };
@@ -337,12 +358,10 @@ pub(crate) async fn silent_provider(
             }
             .boxed()
         })
-        .on(EVENT_ASSIGN, move |payload: rust_socketio::Payload, _| {
+        .on(event, move |_, _| {
             let tx = tx.clone();
             async move {
-                if matches!(payload, rust_socketio::Payload::Binary(_)) {
-                    let _ = tx.send(());
-                }
+                let _ = tx.send(());
             }
             .boxed()
         })
@@ -360,6 +379,7 @@ pub(crate) async fn silent_provider(
             memory_budget_bytes: None,
         },
         graph: None,
+        groups: vec![],
     };
     client.emit(EVENT_JOIN, serde_json::to_value(join).unwrap()).await.unwrap();
     (client, rx)

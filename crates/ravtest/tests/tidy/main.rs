@@ -18,7 +18,7 @@ fn workspace_root() -> PathBuf {
 const ALLOWED: &[(&str, &[&str])] = &[
     ("ravproto", &[]),
     ("ravexec", &["ravproto"]),
-    ("ravop", &["ravproto", "ravexec", "ravftp", "ravfed", "ravclient", "ravenv"]),
+    ("ravop", &["ravproto", "ravexec", "ravftp", "ravfed", "ravclient", "ravenv", "ravwasm"]),
     ("ravclient", &["ravproto"]),
     ("ravenv", &[]),
     ("ravftp", &["ravproto"]),
@@ -27,7 +27,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("ravwasm", &["ravproto"]),
     // ravexec for `infer`: what a provider's answer must look like, by the kernels' own rules.
     ("ravsock", &["ravproto", "ravexec", "ravftp", "ravfed", "ravenv"]),
-    ("ravpy", &["ravproto", "ravexec", "ravftp", "ravfed", "ravclient", "ravenv"]),
+    ("ravpy", &["ravproto", "ravexec", "ravftp", "ravfed", "ravclient", "ravenv", "ravwasm"]),
     ("ravtest", &[]),
 ];
 

@@ -1,0 +1,38 @@
+;; A work function in the WebAssembly text format (ABI v1, see ravproto::work): a slice is a
+;; little-endian f64 (ravop::jobs::slice::f64); the result is its square, as 8 bytes. Each
+;; slice writes a console line and emits a custom event `seen` with its input. A negative
+;; input fails the slice with a reason (rav.error), so a job shows an `error` event.
+;; Two more entries for tests: `spin` never ends (its slices run out of fuel) and `trap`
+;; traps at once.
+(module
+  (import "rav" "result" (func $result (param i32 i32)))
+  (import "rav" "error" (func $error (param i32 i32)))
+  (import "rav" "console" (func $console (param i32 i32 i32)))
+  (import "rav" "emit" (func $emit (param i32 i32 i32 i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 64) "squaring")
+  (data (i32.const 80) "seen")
+  (data (i32.const 96) "cannot square a negative number")
+  (global $next (mut i32) (i32.const 1024))
+  (func (export "rav_alloc") (param $len i32) (result i32)
+    (local $p i32)
+    (local.set $p (global.get $next))
+    (global.set $next (i32.add (global.get $next) (local.get $len)))
+    (local.get $p))
+  (func (export "square") (param $s i32) (param $len i32) (param i32 i32 i64) (result i32)
+    (local $x f64)
+    (if (i32.ne (local.get $len) (i32.const 8))
+      (then (call $error (i32.const 96) (i32.const 0)) (return (i32.const 2))))
+    (local.set $x (f64.load (local.get $s)))
+    (call $console (i32.const 0) (i32.const 64) (i32.const 8))
+    (call $emit (i32.const 80) (i32.const 4) (local.get $s) (i32.const 8))
+    (if (f64.lt (local.get $x) (f64.const 0))
+      (then (call $error (i32.const 96) (i32.const 31)) (return (i32.const 1))))
+    (f64.store (i32.const 0) (f64.mul (local.get $x) (local.get $x)))
+    (call $result (i32.const 0) (i32.const 8))
+    (i32.const 0))
+  (func (export "spin") (param i32 i32 i32 i32 i64) (result i32)
+    (loop $forever (br $forever))
+    (i32.const 0))
+  (func (export "trap") (param i32 i32 i32 i32 i64) (result i32)
+    (unreachable)))
