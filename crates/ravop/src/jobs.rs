@@ -326,24 +326,39 @@ impl JobHandle {
     /// [`JobHandle::wait`], calling `progress` with the counts as they change (a progress
     /// bar: [`crate::progress_bar`]'s style fits).
     pub async fn wait_with(&self, mut progress: impl FnMut(&SliceCounts)) -> Result<Vec<SliceOutcome>> {
+        // The outcomes come with the events: no second read unless one is missing.
+        let mut outcomes: Vec<Option<SliceOutcome>> = Vec::new();
+        let mut put = |slice: u64, outcome: SliceOutcome| {
+            let slice = slice as usize;
+            if outcomes.len() <= slice {
+                outcomes.resize(slice + 1, None);
+            }
+            outcomes[slice] = Some(outcome);
+        };
         let mut events = self.events();
         let mut end = None;
         while let Some(event) = events.next().await? {
             match event {
+                JobEvent::Result { slice, value } => put(slice, Ok(value.0)),
+                JobEvent::Error { slice, failure } => put(slice, Err(failure)),
                 JobEvent::Status { counts } => progress(&counts),
                 JobEvent::Complete { state, counts } => {
                     progress(&counts);
                     end = Some((state, counts));
                 }
-                _ => {}
+                JobEvent::Console { .. } | JobEvent::Custom { .. } => {}
             }
         }
         let Some((state, counts)) = end else { return Err(Error::Transport("the job's events ended early".into())) };
         if state == JobState::Cancelled {
             return Err(Error::Settings(format!("{} was cancelled", self.id)));
         }
-        let total = self.total.unwrap_or(counts.total).max(counts.total);
-        let results = self.results(0..total).await?;
+        let total = self.total.unwrap_or(counts.total).max(counts.total) as usize;
+        if outcomes.len() == total && outcomes.iter().all(Option::is_some) {
+            return Ok(outcomes.into_iter().flatten().collect());
+        }
+        // Events read before this handle (another process's `wait`) are not sent again.
+        let results = self.results(0..total as u64).await?;
         Ok(results
             .into_iter()
             .map(|r| match r.outcome {
