@@ -195,7 +195,10 @@ impl Dispatcher {
 
     /// Stores slices nobody answered as failed.
     pub(super) async fn abandon_slices(&mut self, job: JobId, slices: Vec<u64>, handouts: u32) {
-        let Some(first_seq) = self.scheduler.next_seq(job) else { return };
+        // One event can abandon several bundles of a job; the scheduler counts each batch only
+        // when its follow-up is handled, so the numbers already taken are kept aside until then.
+        let Some(next_seq) = self.scheduler.next_seq(job) else { return };
+        let first_seq = next_seq + self.seqs_taken.get(&job).copied().unwrap_or(0);
         tracing::warn!(%job, slices = slices.len(), handouts, "slices abandoned by every provider they went to");
         let outcomes: Vec<NewOutcome> = slices
             .iter()
@@ -208,7 +211,10 @@ impl Dispatcher {
             })
             .collect();
         match self.db.store_outcomes(job, &outcomes).await {
-            Ok(()) => self.followups.push(Event::AbandonedStored { job, count: outcomes.len() as u64 }),
+            Ok(()) => {
+                *self.seqs_taken.entry(job).or_default() += outcomes.len() as u64;
+                self.followups.push(Event::AbandonedStored { job, count: outcomes.len() as u64 });
+            }
             // Left without an outcome: the job resumes them at the next start.
             Err(error) => tracing::error!(%job, cause = %error, "cannot store abandoned slices"),
         }

@@ -44,6 +44,9 @@ pub(super) struct Dispatcher {
     pub(super) clock: super::topics::Clock,
     /// The work functions of running jobs, sent with a connection's first bundle of each.
     pub(super) works: std::collections::HashMap<ravproto::jobs::JobId, Arc<ravproto::jobs::JobWork>>,
+    /// Outcome numbers taken by abandoned slices whose follow-up the scheduler has not
+    /// counted yet (cleared once a command's follow-ups are all handled).
+    pub(super) seqs_taken: std::collections::HashMap<ravproto::jobs::JobId, u64>,
 }
 
 impl Dispatcher {
@@ -66,6 +69,7 @@ impl Dispatcher {
             metrics,
             clock: super::topics::Clock::new(),
             works: Default::default(),
+            seqs_taken: Default::default(),
         }
     }
 
@@ -194,6 +198,7 @@ impl Dispatcher {
                 }
                 events.append(&mut self.followups);
             }
+            self.seqs_taken.clear();
             if let Some(graph) = cancelled {
                 let (run, _) = self.runs.end(graph);
                 self.settle(graph, run.and_then(|run| run.payer)).await;

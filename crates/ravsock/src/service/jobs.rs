@@ -138,8 +138,12 @@ impl Jobs {
         let mut changes = self.scheduler.subscribe_jobs();
         let deadline = tokio::time::Instant::now() + wait_limit(timeout_ms);
         loop {
-            let done = self.db.outcomes_after(job.id, after, EVENTS_PER_PAGE).await?;
+            // The state first: a job seen ended has every outcome stored (the dispatch task
+            // ends it after storing its last), so the outcomes read next are all there are.
+            // Read the other way round, the last outcome could be stored between the two reads
+            // and the page end with `complete` without it.
             let stored = self.db.job(job.id).await?.ok_or_else(|| not_found(id))?;
+            let done = self.db.outcomes_after(job.id, after, EVENTS_PER_PAGE).await?;
             let finished = stored.state.ended() && (done.len() as u64) < EVENTS_PER_PAGE;
             if !done.is_empty() || finished {
                 let counts = self.counts(&stored).await?;

@@ -174,3 +174,23 @@ async fn slices_of_a_provider_that_leaves_are_reassigned_and_a_job_survives_a_re
     assert!(per_slice.values().all(|&(outcomes, _)| outcomes == 1));
     provider.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn slices_nobody_answers_fail_as_abandoned_and_the_job_completes() {
+    let stack = Stack::start(30_000).await;
+    let db = ravsock::db::Db::connect(&stack.database_url).await.unwrap();
+    let client = stack.client().await;
+    let handle = client.compute_for(inputs(3), work("square")).exec().await.expect("accepted");
+    // Five providers, each of its own account (three abandons in a row quarantine one), each
+    // taking both bundles of the job and leaving with them: two bundles abandoned at once.
+    for round in 0..ravsock::scheduler::jobs::MAX_SLICE_HANDOUTS {
+        let token = db.create_account(&format!("leaver-{round}"), ravsock::auth::Role::Provider).await.unwrap();
+        let (leaver, mut got) = silent_on(&stack, &token, EVENT_SLICES).await;
+        got.recv().await.expect("a bundle");
+        got.recv().await.expect("the second bundle");
+        leaver.disconnect().await.unwrap();
+    }
+    let results = handle.wait().await.expect("the job completes");
+    assert_eq!(results.len(), 3);
+    assert!(results.iter().all(|r| matches!(r, Err(SliceFailure::Abandoned { handouts: 5 }))), "{results:?}");
+}
