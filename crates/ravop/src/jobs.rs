@@ -5,7 +5,8 @@
 //! ```no_run
 //! # async fn run(client: ravop::Client, module: Vec<u8>) -> ravop::Result<()> {
 //! use ravop::jobs::{WorkFunction, slice};
-//! let job = client.compute_for((1..=5).map(|x: i64| slice::json(&x)), WorkFunction::wasm(module, "work"));
+//! let slices = (1..=5).map(|x: i64| slice::json(&x)).collect::<ravop::Result<Vec<_>>>()?;
+//! let job = client.compute_for(slices, WorkFunction::wasm(module, "work"));
 //! let handle = job.exec().await?;            // accepted: the job has an id
 //! let results = handle.wait().await?;         // in slice order
 //! # Ok(()) }
@@ -35,9 +36,10 @@ pub type SliceOutcome = std::result::Result<Vec<u8>, SliceFailure>;
 pub mod slice {
     use ravproto::TensorData;
 
-    /// `value` as JSON bytes.
-    pub fn json<T: serde::Serialize + ?Sized>(value: &T) -> Vec<u8> {
-        serde_json::to_vec(value).unwrap_or_default()
+    /// `value` as JSON bytes; a value JSON cannot hold (a map with non-string keys) is an
+    /// error, never an empty slice.
+    pub fn json<T: serde::Serialize + ?Sized>(value: &T) -> crate::Result<Vec<u8>> {
+        serde_json::to_vec(value).map_err(|e| crate::Error::Settings(format!("a slice cannot be JSON: {e}")))
     }
 
     /// JSON bytes read back as a `T`.
@@ -117,7 +119,8 @@ impl Client {
 
     /// A job of `n` slices, slice `i` being `i` as JSON (DCP's `compute.do`).
     pub fn compute_do(&self, n: u64, work: WorkFunction) -> JobBuilder<'_> {
-        self.compute_for((0..n).map(|i| slice::json(&i)), work)
+        // A number's JSON is its digits.
+        self.compute_for((0..n).map(|i| i.to_string().into_bytes()), work)
     }
 
     /// A job of this requester's, by id (from another process: add slices, read results).
@@ -436,5 +439,22 @@ impl BlockingClient {
     /// See [`JobHandle::wait`].
     pub fn wait_job(&self, job: JobId) -> Result<Vec<SliceOutcome>> {
         self.runtime.block_on(self.inner.job(job).wait())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slice;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn slice_helpers_round_trip_and_refuse_what_they_cannot_encode() {
+        assert_eq!(slice::from_json::<Vec<i32>>(&slice::json(&vec![1, 2]).unwrap()).unwrap(), vec![1, 2]);
+        // JSON keys are strings: a map keyed by a tuple is an error, not an empty slice.
+        let map: BTreeMap<(i32, i32), i32> = BTreeMap::from([((1, 2), 3)]);
+        assert!(slice::json(&map).is_err());
+        assert_eq!(slice::to_f64(&slice::f64(2.5)).unwrap(), 2.5);
+        assert!(slice::to_f64(&[1, 2, 3]).is_err());
+        assert!(slice::from_tensor(b"not a tensor").is_err());
     }
 }
