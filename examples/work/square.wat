@@ -2,8 +2,9 @@
 ;; little-endian f64 (ravop::jobs::slice::f64); the result is its square, as 8 bytes. Each
 ;; slice writes a console line and emits a custom event `seen` with its input. A negative
 ;; input fails the slice with a reason (rav.error), so a job shows an `error` event.
-;; Two more entries for tests: `spin` never ends (its slices run out of fuel) and `trap`
-;; traps at once.
+;; Three more entries for tests: `spin` never ends (its slices run out of fuel), `trap`
+;; traps at once, and `count` counts to n (its slice, a little-endian i64) and answers n as
+;; 8 bytes: milliseconds a slice, so a job lasts long enough to kill something under it.
 (module
   (import "rav" "result" (func $result (param i32 i32)))
   (import "rav" "error" (func $error (param i32 i32)))
@@ -35,4 +36,14 @@
     (loop $forever (br $forever))
     (i32.const 0))
   (func (export "trap") (param i32 i32 i32 i32 i64) (result i32)
-    (unreachable)))
+    (unreachable))
+  (func (export "count") (param $s i32) (param i32 i32 i32 i64) (result i32)
+    (local $n i64) (local $i i64)
+    (local.set $n (i64.load (local.get $s)))
+    (block $done (loop $l
+      (br_if $done (i64.ge_u (local.get $i) (local.get $n)))
+      (local.set $i (i64.add (local.get $i) (i64.const 1)))
+      (br $l)))
+    (i64.store (i32.const 0) (local.get $i))
+    (call $result (i32.const 0) (i32.const 8))
+    (i32.const 0)))

@@ -40,12 +40,7 @@ const SMALLEST_LIMIT: u64 = ravproto::messages::ALWAYS_INLINE_BYTES;
 /// A terminal progress bar with an ETA for [`Client::wait`] (drawn on stderr, hidden when it
 /// is not a terminal).
 pub fn progress_bar() -> impl FnMut(&GraphProgress) {
-    let bar = indicatif::ProgressBar::new(0);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} [{bar:40}] {pos}/{len} ops ({per_sec}, ETA {eta}) {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
+    let bar = styled_bar("{spinner} [{bar:40}] {pos}/{len} ops ({per_sec}, ETA {eta}) {msg}");
     move |progress: &GraphProgress| {
         let total: u64 = progress.ops.values().sum();
         let computed = progress.ops.get(&ravproto::status::OpStatus::Computed).copied().unwrap_or(0);
@@ -56,6 +51,17 @@ pub fn progress_bar() -> impl FnMut(&GraphProgress) {
             bar.finish();
         }
     }
+}
+
+/// An empty bar drawn with `template` (indicatif's), shared by the progress bars.
+pub(crate) fn styled_bar(template: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar
 }
 
 pub use ravclient::RECONNECT_FOR;

@@ -233,14 +233,7 @@ impl FederatedQuery {
 /// A terminal progress bar for [`FederatedQuery::wait`]: providers reported out of
 /// `min_clients`.
 pub fn federated_progress_bar() -> impl FnMut(&FederatedSpec) {
-    let bar = indicatif::ProgressBar::new(0);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} [{bar:40}] {pos}/{len} providers reported ({elapsed}) {msg}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
+    let bar = crate::client::styled_bar("{spinner} [{bar:40}] {pos}/{len} providers reported ({elapsed}) {msg}");
     move |spec: &FederatedSpec| {
         bar.set_length(u64::from(spec.rules.min_clients));
         bar.set_position(u64::from(spec.contributors));

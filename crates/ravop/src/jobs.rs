@@ -317,8 +317,24 @@ impl JobHandle {
 
     /// Its events as they come: per finished slice its console lines, custom events and
     /// result or error (once each), status after each batch, and `complete` last.
+    /// Read with HTTP long polls; [`JobHandle::subscribe`] has them pushed instead.
     pub fn events(&self) -> JobEvents {
-        JobEvents { client: self.client.clone(), id: self.id, after: 0, buffered: VecDeque::new(), ended: false }
+        JobEvents {
+            client: self.client.clone(),
+            id: self.id,
+            after: 0,
+            buffered: VecDeque::new(),
+            ended: false,
+            push: None,
+        }
+    }
+
+    /// The same events as [`JobHandle::events`], pushed by the server over `/requester` as
+    /// the slices' outcomes are stored (one socket.io connection, which reconnects by itself
+    /// and follows the job again from where it was read to).
+    pub async fn subscribe(&self) -> Result<JobEvents> {
+        let push = crate::events::JobPush::open(&self.client, self.id, 0).await?;
+        Ok(JobEvents { push: Some(push), ..self.events() })
     }
 
     /// Waits for the job to complete; answers every outcome in slice order.
@@ -327,7 +343,7 @@ impl JobHandle {
     }
 
     /// [`JobHandle::wait`], calling `progress` with the counts as they change (a progress
-    /// bar: [`crate::progress_bar`]'s style fits).
+    /// bar: `wait_with(ravop::jobs::progress_bar())`).
     pub async fn wait_with(&self, mut progress: impl FnMut(&SliceCounts)) -> Result<Vec<SliceOutcome>> {
         // The outcomes come with the events: no second read unless one is missing.
         let mut outcomes: Vec<Option<SliceOutcome>> = Vec::new();
@@ -372,7 +388,7 @@ impl JobHandle {
     }
 }
 
-/// A job's events, read with long polls ([`JobEvents::next`]).
+/// A job's events, read with long polls or pushed ([`JobEvents::next`]).
 #[derive(Debug)]
 pub struct JobEvents {
     client: Client,
@@ -380,6 +396,8 @@ pub struct JobEvents {
     after: u64,
     buffered: VecDeque<JobEvent>,
     ended: bool,
+    /// The `/requester` connection, when the events are pushed.
+    push: Option<crate::events::JobPush>,
 }
 
 impl JobEvents {
@@ -393,12 +411,38 @@ impl JobEvents {
                 return Ok(Some(event));
             }
             if self.ended {
+                if let Some(push) = self.push.take() {
+                    push.close().await;
+                }
                 return Ok(None);
             }
-            let path = format!("{}?after={}&timeout_ms={WAIT_MS}", routes::job_events(self.id), self.after);
-            let page: EventPage = self.client.get(&path).await?;
-            self.after = page.next;
-            self.buffered.extend(page.events);
+            let (events, next) = match &mut self.push {
+                Some(push) => {
+                    let page = push.next(self.after).await?;
+                    (page.events, page.next)
+                }
+                None => {
+                    let path = format!("{}?after={}&timeout_ms={WAIT_MS}", routes::job_events(self.id), self.after);
+                    let page: EventPage = self.client.get(&path).await?;
+                    (page.events, page.next)
+                }
+            };
+            self.after = next;
+            self.buffered.extend(events);
+        }
+    }
+}
+
+/// A progress bar for [`JobHandle::wait_with`]: slices with an outcome of all the job's
+/// slices, with the rate and the failures so far.
+pub fn progress_bar() -> impl FnMut(&SliceCounts) {
+    let bar = crate::client::styled_bar("{spinner} [{bar:40}] {pos}/{len} slices ({per_sec}, ETA {eta}) {msg}");
+    move |counts: &SliceCounts| {
+        bar.set_length(counts.total);
+        bar.set_position(counts.computed + counts.failed);
+        bar.set_message(format!("{} failed", counts.failed));
+        if counts.computed + counts.failed == counts.total && counts.distributed == 0 {
+            bar.finish();
         }
     }
 }

@@ -64,6 +64,8 @@ pub struct ParticipateConfig {
     pub groups: Vec<ravproto::jobs::ComputeGroup>,
     /// The most one job slice may use here; a job's limits are lowered to it.
     pub slice_cap: ravproto::work::Limits,
+    /// The WebAssembly engine for jobs' slices (`--engine`); `None` takes the fastest built in.
+    pub engine: Option<ravwasm::EngineKind>,
 }
 
 /// What a provider reports while it runs.
@@ -171,6 +173,9 @@ pub enum Error {
     /// certificate it does not trust, or a CA file it cannot use.
     #[error("{0}")]
     Trust(String),
+    /// The engine asked for to run jobs' slices is not in this build or did not start.
+    #[error("{0}")]
+    Engine(#[from] ravwasm::EngineError),
     /// The server could not be reached, or the socket.io client failed to start.
     #[error("cannot connect to {server}: {reason}")]
     Connect {
@@ -238,6 +243,8 @@ pub struct Summary {
 /// a graph that cannot be joined), a server that stays unreachable for the retry window, or a
 /// certificate this provider does not trust end it with an error.
 pub async fn participate(config: ParticipateConfig, shutdown: impl Future<Output = ()>) -> Result<Summary, Error> {
+    // Before the benchmark: an engine this build lacks is the first thing to hear about.
+    let runner = Arc::new(slices::Runner::new(config.slice_cap, config.engine)?);
     let mut benchmark = match config.benchmark.clone() {
         Some(b) => b,
         None => tokio::task::spawn_blocking(bench::measure).await.unwrap_or_else(|_| bench::measure()),
@@ -266,7 +273,7 @@ pub async fn participate(config: ParticipateConfig, shutdown: impl Future<Output
         budget,
         ftp_host: config.ftp_host.clone().unwrap_or_else(|| ravftp::host_of_url(&config.server)),
         ftps: http.ftps(),
-        runner: Arc::new(slices::Runner::new(config.slice_cap)),
+        runner,
     };
     let mut session = Session { config: &config, work, window: http.window() };
     let mut shutdown = std::pin::pin!(shutdown.fuse());

@@ -8,7 +8,7 @@
 use crate::{ProviderEvent, Summary, report};
 use ravproto::jobs::{BundleResults, EVENT_SLICE_RESULTS, JobId, JobWork, Outcome, SliceBundle, SliceDone, WorkEvent};
 use ravproto::work::{Limits, SliceFailure};
-use ravwasm::{JobFiles, Sandbox, SliceEvent, SliceInput, WorkFunction};
+use ravwasm::{EngineError, EngineKind, JobFiles, Sandbox, SliceEvent, SliceInput, WorkFunction};
 use rust_socketio::asynchronous::Client;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -31,8 +31,14 @@ pub(crate) struct Runner {
 }
 
 impl Runner {
-    pub(crate) fn new(cap: Limits) -> Runner {
-        Runner { sandbox: Sandbox::new(), works: Mutex::default(), cap }
+    /// A runner on `engine`, or on the fastest engine built in.
+    pub(crate) fn new(cap: Limits, engine: Option<EngineKind>) -> Result<Runner, EngineError> {
+        let sandbox = match engine {
+            Some(kind) => Sandbox::with_engine(kind)?,
+            None => Sandbox::new(),
+        };
+        tracing::info!(engine = %sandbox.engine(), "jobs' slices run on this WebAssembly engine");
+        Ok(Runner { sandbox, works: Mutex::default(), cap })
     }
 
     /// Forgets every work function (a new connection is sent them again).

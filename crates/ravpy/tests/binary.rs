@@ -4,6 +4,8 @@
 //! runs; a node runs from its file against a real ravsock, logs and stops on Ctrl-C. And a
 //! provider process stopped with SIGSTOP loses its work at the heartbeat timeout, and gets it
 //! back after SIGCONT when nobody else took it. `participate --graph N` exits 0 when graph N ends.
+//! A provider process killed with SIGKILL in the middle of a job: its slices go to the next
+//! provider and every slice is heard of once, with the outcomes `local_exec` gives.
 
 use std::process::{Command, Output};
 
@@ -283,4 +285,68 @@ async fn participate_in_one_graph_exits_cleanly_when_the_graph_ends() {
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert!(out.status.success(), "{:?}: {stdout}{stderr}", out.status);
     assert!(stdout.contains("the graph ended"), "{stdout}");
+}
+
+/// A process killed with SIGKILL, and reaped, when dropped.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `ravpy participate` against `url`, its output discarded.
+fn provider_process(url: &str, token: &str, dir: &std::path::Path) -> Killed {
+    let child = Command::new(env!("CARGO_BIN_EXE_ravpy"))
+        .args(["participate", "--server", url])
+        .env("RAVSOCK_TOKEN", token)
+        .env_remove("RUST_LOG")
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("ravpy starts");
+    Killed(child)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_killed_mid_job_has_its_slices_reassigned_and_every_result_arrives_once() {
+    use ravop::jobs::{JobBuilder, JobEvent, WorkFunction};
+    let dir = tempfile::tempdir().unwrap();
+    let (url, requester, provider, _stop) = server(dir.path()).await;
+    let client = ravop::Client::connect(&url, &requester).await.unwrap();
+    // `count` spins n rounds: a millisecond or more a slice, so bundles are still running
+    // when the first outcomes are in.
+    let module = wat::parse_str(include_str!("../../../examples/work/square.wat")).unwrap();
+    let work = || WorkFunction::wasm(module.clone(), "count");
+    let n = 200u64;
+    let slices: Vec<Vec<u8>> = (0..n).map(|i| (2_000_000 + i).to_le_bytes().to_vec()).collect();
+    let mut first = Some(provider_process(&url, &provider, dir.path()));
+    let handle = client.compute_for(slices.clone(), work()).exec().await.expect("accepted");
+    let mut events = handle.events();
+    let mut heard = std::collections::BTreeMap::<u64, u32>::new();
+    let mut killed_at = None;
+    let mut second = None;
+    while let Some(event) = events.next().await.expect("events") {
+        if let JobEvent::Result { slice, .. } | JobEvent::Error { slice, .. } = event {
+            *heard.entry(slice).or_default() += 1;
+        }
+        // At its first outcomes the provider holds more bundles: SIGKILL, and another starts.
+        if killed_at.is_none() && !heard.is_empty() {
+            drop(first.take());
+            killed_at = Some(heard.len() as u64);
+            second = Some(provider_process(&url, &provider, dir.path()));
+        }
+    }
+    let killed_at = killed_at.expect("killed mid-job");
+    assert!(killed_at < n, "the kill came before the end ({killed_at} of {n} heard)");
+    assert_eq!(heard.len() as u64, n, "every slice heard of");
+    assert!(heard.values().all(|&times| times == 1), "once each");
+    let grid = handle.wait().await.expect("complete");
+    assert_eq!(grid, JobBuilder::local(slices, work()).local_exec().results, "the outcomes local_exec gives");
+    let status = handle.status().await.unwrap();
+    assert_eq!((status.counts.computed, status.counts.failed), (n, 0));
+    drop(second);
 }

@@ -120,6 +120,7 @@ impl Swarm {
                     max_subgraphs: None,
                     groups: Vec::new(),
                     slice_cap: ravproto::work::Limits::default(),
+                    engine: None,
                     max_memory: None,
                 };
                 tokio::spawn(ravpy::participate(config, async move {

@@ -1,10 +1,12 @@
 //! The sandbox's cost: one slice of a trivial function (a fresh instance, the slice copied in,
 //! the call, the result copied out) with the module compiled once; and a numeric loop in the
-//! sandbox beside the same loop in native Rust. `cargo bench -p ravwasm --bench sandbox`.
+//! sandbox beside the same loop in native Rust, on each engine built in: `cargo bench -p
+//! ravwasm --bench sandbox` (wasmi), `cargo bench -p ravwasm --features wasmtime --bench sandbox`
+//! (wasmtime, then wasmi).
 
 #![allow(clippy::print_stdout)] // A benchmark prints its results.
 
-use ravwasm::{JobFiles, Limits, Sandbox, SliceInput};
+use ravwasm::{EngineKind, JobFiles, Limits, Sandbox, SliceInput};
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Instant;
@@ -48,8 +50,14 @@ fn native_mix(mut n: u64) -> u64 {
 }
 
 fn main() {
+    for kind in EngineKind::built() {
+        println!("== {kind}");
+        bench(&Sandbox::with_engine(*kind).expect("a built engine starts"));
+    }
+}
+
+fn bench(sandbox: &Sandbox) {
     let bytes = wat::parse_str(MODULE).unwrap();
-    let sandbox = Sandbox::new();
     let files = Arc::new(JobFiles::new());
     let limits = Limits { fuel: u64::MAX, ..Limits::default() };
     let started = Instant::now();

@@ -1,18 +1,26 @@
-//! What a module must be before it runs (the ABI of `ravproto::work`): imports only the host's
-//! `rav` functions with their types, and exports the memory, the allocator and the entry.
-//! Checked once when a work function is compiled, so that a slice never finds out halfway.
+//! What a module must be before it runs (the ABI of `ravproto::work`): no start function,
+//! imports only the host's `rav` functions with their types, and exports the memory, the
+//! allocator and the entry. Checked once when a work function is compiled, so that a slice
+//! never finds out halfway.
+//!
+//! The checks read the module's sections with wasmparser after the engine has validated it,
+//! so that both engines (wasmi, and wasmtime behind its feature) share one reading of the ABI
+//! instead of each asking its own module API.
 
-use crate::host::SliceState;
 use ravproto::work::{EXPORT_ALLOC, EXPORT_MEMORY, IMPORT_MODULE, SliceFailure};
-use wasmi::{ExternType, FuncType, Instance, Memory, Module, Store, TypedFunc, ValType};
+use std::collections::HashMap;
+use wasmparser::{ExternalKind, FuncType, MemoryType, Parser, Payload, TypeRef, ValType};
 
 /// The entry's parameters: the slice and the args (pointer, length) and the slice's number.
-type EntryParams = (i32, i32, i32, i32, i64);
+pub(crate) type EntryParams = (i32, i32, i32, i32, i64);
+
+const ALLOC_TYPE: &str = "func (param i32) (result i32)";
+const ENTRY_TYPE: &str = "func (param i32 i32 i32 i32 i64) (result i32)";
 
 /// The host functions' types, by name.
-fn host_type(name: &str) -> Option<FuncType> {
+fn host_type(name: &str) -> Option<(&'static [ValType], &'static [ValType])> {
     use ValType::{F32, I32, I64};
-    let (params, results): (&[ValType], &[ValType]) = match name {
+    Some(match name {
         "result" | "error" => (&[I32, I32], &[]),
         "progress" => (&[F32], &[]),
         "console" => (&[I32, I32, I32], &[]),
@@ -20,76 +28,115 @@ fn host_type(name: &str) -> Option<FuncType> {
         "file_size" => (&[I32, I32], &[I64]),
         "file_read" => (&[I32, I32, I64, I32, I32], &[I64]),
         _ => return None,
-    };
-    Some(FuncType::new(params.iter().copied(), results.iter().copied()))
+    })
 }
 
-/// The module has no start section (`bytes` already passed validation).
-pub(crate) fn no_start(bytes: &[u8]) -> Result<(), SliceFailure> {
-    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
-        match payload {
-            Ok(wasmparser::Payload::StartSection { .. }) => return Err(SliceFailure::StartFunction),
-            // The code section is the last that may precede nothing but data and custom ones.
-            Ok(wasmparser::Payload::CodeSectionStart { .. }) | Err(_) => return Ok(()),
-            Ok(_) => {}
-        }
-    }
-    Ok(())
-}
-
-/// Every import is one of the host's functions, with its type.
-pub(crate) fn imports(module: &Module) -> Result<(), SliceFailure> {
-    for import in module.imports() {
-        let forbidden =
-            || SliceFailure::ForbiddenImport { module: import.module().to_string(), name: import.name().to_string() };
-        let ExternType::Func(ty) = import.ty() else { return Err(forbidden()) };
-        if import.module() != IMPORT_MODULE || host_type(import.name()).as_ref() != Some(ty) {
-            return Err(forbidden());
-        }
-    }
-    Ok(())
+fn is(ty: &FuncType, params: &[ValType], results: &[ValType]) -> bool {
+    ty.params() == params && ty.results() == results
 }
 
 fn missing(name: &str, expected: &str) -> SliceFailure {
     SliceFailure::MissingExport { name: name.to_string(), expected: expected.to_string() }
 }
 
-/// The memory, the allocator and the entry are exported with the ABI's types; answers the
-/// memory's initial size in pages.
-pub(crate) fn exports(module: &Module, entry: &str) -> Result<u64, SliceFailure> {
-    let memory = match module.get_export(EXPORT_MEMORY) {
-        Some(ExternType::Memory(memory)) if !memory.is_64() => memory,
-        _ => return Err(missing(EXPORT_MEMORY, "a 32-bit memory")),
+fn unreadable(error: wasmparser::BinaryReaderError) -> SliceFailure {
+    SliceFailure::NotWasm { why: error.to_string() }
+}
+
+/// What the checks need of a module's sections.
+#[derive(Default)]
+struct Sections {
+    types: Vec<FuncType>,
+    /// Each function's type index, imported functions first (the function index space).
+    functions: Vec<u32>,
+    memories: Vec<MemoryType>,
+    exports: HashMap<String, (ExternalKind, u32)>,
+}
+
+impl Sections {
+    fn func_type(&self, index: u32) -> Option<&FuncType> {
+        self.types.get(*self.functions.get(index as usize)? as usize)
+    }
+
+    fn export_type(&self, name: &str) -> Option<&FuncType> {
+        match self.exports.get(name)? {
+            (ExternalKind::Func, index) => self.func_type(*index),
+            _ => None,
+        }
+    }
+}
+
+/// Checks a module the engine has already validated and answers its memory's initial size in
+/// pages (more than a slice's limit fails before the slice starts).
+pub(crate) fn module(bytes: &[u8], entry: &str) -> Result<u64, SliceFailure> {
+    let mut sections = Sections::default();
+    for payload in Parser::new(0).parse_all(bytes) {
+        match payload.map_err(unreadable)? {
+            Payload::StartSection { .. } => return Err(SliceFailure::StartFunction),
+            Payload::TypeSection(reader) => {
+                for ty in reader.into_iter_err_on_gc_types() {
+                    sections.types.push(ty.map_err(unreadable)?);
+                }
+            }
+            Payload::ImportSection(reader) => {
+                for import in reader {
+                    let import = import.map_err(unreadable)?;
+                    let forbidden = || SliceFailure::ForbiddenImport {
+                        module: import.module.to_string(),
+                        name: import.name.to_string(),
+                    };
+                    let TypeRef::Func(index) = import.ty else { return Err(forbidden()) };
+                    let wanted = host_type(import.name).filter(|_| import.module == IMPORT_MODULE);
+                    match (wanted, sections.types.get(index as usize)) {
+                        (Some((params, results)), Some(ty)) if is(ty, params, results) => {}
+                        _ => return Err(forbidden()),
+                    }
+                    sections.functions.push(index);
+                }
+            }
+            Payload::FunctionSection(reader) => {
+                for index in reader {
+                    sections.functions.push(index.map_err(unreadable)?);
+                }
+            }
+            Payload::MemorySection(reader) => {
+                for memory in reader {
+                    sections.memories.push(memory.map_err(unreadable)?);
+                }
+            }
+            Payload::ExportSection(reader) => {
+                for export in reader {
+                    let export = export.map_err(unreadable)?;
+                    sections.exports.insert(export.name.to_string(), (export.kind, export.index));
+                }
+            }
+            // Nothing after the code section changes what is checked here.
+            Payload::CodeSectionStart { .. } => break,
+            _ => {}
+        }
+    }
+    let memory = match sections.exports.get(EXPORT_MEMORY) {
+        Some((ExternalKind::Memory, index)) => sections.memories.get(*index as usize).filter(|m| !m.memory64),
+        _ => None,
     };
-    let alloc = FuncType::new([ValType::I32], [ValType::I32]);
-    if module.get_export(EXPORT_ALLOC).as_ref().and_then(ExternType::func) != Some(&alloc) {
-        return Err(missing(EXPORT_ALLOC, "func (param i32) (result i32)"));
-    }
+    let memory = memory.ok_or_else(|| missing(EXPORT_MEMORY, "a 32-bit memory"))?;
     use ValType::{I32, I64};
-    let entry_type = FuncType::new([I32, I32, I32, I32, I64], [I32]);
-    if module.get_export(entry).as_ref().and_then(ExternType::func) != Some(&entry_type) {
-        return Err(missing(entry, "func (param i32 i32 i32 i32 i64) (result i32)"));
+    if !sections.export_type(EXPORT_ALLOC).is_some_and(|ty| is(ty, &[I32], &[I32])) {
+        return Err(missing(EXPORT_ALLOC, ALLOC_TYPE));
     }
-    Ok(memory.minimum())
+    if !sections.export_type(entry).is_some_and(|ty| is(ty, &[I32, I32, I32, I32, I64], &[I32])) {
+        return Err(missing(entry, ENTRY_TYPE));
+    }
+    Ok(memory.initial)
 }
 
-/// An instance's exports the sandbox calls.
-pub(crate) struct Exports {
-    pub(crate) memory: Memory,
-    pub(crate) alloc: TypedFunc<i32, i32>,
-    pub(crate) entry: TypedFunc<EntryParams, i32>,
-}
-
-impl Exports {
-    /// The exports of an instance of a module that passed [`exports`].
-    pub(crate) fn of(instance: &Instance, store: &Store<SliceState>, entry: &str) -> Result<Exports, SliceFailure> {
-        let memory = instance.get_memory(store, EXPORT_MEMORY).ok_or_else(|| missing(EXPORT_MEMORY, "a memory"))?;
-        let alloc = instance
-            .get_typed_func(store, EXPORT_ALLOC)
-            .map_err(|_| missing(EXPORT_ALLOC, "func (param i32) (result i32)"))?;
-        let entry = instance
-            .get_typed_func(store, entry)
-            .map_err(|_| missing(entry, "func (param i32 i32 i32 i32 i64) (result i32)"))?;
-        Ok(Exports { memory, alloc, entry })
-    }
+/// The failure of an instance that lacks an export [`module`] found (it cannot, but the
+/// engines answer an option).
+pub(crate) fn lost_export(name: &str) -> SliceFailure {
+    let expected = match name {
+        EXPORT_MEMORY => "a memory",
+        EXPORT_ALLOC => ALLOC_TYPE,
+        _ => ENTRY_TYPE,
+    };
+    missing(name, expected)
 }

@@ -2,29 +2,31 @@
 //! with no imports but the host's `rav` functions, metered by fuel, bounded in memory, stopped
 //! at a deadline or after too long without progress. The ABI is `ravproto::work`'s.
 //!
-//! The engine is wasmi, an interpreter: its build is small, it meters fuel, and a call that runs
-//! out of fuel can be resumed, which is how the sandbox checks the clock without a thread of
-//! its own. The README's jobs section measures it against wasmtime (wasmtime runs compute-heavy
-//! slices 3x faster and is the way to the compute target). A [`WorkFunction`] is validated and
-//! compiled once and run on many slices; each slice gets a fresh instance, so nothing a slice
-//! leaves in memory reaches the next, and a slice is a function of its inputs alone.
+//! Two engines run the same ABI with the same host functions and checks ([`EngineKind`]):
+//! wasmi, an interpreter with a small build, always there; and wasmtime (Cranelift, native
+//! code, about 3x faster on compute-heavy slices; the README's jobs section measures both),
+//! behind the `wasmtime` feature. [`Sandbox::new`] takes the fastest one built in. A
+//! [`WorkFunction`] is validated and compiled once and run on many slices; each slice gets a
+//! fresh instance, so nothing a slice leaves in memory reaches the next, and a slice is a
+//! function of its inputs alone.
+//!
+//! The two engines count fuel differently (wasmi by its own instructions, wasmtime one unit per
+//! WebAssembly operator), so a slice run close to its budget may end `out_of_fuel` on one and not
+//! on the other; results that both finish are the same.
 //!
 //! Every way a module can misbehave (not wasm, a foreign import, a missing export, a trap, an
 //! exhausted budget, an oversized result) is a [`SliceFailure`] for that slice; none panics.
 
 mod check;
 mod host;
+mod wasmi_engine;
+#[cfg(feature = "wasmtime")]
+mod wasmtime_engine;
 
-use host::{SliceState, Stop};
+use host::SliceState;
 pub use ravproto::work::{ConsoleLevel, Limits, SliceFailure};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-use wasmi::{Config, Engine, Linker, Module, Store, StoreLimitsBuilder, TrapCode, TypedResumableCall};
-
-/// Fuel handed to a slice at a time: between two handfuls the sandbox looks at the clock.
-/// About 10 ms of interpretation here, so a deadline is kept to within that.
-const FUEL_STEP: u64 = 20_000_000;
 
 /// A job's read-only files, by name.
 pub type JobFiles = HashMap<String, Arc<[u8]>>;
@@ -74,11 +76,87 @@ pub struct SliceOutcome {
     pub fuel_used: u64,
 }
 
-/// The engine and the host functions, shared by every work function and slice.
+/// The WebAssembly engines a sandbox can run on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EngineKind {
+    /// wasmi, an interpreter: always built.
+    Wasmi,
+    /// wasmtime, compiled with Cranelift: built with the `wasmtime` feature.
+    Wasmtime,
+}
+
+impl EngineKind {
+    /// The engines this build has, the fastest first.
+    pub fn built() -> &'static [EngineKind] {
+        if cfg!(feature = "wasmtime") { &[EngineKind::Wasmtime, EngineKind::Wasmi] } else { &[EngineKind::Wasmi] }
+    }
+
+    /// The engine's name, as `--engine` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineKind::Wasmi => "wasmi",
+            EngineKind::Wasmtime => "wasmtime",
+        }
+    }
+}
+
+impl std::fmt::Display for EngineKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for EngineKind {
+    type Err = EngineError;
+
+    fn from_str(name: &str) -> Result<EngineKind, EngineError> {
+        match name {
+            "wasmi" => Ok(EngineKind::Wasmi),
+            "wasmtime" => Ok(EngineKind::Wasmtime),
+            _ => Err(EngineError::Unknown(name.to_string())),
+        }
+    }
+}
+
+/// Why a sandbox of a given engine cannot be had.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    /// No engine has this name.
+    #[error("there is no WebAssembly engine called `{0}`: the engines are wasmi and wasmtime")]
+    Unknown(String),
+    /// The engine is not in this build.
+    #[error("this build has no {0} engine (it is built with the `wasmtime` feature)")]
+    NotBuilt(EngineKind),
+    /// The engine refused to start here.
+    #[error("the {kind} engine did not start: {why}")]
+    Failed {
+        /// The engine.
+        kind: EngineKind,
+        /// Its reason.
+        why: String,
+    },
+}
+
+/// The engine behind a sandbox.
+#[derive(Clone)]
+enum Backend {
+    Wasmi(wasmi_engine::Wasmi),
+    #[cfg(feature = "wasmtime")]
+    Wasmtime(wasmtime_engine::Wasmtime),
+}
+
+/// A module compiled by one engine.
+#[derive(Clone, Debug)]
+enum Compiled {
+    Wasmi(wasmi_engine::Compiled),
+    #[cfg(feature = "wasmtime")]
+    Wasmtime(wasmtime_engine::Compiled),
+}
+
+/// An engine and the host functions, shared by every work function and slice.
 #[derive(Clone)]
 pub struct Sandbox {
-    engine: Engine,
-    linker: Arc<Linker<SliceState>>,
+    backend: Backend,
 }
 
 impl Default for Sandbox {
@@ -89,38 +167,80 @@ impl Default for Sandbox {
 
 impl std::fmt::Debug for Sandbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Sandbox")
+        write!(f, "Sandbox({})", self.engine())
     }
 }
 
 /// A work function, validated and compiled, ready for many slices.
 #[derive(Clone, Debug)]
 pub struct WorkFunction {
-    module: Module,
+    compiled: Compiled,
     entry: String,
     /// The memory's declared size, in pages: more than a slice's limit fails before it starts.
     initial_pages: u64,
 }
 
+/// What an engine's run of one slice gave, before the result is read.
+pub(crate) struct Run {
+    /// The entry's return code, or why it did not return.
+    pub(crate) code: Result<i32, SliceFailure>,
+    pub(crate) state: SliceState,
+    pub(crate) fuel_used: u64,
+}
+
 impl Sandbox {
-    /// A sandbox with fuel metering on.
+    /// A sandbox on the fastest engine built in (wasmtime with the `wasmtime` feature, unless
+    /// it fails to start, then wasmi).
     pub fn new() -> Sandbox {
-        let mut config = Config::default();
-        config.consume_fuel(true);
-        let engine = Engine::new(&config);
-        let linker = Arc::new(host::linker(&engine));
-        Sandbox { engine, linker }
+        EngineKind::built()
+            .iter()
+            .find_map(|kind| Sandbox::with_engine(*kind).ok())
+            .unwrap_or_else(|| Sandbox { backend: Backend::Wasmi(wasmi_engine::Wasmi::new()) })
+    }
+
+    /// A sandbox on `kind`.
+    pub fn with_engine(kind: EngineKind) -> Result<Sandbox, EngineError> {
+        let backend = match kind {
+            EngineKind::Wasmi => Backend::Wasmi(wasmi_engine::Wasmi::new()),
+            #[cfg(feature = "wasmtime")]
+            EngineKind::Wasmtime => {
+                Backend::Wasmtime(wasmtime_engine::Wasmtime::shared().map_err(|why| EngineError::Failed { kind, why })?)
+            }
+            #[cfg(not(feature = "wasmtime"))]
+            EngineKind::Wasmtime => return Err(EngineError::NotBuilt(kind)),
+        };
+        Ok(Sandbox { backend })
+    }
+
+    /// The engine this sandbox runs on.
+    pub fn engine(&self) -> EngineKind {
+        match self.backend {
+            Backend::Wasmi(_) => EngineKind::Wasmi,
+            #[cfg(feature = "wasmtime")]
+            Backend::Wasmtime(_) => EngineKind::Wasmtime,
+        }
     }
 
     /// Validates and compiles `bytes` as a work function whose entry is `entry`: it must be
-    /// WebAssembly without a start function, import only the host's functions with their types, and export the memory,
-    /// the allocator and the entry with the ABI's types.
+    /// WebAssembly without a start function, import only the host's functions with their
+    /// types, and export the memory, the allocator and the entry with the ABI's types.
     pub fn compile(&self, bytes: &[u8], entry: &str) -> Result<WorkFunction, SliceFailure> {
-        let module = Module::new(&self.engine, bytes).map_err(|e| SliceFailure::NotWasm { why: e.to_string() })?;
-        check::no_start(bytes)?;
-        check::imports(&module)?;
-        let initial_pages = check::exports(&module, entry)?;
-        Ok(WorkFunction { module, entry: entry.to_string(), initial_pages })
+        // The engine validates first, so the checks read a well-formed module.
+        let (compiled, initial_pages) = match &self.backend {
+            Backend::Wasmi(engine) => {
+                let compiled = engine.compile(bytes)?;
+                (Compiled::Wasmi(compiled), check::module(bytes, entry)?)
+            }
+            #[cfg(feature = "wasmtime")]
+            Backend::Wasmtime(engine) => {
+                // Validated without compiling, so that a module with a foreign import is refused
+                // by name before wasmtime links it.
+                engine.validate(bytes)?;
+                let initial_pages = check::module(bytes, entry)?;
+                (Compiled::Wasmtime(engine.compile(bytes)?), initial_pages)
+            }
+        };
+        Ok(WorkFunction { compiled, entry: entry.to_string(), initial_pages })
     }
 
     /// Runs one slice of `function` in a fresh instance under `limits`.
@@ -131,130 +251,50 @@ impl Sandbox {
         files: &Arc<JobFiles>,
         limits: Limits,
     ) -> SliceOutcome {
-        let started = Instant::now();
-        let state = SliceState {
-            limits,
-            memory: StoreLimitsBuilder::new()
-                .memory_size((limits.memory_pages as usize).saturating_mul(65_536))
-                .trap_on_grow_failure(true)
-                .build(),
-            files: files.clone(),
-            result: Vec::new(),
-            error: None,
-            events: Vec::new(),
-            dropped_events: 0,
-            last_progress: started,
+        let state = SliceState::new(limits, files);
+        let run = if function.initial_pages > u64::from(limits.memory_pages) {
+            Run { code: Err(SliceFailure::MemoryLimit { pages: limits.memory_pages }), state, fuel_used: 0 }
+        } else {
+            match (&self.backend, &function.compiled) {
+                (Backend::Wasmi(engine), Compiled::Wasmi(compiled)) => {
+                    engine.run(compiled, &function.entry, input, state)
+                }
+                #[cfg(feature = "wasmtime")]
+                (Backend::Wasmtime(engine), Compiled::Wasmtime(compiled)) => {
+                    engine.run(compiled, &function.entry, input, state)
+                }
+                #[cfg(feature = "wasmtime")]
+                _ => Run {
+                    code: Err(SliceFailure::Trap {
+                        why: "the work function was compiled by another engine".to_string(),
+                    }),
+                    state,
+                    fuel_used: 0,
+                },
+            }
         };
-        let mut store = Store::new(&self.engine, state);
-        store.limiter(|state| &mut state.memory);
-        let mut meter = Meter { limits, started, given: 0 };
-        let result = self.call(function, input, &mut store, &mut meter);
-        let left = store.get_fuel().unwrap_or(0);
-        let state = store.into_data();
-        let result = result.and_then(|code| match code {
+        let Run { code, state, fuel_used } = run;
+        let result = code.and_then(|code| match code {
             0 => Ok(state.result),
             _ => Err(SliceFailure::Failed { why: state.error.unwrap_or_default() }),
         });
-        SliceOutcome {
-            result,
-            events: state.events,
-            dropped_events: state.dropped_events,
-            fuel_used: meter.given.saturating_sub(left),
-        }
-    }
-
-    fn call(
-        &self,
-        function: &WorkFunction,
-        input: SliceInput<'_>,
-        store: &mut Store<SliceState>,
-        meter: &mut Meter,
-    ) -> Result<i32, SliceFailure> {
-        if function.initial_pages > u64::from(meter.limits.memory_pages) {
-            return Err(SliceFailure::MemoryLimit { pages: meter.limits.memory_pages });
-        }
-        meter.refuel(store)?;
-        let instance =
-            self.linker.instantiate_and_start(&mut *store, &function.module).map_err(|e| failure(&e, meter))?;
-        let exports = check::Exports::of(&instance, store, &function.entry)?;
-        let mut place = |store: &mut Store<SliceState>, bytes: &[u8], what: &str| -> Result<i32, SliceFailure> {
-            let len = i32::try_from(bytes.len())
-                .map_err(|_| SliceFailure::Trap { why: format!("{what} of {} bytes is too large", bytes.len()) })?;
-            let call = exports.alloc.call_resumable(&mut *store, len);
-            let ptr = meter.drive(store, call)?;
-            exports.memory.write(&mut *store, ptr as u32 as usize, bytes).map_err(|_| SliceFailure::Trap {
-                why: format!("rav_alloc answered {ptr} for {what}, outside the module's memory"),
-            })?;
-            Ok(ptr)
-        };
-        let slice = place(store, input.slice, "the slice")?;
-        let args = place(store, input.args, "the args")?;
-        let params = (slice, input.slice.len() as i32, args, input.args.len() as i32, input.index as i64);
-        let call = exports.entry.call_resumable(&mut *store, params);
-        meter.drive(store, call)
+        SliceOutcome { result, events: state.events, dropped_events: state.dropped_events, fuel_used }
     }
 }
 
-/// The fuel given so far and the clocks a slice is held to.
-struct Meter {
-    limits: Limits,
-    started: Instant,
-    given: u64,
+/// A length as the ABI's i32, or the failure of an input too large to pass.
+pub(crate) fn length(bytes: &[u8], what: &str) -> Result<i32, SliceFailure> {
+    i32::try_from(bytes.len())
+        .map_err(|_| SliceFailure::Trap { why: format!("{what} of {} bytes is too large", bytes.len()) })
 }
 
-impl Meter {
-    /// Hands the store its next handful of fuel, or stops the slice when the budget, the
-    /// deadline or the no-progress limit is spent.
-    fn refuel(&mut self, store: &mut Store<SliceState>) -> Result<(), SliceFailure> {
-        let left = store.get_fuel().unwrap_or(0);
-        let used = self.given.saturating_sub(left);
-        if used >= self.limits.fuel {
-            return Err(SliceFailure::OutOfFuel { fuel: self.limits.fuel });
-        }
-        let now = Instant::now();
-        if now.duration_since(self.started) > Duration::from_millis(self.limits.deadline_ms) {
-            return Err(SliceFailure::Deadline { ms: self.limits.deadline_ms });
-        }
-        if now.duration_since(store.data().last_progress) > Duration::from_millis(self.limits.no_progress_ms) {
-            return Err(SliceFailure::NoProgress { ms: self.limits.no_progress_ms });
-        }
-        let step = FUEL_STEP.min(self.limits.fuel - used);
-        // Fuel metering is on for this engine, so setting it cannot fail.
-        let _ = store.set_fuel(left + step);
-        self.given += step;
-        Ok(())
-    }
-
-    /// Runs a resumable call to its end, refuelling it a handful at a time.
-    fn drive<R: wasmi::WasmResults>(
-        &mut self,
-        store: &mut Store<SliceState>,
-        mut call: Result<TypedResumableCall<R>, wasmi::Error>,
-    ) -> Result<R, SliceFailure> {
-        loop {
-            match call.map_err(|e| failure(&e, self))? {
-                TypedResumableCall::Finished(value) => return Ok(value),
-                TypedResumableCall::OutOfFuel(paused) => {
-                    self.refuel(store)?;
-                    call = paused.resume(&mut *store);
-                }
-                TypedResumableCall::HostTrap(trap) => return Err(failure(trap.host_error(), self)),
-            }
-        }
-    }
+/// The failure of an allocator that answered a place outside the memory.
+pub(crate) fn outside(ptr: i32, what: &str) -> SliceFailure {
+    SliceFailure::Trap { why: format!("rav_alloc answered {ptr} for {what}, outside the module's memory") }
 }
 
-/// The failure a wasmi error stands for.
-fn failure(error: &wasmi::Error, meter: &Meter) -> SliceFailure {
-    if let Some(Stop(failure)) = error.downcast_ref::<Stop>() {
-        return failure.clone();
-    }
-    match error.as_trap_code() {
-        Some(TrapCode::OutOfFuel) => SliceFailure::OutOfFuel { fuel: meter.limits.fuel },
-        Some(TrapCode::GrowthOperationLimited | TrapCode::OutOfSystemMemory) => {
-            SliceFailure::MemoryLimit { pages: meter.limits.memory_pages }
-        }
-        Some(code) => SliceFailure::Trap { why: code.to_string() },
-        None => SliceFailure::Trap { why: error.to_string() },
-    }
+/// The entry's arguments: the slice and the args where the allocator placed them, and the
+/// slice's number.
+pub(crate) fn params(slice: i32, args: i32, input: SliceInput<'_>) -> check::EntryParams {
+    (slice, input.slice.len() as i32, args, input.args.len() as i32, input.index as i64)
 }

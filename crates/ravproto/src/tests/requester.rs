@@ -238,6 +238,29 @@ fn requester_events() {
 }
 
 #[test]
+fn job_event_push() {
+    use crate::jobs::{Blob, JobEvent, JobId, JobState, SliceCounts};
+    use crate::requester::{JobEvents, JobSubscribe};
+    check(&JobSubscribe { job: JobId(4), after: 120 }, expect![[r#"{"job":4,"after":120}"#]]);
+    let subscribe: JobSubscribe = serde_json::from_str(r#"{"job":4}"#).unwrap();
+    assert_eq!(subscribe.after, 0, "a subscription without a cursor starts at the first event");
+    let counts = SliceCounts { total: 2, distributed: 0, computed: 2, failed: 0 };
+    check(
+        &JobEvents {
+            job: JobId(4),
+            events: vec![
+                JobEvent::Result { slice: 1, value: Blob(vec![9]) },
+                JobEvent::Complete { state: JobState::Complete, counts },
+            ],
+            next: 2,
+        },
+        expect![[
+            r#"{"job":4,"events":[{"type":"result","slice":1,"value":"CQ=="},{"type":"complete","state":"complete","counts":{"total":2,"distributed":0,"computed":2,"failed":0}}],"next":2}"#
+        ]],
+    );
+}
+
+#[test]
 fn federated_messages() {
     use crate::federated::*;
     let rules: FederatedRules = serde_json::from_str(

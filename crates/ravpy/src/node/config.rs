@@ -9,6 +9,7 @@
 //! Relative paths in the file are relative to the file's directory, not to where ravpy runs.
 
 pub use super::tables::{FederatedEntry, ParticipateEntry, Size, TopicsEntry};
+use ravproto::jobs::ComputeGroup;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -284,8 +285,9 @@ pub fn status_file_of(config: &WorkerConfig, path: &Path) -> PathBuf {
 /// Reads and checks a worker file (TOML, or JSON when it ends in `.json`); the token is read
 /// from where the file says, `env` standing for the environment.
 pub fn load(path: &Path, env: impl Fn(&str) -> Option<String>) -> Result<Loaded, ConfigError> {
-    let (config, text) = read(path)?;
-    let token = token(&config, env).map_err(|(key, message)| located(path, &text, key, message))?;
+    let (mut config, text) = read(path)?;
+    let token = token(&config, &env).map_err(|(key, message)| located(path, &text, key, message))?;
+    groups_from_env(&mut config, &env).map_err(|(key, message)| located(path, &text, key, message))?;
     Ok(Loaded { path: path.to_path_buf(), config, token })
 }
 
@@ -322,7 +324,8 @@ pub fn parse_text(
     let mut config = if json { read_json(file, text)? } else { read_toml(file, text)? };
     check(&config).map_err(|(key, message)| rename(located(name, text, key, message)))?;
     resolve_paths(&mut config, base);
-    let token = token(&config, env).map_err(|(key, message)| rename(located(name, text, key, message)))?;
+    let token = token(&config, &env).map_err(|(key, message)| rename(located(name, text, key, message)))?;
+    groups_from_env(&mut config, &env).map_err(|(key, message)| rename(located(name, text, key, message)))?;
     Ok((config, token))
 }
 
@@ -512,6 +515,23 @@ fn resolve_paths(config: &mut WorkerConfig, base: &Path) {
     for entry in &mut config.federated {
         resolve(&mut entry.file);
     }
+}
+
+/// Adds each `[[participate]]`'s `groups_env` groups to its `groups`.
+fn groups_from_env(config: &mut WorkerConfig, env: impl Fn(&str) -> Option<String>) -> Result<(), (String, String)> {
+    for (i, entry) in config.participate.iter_mut().enumerate() {
+        let Some(variable) = &entry.groups_env else { continue };
+        let key = format!("participate[{i}].groups_env");
+        let text =
+            env(variable).ok_or_else(|| (key.clone(), format!("the environment variable {variable} is not set")))?;
+        for group in text.split(',').map(str::trim).filter(|g| !g.is_empty()) {
+            // The message names the variable, never its value: it holds secrets.
+            let group = ComputeGroup::parse(group)
+                .map_err(|_| (key.clone(), format!("{variable} must hold `key:secret` groups, comma-separated")))?;
+            entry.groups.push(super::tables::GroupSecret(group));
+        }
+    }
+    Ok(())
 }
 
 fn token(config: &WorkerConfig, env: impl Fn(&str) -> Option<String>) -> Result<Secret, (String, String)> {

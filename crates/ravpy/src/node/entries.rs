@@ -67,7 +67,8 @@ fn fatal(error: &Error) -> bool {
         Error::Refused { code, .. } => {
             matches!(code, ErrorCode::Unauthorized | ErrorCode::Forbidden | ErrorCode::VersionMismatch)
         }
-        Error::Trust(_) => true,
+        // An engine this build lacks stays lacking.
+        Error::Trust(_) | Error::Engine(_) => true,
         Error::Rejected { .. } | Error::Data(_) | Error::Connect { .. } => false,
     }
 }
@@ -126,8 +127,12 @@ async fn participate(
         max_memory: entry.max_memory.map(|m| m.0),
         events: Some(events),
         max_subgraphs,
-        groups: Vec::new(),
-        slice_cap: ravproto::work::Limits::default(),
+        groups: entry.groups.iter().map(|g| g.0.clone()).collect(),
+        slice_cap: ravproto::work::Limits {
+            fuel: entry.slice_fuel.unwrap_or(ravproto::work::Limits::default().fuel),
+            ..ravproto::work::Limits::default()
+        },
+        engine: entry.engine.map(|e| e.0),
     };
     let ended = crate::participate(config, stopped(stopping.clone())).await;
     let _ = watcher.await;

@@ -2,10 +2,12 @@
 //! `[[topics]]`, and the sizes they take.
 
 use super::config::{RetryOverrides, ServerUrl, Span};
+use ravproto::jobs::ComputeGroup;
+use ravwasm::EngineKind;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
-/// `[[participate]]`: compute subgraphs.
+/// `[[participate]]`: compute subgraphs, and jobs' slices.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ParticipateEntry {
@@ -25,8 +27,69 @@ pub struct ParticipateEntry {
     /// Stop after this many subgraphs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_subgraphs: Option<u64>,
+    /// Compute groups to join, `key:secret` each: their jobs come here too. The secrets are
+    /// shown redacted; prefer `groups_env`, as this file may be read by others.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<GroupSecret>,
+    /// An environment variable holding more groups, `key:secret` comma-separated (read when
+    /// the file is loaded, like `token_env`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups_env: Option<String>,
+    /// The WebAssembly engine for jobs' slices (`wasmi`, or `wasmtime` in a build with it);
+    /// default the fastest built in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<Engine>,
+    /// The most CPU (fuel units) one job slice may use here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slice_fuel: Option<u64>,
     #[serde(default)]
     pub retry: RetryOverrides,
+}
+
+/// A compute group and its secret, written `key:secret`; serialised with the secret redacted.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct GroupSecret(pub ComputeGroup);
+
+impl TryFrom<String> for GroupSecret {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<GroupSecret, String> {
+        if !text.contains(':') {
+            // ComputeGroup's own message quotes the text, which may be a secret.
+            return Err("a group is written `key:secret`".into());
+        }
+        ComputeGroup::parse(&text).map(GroupSecret)
+    }
+}
+
+impl Serialize for GroupSecret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&format!("{}:<redacted>", self.0.key))
+    }
+}
+
+/// A WebAssembly engine this build has, by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Engine(pub EngineKind);
+
+impl TryFrom<String> for Engine {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Engine, String> {
+        let kind: EngineKind = text.parse().map_err(|e: ravwasm::EngineError| e.to_string())?;
+        if !EngineKind::built().contains(&kind) {
+            return Err(ravwasm::EngineError::NotBuilt(kind).to_string());
+        }
+        Ok(Engine(kind))
+    }
+}
+
+impl From<Engine> for String {
+    fn from(engine: Engine) -> String {
+        engine.0.name().to_string()
+    }
 }
 
 /// `[[federated]]`: contribute a CSV file's statistics.

@@ -125,3 +125,41 @@ fn the_sample_worker_file_reads() {
     assert_eq!(config.participate.len(), 1);
     assert_eq!(config.retry, super::config::RetryPolicy::default(), "the sample shows the defaults");
 }
+
+#[test]
+fn a_participate_entry_joins_groups_from_the_file_and_the_environment_and_shows_no_secret() {
+    let text = r#"
+token = "t"
+
+[[participate]]
+groups = ["lab:file-secret"]
+groups_env = "LAB_GROUPS"
+engine = "wasmi"
+slice_fuel = 1000
+"#;
+    let env = |name: &str| (name == "LAB_GROUPS").then(|| "gpu:env-secret, cpu:other-secret".to_string());
+    let (config, token) = parse_text("w.toml", text, false, Path::new("."), env).expect("read");
+    let entry = &config.participate[0];
+    let groups: Vec<(&str, &str)> = entry.groups.iter().map(|g| (g.0.key.as_str(), g.0.secret.as_str())).collect();
+    assert_eq!(groups, [("lab", "file-secret"), ("gpu", "env-secret"), ("cpu", "other-secret")]);
+    assert_eq!(entry.engine.map(|e| e.0), Some(ravwasm::EngineKind::Wasmi));
+    assert_eq!(entry.slice_fuel, Some(1000));
+    let loaded = super::config::Loaded { path: "w.toml".into(), config, token };
+    let shown = super::describe(&loaded);
+    assert!(["file-secret", "env-secret", "other-secret"].iter().all(|s| !shown.contains(s)), "{shown}");
+    assert!(["lab:<redacted>", "gpu:<redacted>", "cpu:<redacted>"].iter().all(|g| shown.contains(g)), "{shown}");
+
+    // A missing variable, a malformed group and an unknown engine are located errors that
+    // never quote a secret.
+    let missing = parse_text("w.toml", text, false, Path::new("."), |_| None).unwrap_err();
+    assert_eq!((missing.key.as_deref(), missing.line), (Some("participate[0].groups_env"), Some(6)));
+    let bad_env = |name: &str| (name == "LAB_GROUPS").then(|| "just-a-secret".to_string());
+    let error = parse_text("w.toml", text, false, Path::new("."), bad_env).unwrap_err();
+    assert!(!error.to_string().contains("just-a-secret"), "{error}");
+    let unquoted = text.replace("lab:file-secret", "file-secret");
+    let error = parse_text("w.toml", &unquoted, false, Path::new("."), env).unwrap_err();
+    assert_eq!(error.key.as_deref(), Some("participate[0].groups[0]"), "{error}");
+    assert!(!error.to_string().contains("file-secret"), "{error}");
+    let error = parse_text("w.toml", &text.replace("wasmi", "v8"), false, Path::new("."), env).unwrap_err();
+    assert!(error.to_string().contains("no WebAssembly engine called `v8`"), "{error}");
+}

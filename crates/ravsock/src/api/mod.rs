@@ -26,6 +26,7 @@ mod extract;
 mod federated;
 mod graphs;
 mod health;
+mod job_socket;
 mod jobs;
 pub mod malformed;
 pub mod socket;

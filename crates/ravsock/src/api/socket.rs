@@ -10,7 +10,8 @@
 //!
 //! A requester connects to `/requester` the same way and subscribes to its own graphs (see
 //! `ravproto::requester`); each subscribed socket joins the graph's room, where the scheduler
-//! task emits progress, failed attempts and the graph's end.
+//! task emits progress, failed attempts and the graph's end. It may also follow its jobs,
+//! whose events are pushed page by page ([`super::job_socket`]).
 //!
 //! A refused connection gets a typed [`ErrorBody`] as its CONNECT_ERROR message
 //! ([`ErrorBody::to_connect_error`]), so clients read the code instead of matching words. A
@@ -55,6 +56,8 @@ pub struct SocketState {
     pub malformed: MalformedTotal,
     /// The dashboard (its sessions are shared with the HTTP routes: see `AppState::with_dash`).
     pub dash: crate::service::Dash,
+    /// Jobs, whose events `/requester` pushes (see [`super::job_socket`]).
+    pub jobs: crate::service::jobs::Jobs,
     next_provider: Arc<AtomicU64>,
 }
 
@@ -63,6 +66,7 @@ impl SocketState {
     pub fn new(db: Db, scheduler: SchedulerHandle, bulk: Bulk) -> SocketState {
         SocketState {
             dash: crate::service::Dash::new(db.clone(), scheduler.clone()),
+            jobs: crate::service::jobs::Jobs::new(db.clone(), scheduler.clone()),
             db,
             scheduler,
             bulk,
@@ -303,6 +307,7 @@ async fn authenticate_requester(
     }
     socket.extensions.insert(account);
     socket.on(EVENT_SUBSCRIBE, subscribe);
+    socket.on(requester::EVENT_JOB_SUBSCRIBE, super::job_socket::subscribe);
     socket.on_fallback(|socket: SocketRef, EventName(event): EventName, State(state): State<SocketState>| async move {
         malformed::refuse(&socket, &state.malformed, EVENT_ERROR, &event, &"no such event on the requester namespace");
     });

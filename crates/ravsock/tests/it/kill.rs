@@ -68,6 +68,7 @@ pub(crate) fn spawn_provider(
             max_subgraphs: None,
             groups: Vec::new(),
             slice_cap: ravproto::work::Limits::default(),
+            engine: None,
             max_memory: None,
         },
         async move {
@@ -376,28 +377,6 @@ async fn an_upload_whose_answers_die_with_the_server_is_sent_again_and_runs() {
     provider.await.unwrap().unwrap();
 }
 
-/// A work function that spins `n` rounds (its slice, a little-endian i64) and answers `n`:
-/// a few milliseconds a slice, so a job lasts long enough to kill the server under it.
-const BUSY: &str = r#"(module
-  (import "rav" "result" (func $result (param i32 i32)))
-  (memory (export "memory") 1)
-  (global $next (mut i32) (i32.const 1024))
-  (func (export "rav_alloc") (param $len i32) (result i32)
-    (local $p i32)
-    (local.set $p (global.get $next))
-    (global.set $next (i32.add (global.get $next) (local.get $len)))
-    (local.get $p))
-  (func (export "busy") (param $s i32) (param i32 i32 i32 i64) (result i32)
-    (local $n i64) (local $i i64)
-    (local.set $n (i64.load (local.get $s)))
-    (block $done (loop $l
-      (br_if $done (i64.ge_u (local.get $i) (local.get $n)))
-      (local.set $i (i64.add (local.get $i) (i64.const 1)))
-      (br $l)))
-    (i64.store (i32.const 0) (local.get $i))
-    (call $result (i32.const 0) (i32.const 8))
-    (i32.const 0)))"#;
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_killed_server_finishes_a_job_after_its_restart_with_every_result_once() {
     use ravop::jobs::{JobEvent, WorkFunction};
@@ -406,12 +385,25 @@ async fn a_killed_server_finishes_a_job_after_its_restart_with_every_result_once
     let mut server = Some(start(dir.path(), &database_url, port));
     let client = connect(&url, &requester).await;
     let (stop, provider) = spawn_provider(url.clone(), provider_token);
-    let module = wat::parse_str(BUSY).unwrap();
-    let slices: Vec<Vec<u8>> = (0..300u64).map(|i| (200_000 + i).to_le_bytes().to_vec()).collect();
+    // `count` spins n rounds: about a millisecond a slice on wasmtime, 5 on wasmi.
+    let module = wat::parse_str(include_str!("../../../../examples/work/square.wat")).unwrap();
+    let slices: Vec<Vec<u8>> = (0..300u64).map(|i| (1_000_000 + i).to_le_bytes().to_vec()).collect();
     let handle =
-        client.compute_for(slices.clone(), WorkFunction::wasm(module.clone(), "busy")).exec().await.expect("accepted");
+        client.compute_for(slices.clone(), WorkFunction::wasm(module.clone(), "count")).exec().await.expect("accepted");
     // SIGKILL once some results are in, and a new process on the same address: the events'
     // long poll rides out the gap, and each slice is heard of once.
+    // The same events pushed over /requester, read beside the long poll: the connection
+    // reconnects to the new process and follows the job again from where it had read.
+    let mut pushed = handle.subscribe().await.expect("subscribed");
+    let pushed = tokio::spawn(async move {
+        let mut heard = std::collections::BTreeMap::<u64, u32>::new();
+        while let Some(event) = pushed.next().await.expect("pushed events outlive the killed server") {
+            if let JobEvent::Result { slice, .. } | JobEvent::Error { slice, .. } = event {
+                *heard.entry(slice).or_default() += 1;
+            }
+        }
+        heard
+    });
     let mut events = handle.events();
     let mut heard = std::collections::BTreeMap::<u64, u32>::new();
     let mut killed_at = None;
@@ -429,8 +421,9 @@ async fn a_killed_server_finishes_a_job_after_its_restart_with_every_result_once
     assert!(killed_at < 300, "the kill came before the end");
     assert_eq!(heard.len(), 300, "every slice heard of");
     assert!(heard.values().all(|&n| n == 1), "once each");
+    assert_eq!(pushed.await.unwrap(), heard, "pushed too: every slice once");
     let grid = handle.wait().await.unwrap();
-    let local = ravop::jobs::JobBuilder::local(slices, WorkFunction::wasm(module, "busy")).local_exec().results;
+    let local = ravop::jobs::JobBuilder::local(slices, WorkFunction::wasm(module, "count")).local_exec().results;
     assert_eq!(grid, local, "the same outcomes as in process");
     let _ = stop.send(());
     provider.await.unwrap().unwrap();

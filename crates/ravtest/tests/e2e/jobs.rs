@@ -1,13 +1,15 @@
 //! Jobs end to end: ravsock and in-process providers map a WebAssembly work function
 //! (`examples/work/square.wat`) over slices. Results equal `local_exec`'s, every slice's
-//! events arrive once, an open job takes slices from a second client, a compute group keeps
+//! events arrive once (pushed over `/requester` and read by long polls), an open job takes slices from a second client, a compute group keeps
 //! other providers out, hostile modules fail their slices with typed reasons while the
 //! providers go on, a provider that leaves holding slices has them reassigned, and a job
 //! survives a restart of ravsock.
 
 use crate::stack::{Stack, silent_on};
 use futures_util::FutureExt;
-use ravop::jobs::{ComputeGroup, JobEvent, JobHandle, Limits, SliceFailure, SliceOutcome, WorkFunction, slice};
+use ravop::jobs::{
+    ComputeGroup, JobEvent, JobEvents, JobHandle, Limits, SliceFailure, SliceOutcome, WorkFunction, slice,
+};
 use ravproto::jobs::{EVENT_SLICES, JobState};
 use ravproto::provider::RejectionCode;
 use std::collections::BTreeMap;
@@ -25,7 +27,10 @@ fn inputs(n: u64) -> Vec<Vec<u8>> {
 /// Reads a job's events to its end: per slice, how many result/error events and console
 /// lines came, and the final state.
 async fn drain(handle: &JobHandle) -> (BTreeMap<u64, (u32, u32)>, JobState) {
-    let mut events = handle.events();
+    drain_events(handle.events()).await
+}
+
+async fn drain_events(mut events: JobEvents) -> (BTreeMap<u64, (u32, u32)>, JobState) {
     let mut per_slice: BTreeMap<u64, (u32, u32)> = BTreeMap::new();
     let mut state = None;
     while let Some(event) = events.next().await.expect("events") {
@@ -51,10 +56,12 @@ async fn a_job_on_two_providers_equals_local_exec_with_each_slice_heard_once() {
     let client = stack.client().await;
     let n = 2_000;
     let handle = client.compute_for(inputs(n), work("square")).exec().await.expect("accepted");
-    let (per_slice, state) = drain(&handle).await;
+    // Pushed over /requester while the job runs, and read again afterwards by long polls.
+    let (per_slice, state) = drain_events(handle.subscribe().await.expect("subscribed")).await;
     assert_eq!(state, JobState::Complete);
     assert_eq!(per_slice.len() as u64, n, "every slice is heard of");
     assert!(per_slice.values().all(|&(outcomes, lines)| outcomes == 1 && lines == 1), "each slice once");
+    assert_eq!(drain(&handle).await, (per_slice, state), "the long poll reads the same events");
     let grid = handle.wait().await.expect("results");
     let local = client.compute_for(inputs(n), work("square")).local_exec().results;
     assert_eq!(grid, local);
@@ -141,6 +148,12 @@ async fn an_open_job_of_a_group_takes_slices_from_a_second_client_and_outsiders_
     // Another requester cannot see it.
     let stranger = ravop::Client::connect_trusting(&stack.url, &stack.other_requester, &stack.trust).await.unwrap();
     assert!(stranger.job(handle.id()).status().await.is_err());
+    // Nor follow its events: the push is refused with the same typed error.
+    let mut pushed = stranger.job(handle.id()).subscribe().await.expect("the connection opens");
+    match pushed.next().await {
+        Err(ravop::Error::Server { code: ravproto::messages::ErrorCode::NotFound, .. }) => {}
+        other => panic!("another requester's job must not be followed: {other:?}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

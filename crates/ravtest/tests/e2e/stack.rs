@@ -283,6 +283,7 @@ impl Stack {
             max_subgraphs,
             groups: Vec::new(),
             slice_cap: ravproto::work::Limits::default(),
+            engine: None,
             max_memory,
         }
     }
