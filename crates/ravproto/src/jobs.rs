@@ -29,6 +29,9 @@ pub const EVENT_SLICES: &str = "slices";
 pub const EVENT_SLICE_RESULTS: &str = "slice_results";
 /// Server → provider: drop a bundle ([`crate::provider::Withdraw`] with the bundle's number).
 pub const EVENT_WITHDRAW_SLICES: &str = "withdraw_slices";
+/// Server → provider: a job whose work function this connection was sent has ended (completed
+/// or cancelled); forget the work function ([`JobEnded`] JSON).
+pub const EVENT_JOB_ENDED: &str = "job_ended";
 
 /// Most bytes of one slice's input: bigger data goes in the job's files, read by every slice.
 pub const MAX_SLICE_BYTES: usize = 64 << 10;
@@ -440,6 +443,13 @@ pub struct BundleResults {
     pub results: Vec<SliceDone>,
 }
 
+/// A job ended: a provider that holds its work function lets it go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobEnded {
+    pub job: JobId,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -461,6 +471,7 @@ mod tests {
         };
         expect![[r#"{"bundle":7,"job":3,"work":{"module":"AGFzbQ==","entry":"work","args":"AQ==","files":[{"name":"w.bin","bytes":"AgM="}],"limits":{"fuel":1000000000,"memory_pages":4096,"deadline_ms":60000,"no_progress_ms":30000,"max_result_bytes":16777216}},"slices":[{"slice":0,"input":"/w=="}]}"#]]
         .assert_eq(&serde_json::to_string(&bundle).unwrap());
+        expect![[r#"{"job":3}"#]].assert_eq(&serde_json::to_string(&JobEnded { job: JobId(3) }).unwrap());
         let results = BundleResults {
             bundle: 7,
             results: vec![

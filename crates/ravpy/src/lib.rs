@@ -89,6 +89,8 @@ pub enum ProviderEvent {
         /// Time spent.
         millis: f64,
     },
+    /// A job ended and its work function, if this provider had it, was let go.
+    JobEnded { job: u64 },
     /// An op of an assignment failed.
     Failed {
         assignment: u64,
@@ -210,6 +212,7 @@ enum Incoming {
     Assign(Bytes),
     Withdraw(u64),
     Slices(ravproto::jobs::SliceBundle),
+    JobEnded(ravproto::jobs::JobId),
     Credentials(FtpCredentials),
     Rejected(Rejected),
     /// The server closed the connection (a namespace `disconnect`).
@@ -433,6 +436,10 @@ impl Session<'_> {
                         let bundle = work.runner.prepare(bundle);
                         work.in_hand.spawn(slices::handle_bundle(task, bundle));
                     }
+                    Some(Incoming::JobEnded(job)) => {
+                        work.runner.forget(job);
+                        report(&config.events, ProviderEvent::JobEnded { job: job.0 });
+                    }
                     Some(Incoming::Withdraw(assignment)) => {
                         tracing::info!(assignment, "assignment withdrawn by the server");
                         work.withdrawn.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(assignment);
@@ -496,6 +503,10 @@ fn provider_socket(
         )
         .on(EVENT_WITHDRAW, on(|p| first_json::<Withdraw>(p).map(|w| Incoming::Withdraw(w.assignment))))
         .on(ravproto::jobs::EVENT_SLICES, on(|p| first_json::<ravproto::jobs::SliceBundle>(p).map(Incoming::Slices)))
+        .on(
+            ravproto::jobs::EVENT_JOB_ENDED,
+            on(|p| first_json::<ravproto::jobs::JobEnded>(p).map(|ended| Incoming::JobEnded(ended.job))),
+        )
         .on(
             ravproto::jobs::EVENT_WITHDRAW_SLICES,
             on(|p| first_json::<Withdraw>(p).map(|w| Incoming::Withdraw(w.assignment))),

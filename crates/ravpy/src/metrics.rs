@@ -76,7 +76,7 @@ impl Metrics {
                 m.failures.get_or_create(&label).inc();
             }
             // Counted by the server (a job's counts); the node's own metrics are for graphs.
-            ProviderEvent::Sliced { .. } => {}
+            ProviderEvent::Sliced { .. } | ProviderEvent::JobEnded { .. } => {}
             ProviderEvent::Dropped { .. } => {
                 m.drops.get_or_create(&label).inc();
             }

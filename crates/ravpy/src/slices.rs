@@ -41,6 +41,11 @@ impl Runner {
         Ok(Runner { sandbox, works: Mutex::default(), cap })
     }
 
+    /// Lets an ended job's work function go (bundles running it hold their own reference).
+    pub(crate) fn forget(&self, job: JobId) {
+        self.works.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&job);
+    }
+
     /// Forgets every work function (a new connection is sent them again).
     pub(crate) fn clear(&self) {
         self.works.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
@@ -74,6 +79,10 @@ impl Runner {
     /// Runs every slice of `bundle` (none once it is withdrawn).
     fn run(&self, bundle: SliceBundle, withdrawn: &Mutex<BTreeSet<u64>>) -> BundleResults {
         let SliceBundle { bundle: id, job, work, slices } = bundle;
+        // A withdrawn bundle (its job cancelled, and perhaps forgotten) is answered empty.
+        if withdrawn.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(&id) {
+            return BundleResults { bundle: id, results: Vec::new() };
+        }
         let loaded = match work {
             Some(work) => Some(self.load(job, work)),
             None => self.works.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&job).cloned(),

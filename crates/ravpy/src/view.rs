@@ -33,6 +33,7 @@ pub async fn live(mut events: mpsc::UnboundedReceiver<ProviderEvent>) {
             ProviderEvent::Sliced { bundle, slices, millis } => {
                 format!("last: bundle #{bundle}, {slices} job slices in {millis:.1} ms")
             }
+            ProviderEvent::JobEnded { job } => format!("last: job {job} ended"),
             ProviderEvent::Dropped { reason } => format!("dropped ({reason}); connecting again"),
         };
         let rate = ops as f64 / started.elapsed().as_secs_f64().max(1e-3);

@@ -108,6 +108,7 @@ async fn participate(
                     row.succeeded(format!("computing {target}"));
                 }
                 ProviderEvent::Sliced { .. } => row.succeeded(format!("running job slices ({target})")),
+                ProviderEvent::JobEnded { .. } => {}
                 ProviderEvent::Failed { reason, .. } => row.detail = format!("an op failed here: {reason}"),
                 ProviderEvent::Dropped { reason } => {
                     row.state = EntryState::Connecting;

@@ -10,8 +10,8 @@ use crate::error::{Error, Result};
 use crate::scheduler::{AssignmentId, Event, JobPlan, SliceAssignment};
 use ravproto::ProviderId;
 use ravproto::jobs::{
-    BundleResults, BundledSlice, EVENT_SLICES, EVENT_WITHDRAW_SLICES, JobId, JobState, Outcome, SliceBundle,
-    SliceCounts, SlicesAdded,
+    BundleResults, BundledSlice, EVENT_JOB_ENDED, EVENT_SLICES, EVENT_WITHDRAW_SLICES, JobEnded, JobId, JobState,
+    Outcome, SliceBundle, SliceCounts, SlicesAdded,
 };
 use ravproto::provider::Withdraw;
 use ravproto::work::SliceFailure;
@@ -191,6 +191,13 @@ impl Dispatcher {
     /// Tells a provider to drop a bundle.
     pub(super) async fn withdraw_slices(&self, provider: ProviderId, bundle: AssignmentId) {
         self.outbox.to_provider(provider, EVENT_WITHDRAW_SLICES, &Withdraw { assignment: bundle.0 }).await;
+    }
+
+    /// Tells the providers that have an ended job's work function to let it go.
+    pub(super) async fn forget_work(&self, job: JobId, providers: Vec<ProviderId>) {
+        for provider in providers {
+            self.outbox.to_provider(provider, EVENT_JOB_ENDED, &JobEnded { job }).await;
+        }
     }
 
     /// Stores slices nobody answered as failed.

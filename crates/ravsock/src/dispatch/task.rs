@@ -410,6 +410,10 @@ impl Dispatcher {
                 Ok(())
             }
             Action::JobComplete { job, counts } => self.job_complete(job, counts).await,
+            Action::ForgetWork { job, providers } => {
+                self.forget_work(job, providers).await;
+                Ok(())
+            }
             Action::OpenRound { topic, round, deadline_ms } => self.open_round(topic, round, deadline_ms).await,
             Action::CloseRound { topic, round } => self.close_round(topic, round).await,
             Action::Slash { account, graph, amount, why } => {

@@ -131,6 +131,7 @@ impl Jobs {
             let counts = run.counts();
             self.jobs.remove(&job);
             actions.push(Action::JobComplete { job, counts });
+            self.forget(job, actions);
         }
     }
 
@@ -143,7 +144,17 @@ impl Jobs {
                 actions.push(Action::WithdrawSlices { provider: bundle.provider, bundle: id });
             }
         }
+        self.forget(job, actions);
+    }
+
+    /// The providers sent the job's work function are told to let it go: a provider that runs
+    /// for months would otherwise keep every job's compiled module while it stays connected.
+    fn forget(&mut self, job: JobId, actions: &mut Vec<Action>) {
+        let providers: Vec<ProviderId> = self.has_work.iter().filter(|(_, j)| *j == job).map(|(p, _)| *p).collect();
         self.has_work.retain(|(_, j)| *j != job);
+        if !providers.is_empty() {
+            actions.push(Action::ForgetWork { job, providers });
+        }
     }
 
     fn take(&mut self, id: AssignmentId) -> Option<Bundle> {
@@ -231,8 +242,8 @@ impl Jobs {
         let counts = run.counts();
         if run.complete() && run.out == 0 {
             self.jobs.remove(&job);
-            self.has_work.retain(|(_, j)| *j != job);
             actions.push(Action::JobComplete { job, counts });
+            self.forget(job, actions);
         } else {
             actions.push(Action::JobProgress { job, counts });
         }
@@ -397,7 +408,7 @@ mod tests {
         // Provider 2 finishes its bundles; the left one's slices come to it.
         let mut done = 25;
         let mut queue: Vec<SliceAssignment> = out.iter().filter(|b| b.provider == ProviderId(2)).cloned().collect();
-        let mut complete = None;
+        let (mut complete, mut forget) = (None, None);
         while let Some(bundle) = queue.pop() {
             let stored: BTreeSet<u64> = bundle.slices.iter().copied().collect();
             done += stored.len();
@@ -405,9 +416,12 @@ mod tests {
                 s.handle(3, Event::SlicesStored { provider: ProviderId(2), bundle: bundle.bundle, stored, failed: 0 });
             assert!(bundles(&actions).iter().all(|b| !b.send_work), "provider 2 has the work function");
             queue.extend(bundles(&actions));
+            forget = forget.or(actions.iter().find(|a| matches!(a, Action::ForgetWork { .. })).cloned());
             complete = complete.or(actions.into_iter().find(|a| matches!(a, Action::JobComplete { .. })));
         }
         assert_eq!(done, 100);
+        // The provider still connected that was sent the work function is told to let it go.
+        assert_eq!(forget, Some(Action::ForgetWork { job: JobId(1), providers: vec![ProviderId(2)] }));
         assert_eq!(
             complete,
             Some(Action::JobComplete {
@@ -472,6 +486,10 @@ mod tests {
             Event::SlicesStored { provider: ProviderId(2), bundle: out[0].bundle, stored, failed: 0 },
         );
         let actions = s.handle(deadline + 2, Event::JobClosed { job: JobId(1) });
-        assert!(matches!(actions[..], [Action::JobComplete { .. }]));
+        // Complete, and the provider that has the work function is told to let it go.
+        assert!(matches!(
+            &actions[..],
+            [Action::JobComplete { .. }, Action::ForgetWork { job: JobId(1), providers }] if providers == &[ProviderId(2)]
+        ));
     }
 }

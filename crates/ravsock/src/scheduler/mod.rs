@@ -298,6 +298,8 @@ pub enum Action {
     JobProgress { job: JobId, counts: SliceCounts },
     /// Every slice of a closed job has an outcome.
     JobComplete { job: JobId, counts: SliceCounts },
+    /// A job ended: these providers were sent its work function and may let it go.
+    ForgetWork { job: JobId, providers: Vec<ProviderId> },
     /// Keep `amount` of `account`'s stake in `graph`: it abandoned work of it (`why`).
     Slash { account: Account, graph: GraphId, amount: u64, why: &'static str },
 }

@@ -2,8 +2,9 @@
 //! (`examples/work/square.wat`) over slices. Results equal `local_exec`'s, every slice's
 //! events arrive once (pushed over `/requester` and read by long polls), an open job takes slices from a second client, a compute group keeps
 //! other providers out, hostile modules fail their slices with typed reasons while the
-//! providers go on, a provider that leaves holding slices has them reassigned, and a job
-//! survives a restart of ravsock.
+//! providers go on, a provider that leaves holding slices has them reassigned, the provider
+//! that finishes the job is told it ended (and lets its work function go), and a job survives a
+//! restart of ravsock.
 
 use crate::stack::{Stack, silent_on};
 use futures_util::FutureExt;
@@ -170,6 +171,17 @@ async fn slices_of_a_provider_that_leaves_are_reassigned_and_a_job_survives_a_re
     let results = handle.wait().await.expect("complete");
     let local: Vec<SliceOutcome> = client.compute_for(inputs(40), work("square")).local_exec().results;
     assert_eq!(results, local);
+    // The job ended: the provider that ran it is told so, and lets its work function go.
+    let told = async {
+        while let Some(event) = good.events.recv().await {
+            if event == (ravpy::ProviderEvent::JobEnded { job: handle.id().0 }) {
+                return;
+            }
+        }
+        panic!("the provider stopped before it was told the job ended");
+    };
+    // A bound on a hang, not a wait for something to happen: the message is on its way.
+    tokio::time::timeout(std::time::Duration::from_secs(60), told).await.expect("told that the job ended");
     good.stop().await.unwrap();
 
     // A job left half done by a server that stops is finished after its restart.
