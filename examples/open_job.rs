@@ -69,6 +69,8 @@ async fn run() -> Result<()> {
         .map(|r| match &r.outcome {
             Outcome::Value(value) => Ok(slice::to_f64(&value.0)?),
             Outcome::Failed(failure) => bail!("slice {} failed: {failure}", r.slice),
+            // `results` fetches a result kept as a file through ravftp before answering.
+            Outcome::Stored { .. } => bail!("slice {}'s result was not fetched", r.slice),
         })
         .collect::<Result<_>>()?;
     println!("slices 2..5: {values:?}");

@@ -500,6 +500,12 @@ pub async fn serve(
             },
             () = &mut shutdown => return Ok(()),
         };
+        // Replies are small writes in pairs (`150` then `226`): with Nagle's algorithm the
+        // second waits for the client's delayed ACK of the first, 40 ms on Linux, which made
+        // every transfer take at least that long.
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%peer, cause = %error, "cannot turn off Nagle's algorithm on an ftp connection");
+        }
         let root = users.root().to_path_buf();
         let quota = config.home_quota;
         let builder = libunftp::ServerBuilder::<HomeFs, HomeUser>::with_user_detail_provider(

@@ -18,6 +18,7 @@ use crate::executor::Results;
 use crate::graph::Graph;
 use ravclient::{Http, Repeat, Retry, Trust};
 use ravexec::TensorValue;
+use ravproto::jobs::{BigSlice, JobId, MAX_SLICE_BYTES, SliceFile};
 use ravproto::messages::{
     CreateGraphResponse, ErrorCode, FtpCredentials, GraphProgress, OpChunkRequest, OpChunkResponse, OpRecord,
     ResultFile, RunGraphRequest, RunGraphResponse,
@@ -192,6 +193,83 @@ impl Client {
         let host = self.ftp_host.clone().unwrap_or_else(|| ravftp::host_of_url(self.base()));
         let session = ravftp::FtpClient::connect(&host, &credentials, self.http.ftps()).await;
         Ok((session, credentials))
+    }
+
+    /// Uploads the slices over the inline limit to this requester's ravftp home, each named
+    /// by its SHA-256 (the same bytes twice are one upload, and a retry replaces the file);
+    /// leaves their entries empty and answers them as a request names them.
+    pub(crate) async fn upload_big_slices(&self, slices: &mut [Vec<u8>]) -> Result<Vec<BigSlice>> {
+        use sha2::{Digest, Sha256};
+        let mut big = Vec::new();
+        let mut uploads = std::collections::BTreeMap::new();
+        for (at, slice) in slices.iter_mut().enumerate() {
+            if slice.len() <= MAX_SLICE_BYTES {
+                continue;
+            }
+            let sha256 = hex::encode(Sha256::digest(&slice[..]));
+            big.push(BigSlice { at: at as u64, len: slice.len() as u64, sha256: sha256.clone() });
+            uploads.entry(sha256).or_insert(std::mem::take(slice));
+        }
+        let mut retry = Retry::new(self.http.window());
+        while !uploads.is_empty() {
+            let tried = match self.ftp().await?.0 {
+                Ok(mut ftp) => {
+                    let mut stored = Ok(());
+                    for (sha256, bytes) in &uploads {
+                        stored = ftp.put(&files::slice_upload(sha256), bytes).await;
+                        if stored.is_err() {
+                            break;
+                        }
+                    }
+                    if stored.is_ok() {
+                        ftp.quit().await;
+                    }
+                    stored
+                }
+                Err(failure) => Err(failure),
+            };
+            match tried {
+                Ok(()) => break,
+                Err(failure) => ftp_again(&mut retry, failure).await?,
+            }
+        }
+        Ok(big)
+    }
+
+    /// A job's result kept as a file by the server (one over the inline limit), through
+    /// ravftp, over `session` (opened when there is none, and kept for the next result).
+    pub(crate) async fn fetch_job_result(
+        &self,
+        session: &mut Option<ravftp::FtpClient>,
+        job: JobId,
+        slice: u64,
+    ) -> Result<Vec<u8>> {
+        let mut retry = Retry::new(self.http.window());
+        loop {
+            let ftp = match session {
+                Some(ftp) => ftp,
+                None => match self.ftp().await?.0 {
+                    Ok(ftp) => session.insert(ftp),
+                    Err(failure) => {
+                        ftp_again(&mut retry, failure).await?;
+                        continue;
+                    }
+                },
+            };
+            // Placed in the home again on each try, replacing the last try's file.
+            let file: SliceFile = self.get(&routes::job_result_file(job, slice)).await?;
+            match ftp.get(&file.name, file.len).await {
+                Ok(bytes) => {
+                    let _ = ftp.delete(&file.name).await;
+                    return Ok(bytes);
+                }
+                // A session that failed (or timed out idle) is not used again.
+                Err(failure) => {
+                    *session = None;
+                    ftp_again(&mut retry, failure).await?;
+                }
+            }
+        }
     }
 
     /// Creates the graph on the server and uploads its ops; returns the server's id.

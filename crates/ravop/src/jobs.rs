@@ -146,6 +146,7 @@ impl JobBuilder<'static> {
             public: None,
             auto_close: true,
             slices: slices.into_iter().collect(),
+            big: Vec::new(),
         };
         JobBuilder { client: None, spec }
     }
@@ -206,8 +207,10 @@ impl JobBuilder<'_> {
         let Some(client) = self.client else {
             return Err(Error::Settings("a job made with JobBuilder::local only runs with local_exec".into()));
         };
-        let total = self.spec.slices.len() as u64;
-        let job: Job = client.post(routes::JOBS, &self.spec).await?;
+        let mut spec = self.spec;
+        let total = spec.slices.len() as u64;
+        spec.big = client.upload_big_slices(&mut spec.slices).await?;
+        let job: Job = client.post(routes::JOBS, &spec).await?;
         Ok(JobHandle { client: client.clone(), id: job.id, total: Some(total) })
     }
 
@@ -285,9 +288,12 @@ impl JobHandle {
         self.client.get(&routes::job(self.id)).await
     }
 
-    /// Adds slices to an open job; answers the numbers they got.
+    /// Adds slices to an open job; answers the numbers they got. Slices over
+    /// `ravproto::jobs::MAX_SLICE_BYTES` are uploaded through ravftp first.
     pub async fn add_slices(&self, slices: impl IntoIterator<Item = Vec<u8>>) -> Result<SlicesAdded> {
-        let body = AddSlices { slices: slices.into_iter().collect() };
+        let mut slices: Vec<Vec<u8>> = slices.into_iter().collect();
+        let big = self.client.upload_big_slices(&mut slices).await?;
+        let body = AddSlices { slices, big };
         self.client.post(&routes::job_slices(self.id), &body).await
     }
 
@@ -312,6 +318,18 @@ impl JobHandle {
             out.extend(self.client.get::<ResultPage>(&path).await?.results);
             from = to;
         }
+        // Results over the inline limit were kept as files: fetched through ravftp, over one
+        // session.
+        let mut session = None;
+        for result in &mut out {
+            if let Outcome::Stored { .. } = result.outcome {
+                let bytes = self.client.fetch_job_result(&mut session, self.id, result.slice).await?;
+                result.outcome = Outcome::Value(Blob(bytes));
+            }
+        }
+        if let Some(session) = session {
+            session.quit().await;
+        }
         Ok(out)
     }
 
@@ -326,6 +344,7 @@ impl JobHandle {
             buffered: VecDeque::new(),
             ended: false,
             push: None,
+            ftp: None,
         }
     }
 
@@ -365,7 +384,8 @@ impl JobHandle {
                     progress(&counts);
                     end = Some((state, counts));
                 }
-                JobEvent::Console { .. } | JobEvent::Custom { .. } => {}
+                // (`next` hands on a stored result as `result`.)
+                JobEvent::StoredResult { .. } | JobEvent::Console { .. } | JobEvent::Custom { .. } => {}
             }
         }
         let Some((state, counts)) = end else { return Err(Error::Transport("the job's events ended early".into())) };
@@ -383,6 +403,10 @@ impl JobHandle {
             .map(|r| match r.outcome {
                 Outcome::Value(value) => Ok(value.0),
                 Outcome::Failed(failure) => Err(failure),
+                // `results` fetched every stored one.
+                Outcome::Stored { len } => {
+                    Err(SliceFailure::Failed { why: format!("a result of {len} bytes was not fetched") })
+                }
             })
             .collect())
     }
@@ -398,6 +422,8 @@ pub struct JobEvents {
     ended: bool,
     /// The `/requester` connection, when the events are pushed.
     push: Option<crate::events::JobPush>,
+    /// The ravftp session that fetches results kept as files.
+    ftp: Option<ravftp::FtpClient>,
 }
 
 impl JobEvents {
@@ -405,14 +431,26 @@ impl JobEvents {
     pub async fn next(&mut self) -> Result<Option<JobEvent>> {
         loop {
             if let Some(event) = self.buffered.pop_front() {
-                if matches!(event, JobEvent::Complete { .. }) {
-                    self.ended = true;
-                }
+                let event = match event {
+                    // Kept as a file: fetched through ravftp and handed on as a result.
+                    JobEvent::StoredResult { slice, .. } => {
+                        let bytes = self.client.fetch_job_result(&mut self.ftp, self.id, slice).await?;
+                        JobEvent::Result { slice, value: Blob(bytes) }
+                    }
+                    JobEvent::Complete { .. } => {
+                        self.ended = true;
+                        event
+                    }
+                    event => event,
+                };
                 return Ok(Some(event));
             }
             if self.ended {
                 if let Some(push) = self.push.take() {
                     push.close().await;
+                }
+                if let Some(ftp) = self.ftp.take() {
+                    ftp.quit().await;
                 }
                 return Ok(None);
             }

@@ -5,9 +5,13 @@
 //! value again (a retry) replaces the file under the same name instead of leaving a second.
 
 use crate::ids::{GraphId, OpId};
+use crate::jobs::JobId;
 
 /// The ending of every value file: one value in [`crate::Value::encode_binary`]'s form.
 pub const EXTENSION: &str = "ravv";
+
+/// The ending of a file of raw bytes (a job's big slice): what they mean is the job's.
+pub const RAW_EXTENSION: &str = "bin";
 
 /// Whether `name` may name a file in a ravftp home: 1 to 128 characters of `[A-Za-z0-9._-]`,
 /// not starting with a dot. No separators, so no path can leave the home directory.
@@ -42,6 +46,28 @@ pub fn blob(op: OpId) -> String {
     format!("{}.{EXTENSION}", op.0)
 }
 
+/// A big slice a requester uploads before naming it by its SHA-256 (64 hex digits) in a job
+/// request.
+pub fn slice_upload(sha256: &str) -> String {
+    format!("slice-{sha256}.{RAW_EXTENSION}")
+}
+
+/// The input of `slice` in `bundle` that ravsock places in the provider's home.
+pub fn bundle_slice(bundle: u64, slice: u64) -> String {
+    format!("jin-{bundle}-{slice}.{RAW_EXTENSION}")
+}
+
+/// The result of `slice` in `bundle`, over the inline limit, that the provider uploads to its
+/// home.
+pub fn bundle_result(bundle: u64, slice: u64) -> String {
+    format!("jout-{bundle}-{slice}.{RAW_EXTENSION}")
+}
+
+/// A job's stored result that ravsock places in the requester's home.
+pub fn job_result(job: JobId, slice: u64) -> String {
+    format!("jres-{}-{slice}.{RAW_EXTENSION}", job.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,8 +80,26 @@ mod tests {
             assignment_output(7, OpId(11)),
             result(GraphId(2), OpId(31)),
             blob(OpId(31)),
+            slice_upload(&"ab".repeat(32)),
+            bundle_slice(9, 1_000_000),
+            bundle_result(9, 3),
+            job_result(JobId(4), 3),
         ];
-        assert_eq!(names, ["lin-2-0.ravv", "in-7-11.ravv", "out-7-11.ravv", "result-2-31.ravv", "31.ravv"]);
+        let digest = format!("slice-{}.bin", "ab".repeat(32));
+        assert_eq!(
+            names,
+            [
+                "lin-2-0.ravv",
+                "in-7-11.ravv",
+                "out-7-11.ravv",
+                "result-2-31.ravv",
+                "31.ravv",
+                &digest,
+                "jin-9-1000000.bin",
+                "jout-9-3.bin",
+                "jres-4-3.bin"
+            ]
+        );
         assert!(names.iter().all(|name| valid_file_name(name)));
     }
 }

@@ -33,8 +33,14 @@ pub const EVENT_WITHDRAW_SLICES: &str = "withdraw_slices";
 /// or cancelled); forget the work function ([`JobEnded`] JSON).
 pub const EVENT_JOB_ENDED: &str = "job_ended";
 
-/// Most bytes of one slice's input: bigger data goes in the job's files, read by every slice.
+/// Most bytes of one slice's input sent inline (in a request's JSON and a bundle's message).
+/// A bigger slice is uploaded through ravftp and named by its digest ([`BigSlice`]).
 pub const MAX_SLICE_BYTES: usize = 64 << 10;
+/// Most bytes of one slice sent through ravftp (data every slice reads goes in the job's
+/// files instead).
+pub const MAX_BIG_SLICE_BYTES: u64 = 64 << 20;
+/// Most slices through ravftp in one request.
+pub const MAX_BIG_SLICES_PER_REQUEST: usize = 1_024;
 /// Most slices in one bundle.
 pub const MAX_BUNDLE_SLICES: usize = 128;
 /// Most slices in one job.
@@ -207,9 +213,53 @@ pub struct JobSpec {
     /// open job (`false`) takes more slices until it is closed.
     #[serde(default = "yes")]
     pub auto_close: bool,
-    /// The first slices.
+    /// The first slices (a slice uploaded through ravftp is empty here and named in `big`).
     #[serde(default, with = "b64_list")]
     pub slices: Vec<Vec<u8>>,
+    /// The slices uploaded through ravftp.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub big: Vec<BigSlice>,
+}
+
+/// A slice over [`MAX_SLICE_BYTES`], uploaded to the requester's ravftp home as
+/// [`crate::files::slice_upload`]`(sha256)` before the request that names it. Named by its
+/// content, so an upload tried again replaces the same file, and the server checks the bytes
+/// it adopts are the ones the requester meant.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BigSlice {
+    /// Its place in the request's `slices` (whose entry there is empty).
+    pub at: u64,
+    /// Its length in bytes.
+    pub len: u64,
+    /// SHA-256 of its bytes, 64 lowercase hex digits.
+    pub sha256: String,
+}
+
+impl BigSlice {
+    /// Why it cannot stand for entry `at` of `slices`, if it cannot.
+    fn check(&self, slices: &[Vec<u8>]) -> Result<(), String> {
+        let entry = usize::try_from(self.at).ok().and_then(|at| slices.get(at));
+        match entry {
+            None => return Err(format!("big slice {} is past the {} slices of the request", self.at, slices.len())),
+            Some(entry) if !entry.is_empty() => {
+                return Err(format!("slice {} is sent both inline and through ravftp", self.at));
+            }
+            Some(_) => {}
+        }
+        if self.len <= MAX_SLICE_BYTES as u64 || self.len > MAX_BIG_SLICE_BYTES {
+            return Err(format!(
+                "big slice {} is {} bytes: a slice through ravftp is {} to {MAX_BIG_SLICE_BYTES} bytes (smaller ones go inline)",
+                self.at,
+                self.len,
+                MAX_SLICE_BYTES + 1
+            ));
+        }
+        if self.sha256.len() != 64 || !self.sha256.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+            return Err(format!("big slice {}: sha256 must be 64 lowercase hex digits", self.at));
+        }
+        Ok(())
+    }
 }
 
 fn yes() -> bool {
@@ -237,18 +287,29 @@ impl JobSpec {
         {
             return Err("the public name, description and link are over 4096 bytes together".into());
         }
-        check_slices(&self.slices, 0)
+        check_slices(&self.slices, &self.big, 0)
     }
 }
 
-/// Why these slices cannot join a job holding `held` already, if they cannot.
-pub fn check_slices(slices: &[Vec<u8>], held: u64) -> Result<(), String> {
+/// Why these slices (with those of them sent through ravftp) cannot join a job holding `held`
+/// already, if they cannot.
+pub fn check_slices(slices: &[Vec<u8>], big: &[BigSlice], held: u64) -> Result<(), String> {
     if held + slices.len() as u64 > MAX_JOB_SLICES {
         return Err(format!("a job holds at most {MAX_JOB_SLICES} slices"));
     }
+    if big.len() > MAX_BIG_SLICES_PER_REQUEST {
+        return Err(format!("at most {MAX_BIG_SLICES_PER_REQUEST} slices through ravftp per request"));
+    }
+    let mut places = std::collections::BTreeSet::new();
+    for slice in big {
+        slice.check(slices)?;
+        if !places.insert(slice.at) {
+            return Err(format!("big slice {} is named twice", slice.at));
+        }
+    }
     match slices.iter().position(|slice| slice.len() > MAX_SLICE_BYTES) {
         Some(i) => Err(format!(
-            "slice {} is {} bytes, over the {MAX_SLICE_BYTES} a slice may have (put big data in the job's files)",
+            "slice {} is {} bytes, over the {MAX_SLICE_BYTES} a slice may have inline (upload a bigger one through ravftp; put data every slice reads in the job's files)",
             held + i as u64,
             slices[i].len()
         )),
@@ -262,6 +323,9 @@ pub fn check_slices(slices: &[Vec<u8>], held: u64) -> Result<(), String> {
 pub struct AddSlices {
     #[serde(with = "b64_list")]
     pub slices: Vec<Vec<u8>>,
+    /// The slices uploaded through ravftp (see [`JobSpec::big`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub big: Vec<BigSlice>,
 }
 
 /// The answer to [`AddSlices`]: the numbers the slices got (`first..first + count`).
@@ -360,6 +424,10 @@ pub enum Outcome {
     Value(Blob),
     /// Why it failed.
     Failed(SliceFailure),
+    /// A result over [`MAX_SLICE_BYTES`], which travels through ravftp: from a provider, its
+    /// bytes are in the provider's home as [`crate::files::bundle_result`]; from the server,
+    /// they are in its blob store, fetched with [`crate::routes::job_result_file`].
+    Stored { len: u64 },
 }
 
 /// A slice with its outcome.
@@ -382,6 +450,9 @@ pub struct ResultPage {
 pub enum JobEvent {
     /// A slice's result.
     Result { slice: u64, value: Blob },
+    /// A slice's result over [`MAX_SLICE_BYTES`], kept by the server: fetched through ravftp
+    /// ([`crate::routes::job_result_file`]; ravop does it and hands on a `result`).
+    StoredResult { slice: u64, len: u64 },
     /// A slice failed for good.
     Error { slice: u64, failure: SliceFailure },
     /// A line a slice wrote.
@@ -408,7 +479,20 @@ pub struct EventPage {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BundledSlice {
     pub slice: u64,
+    /// Its bytes; empty when they wait in the provider's ravftp home (`file`).
     pub input: Blob,
+    /// A big slice: the file in the provider's ravftp home holding its bytes, to download (and
+    /// delete) before the slice runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<SliceFile>,
+}
+
+/// A slice's bytes as a file in a ravftp home.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SliceFile {
+    pub name: String,
+    pub len: u64,
 }
 
 /// [`EVENT_SLICES`]: slices of one job for a provider.
@@ -435,12 +519,41 @@ pub struct SliceDone {
 }
 
 /// [`EVENT_SLICE_RESULTS`]: a provider's answers to a bundle (every slice of it, or the
-/// slices missing go to another provider).
+/// slices missing go to another provider). Answers too big for one message come in parts:
+/// each but the last has `more`, and a part is sent once its results pass
+/// [`RESULTS_PART_BYTES`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BundleResults {
     pub bundle: u64,
     pub results: Vec<SliceDone>,
+    /// More answers of this bundle follow.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub more: bool,
+}
+
+/// A provider sends the answers it has as a part ([`BundleResults::more`]) before the next
+/// would take them past this many bytes of results and events: a part is then at most this
+/// plus one result, well under the server's 64 MiB message limit in base64.
+pub const RESULTS_PART_BYTES: usize = 16 << 20;
+
+impl SliceDone {
+    /// Roughly the bytes it adds to a message (before base64).
+    pub fn weight(&self) -> usize {
+        let outcome = match &self.outcome {
+            Outcome::Value(value) => value.0.len(),
+            Outcome::Failed(_) | Outcome::Stored { .. } => 256,
+        };
+        let events: usize = self
+            .events
+            .iter()
+            .map(|event| match event {
+                WorkEvent::Console { text, .. } => text.len() + 32,
+                WorkEvent::Custom { name, value } => name.len() + value.0.len() + 32,
+            })
+            .sum();
+        64 + outcome + events
+    }
 }
 
 /// A job ended: a provider that holds its work function lets it go.
@@ -467,9 +580,16 @@ mod tests {
                 files: vec![JobFile { name: "w.bin".into(), bytes: Blob(vec![2, 3]) }],
                 limits: Limits::default(),
             }),
-            slices: vec![BundledSlice { slice: 0, input: Blob(vec![0xff]) }],
+            slices: vec![
+                BundledSlice { slice: 0, input: Blob(vec![0xff]), file: None },
+                BundledSlice {
+                    slice: 1,
+                    input: Blob::default(),
+                    file: Some(SliceFile { name: crate::files::bundle_slice(7, 1), len: 70_000 }),
+                },
+            ],
         };
-        expect![[r#"{"bundle":7,"job":3,"work":{"module":"AGFzbQ==","entry":"work","args":"AQ==","files":[{"name":"w.bin","bytes":"AgM="}],"limits":{"fuel":1000000000,"memory_pages":4096,"deadline_ms":60000,"no_progress_ms":30000,"max_result_bytes":16777216}},"slices":[{"slice":0,"input":"/w=="}]}"#]]
+        expect![[r#"{"bundle":7,"job":3,"work":{"module":"AGFzbQ==","entry":"work","args":"AQ==","files":[{"name":"w.bin","bytes":"AgM="}],"limits":{"fuel":1000000000,"memory_pages":4096,"deadline_ms":60000,"no_progress_ms":30000,"max_result_bytes":16777216}},"slices":[{"slice":0,"input":"/w=="},{"slice":1,"input":"","file":{"name":"jin-7-1.bin","len":70000}}]}"#]]
         .assert_eq(&serde_json::to_string(&bundle).unwrap());
         expect![[r#"{"job":3}"#]].assert_eq(&serde_json::to_string(&JobEnded { job: JobId(3) }).unwrap());
         let results = BundleResults {
@@ -485,9 +605,19 @@ mod tests {
                 },
                 SliceDone { slice: 1, outcome: Outcome::Failed(SliceFailure::OutOfFuel { fuel: 9 }), events: vec![] },
             ],
+            more: false,
         };
         expect![[r#"{"bundle":7,"results":[{"slice":0,"outcome":{"value":"BA=="},"events":[{"kind":"console","level":"warn","text":"hi"},{"kind":"custom","name":"n","value":""}]},{"slice":1,"outcome":{"failed":{"code":"out_of_fuel","fuel":9}},"events":[]}]}"#]]
         .assert_eq(&serde_json::to_string(&results).unwrap());
+        // A result over the inline limit: the provider's answer and the requester's event.
+        let stored = SliceDone { slice: 4, outcome: Outcome::Stored { len: 70_000 }, events: vec![] };
+        expect![[r#"{"slice":4,"outcome":{"stored":{"len":70000}},"events":[]}"#]]
+            .assert_eq(&serde_json::to_string(&stored).unwrap());
+        let event = JobEvent::StoredResult { slice: 4, len: 70_000 };
+        expect![[r#"{"type":"stored_result","slice":4,"len":70000}"#]]
+            .assert_eq(&serde_json::to_string(&event).unwrap());
+        let part = BundleResults { bundle: 7, results: vec![], more: true };
+        expect![[r#"{"bundle":7,"results":[],"more":true}"#]].assert_eq(&serde_json::to_string(&part).unwrap());
         let events = EventPage {
             events: vec![
                 JobEvent::Result { slice: 2, value: Blob(vec![9]) },
@@ -531,12 +661,34 @@ mod tests {
             public: None,
             auto_close: true,
             slices: vec![],
+            big: vec![],
         };
         assert!(spec.check().unwrap_err().contains("not a WebAssembly module"));
         spec.work.module = Blob(b"\0asm\x01\0\0\0".to_vec());
         spec.slices = vec![vec![0; MAX_SLICE_BYTES + 1]];
         assert!(spec.check().unwrap_err().contains("slice 0 is 65537 bytes"));
-        assert!(check_slices(&[vec![1]], MAX_JOB_SLICES).is_err());
+        assert!(check_slices(&[vec![1]], &[], MAX_JOB_SLICES).is_err());
+        // Big slices: each names an empty entry once, with a size past the inline limit and a
+        // digest.
+        let digest = "0f".repeat(32);
+        let big = |at: u64, len: u64| BigSlice { at, len, sha256: digest.clone() };
+        let slices = [vec![1], vec![], vec![]];
+        assert!(check_slices(&slices, &[big(1, 70_000), big(2, MAX_BIG_SLICE_BYTES)], 0).is_ok());
+        let refused = |big: &[BigSlice]| check_slices(&slices, big, 0).unwrap_err();
+        assert!(refused(&[big(0, 70_000)]).contains("both inline and through ravftp"));
+        assert!(refused(&[big(3, 70_000)]).contains("past the 3 slices"));
+        assert!(refused(&[big(1, 70_000), big(1, 70_000)]).contains("named twice"));
+        assert!(refused(&[big(1, 100)]).contains("smaller ones go inline"));
+        assert!(refused(&[big(1, MAX_BIG_SLICE_BYTES + 1)]).contains("65537 to 67108864 bytes"));
+        let upper = BigSlice { sha256: "0F".repeat(32), ..big(1, 70_000) };
+        assert!(refused(&[upper]).contains("lowercase hex"));
+        let added: AddSlices = serde_json::from_str(&format!(
+            r#"{{"slices":["AQ==",""],"big":[{{"at":1,"len":70000,"sha256":"{digest}"}}]}}"#
+        ))
+        .unwrap();
+        assert_eq!(added.big, vec![big(1, 70_000)]);
+        expect![[r#"{"slices":["AQ=="]}"#]]
+            .assert_eq(&serde_json::to_string(&AddSlices { slices: vec![vec![1]], big: vec![] }).unwrap());
         assert_eq!(JobState::from_code(JobState::Cancelled.code()), Some(JobState::Cancelled));
     }
 }

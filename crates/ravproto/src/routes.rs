@@ -93,6 +93,10 @@ routes! {
     JOB_CANCEL, job_cancel(job: JobId) = "/v1/jobs/{id}/cancel";
     /// `GET`: the outcomes of a range of slices (`?from=&to=`, `to` exclusive).
     JOB_RESULTS, job_results(job: JobId) = "/v1/jobs/{id}/results";
+    /// `GET`: place a slice's stored result ([`crate::jobs::Outcome::Stored`]) in the
+    /// requester's ravftp home (as [`crate::files::job_result`]; again on each call); answers
+    /// the [`crate::jobs::SliceFile`] to download.
+    JOB_RESULT_FILE, job_result_file(job: JobId, slice: u64) = "/v1/jobs/{id}/results/{slice}/file";
     /// `GET`: long poll for the events of slices finished after the first `?after=`
     /// (`&timeout_ms=`), a [`crate::jobs::EventPage`].
     JOB_EVENTS, job_events(job: JobId) = "/v1/jobs/{id}/events";
@@ -203,6 +207,7 @@ mod tests {
         }
         assert_eq!(graph(GraphId(7)), "/v1/graphs/7");
         assert_eq!(graph_result_file(GraphId(7), "c"), "/v1/graphs/7/results/c/file");
+        assert_eq!(job_result_file(JobId(7), 3), "/v1/jobs/7/results/3/file");
         assert_eq!(federated_public_key(GraphId(3)), "/v1/federated/3/public-key");
         assert_eq!(graphs(), GRAPHS);
         assert_eq!(topic_answers(TopicId(2), 31), "/v1/topics/2/rounds/31/answers");

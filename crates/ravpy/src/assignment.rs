@@ -30,6 +30,47 @@ impl Bulk {
         ravftp::FtpClient::connect(&self.host, &self.credentials, self.tls.clone()).await
     }
 
+    /// Downloads (and deletes) a slice's bytes, over `session` (opened on first use and kept
+    /// for the bundle's next slices).
+    pub(crate) async fn fetch_slice(
+        &self,
+        session: &mut Option<ravftp::FtpClient>,
+        file: &ravproto::jobs::SliceFile,
+    ) -> Result<Vec<u8>, String> {
+        let client = match session {
+            Some(client) => client,
+            None => session.insert(self.connect().await.map_err(|e| e.to_string())?),
+        };
+        let bytes = client.get(&file.name, file.len).await.map_err(|e| e.to_string())?;
+        let _ = client.delete(&file.name).await;
+        Ok(bytes)
+    }
+
+    /// Uploads the results of `results` over the inline limit to this connection's home
+    /// ([`ravproto::files::bundle_result`]) and names them `Stored` instead; answers why not,
+    /// if the uploads failed.
+    pub(crate) async fn send_big_results(&self, results: &mut ravproto::jobs::BundleResults) -> Result<(), String> {
+        use ravproto::jobs::{MAX_SLICE_BYTES, Outcome};
+        let mut session: Option<ravftp::FtpClient> = None;
+        for done in &mut results.results {
+            let Outcome::Value(value) = &done.outcome else { continue };
+            if value.0.len() <= MAX_SLICE_BYTES {
+                continue;
+            }
+            let client = match &mut session {
+                Some(client) => client,
+                None => session.insert(self.connect().await.map_err(|e| e.to_string())?),
+            };
+            let name = ravproto::files::bundle_result(results.bundle, done.slice);
+            client.put(&name, &value.0).await.map_err(|e| e.to_string())?;
+            done.outcome = Outcome::Stored { len: value.0.len() as u64 };
+        }
+        if let Some(client) = session {
+            client.quit().await;
+        }
+        Ok(())
+    }
+
     /// Downloads (and deletes) the input files of an assignment into its frame.
     async fn fetch_inputs(&self, frame: &mut Frame<AssignHeader>) -> Result<(), String> {
         let files = std::mem::take(&mut frame.header.files);

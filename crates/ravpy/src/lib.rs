@@ -432,6 +432,7 @@ impl Session<'_> {
                             withdrawn: work.withdrawn.clone(),
                             summary: work.summary.clone(),
                             events: config.events.clone(),
+                            ftp: ftp.clone(),
                         };
                         let bundle = work.runner.prepare(bundle);
                         work.in_hand.spawn(slices::handle_bundle(task, bundle));

@@ -1,12 +1,22 @@
 //! Jobs' slices on a provider: a bundle's work function compiled once per job (kept while the
 //! connection lasts: the server sends it with the connection's first bundle of the job), its
 //! slices run one after another in the sandbox on a blocking thread, each under the job's
-//! limits lowered to this provider's cap, and every outcome sent back in one message. A
+//! limits lowered to this provider's cap, and the outcomes sent back in one message, or in
+//! parts when big results would make one too large. A
 //! failing slice (a trap, an exhausted budget, a bad module) is that slice's typed error; the
 //! provider goes on.
+//!
+//! A big slice waits in this connection's ravftp home: it is downloaded just before it runs,
+//! so a bundle of big slices holds one in memory at a time. One that cannot be downloaded ends
+//! the bundle there; the slices left unanswered go to another hand-out. A result over the
+//! inline limit is uploaded to the home and named `stored` in the answer.
 
+use crate::assignment::Bulk;
 use crate::{ProviderEvent, Summary, report};
-use ravproto::jobs::{BundleResults, EVENT_SLICE_RESULTS, JobId, JobWork, Outcome, SliceBundle, SliceDone, WorkEvent};
+use ravproto::jobs::{
+    BundleResults, EVENT_SLICE_RESULTS, JobId, JobWork, MAX_SLICE_BYTES, Outcome, RESULTS_PART_BYTES, SliceBundle,
+    SliceDone, WorkEvent,
+};
 use ravproto::work::{Limits, SliceFailure};
 use ravwasm::{EngineError, EngineKind, JobFiles, Sandbox, SliceEvent, SliceInput, WorkFunction};
 use rust_socketio::asynchronous::Client;
@@ -76,12 +86,19 @@ impl Runner {
         bundle
     }
 
-    /// Runs every slice of `bundle` (none once it is withdrawn).
-    fn run(&self, bundle: SliceBundle, withdrawn: &Mutex<BTreeSet<u64>>) -> BundleResults {
+    /// Runs every slice of `bundle` (none once it is withdrawn), handing `send_part` the
+    /// answers that make a part; answers the rest.
+    fn run(
+        &self,
+        bundle: SliceBundle,
+        withdrawn: &Mutex<BTreeSet<u64>>,
+        send_part: &mut dyn FnMut(BundleResults),
+    ) -> BundleResults {
         let SliceBundle { bundle: id, job, work, slices } = bundle;
+        let mut answers = Answers::new(id);
         // A withdrawn bundle (its job cancelled, and perhaps forgotten) is answered empty.
         if withdrawn.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(&id) {
-            return BundleResults { bundle: id, results: Vec::new() };
+            return answers.last();
         }
         let loaded = match work {
             Some(work) => Some(self.load(job, work)),
@@ -90,9 +107,8 @@ impl Runner {
         let Some(loaded) = loaded else {
             // Answered empty: the server gives the slices to another hand-out.
             tracing::error!(%job, bundle = id, "a bundle of a job whose work function this connection never got");
-            return BundleResults { bundle: id, results: Vec::new() };
+            return answers.last();
         };
-        let mut results = Vec::with_capacity(slices.len());
         for slice in slices {
             if withdrawn.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(&id) {
                 break;
@@ -112,9 +128,76 @@ impl Runner {
                     SliceDone { slice: slice.slice, outcome, events }
                 }
             };
-            results.push(done);
+            if let Some(part) = answers.push(done) {
+                send_part(part);
+            }
         }
-        BundleResults { bundle: id, results }
+        answers.last()
+    }
+}
+
+/// A bundle's answers as they are made: those so far go as a part ([`BundleResults::more`])
+/// before the next would take them past [`RESULTS_PART_BYTES`], so no message passes the
+/// server's limit however many big results a bundle has.
+struct Answers {
+    bundle: u64,
+    results: Vec<SliceDone>,
+    weight: usize,
+}
+
+impl Answers {
+    fn new(bundle: u64) -> Answers {
+        Answers { bundle, results: Vec::new(), weight: 0 }
+    }
+
+    /// Adds `done`; answers a part to send first, when the answers so far make one.
+    fn push(&mut self, done: SliceDone) -> Option<BundleResults> {
+        let weight = done.weight();
+        let part = (!self.results.is_empty() && self.weight + weight > RESULTS_PART_BYTES).then(|| {
+            self.weight = 0;
+            BundleResults { bundle: self.bundle, results: std::mem::take(&mut self.results), more: true }
+        });
+        self.weight += weight;
+        self.results.push(done);
+        part
+    }
+
+    /// The last part.
+    fn last(self) -> BundleResults {
+        BundleResults { bundle: self.bundle, results: self.results, more: false }
+    }
+}
+
+/// Sends answers of a bundle (results over the inline limit through ravftp); whether they
+/// went.
+async fn send(client: &Client, ftp: Option<&Bulk>, mut results: BundleResults) -> bool {
+    let big =
+        results.results.iter().any(|done| matches!(&done.outcome, Outcome::Value(v) if v.0.len() > MAX_SLICE_BYTES));
+    if big {
+        let uploaded = match ftp {
+            Some(ftp) => ftp.send_big_results(&mut results).await,
+            None => Err("no ftp credentials yet".into()),
+        };
+        if let Err(reason) = uploaded {
+            // Left out, they go to another hand-out.
+            tracing::warn!(bundle = results.bundle, %reason, "cannot upload big results; those slices go back");
+            results.results.retain(|done| !matches!(&done.outcome, Outcome::Value(v) if v.0.len() > MAX_SLICE_BYTES));
+        }
+    }
+    let message = match serde_json::to_value(&results) {
+        Ok(message) => message,
+        Err(error) => {
+            tracing::error!(bundle = results.bundle, cause = %error, "cannot encode a bundle's outcomes");
+            return false;
+        }
+    };
+    match client.emit(EVENT_SLICE_RESULTS, message).await {
+        Ok(()) => true,
+        Err(error) => {
+            // The server hands the bundle out again when this connection closes.
+            tracing::warn!(bundle = results.bundle, cause = %error, "cannot send a bundle's outcomes");
+            false
+        }
     }
 }
 
@@ -134,35 +217,88 @@ pub(crate) struct SliceTask {
     pub(crate) withdrawn: Arc<Mutex<BTreeSet<u64>>>,
     pub(crate) summary: Arc<Mutex<Summary>>,
     pub(crate) events: Option<mpsc::UnboundedSender<ProviderEvent>>,
+    /// This connection's ravftp, for big slices.
+    pub(crate) ftp: Option<Arc<Bulk>>,
+}
+
+impl SliceTask {
+    /// Runs `bundle` on a blocking thread, sending the parts of its answers as they are made;
+    /// answers the last part and how many slices the parts before it held.
+    async fn run(&self, bundle: SliceBundle) -> Option<(BundleResults, u64)> {
+        let (runner, withdrawn, id) = (self.runner.clone(), self.withdrawn.clone(), bundle.bundle);
+        let (client, ftp, runtime) = (self.client.clone(), self.ftp.clone(), tokio::runtime::Handle::current());
+        let ran = tokio::task::spawn_blocking(move || {
+            let mut parted = 0;
+            let mut send_part = |part: BundleResults| {
+                parted += part.results.len() as u64;
+                runtime.block_on(send(&client, ftp.as_deref(), part));
+            };
+            let results = runner.run(bundle, &withdrawn, &mut send_part);
+            (results, parted)
+        });
+        match ran.await {
+            Ok(ran) => Some(ran),
+            Err(error) => {
+                tracing::error!(bundle = id, cause = %error, "a bundle's thread failed");
+                None
+            }
+        }
+    }
+
+    /// Runs a bundle holding big slices one slice at a time, each downloaded just before.
+    async fn run_with_files(&self, bundle: SliceBundle) -> Option<(BundleResults, u64)> {
+        let SliceBundle { bundle: id, job, work, slices } = bundle;
+        let mut answers = Answers::new(id);
+        let mut parted = 0;
+        let mut session = None;
+        let mut work = work;
+        for mut slice in slices {
+            if self.withdrawn.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(&id) {
+                break;
+            }
+            if let Some(file) = slice.file.take() {
+                let fetched = match &self.ftp {
+                    Some(ftp) => ftp.fetch_slice(&mut session, &file).await,
+                    None => Err("a big slice sent before ftp credentials".into()),
+                };
+                match fetched {
+                    Ok(bytes) => slice.input = ravproto::jobs::Blob(bytes),
+                    Err(reason) => {
+                        tracing::warn!(bundle = id, slice = slice.slice, %reason, "cannot download a big slice; the rest of its bundle goes back");
+                        break;
+                    }
+                }
+            }
+            let one = SliceBundle { bundle: id, job, work: work.take(), slices: vec![slice] };
+            for done in self.run(one).await?.0.results {
+                if let Some(part) = answers.push(done) {
+                    parted += part.results.len() as u64;
+                    send(&self.client, self.ftp.as_deref(), part).await;
+                }
+            }
+        }
+        if let Some(session) = session {
+            session.quit().await;
+        }
+        Some((answers.last(), parted))
+    }
 }
 
 /// Runs a bundle on a blocking thread and sends its outcomes.
 pub(crate) async fn handle_bundle(task: SliceTask, bundle: SliceBundle) {
     let id = bundle.bundle;
     let started = std::time::Instant::now();
-    let (runner, withdrawn) = (task.runner.clone(), task.withdrawn.clone());
-    let results = match tokio::task::spawn_blocking(move || runner.run(bundle, &withdrawn)).await {
-        Ok(results) => results,
-        Err(error) => {
-            tracing::error!(bundle = id, cause = %error, "a bundle's thread failed");
-            return;
-        }
+    let ran = match bundle.slices.iter().any(|slice| slice.file.is_some()) {
+        true => task.run_with_files(bundle).await,
+        false => task.run(bundle).await,
     };
+    let Some((results, parted)) = ran else { return };
     if task.withdrawn.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&id) {
         tracing::info!(bundle = id, "bundle withdrawn; its outcomes are not sent");
         return;
     }
-    let slices = results.results.len() as u64;
-    let message = match serde_json::to_value(&results) {
-        Ok(message) => message,
-        Err(error) => {
-            tracing::error!(bundle = id, cause = %error, "cannot encode a bundle's outcomes");
-            return;
-        }
-    };
-    if let Err(error) = task.client.emit(EVENT_SLICE_RESULTS, message).await {
-        // The server hands the bundle out again when this connection closes.
-        tracing::warn!(bundle = id, cause = %error, "cannot send a bundle's outcomes");
+    let slices = parted + results.results.len() as u64;
+    if !send(&task.client, task.ftp.as_deref(), results).await {
         return;
     }
     {

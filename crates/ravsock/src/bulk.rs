@@ -17,8 +17,14 @@
 //! offset, which are the only ways FTP writes into an existing file. Where linking fails (the
 //! homes on another file system) the value is copied.
 //!
+//! Jobs' big slices live in `<data-dir>/blobs/jobs/<job>/` ([`slices`]).
+//!
 //! Provider users (`provider-<id>`) exist for one connection; requester users (`requester-<account>`)
 //! get a new password each time they ask for one.
+
+mod slices;
+
+pub use slices::StagedSlices;
 
 use crate::error::{Error, Result};
 use ravftp::Users;
@@ -68,6 +74,7 @@ impl Bulk {
         let users = Arc::new(Users::new(&ftp_root).map_err(io)?);
         let blobs = data_dir.join("blobs");
         std::fs::create_dir_all(&blobs).map_err(io)?;
+        slices::clear_staging(&blobs.join(slices::JOBS_DIR)).map_err(io)?;
         let (blobs, ftp_root) = (blobs.canonicalize().map_err(io)?, ftp_root.canonicalize().map_err(io)?);
         Ok(Bulk { users, blobs, ftp_root, port, inline_limit })
     }
@@ -199,13 +206,19 @@ impl Bulk {
     /// writes an upload to a new file, never into an existing one, so the blob cannot change
     /// through the link. A copy where linking fails (another file system).
     pub fn lend(&self, op: OpId, user: &str, name: &str) -> Result<u64> {
+        self.lend_file(&self.blob_path(op), user, name)
+    }
+
+    /// [`Bulk::lend`] of any file of the blob store.
+    fn lend_file(&self, blob: &Path, user: &str, name: &str) -> Result<u64> {
         let target = self.home_file(user, name)?;
         let _ = std::fs::remove_file(&target);
-        let blob = self.blob_path(op);
-        let fail = |e: std::io::Error| Error::Storage(format!("cannot place {op} in the ftp home of {user}: {e}"));
-        match std::fs::hard_link(&blob, &target) {
+        let fail = |e: std::io::Error| {
+            Error::Storage(format!("cannot place {} in the ftp home of {user}: {e}", blob.display()))
+        };
+        match std::fs::hard_link(blob, &target) {
             Ok(()) => Ok(std::fs::metadata(&target).map_err(fail)?.len()),
-            Err(_) => std::fs::copy(&blob, &target).map_err(fail),
+            Err(_) => std::fs::copy(blob, &target).map_err(fail),
         }
     }
 

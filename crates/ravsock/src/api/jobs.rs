@@ -3,12 +3,12 @@
 //! chunk's; the others are small.
 
 use super::AppState;
-use super::extract::{Caller, GraphCall, Json};
+use super::extract::{Caller, GraphCall, Json, Path};
 use crate::error::Result;
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::routing::{get, post};
-use ravproto::jobs::{AddSlices, EventPage, Job, JobList, JobSpec, ResultPage, SlicesAdded};
+use ravproto::jobs::{AddSlices, EventPage, Job, JobList, JobSpec, ResultPage, SliceFile, SlicesAdded};
 use ravproto::routes;
 
 /// The job routes (merged into [`super::router`]).
@@ -22,6 +22,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route(routes::JOB_CLOSE, post(close).layer(small()))
         .route(routes::JOB_CANCEL, post(cancel).layer(small()))
         .route(routes::JOB_RESULTS, get(results).layer(small()))
+        .route(routes::JOB_RESULT_FILE, get(result_file).layer(small()))
         .route(routes::JOB_EVENTS, get(events).layer(small()))
 }
 
@@ -38,7 +39,7 @@ async fn job(call: GraphCall) -> Result<Json<Job>> {
 }
 
 async fn add_slices(call: GraphCall, Json(body): Json<AddSlices>) -> Result<Json<SlicesAdded>> {
-    Ok(Json(call.state.jobs.add_slices(&call.caller, call.id, body.slices).await?))
+    Ok(Json(call.state.jobs.add_slices(&call.caller, call.id, body).await?))
 }
 
 async fn close(call: GraphCall) -> Result<Json<Job>> {
@@ -59,6 +60,14 @@ struct RangeQuery {
 
 async fn results(call: GraphCall, Query(range): Query<RangeQuery>) -> Result<Json<ResultPage>> {
     Ok(Json(call.state.jobs.results(&call.caller, call.id, range.from, range.to).await?))
+}
+
+async fn result_file(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path((id, slice)): Path<(u64, u64)>,
+) -> Result<Json<SliceFile>> {
+    Ok(Json(state.jobs.result_file(&caller, id, slice).await?))
 }
 
 #[derive(serde::Deserialize)]

@@ -79,7 +79,7 @@ impl AppState {
         let federated = Federated::new(db.clone());
         let topics = crate::service::Topics::new(db.clone(), scheduler.clone());
         let dash = crate::service::Dash::new(db.clone(), scheduler.clone());
-        let jobs = crate::service::Jobs::new(db.clone(), scheduler.clone());
+        let jobs = crate::service::Jobs::new(db.clone(), scheduler.clone(), bulk.clone());
         AppState {
             graphs: Graphs::new(db.clone(), scheduler, bulk, federated.clone()),
             federated,

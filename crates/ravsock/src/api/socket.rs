@@ -66,7 +66,7 @@ impl SocketState {
     pub fn new(db: Db, scheduler: SchedulerHandle, bulk: Bulk) -> SocketState {
         SocketState {
             dash: crate::service::Dash::new(db.clone(), scheduler.clone()),
-            jobs: crate::service::jobs::Jobs::new(db.clone(), scheduler.clone()),
+            jobs: crate::service::jobs::Jobs::new(db.clone(), scheduler.clone(), bulk.clone()),
             db,
             scheduler,
             bulk,

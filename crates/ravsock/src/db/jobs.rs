@@ -6,7 +6,7 @@
 use super::write::Statement;
 use super::{Db, from_json, now_secs, to_json};
 use crate::error::{Error, Result};
-use ravproto::jobs::{JobId, JobState, JobWork, Outcome, PublicInfo, SliceCounts, SliceResult, WorkEvent};
+use ravproto::jobs::{BigSlice, JobId, JobState, JobWork, Outcome, PublicInfo, SliceCounts, SliceResult, WorkEvent};
 use ravproto::messages::Requirements;
 use sha2::{Digest, Sha256};
 
@@ -74,6 +74,7 @@ struct DoneRow {
     done_seq: i64,
     failed: i64,
     result: Vec<u8>,
+    result_len: Option<i64>,
     events: Option<String>,
 }
 
@@ -97,8 +98,9 @@ pub struct DoneSlice {
 
 impl DoneRow {
     fn into_done(self) -> Result<DoneSlice> {
-        let outcome = match self.failed {
-            0 => Outcome::Value(ravproto::jobs::Blob(self.result)),
+        let outcome = match (self.failed, self.result_len) {
+            (0, Some(len)) => Outcome::Stored { len: len as u64 },
+            (0, None) => Outcome::Value(ravproto::jobs::Blob(self.result)),
             _ => Outcome::Failed(
                 serde_json::from_slice(&self.result)
                     .map_err(|e| Error::Internal(format!("unreadable slice failure in the database: {e}")))?,
@@ -112,22 +114,46 @@ impl DoneRow {
     }
 }
 
-fn slice_inserts(job: JobId, first: u64, slices: &[Vec<u8>]) -> Vec<Statement> {
+/// Slices to store: their bytes, and the lengths of those whose bytes are in the blob store
+/// (by place in `inline`, whose entry is empty).
+#[derive(Clone, Copy, Debug)]
+pub struct NewSlices<'a> {
+    pub inline: &'a [Vec<u8>],
+    pub big: &'a [BigSlice],
+}
+
+/// Where a slice's bytes are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SliceInput {
+    /// In the database.
+    Inline(Vec<u8>),
+    /// In the blob store, this many bytes.
+    Blob(u64),
+}
+
+fn slice_inserts(job: JobId, first: u64, slices: NewSlices<'_>) -> Vec<Statement> {
+    let big: std::collections::BTreeMap<u64, u64> = slices.big.iter().map(|b| (b.at, b.len)).collect();
     slices
+        .inline
         .chunks(INSERT_CHUNK)
         .enumerate()
         .map(|(chunk, rows)| {
-            let mut statement = Statement::new("INSERT INTO job_slices (job_id, idx, input) VALUES ");
+            let mut statement = Statement::new("INSERT INTO job_slices (job_id, idx, input, input_len) VALUES ");
             for (i, input) in rows.iter().enumerate() {
-                let idx = first + (chunk * INSERT_CHUNK + i) as u64;
+                let at = (chunk * INSERT_CHUNK + i) as u64;
                 statement = statement
                     .sql(if i == 0 { "(" } else { ", (" })
                     .int(job.0 as i64)
                     .sql(", ")
-                    .int(idx as i64)
+                    .int((first + at) as i64)
                     .sql(", ")
                     .blob(input.clone())
-                    .sql(")");
+                    .sql(", ");
+                statement = match big.get(&at) {
+                    Some(&len) => statement.int(len as i64),
+                    None => statement.sql("NULL"),
+                }
+                .sql(")");
             }
             statement
         })
@@ -142,14 +168,17 @@ fn salted(salt: &[u8], secret: &str) -> Vec<u8> {
 }
 
 impl Db {
-    /// Stores a new job of `owner` with its first slices, open or closed.
+    /// Stores a new job of `owner` with its first slices, open or closed. `place_big` puts the
+    /// big slices' bytes in the blob store under the job's id before the rows commit, so a
+    /// stored row never names bytes that are not there.
     pub async fn create_job(
         &self,
         owner: i64,
         meta: &JobMeta,
         work: &JobWork,
         state: JobState,
-        slices: &[Vec<u8>],
+        slices: NewSlices<'_>,
+        place_big: impl FnOnce(JobId) -> Result<()>,
     ) -> Result<JobId> {
         let work = serde_json::to_vec(work).map_err(|e| Error::Internal(e.to_string()))?;
         let mut tx = self.write_tx().await?;
@@ -162,7 +191,7 @@ impl Db {
             .sql(", ")
             .int(state.code())
             .sql(", ")
-            .int(slices.len() as i64)
+            .int(slices.inline.len() as i64)
             .sql(", ")
             .int(now_secs())
             .sql(") RETURNING id");
@@ -171,19 +200,21 @@ impl Db {
         for statement in slice_inserts(job, 0, slices) {
             tx.execute(statement).await?;
         }
+        place_big(job)?;
         tx.commit().await?;
         Ok(job)
     }
 
-    /// Appends slices to a job that holds `first` already.
-    pub async fn add_slices(&self, job: JobId, first: u64, slices: &[Vec<u8>]) -> Result<()> {
+    /// Appends slices to a job that holds `first` already (big slices' bytes already in the
+    /// blob store).
+    pub async fn add_slices(&self, job: JobId, first: u64, slices: NewSlices<'_>) -> Result<()> {
         let mut tx = self.write_tx().await?;
         for statement in slice_inserts(job, first, slices) {
             tx.execute(statement).await?;
         }
         tx.execute(
             Statement::new("UPDATE jobs SET total = ")
-                .int((first + slices.len() as u64) as i64)
+                .int((first + slices.inline.len() as u64) as i64)
                 .sql(" WHERE id = ")
                 .int(job.0 as i64),
         )
@@ -259,10 +290,10 @@ impl Db {
     }
 
     /// The inputs of these slices of a job (in any order; missing ones are left out).
-    pub async fn slice_inputs(&self, job: JobId, slices: &[u64]) -> Result<Vec<(u64, Vec<u8>)>> {
+    pub async fn slice_inputs(&self, job: JobId, slices: &[u64]) -> Result<Vec<(u64, SliceInput)>> {
         let (Some(&low), Some(&high)) = (slices.iter().min(), slices.iter().max()) else { return Ok(Vec::new()) };
-        let rows: Vec<(i64, Vec<u8>)> = on_backend!(self, |pool, sql, DB| sqlx::query_as(
-            "SELECT idx, input FROM job_slices WHERE job_id = $1 AND idx >= $2 AND idx <= $3"
+        let rows: Vec<(i64, Vec<u8>, Option<i64>)> = on_backend!(self, |pool, sql, DB| sqlx::query_as(
+            "SELECT idx, input, input_len FROM job_slices WHERE job_id = $1 AND idx >= $2 AND idx <= $3"
         )
         .bind(job.0 as i64)
         .bind(low as i64)
@@ -271,36 +302,46 @@ impl Db {
         .await)?;
         // A bundle is mostly a run of numbers; a retried slice may sit apart from it.
         let wanted: std::collections::BTreeSet<u64> = slices.iter().copied().collect();
-        Ok(rows.into_iter().map(|(idx, input)| (idx as u64, input)).filter(|(idx, _)| wanted.contains(idx)).collect())
+        Ok(rows
+            .into_iter()
+            .filter(|(idx, _, _)| wanted.contains(&(*idx as u64)))
+            .map(|(idx, input, len)| {
+                (idx as u64, len.map_or(SliceInput::Inline(input), |len| SliceInput::Blob(len as u64)))
+            })
+            .collect())
     }
 
     /// Stores slices' outcomes in one transaction (a slice that has one keeps it).
     pub async fn store_outcomes(&self, job: JobId, outcomes: &[NewOutcome]) -> Result<()> {
         let mut tx = self.write_tx().await?;
         for done in outcomes {
-            let (failed, bytes) = match &done.outcome {
-                Outcome::Value(value) => (0, value.0.clone()),
+            let (failed, bytes, stored) = match &done.outcome {
+                Outcome::Value(value) => (0, value.0.clone(), None),
+                Outcome::Stored { len } => (0, Vec::new(), Some(*len)),
                 Outcome::Failed(failure) => {
-                    (1, serde_json::to_vec(failure).map_err(|e| Error::Internal(e.to_string()))?)
+                    (1, serde_json::to_vec(failure).map_err(|e| Error::Internal(e.to_string()))?, None)
                 }
             };
             let events = if done.events.is_empty() { None } else { Some(to_json(&done.events)?) };
-            tx.execute(
-                Statement::new("UPDATE job_slices SET done_seq = ")
-                    .int(done.seq as i64)
-                    .sql(", failed = ")
-                    .int(failed)
-                    .sql(", result = ")
-                    .blob(bytes)
-                    .sql(", events = ")
-                    .text(events)
-                    .sql(" WHERE job_id = ")
-                    .int(job.0 as i64)
-                    .sql(" AND idx = ")
-                    .int(done.slice as i64)
-                    .sql(" AND done_seq IS NULL"),
-            )
-            .await?;
+            let statement = Statement::new("UPDATE job_slices SET done_seq = ")
+                .int(done.seq as i64)
+                .sql(", failed = ")
+                .int(failed)
+                .sql(", result = ")
+                .blob(bytes)
+                .sql(", result_len = ");
+            let statement = match stored {
+                Some(len) => statement.int(len as i64),
+                None => statement.sql("NULL"),
+            }
+            .sql(", events = ")
+            .text(events)
+            .sql(" WHERE job_id = ")
+            .int(job.0 as i64)
+            .sql(" AND idx = ")
+            .int(done.slice as i64)
+            .sql(" AND done_seq IS NULL");
+            tx.execute(statement).await?;
         }
         Ok(tx.commit().await?)
     }
@@ -308,7 +349,7 @@ impl Db {
     /// The outcomes of the slices `from..to` that have one, in slice order.
     pub async fn slice_results(&self, job: JobId, from: u64, to: u64) -> Result<Vec<SliceResult>> {
         let rows: Vec<DoneRow> = on_backend!(self, |pool, sql, DB| sqlx::query_as(
-            "SELECT idx, done_seq, failed, result, NULL AS events FROM job_slices \
+            "SELECT idx, done_seq, failed, result, result_len, NULL AS events FROM job_slices \
              WHERE job_id = $1 AND idx >= $2 AND idx < $3 AND done_seq IS NOT NULL ORDER BY idx"
         )
         .bind(job.0 as i64)
@@ -322,7 +363,7 @@ impl Db {
     /// At most `limit` outcomes stored after the first `after`, in the order they were stored.
     pub async fn outcomes_after(&self, job: JobId, after: u64, limit: u64) -> Result<Vec<DoneSlice>> {
         let rows: Vec<DoneRow> = on_backend!(self, |pool, sql, DB| sqlx::query_as(
-            "SELECT idx, done_seq, failed, result, events FROM job_slices \
+            "SELECT idx, done_seq, failed, result, result_len, events FROM job_slices \
              WHERE job_id = $1 AND done_seq > $2 ORDER BY done_seq LIMIT $3"
         )
         .bind(job.0 as i64)

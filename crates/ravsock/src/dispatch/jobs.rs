@@ -5,13 +5,14 @@
 //! before the scheduler counts them.
 
 use super::task::Dispatcher;
-use crate::db::jobs::NewOutcome;
+use crate::bulk::StagedSlices;
+use crate::db::jobs::{NewOutcome, NewSlices, SliceInput};
 use crate::error::{Error, Result};
 use crate::scheduler::{AssignmentId, Event, JobPlan, SliceAssignment};
 use ravproto::ProviderId;
 use ravproto::jobs::{
-    BundleResults, BundledSlice, EVENT_JOB_ENDED, EVENT_SLICES, EVENT_WITHDRAW_SLICES, JobEnded, JobId, JobState,
-    Outcome, SliceBundle, SliceCounts, SlicesAdded,
+    AddSlices, BundleResults, BundledSlice, EVENT_JOB_ENDED, EVENT_SLICES, EVENT_WITHDRAW_SLICES, JobEnded, JobId,
+    JobState, Outcome, SliceBundle, SliceCounts, SliceFile, SlicesAdded,
 };
 use ravproto::provider::Withdraw;
 use ravproto::work::SliceFailure;
@@ -54,11 +55,13 @@ impl Dispatcher {
         Some(Event::JobStarted { job, plan })
     }
 
-    /// Stores slices for an open job and queues them.
+    /// Stores slices for an open job and queues them (big ones moved from their staging
+    /// first, so a stored row never names bytes that are not there).
     pub(super) async fn add_slices(
         &mut self,
         job: JobId,
-        slices: Vec<Vec<u8>>,
+        added: AddSlices,
+        staged: Option<StagedSlices>,
         reply: oneshot::Sender<Result<SlicesAdded>>,
     ) -> Option<Event> {
         let stored = match self.db.job(job).await {
@@ -76,14 +79,24 @@ impl Dispatcher {
             let _ = reply.send(Err(Error::Conflict(format!("{job} is {:?}: it takes no more slices", stored.state))));
             return None;
         }
-        if let Err(why) = ravproto::jobs::check_slices(&slices, stored.total) {
+        if let Err(why) = ravproto::jobs::check_slices(&added.slices, &added.big, stored.total) {
             let _ = reply.send(Err(Error::BadRequest(why)));
             return None;
         }
-        let (first, count) = (stored.total, slices.len() as u64);
-        if let Err(error) = self.db.add_slices(job, first, &slices).await {
+        let (first, count) = (stored.total, added.slices.len() as u64);
+        if let Some(staged) = &staged
+            && let Err(error) = self.bulk.place_slices(staged, job, first)
+        {
             let _ = reply.send(Err(error));
             return None;
+        }
+        let slices = NewSlices { inline: &added.slices, big: &added.big };
+        if let Err(error) = self.db.add_slices(job, first, slices).await {
+            let _ = reply.send(Err(error));
+            return None;
+        }
+        if let Some(staged) = &staged {
+            self.bulk.forget_uploads(staged);
         }
         let _ = reply.send(Ok(SlicesAdded { first, count }));
         Some(Event::SlicesAdded { job, from: first, count })
@@ -113,6 +126,7 @@ impl Dispatcher {
         tracing::info!(%job, ?state, "job ended by its requester");
         if cancel {
             self.works.remove(&job);
+            self.bulk.remove_job_slices(job);
             let _ = self.outbox.jobs.send(job);
             Some(Event::JobCancelled { job })
         } else {
@@ -120,8 +134,8 @@ impl Dispatcher {
         }
     }
 
-    /// A provider's answers: kept only for the slices of a bundle it holds, stored in one
-    /// transaction, then counted.
+    /// A provider's answers (all of a bundle's, or a part with more to come): kept only for the
+    /// slices of a bundle it holds, stored in one transaction, then counted.
     pub(super) async fn slice_results(&mut self, provider: ProviderId, results: BundleResults) -> Option<Event> {
         let bundle = AssignmentId(results.bundle);
         let Some((job, slices)) = self.scheduler.bundle(bundle, provider) else {
@@ -143,6 +157,21 @@ impl Dispatcher {
                 Outcome::Value(value) if value.0.len() > max_result as usize => {
                     Outcome::Failed(SliceFailure::ResultTooLarge { len: value.0.len() as u64, limit: max_result })
                 }
+                Outcome::Stored { len } if len > u64::from(max_result) => {
+                    Outcome::Failed(SliceFailure::ResultTooLarge { len, limit: max_result })
+                }
+                // Uploaded to the provider's home: moved into the blob store, or (missing, or
+                // not the length named) not believed, and the slice goes to another hand-out.
+                Outcome::Stored { len } => {
+                    let name = ravproto::files::bundle_result(bundle.0, done.slice);
+                    let user = crate::bulk::provider_user(provider);
+                    if let Err(error) = self.bulk.adopt_result(&user, &name, job, done.slice, len) {
+                        tracing::warn!(%provider, %job, slice = done.slice, cause = %error, "a big result is not taken");
+                        continue;
+                    }
+                    self.metrics.ftp("from_providers", len);
+                    Outcome::Stored { len }
+                }
                 outcome => outcome,
             };
             let seq = first_seq + outcomes.len() as u64;
@@ -156,7 +185,7 @@ impl Dispatcher {
             return Some(Event::BundleUnsent { bundle });
         }
         let stored = outcomes.into_iter().map(|o| o.slice).collect();
-        Some(Event::SlicesStored { provider, bundle, stored, failed })
+        Some(Event::SlicesStored { provider, bundle, stored, failed, more: results.more })
     }
 
     /// Sends a bundle, with the work function when the connection does not have it yet.
@@ -180,11 +209,35 @@ impl Dispatcher {
                 return;
             }
         };
-        let slices = inputs
-            .into_iter()
-            .map(|(slice, input)| BundledSlice { slice, input: ravproto::jobs::Blob(input) })
-            .collect();
-        let message = SliceBundle { bundle: bundle.0, job, work, slices };
+        let mut bundled = Vec::with_capacity(inputs.len());
+        let user = crate::bulk::provider_user(provider);
+        for (slice, input) in inputs {
+            bundled.push(match input {
+                SliceInput::Inline(bytes) => BundledSlice { slice, input: ravproto::jobs::Blob(bytes), file: None },
+                // Lent by hard link: placing costs nothing, and the provider downloads each
+                // just before its slice runs.
+                SliceInput::Blob(_) => {
+                    let name = ravproto::files::bundle_slice(bundle.0, slice);
+                    match self.bulk.lend_slice(job, slice, &user, &name) {
+                        Ok(len) => {
+                            self.metrics.ftp("to_providers", len);
+                            BundledSlice {
+                                slice,
+                                input: ravproto::jobs::Blob::default(),
+                                file: Some(SliceFile { name, len }),
+                            }
+                        }
+                        Err(error) => {
+                            tracing::error!(%job, slice, cause = %error, "cannot place a big slice for a provider");
+                            self.health.storage_failed(error.to_string());
+                            self.followups.push(Event::BundleUnsent { bundle });
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+        let message = SliceBundle { bundle: bundle.0, job, work, slices: bundled };
         self.outbox.to_provider(provider, EVENT_SLICES, &message).await;
     }
 
@@ -236,6 +289,7 @@ impl Dispatcher {
     pub(super) async fn job_complete(&mut self, job: JobId, counts: SliceCounts) -> Result<()> {
         tracing::info!(%job, computed = counts.computed, failed = counts.failed, "job complete");
         self.works.remove(&job);
+        self.bulk.remove_job_slices(job);
         let stored = self.db.set_job_state(job, JobState::Complete).await;
         let _ = self.outbox.jobs.send(job);
         stored

@@ -113,7 +113,9 @@ pub enum Command {
     /// Store more slices for an open job; answered with their numbers.
     AddSlices {
         job: ravproto::jobs::JobId,
-        slices: Vec<Vec<u8>>,
+        added: ravproto::jobs::AddSlices,
+        /// Its big slices, checked and staged by the request's handler.
+        staged: Option<crate::bulk::StagedSlices>,
         reply: tokio::sync::oneshot::Sender<Result<ravproto::jobs::SlicesAdded>>,
     },
     /// Close or cancel a job; answered once its new state is stored.

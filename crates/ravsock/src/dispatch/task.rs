@@ -154,10 +154,12 @@ impl Dispatcher {
                     Some(event) => event,
                     None => continue,
                 },
-                Command::AddSlices { job, slices, reply } => match self.add_slices(job, slices, reply).await {
-                    Some(event) => event,
-                    None => continue,
-                },
+                Command::AddSlices { job, added, staged, reply } => {
+                    match self.add_slices(job, added, staged, reply).await {
+                        Some(event) => event,
+                        None => continue,
+                    }
+                }
                 Command::JobEnd { job, cancel, reply } => match self.job_end(job, cancel, reply).await {
                     Some(event) => event,
                     None => continue,

@@ -62,6 +62,15 @@ impl JobRun {
         }
     }
 
+    /// Counts the stored outcomes of `stored` (`failed` of them failures).
+    fn count(&mut self, stored: &BTreeSet<u64>, failed: u64) {
+        self.plan.failed += failed;
+        self.plan.computed += stored.len() as u64 - failed;
+        for slice in stored {
+            self.handouts.remove(slice);
+        }
+    }
+
     fn complete(&self) -> bool {
         self.plan.closed && self.plan.computed + self.plan.failed >= self.plan.total
     }
@@ -218,15 +227,31 @@ impl Jobs {
         let bundle = self.take(id)?;
         let missing: Vec<u64> = bundle.slices.iter().copied().filter(|s| !stored.contains(s)).collect();
         if let Some(run) = self.jobs.get_mut(&bundle.job) {
-            run.plan.failed += failed;
-            run.plan.computed += stored.len() as u64 - failed;
-            for slice in stored {
-                run.handouts.remove(slice);
-            }
+            run.count(stored, failed);
         }
         self.requeue(bundle.job, &missing, actions);
         self.progress(bundle.job, actions);
         Some(bundle.account)
+    }
+
+    /// A part of bundle `id`'s answers is stored: those slices are counted and leave the
+    /// bundle, which stays out (with its deadline) for the rest.
+    pub(super) fn stored_part(
+        &mut self,
+        id: AssignmentId,
+        provider: ProviderId,
+        stored: &BTreeSet<u64>,
+        failed: u64,
+        actions: &mut Vec<Action>,
+    ) {
+        let Some(bundle) = self.out.get_mut(&id).filter(|b| b.provider == provider) else { return };
+        bundle.slices.retain(|slice| !stored.contains(slice));
+        let job = bundle.job;
+        if let Some(run) = self.jobs.get_mut(&job) {
+            run.out = run.out.saturating_sub(stored.len() as u64);
+            run.count(stored, failed);
+        }
+        self.progress(job, actions);
     }
 
     /// Slices failed without an answer (abandoned) were stored as failures.
@@ -397,8 +422,10 @@ mod tests {
         // Provider 1 answers one bundle (one slice failed), takes another and leaves with both.
         let first = of_1[0];
         let stored: BTreeSet<u64> = first.slices.iter().copied().collect();
-        let actions =
-            s.handle(1, Event::SlicesStored { provider: ProviderId(1), bundle: first.bundle, stored, failed: 1 });
+        let actions = s.handle(
+            1,
+            Event::SlicesStored { provider: ProviderId(1), bundle: first.bundle, stored, failed: 1, more: false },
+        );
         assert!(actions.contains(&Action::JobProgress {
             job: JobId(1),
             counts: SliceCounts { total: 100, distributed: 44, computed: 24, failed: 1 }
@@ -412,8 +439,10 @@ mod tests {
         while let Some(bundle) = queue.pop() {
             let stored: BTreeSet<u64> = bundle.slices.iter().copied().collect();
             done += stored.len();
-            let actions =
-                s.handle(3, Event::SlicesStored { provider: ProviderId(2), bundle: bundle.bundle, stored, failed: 0 });
+            let actions = s.handle(
+                3,
+                Event::SlicesStored { provider: ProviderId(2), bundle: bundle.bundle, stored, failed: 0, more: false },
+            );
             assert!(bundles(&actions).iter().all(|b| !b.send_work), "provider 2 has the work function");
             queue.extend(bundles(&actions));
             forget = forget.or(actions.iter().find(|a| matches!(a, Action::ForgetWork { .. })).cloned());
@@ -430,6 +459,47 @@ mod tests {
             })
         );
         assert_eq!(s.next_deadline(), None);
+    }
+
+    #[test]
+    fn a_bundle_answered_in_parts_counts_each_part_and_stays_out_for_the_rest() {
+        let mut s = Scheduler::default();
+        join(&mut s, 1, &[]);
+        let out = bundles(&s.handle(0, Event::JobStarted { job: JobId(1), plan: plan(4, &[]) }));
+        let bundle = out.iter().find(|b| b.slices.len() == 2).expect("a bundle of two").clone();
+        let (first, second) = (bundle.slices[0], bundle.slices[1]);
+        let part = |slice: u64, more: bool| Event::SlicesStored {
+            provider: ProviderId(1),
+            bundle: bundle.bundle,
+            stored: [slice].into(),
+            failed: 0,
+            more,
+        };
+        let actions = s.handle(1, part(first, true));
+        assert!(actions.contains(&Action::JobProgress {
+            job: JobId(1),
+            counts: SliceCounts { total: 4, distributed: 2, computed: 1, failed: 0 }
+        }));
+        assert!(bundles(&actions).is_empty(), "the bundle is still out");
+        assert_eq!(s.bundle(bundle.bundle, ProviderId(1)), Some((JobId(1), vec![second])), "what is left of it");
+        // The last part: the bundle is done, none of it goes back.
+        let actions = s.handle(2, part(second, false));
+        assert!(actions.contains(&Action::JobProgress {
+            job: JobId(1),
+            counts: SliceCounts { total: 4, distributed: 1, computed: 2, failed: 0 }
+        }));
+        assert_eq!(s.bundle(bundle.bundle, ProviderId(1)), None);
+        // A part from a provider that does not hold the bundle changes nothing.
+        let other = out.iter().find(|b| b.bundle != bundle.bundle).expect("another bundle");
+        let stray = Event::SlicesStored {
+            provider: ProviderId(9),
+            bundle: other.bundle,
+            stored: [other.slices[0]].into(),
+            failed: 0,
+            more: true,
+        };
+        assert!(s.handle(3, stray).is_empty());
+        assert_eq!(s.job_counts(JobId(1)).map(|c| c.computed), Some(2));
     }
 
     #[test]
@@ -469,8 +539,10 @@ mod tests {
         let open = JobPlan { closed: false, ..plan(1, &[]) };
         let out = bundles(&s.handle(0, Event::JobStarted { job: JobId(1), plan: open }));
         let stored = BTreeSet::from([0]);
-        let actions =
-            s.handle(1, Event::SlicesStored { provider: ProviderId(1), bundle: out[0].bundle, stored, failed: 0 });
+        let actions = s.handle(
+            1,
+            Event::SlicesStored { provider: ProviderId(1), bundle: out[0].bundle, stored, failed: 0, more: false },
+        );
         assert!(!actions.iter().any(|a| matches!(a, Action::JobComplete { .. })), "open: more may come");
         s.handle(2, Event::SlicesAdded { job: JobId(1), from: 1, count: 1 });
         let deadline = s.next_deadline().expect("a bundle is out");
@@ -483,7 +555,7 @@ mod tests {
         let stored = BTreeSet::from([1]);
         s.handle(
             deadline + 1,
-            Event::SlicesStored { provider: ProviderId(2), bundle: out[0].bundle, stored, failed: 0 },
+            Event::SlicesStored { provider: ProviderId(2), bundle: out[0].bundle, stored, failed: 0, more: false },
         );
         let actions = s.handle(deadline + 2, Event::JobClosed { job: JobId(1) });
         // Complete, and the provider that has the work function is told to let it go.

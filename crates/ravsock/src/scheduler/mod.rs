@@ -204,8 +204,9 @@ pub enum Event {
     /// A job was cancelled (stored as such).
     JobCancelled { job: JobId },
     /// The outcomes of these slices of a bundle are stored (`failed` of them are failures);
-    /// the bundle's other slices go to another provider.
-    SlicesStored { provider: ProviderId, bundle: AssignmentId, stored: BTreeSet<u64>, failed: u64 },
+    /// with `more`, the provider answers the rest of the bundle later, else the bundle's other
+    /// slices go to another provider.
+    SlicesStored { provider: ProviderId, bundle: AssignmentId, stored: BTreeSet<u64>, failed: u64, more: bool },
     /// Slices given up on ([`Action::AbandonSlices`]) were stored as failures.
     AbandonedStored { job: JobId, count: u64 },
     /// A bundle could not be sent to its provider.
@@ -499,7 +500,10 @@ impl Scheduler {
             Event::SlicesAdded { job, from, count } => self.jobs.added(job, from, count),
             Event::JobClosed { job } => self.jobs.closed(job, &mut actions),
             Event::JobCancelled { job } => self.jobs.cancelled(job, &mut actions),
-            Event::SlicesStored { provider, bundle, stored, failed } => {
+            Event::SlicesStored { provider, bundle, stored, failed, more: true } => {
+                self.jobs.stored_part(bundle, provider, &stored, failed, &mut actions);
+            }
+            Event::SlicesStored { provider, bundle, stored, failed, more: false } => {
                 if let Some(account) = self.jobs.stored(bundle, provider, &stored, failed, &mut actions) {
                     self.conduct.completed(account);
                 }

@@ -9,13 +9,14 @@
 use super::access::requester;
 use super::wait_limit;
 use crate::auth::Role;
-use crate::db::jobs::{DoneSlice, JobMeta, StoredJob};
+use crate::bulk::{Bulk, StagedSlices, requester_user};
+use crate::db::jobs::{DoneSlice, JobMeta, NewSlices, StoredJob};
 use crate::db::{Account, Db};
 use crate::dispatch::{Command, SchedulerHandle};
 use crate::error::{Error, Result};
 use ravproto::jobs::{
-    EventPage, Job, JobEvent, JobId, JobList, JobSpec, JobState, MAX_PAGE, Outcome, ResultPage, SliceCounts,
-    SlicesAdded, WorkEvent,
+    AddSlices, BigSlice, EventPage, Job, JobEvent, JobId, JobList, JobSpec, JobState, MAX_PAGE, Outcome, ResultPage,
+    SliceCounts, SliceFile, SlicesAdded, WorkEvent,
 };
 
 /// Most outcomes one event page carries.
@@ -26,6 +27,7 @@ const EVENTS_PER_PAGE: u64 = 2_000;
 pub struct Jobs {
     db: Db,
     scheduler: SchedulerHandle,
+    bulk: Bulk,
 }
 
 fn wire(job: StoredJob, counts: SliceCounts) -> Job {
@@ -42,9 +44,24 @@ fn wire(job: StoredJob, counts: SliceCounts) -> Job {
 }
 
 impl Jobs {
-    /// Jobs stored in `db`, run by `scheduler`.
-    pub fn new(db: Db, scheduler: SchedulerHandle) -> Jobs {
-        Jobs { db, scheduler }
+    /// Jobs stored in `db`, run by `scheduler`, big slices in `bulk`.
+    pub fn new(db: Db, scheduler: SchedulerHandle, bulk: Bulk) -> Jobs {
+        Jobs { db, scheduler, bulk }
+    }
+
+    /// Checks the caller's uploads of `big` slices and stages them (on a blocking thread: it
+    /// reads every byte).
+    async fn stage(&self, caller: &Account, big: &[BigSlice]) -> Result<Option<StagedSlices>> {
+        if big.is_empty() {
+            return Ok(None);
+        }
+        let bytes = big.iter().map(|slice| slice.len).sum();
+        let (bulk, user, big) = (self.bulk.clone(), requester_user(caller.id), big.to_vec());
+        let staged = tokio::task::spawn_blocking(move || bulk.stage_slices(&user, &big))
+            .await
+            .map_err(|e| Error::Internal(format!("staging big slices failed: {e}")))??;
+        self.scheduler.metrics().ftp("from_requesters", bytes);
+        Ok(Some(staged))
     }
 
     /// Stores a job of the caller's with its first slices, then starts it.
@@ -69,9 +86,15 @@ impl Jobs {
             public: spec.public,
         };
         let state = if spec.auto_close { JobState::Closed } else { JobState::Open };
-        let id = self.db.create_job(caller.id, &meta, &spec.work, state, &spec.slices).await?;
+        let staged = self.stage(caller, &spec.big).await?;
+        let slices = NewSlices { inline: &spec.slices, big: &spec.big };
+        let place = |job| staged.as_ref().map_or(Ok(()), |staged| self.bulk.place_slices(staged, job, 0));
+        let id = self.db.create_job(caller.id, &meta, &spec.work, state, slices, place).await?;
+        if let Some(staged) = &staged {
+            self.bulk.forget_uploads(staged);
+        }
         self.scheduler.send(Command::JobStart(id)).await?;
-        tracing::info!(job = %id, slices = spec.slices.len(), owner = %caller.name, "job created");
+        tracing::info!(job = %id, slices = spec.slices.len(), big = spec.big.len(), owner = %caller.name, "job created");
         self.get(caller, id.0).await
     }
 
@@ -102,11 +125,14 @@ impl Jobs {
         Ok(wire(job, counts))
     }
 
-    /// Adds slices to an open job of the caller's.
-    pub async fn add_slices(&self, caller: &Account, id: u64, slices: Vec<Vec<u8>>) -> Result<SlicesAdded> {
+    /// Adds slices to an open job of the caller's (big ones staged here, numbered and stored by
+    /// the dispatch task).
+    pub async fn add_slices(&self, caller: &Account, id: u64, added: AddSlices) -> Result<SlicesAdded> {
         let job = self.owned(caller, id).await?;
+        ravproto::jobs::check_slices(&added.slices, &added.big, 0).map_err(Error::BadRequest)?;
+        let staged = self.stage(caller, &added.big).await?;
         let (reply, answer) = tokio::sync::oneshot::channel();
-        self.scheduler.send(Command::AddSlices { job: job.id, slices, reply }).await?;
+        self.scheduler.send(Command::AddSlices { job: job.id, added, staged, reply }).await?;
         answer.await.map_err(|_| Error::Internal("the scheduler task has stopped".into()))?
     }
 
@@ -127,6 +153,22 @@ impl Jobs {
             return Err(Error::BadRequest(format!("the range {from}..{to} is empty")));
         }
         Ok(ResultPage { results: self.db.slice_results(job.id, from, to).await? })
+    }
+
+    /// Places the stored result of `slice` (one over the inline limit) in the caller's ravftp
+    /// home; answers the file to download.
+    pub async fn result_file(&self, caller: &Account, id: u64, slice: u64) -> Result<SliceFile> {
+        let job = self.owned(caller, id).await?;
+        let stored = self.db.slice_results(job.id, slice, slice.saturating_add(1)).await?;
+        if !matches!(stored.first().map(|r| &r.outcome), Some(Outcome::Stored { .. })) {
+            return Err(Error::NotFound(format!("slice {slice} of job {id} has no result kept as a file")));
+        }
+        let (bulk, user) = (self.bulk.clone(), requester_user(caller.id));
+        let (name, len) = tokio::task::spawn_blocking(move || bulk.lend_result(job.id, slice, &user))
+            .await
+            .map_err(|e| Error::Internal(format!("placing a result failed: {e}")))??;
+        self.scheduler.metrics().ftp("to_requesters", len);
+        Ok(SliceFile { name, len })
     }
 
     /// The events of slices finished after the first `after`, waiting up to `timeout_ms` for
@@ -210,6 +252,7 @@ fn page(after: u64, done: Vec<DoneSlice>, ended: Option<(JobState, SliceCounts)>
         }
         events.push(match slice.result.outcome {
             Outcome::Value(value) => JobEvent::Result { slice: index, value },
+            Outcome::Stored { len } => JobEvent::StoredResult { slice: index, len },
             Outcome::Failed(failure) => JobEvent::Error { slice: index, failure },
         });
     }

@@ -270,7 +270,7 @@ async fn ftp_sessions_are_confined_to_their_home() {
     provider.stop().await.unwrap();
 }
 
-async fn reqwest_credentials(stack: &Stack, token: &str) -> ravproto::messages::FtpCredentials {
+pub(crate) async fn reqwest_credentials(stack: &Stack, token: &str) -> ravproto::messages::FtpCredentials {
     let url = format!("{}/v1/ftp/credentials", stack.url);
     let response = crate::stack::http().post(url).bearer_auth(token).send().await.unwrap();
     assert!(response.status().is_success(), "{}", response.status());

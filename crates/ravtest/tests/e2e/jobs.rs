@@ -3,13 +3,14 @@
 //! events arrive once (pushed over `/requester` and read by long polls), an open job takes slices from a second client, a compute group keeps
 //! other providers out, hostile modules fail their slices with typed reasons while the
 //! providers go on, a provider that leaves holding slices has them reassigned, the provider
-//! that finishes the job is told it ended (and lets its work function go), and a job survives a
-//! restart of ravsock.
+//! that finishes the job is told it ended (and lets its work function go), a job survives a
+//! restart of ravsock, big slices and results travel through ravftp whole (and a missing or
+//! altered upload is refused).
 
 use crate::stack::{Stack, silent_on};
 use futures_util::FutureExt;
 use ravop::jobs::{
-    ComputeGroup, JobEvent, JobEvents, JobHandle, Limits, SliceFailure, SliceOutcome, WorkFunction, slice,
+    ComputeGroup, JobEvent, JobEvents, JobHandle, Limits, Outcome, SliceFailure, SliceOutcome, WorkFunction, slice,
 };
 use ravproto::jobs::{EVENT_SLICES, JobState};
 use ravproto::provider::RejectionCode;
@@ -218,4 +219,155 @@ async fn slices_nobody_answers_fail_as_abandoned_and_the_job_completes() {
     let results = handle.wait().await.expect("the job completes");
     assert_eq!(results.len(), 3);
     assert!(results.iter().all(|r| matches!(r, Err(SliceFailure::Abandoned { handouts: 5 }))), "{results:?}");
+}
+
+/// A slice of `len` bytes whose pattern depends on `seed`, and the sum of its bytes.
+fn big_slice(len: usize, seed: u64) -> (Vec<u8>, i64) {
+    let bytes: Vec<u8> = (0..len as u64).map(|i| ((i * 7 + seed * 13) % 251) as u8).collect();
+    let sum = bytes.iter().map(|&b| i64::from(b)).sum();
+    (bytes, sum)
+}
+
+fn total(outcome: &SliceOutcome) -> i64 {
+    i64::from_le_bytes(outcome.as_ref().expect("a result")[..8].try_into().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn big_slices_travel_through_ravftp_whole_and_leave_nothing_behind() {
+    let stack = Stack::start(30_000).await;
+    let mut a = stack.provider(1.0);
+    let mut b = stack.provider(1.0);
+    a.joined().await;
+    b.joined().await;
+    let client = stack.client().await;
+    // Small and big slices mixed, one big slice twice (one upload), one just past the inline
+    // limit and one of 3 MiB.
+    let sizes = [10, 3 << 20, 200, ravproto::jobs::MAX_SLICE_BYTES + 1, 1 << 20, 7];
+    let mut slices: Vec<(Vec<u8>, i64)> = sizes.iter().enumerate().map(|(i, &len)| big_slice(len, i as u64)).collect();
+    slices.push(slices[1].clone());
+    let inputs: Vec<Vec<u8>> = slices.iter().map(|(bytes, _)| bytes.clone()).collect();
+    let handle = client.compute_for(inputs.clone(), work("sum")).exec().await.expect("accepted");
+    let grid = handle.wait().await.expect("results");
+    assert_eq!(grid, client.compute_for(inputs, work("sum")).local_exec().results);
+    let sums: Vec<i64> = grid.iter().map(total).collect();
+    assert_eq!(sums, slices.iter().map(|(_, sum)| *sum).collect::<Vec<_>>(), "every byte arrived");
+    // The job's big slices left the blob store with it, and its uploads the requester's home.
+    let data = stack.data_dir();
+    let kept = walk(&data.join(format!("blobs/jobs/{}", handle.id().0)));
+    assert!(kept.iter().all(|name| !name.starts_with("in-")), "the job's big slices are removed: {kept:?}");
+    let leftovers: Vec<_> = walk(&data.join("ftp")).into_iter().filter(|name| name.ends_with(".bin")).collect();
+    assert!(leftovers.is_empty(), "no upload or lent slice is left in a home: {leftovers:?}");
+
+    // An open job takes a big slice from a second client, read back by range.
+    let open = client.compute_for(vec![slice::f64(1.0)], work("sum")).auto_close(false).exec().await.unwrap();
+    let second = stack.client().await;
+    let (bytes, sum) = big_slice(2 << 20, 9);
+    let added = second.job(open.id()).add_slices([vec![5; 3], bytes]).await.expect("added");
+    assert_eq!((added.first, added.count), (1, 2));
+    second.job(open.id()).close().await.expect("closed");
+    let results = open.wait().await.expect("results");
+    assert_eq!((total(&results[1]), total(&results[2])), (15, sum));
+    let (sa, sb) = (a.stop().await.expect("a"), b.stop().await.expect("b"));
+    assert_eq!(sa.slices + sb.slices, 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_big_slice_not_uploaded_or_not_matching_its_digest_is_refused_with_a_reason() {
+    use ravproto::jobs::{BigSlice, Blob, JobSpec, JobWork};
+    let stack = Stack::start(30_000).await;
+    let module = wat::parse_str(include_str!("../../../../examples/work/square.wat")).unwrap();
+    let spec = |sha256: String| JobSpec {
+        work: JobWork {
+            module: Blob(module.clone()),
+            entry: "sum".into(),
+            args: Blob::default(),
+            files: vec![],
+            limits: Limits::default(),
+        },
+        requirements: Default::default(),
+        groups: vec![],
+        slice_payment_offer: 0,
+        public: None,
+        auto_close: true,
+        slices: vec![vec![1], vec![]],
+        big: vec![BigSlice { at: 1, len: 100_000, sha256 }],
+    };
+    let jobs = format!("{}/v1/jobs", stack.url);
+    let post = |spec: JobSpec| {
+        let request = crate::stack::http().post(&jobs).bearer_auth(&stack.requester).json(&spec);
+        async move {
+            let answer = request.send().await.unwrap();
+            (answer.status().as_u16(), answer.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    // Never uploaded.
+    let (status, body) = post(spec("ab".repeat(32))).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("bad_request")), "{body}");
+    assert!(body["message"].as_str().unwrap().contains("no file slice-abab"), "{body}");
+    // Uploaded under a name whose digest is not its bytes': the server reads them and refuses.
+    let credentials = crate::distributed::reqwest_credentials(&stack, &stack.requester).await;
+    let mut ftp = ravftp::FtpClient::connect("127.0.0.1", &credentials, None).await.expect("requester logs in");
+    let named = "cd".repeat(32);
+    ftp.put(&ravproto::files::slice_upload(&named), &[3; 100_000]).await.unwrap();
+    ftp.quit().await;
+    let (status, body) = post(spec(named)).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("another digest"), "{body}");
+    // Nothing was stored, and no staging directory is left.
+    let listed = crate::stack::http().get(&jobs).bearer_auth(&stack.requester).send().await.unwrap();
+    assert_eq!(listed.json::<serde_json::Value>().await.unwrap()["jobs"], serde_json::json!([]));
+    let staging = std::fs::read_dir(stack.data_dir().join("blobs/jobs")).unwrap().count();
+    assert_eq!(staging, 0, "staging directories are removed");
+}
+
+/// The names of the files under `dir`, at any depth.
+fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        match entry.file_type().is_ok_and(|kind| kind.is_dir()) {
+            true => names.extend(walk(&entry.path())),
+            false => names.push(entry.file_name().to_string_lossy().into_owned()),
+        }
+    }
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn big_results_come_back_through_ravftp_by_events_and_by_range() {
+    let stack = Stack::start(30_000).await;
+    let mut provider = stack.provider(1.0);
+    provider.joined().await;
+    let client = stack.client().await;
+    // 200 results of 512 KiB: the first bundle's (100 of them, 50 MiB) would pass the server's
+    // 64 MiB message limit as base64. Each goes through ravftp instead, and the answers come
+    // in parts of at most 16 MiB.
+    let n = 200;
+    let size = 512 << 10;
+    let mut inputs = vec![(size as i64).to_le_bytes().to_vec(); n];
+    inputs[7] = 8i64.to_le_bytes().to_vec();
+    let handle = client.compute_for(inputs, work("zeros")).exec().await.expect("accepted");
+    let zeros = |bytes: &Vec<u8>, len: usize| bytes.len() == len && bytes.iter().all(|&b| b == 0);
+    // By events (`wait`), each stored result fetched as it is read.
+    let results = handle.wait().await.expect("results");
+    assert_eq!(results.len(), n);
+    for (i, result) in results.iter().enumerate() {
+        let len = if i == 7 { 8 } else { size };
+        assert!(result.as_ref().is_ok_and(|bytes| zeros(bytes, len)), "slice {i}");
+    }
+    // By range, from a second client.
+    let second = stack.client().await;
+    let page = second.job(handle.id()).results(5..10).await.expect("a range");
+    assert_eq!(page.iter().map(|r| r.slice).collect::<Vec<_>>(), vec![5, 6, 7, 8, 9]);
+    assert!(
+        page.iter()
+            .all(|r| matches!(&r.outcome, Outcome::Value(v) if zeros(&v.0, if r.slice == 7 { 8 } else { size })))
+    );
+    let status = handle.status().await.expect("status");
+    assert_eq!((status.counts.computed, status.counts.failed), (n as u64, 0));
+    assert_eq!(provider.stop().await.expect("provider").slices, n as u64, "each slice ran once");
+    // The results stay in the blob store; nothing is left in a home.
+    let kept = walk(&stack.data_dir().join(format!("blobs/jobs/{}", handle.id().0)));
+    assert_eq!(kept.len(), n - 1, "every big result is kept, the small one in the database");
+    let leftovers: Vec<_> = walk(&stack.data_dir().join("ftp")).into_iter().filter(|f| f.ends_with(".bin")).collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 }
