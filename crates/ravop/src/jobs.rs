@@ -433,9 +433,15 @@ impl JobEvents {
             if let Some(event) = self.buffered.pop_front() {
                 let event = match event {
                     // Kept as a file: fetched through ravftp and handed on as a result.
-                    JobEvent::StoredResult { slice, .. } => {
-                        let bytes = self.client.fetch_job_result(&mut self.ftp, self.id, slice).await?;
-                        JobEvent::Result { slice, value: Blob(bytes) }
+                    JobEvent::StoredResult { slice, len } => {
+                        match self.client.fetch_job_result(&mut self.ftp, self.id, slice).await {
+                            Ok(bytes) => JobEvent::Result { slice, value: Blob(bytes) },
+                            Err(error) => {
+                                // Kept for the next call, so a failed fetch loses no result.
+                                self.buffered.push_front(JobEvent::StoredResult { slice, len });
+                                return Err(error);
+                            }
+                        }
                     }
                     JobEvent::Complete { .. } => {
                         self.ended = true;

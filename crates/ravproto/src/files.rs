@@ -5,7 +5,6 @@
 //! value again (a retry) replaces the file under the same name instead of leaving a second.
 
 use crate::ids::{GraphId, OpId};
-use crate::jobs::JobId;
 
 /// The ending of every value file: one value in [`crate::Value::encode_binary`]'s form.
 pub const EXTENSION: &str = "ravv";
@@ -63,9 +62,10 @@ pub fn bundle_result(bundle: u64, slice: u64) -> String {
     format!("jout-{bundle}-{slice}.{RAW_EXTENSION}")
 }
 
-/// A job's stored result that ravsock places in the requester's home.
-pub fn job_result(job: JobId, slice: u64) -> String {
-    format!("jres-{}-{slice}.{RAW_EXTENSION}", job.0)
+/// The stored result of `slice` of job `job` (its number: `files` sits below `jobs`) that
+/// ravsock places in the requester's home.
+pub fn job_result(job: u64, slice: u64) -> String {
+    format!("jres-{job}-{slice}.{RAW_EXTENSION}")
 }
 
 #[cfg(test)]
@@ -83,7 +83,7 @@ mod tests {
             slice_upload(&"ab".repeat(32)),
             bundle_slice(9, 1_000_000),
             bundle_result(9, 3),
-            job_result(JobId(4), 3),
+            job_result(4, 3),
         ];
         let digest = format!("slice-{}.bin", "ab".repeat(32));
         assert_eq!(

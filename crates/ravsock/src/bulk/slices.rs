@@ -68,10 +68,15 @@ impl Drop for StagedSlices {
     }
 }
 
-/// Removes the staging directories under `jobs` (none can be in use while the server starts).
+/// Removes the staging directories under `jobs` (none can be in use while the server starts);
+/// `jobs` itself is made by the first big slice or result.
 pub(super) fn clear_staging(jobs: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(jobs)?;
-    for entry in std::fs::read_dir(jobs)? {
+    let entries = match std::fs::read_dir(jobs) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(error) => return Err(error),
+    };
+    for entry in entries {
         let entry = entry?;
         if entry.file_name().to_string_lossy().starts_with(STAGING) {
             std::fs::remove_dir_all(entry.path())?;
@@ -115,7 +120,18 @@ impl Bulk {
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::Storage(format!("cannot make {} for big slices: {e}", dir.display())))?;
         let mut staged = StagedSlices { dir, places: Vec::with_capacity(big.len()), uploads: Vec::new() };
+        // The first staged copy of each digest: the same bytes named again are linked from
+        // it, checked already, so naming one upload many times costs one read.
+        let mut checked: std::collections::HashMap<(&str, u64), PathBuf> = std::collections::HashMap::new();
         for slice in big {
+            let target = staged.staged(slice.at);
+            if let Some(first) = checked.get(&(slice.sha256.as_str(), slice.len)) {
+                std::fs::hard_link(first, &target)
+                    .or_else(|_| std::fs::copy(first, &target).map(|_| ()))
+                    .map_err(|e| Error::Storage(format!("cannot stage slice {}: {e}", slice.at)))?;
+                staged.places.push(slice.at);
+                continue;
+            }
             let name = files::slice_upload(&slice.sha256);
             let missing = || {
                 Error::BadRequest(format!(
@@ -125,7 +141,6 @@ impl Bulk {
             };
             // No home yet: this requester never asked for ravftp credentials.
             let upload = self.home_file(user, &name).map_err(|_| missing())?;
-            let target = staged.staged(slice.at);
             // Linked first and checked after: the link is the file that is kept, whatever
             // happens to the upload's name meanwhile.
             if let Err(error) = std::fs::hard_link(&upload, &target)
@@ -142,9 +157,8 @@ impl Bulk {
                 )));
             }
             staged.places.push(slice.at);
-            if !staged.uploads.contains(&upload) {
-                staged.uploads.push(upload);
-            }
+            staged.uploads.push(upload);
+            checked.insert((slice.sha256.as_str(), slice.len), target);
         }
         Ok(staged)
     }
@@ -214,7 +228,7 @@ impl Bulk {
     /// Places the big result of slice `idx` of `job` in `user`'s home; answers its name and
     /// length.
     pub fn lend_result(&self, job: JobId, idx: u64, user: &str) -> Result<(String, u64)> {
-        let name = files::job_result(job, idx);
+        let name = files::job_result(job.0, idx);
         let len = self.lend_file(&self.result_blob(job, idx), user, &name)?;
         Ok((name, len))
     }

@@ -316,7 +316,7 @@ async fn a_big_slice_not_uploaded_or_not_matching_its_digest_is_refused_with_a_r
     // Nothing was stored, and no staging directory is left.
     let listed = crate::stack::http().get(&jobs).bearer_auth(&stack.requester).send().await.unwrap();
     assert_eq!(listed.json::<serde_json::Value>().await.unwrap()["jobs"], serde_json::json!([]));
-    let staging = std::fs::read_dir(stack.data_dir().join("blobs/jobs")).unwrap().count();
+    let staging = std::fs::read_dir(stack.data_dir().join("blobs/jobs")).map_or(0, |dir| dir.count());
     assert_eq!(staging, 0, "staging directories are removed");
 }
 
